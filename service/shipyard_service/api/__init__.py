@@ -1,0 +1,1 @@
+"""HTTP layer: one blueprint module per resource. Handlers translate HTTP <-> domain."""

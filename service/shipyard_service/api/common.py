@@ -1,0 +1,117 @@
+"""What every handler shares: services lookup, authentication, request decoding."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import current_app, g, jsonify, request
+from flask_smorest import Blueprint
+
+from ..domain import projects
+from ..domain.auth import Principal
+from ..errors import BadRequest, Forbidden, Unauthorized
+from ..services import Services
+
+ENV_PREFIX = "/environments/<project_name>/<environment_name>"
+API_V1 = ENV_PREFIX + "/api/v1"
+
+
+def services() -> Services:
+    return current_app.extensions["shipyard"]
+
+
+def bearer_principal() -> Principal:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Missing bearer token")
+    return services().tokens.authenticate(token.strip())
+
+
+def _load_environment(endpoint: str | None, values: dict | None) -> None:
+    if values is None:
+        return
+    project_name = values.pop("project_name", None)
+    environment_name = values.pop("environment_name", None)
+    if project_name is not None:
+        g.env_names = (project_name, environment_name)
+
+
+def _authenticate() -> None:
+    principal = bearer_principal()
+    environment = projects.get_environment(*g.env_names)
+    if principal.in_execution and principal.environment_id != environment.id:
+        raise Forbidden("An execution token is only valid in its own environment")
+    g.principal = principal
+    g.environment = environment
+
+
+def env_blueprint(name: str, import_name: str, path: str, description: str,
+                  authenticated: bool = True) -> Blueprint:
+    """A blueprint under {env}/api/v1{path}; its handlers see g.environment, g.principal."""
+    blp = Blueprint(name, import_name, url_prefix=API_V1 + path, description=description)
+    blp.url_value_preprocessor(_load_environment)
+    if authenticated:
+        blp.before_request(_authenticate)
+    return blp
+
+
+def forbid_in_execution(what: str) -> None:
+    if g.principal.in_execution:
+        raise Forbidden(f"{what} is not allowed from a running execution")
+
+
+def json_body(required: bool = True) -> dict:
+    data = request.get_json(silent=True)
+    if data is None:
+        if not required and not request.get_data():
+            return {}
+        raise BadRequest("The request body must be a JSON object")
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object")
+    return data
+
+
+def ok(payload: Any = None, status: int = 200):
+    return jsonify(payload if payload is not None else {}), status
+
+
+def flag(name: str, default: bool = False) -> bool:
+    """Query flags arrive as True/False, true/false or t."""
+    value = request.args.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in ("true", "t", "1", "yes")
+
+
+_SEGMENT = re.compile(r"\[([^\[\]]*)\]")
+
+
+def unflatten(fields: dict[str, str]) -> dict:
+    """Decode bracketed form fields (`a[b][0]=x`) into nested dicts and lists (contract §3.2)."""
+    root: dict = {}
+    for key, value in fields.items():
+        head, _, rest = key.partition("[")
+        parts = [head] + (_SEGMENT.findall("[" + rest) if rest else [])
+        node = root
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[parts[-1]] = value
+    return _listify(root)
+
+
+def _listify(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    converted = {k: _listify(v) for k, v in node.items()}
+    keys = list(converted)
+    if keys and all(k.isdigit() for k in keys) and sorted(int(k) for k in keys) == list(
+        range(len(keys))
+    ):
+        return [converted[str(i)] for i in range(len(keys))]
+    return converted

@@ -1,0 +1,135 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from flask import Flask, g, jsonify, request
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+from . import __version__
+from .artifacts import Artifacts
+from .config import Settings
+from .datastore.local import LocalDataStore
+from .domain.auth import TokenService
+from .errors import ShipyardError
+from .events import Events
+from .services import Services
+from .store import close_db, database, init_db
+
+log = logging.getLogger("shipyard")
+
+
+def create_app(settings: Settings, orchestrator=None, start_background: bool = True) -> Flask:
+    """Build the app. `start_background` starts the orchestrator (builds, runners, schedules);
+    the admin CLI builds an app without it to reuse the same wiring."""
+    app = Flask(__name__)
+    secret = settings.load_or_create_secret()
+    app.config.update(
+        SECRET_KEY=secret,
+        API_TITLE="Shipyard",
+        API_VERSION=__version__,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        MAX_CONTENT_LENGTH=None,
+        SHIPYARD_SETTINGS=settings,
+    )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    init_db(settings.database_url)
+
+    from .bootstrap import ensure_defaults
+
+    ensure_defaults(settings)
+
+    if orchestrator is None:
+        from .orchestrators.local import LocalOrchestrator
+
+        orchestrator = LocalOrchestrator(settings)
+    services = Services(
+        settings=settings,
+        tokens=TokenService(secret, settings.access_token_lifetime_s),
+        artifacts=Artifacts(settings.data_dir),
+        datastore=LocalDataStore(
+            settings.data_dir / "datastore", settings.public_url, secret,
+            settings.signed_url_lifetime_s,
+        ),
+        orchestrator=orchestrator,
+        events=Events(),
+    )
+    app.extensions["shipyard"] = services
+
+    _register_routes(app)
+    _register_error_handlers(app)
+
+    @app.before_request
+    def _open_db():
+        g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        database.connect(reuse_if_open=True)
+
+    @app.teardown_request
+    def _close_db(exc):
+        # Keep per-thread SQLite connections open (cheap); PostgreSQL ones are returned.
+        if not settings.database_url.startswith("sqlite"):
+            close_db()
+
+    if start_background:
+        from .lifecycle import start_background_work
+
+        start_background_work(services)
+    return app
+
+
+def _register_routes(app: Flask) -> None:
+    from .api import (
+        auth,
+        datastore,
+        envvars,
+        executions,
+        health,
+        metrics,
+        pipelines,
+        project_info,
+        runner,
+        signed,
+        steps,
+    )
+
+    api = Api(app)
+    for module in (auth, project_info, steps, pipelines, executions, datastore, envvars,
+                   metrics, runner):
+        api.register_blueprint(module.blp)
+    app.register_blueprint(signed.blp)
+    app.register_blueprint(health.blp)
+
+
+def _error_body(status: int, name: str, message: str, additional_data=None):
+    body = {
+        "message": message,
+        "name": name,
+        "request_id": getattr(g, "request_id", None) or "NO_REQUEST_ID",
+        "additional_data": additional_data,
+    }
+    return jsonify(body), status
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ShipyardError)
+    def _shipyard_error(exc: ShipyardError):
+        return _error_body(exc.status_code, exc.name, exc.message, exc.additional_data)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        data = getattr(exc, "data", None) or {}
+        extra = data.get("messages") if isinstance(data, dict) else None
+        name = (exc.name or "Error").replace(" ", "")
+        return _error_body(exc.code or 500, name, exc.description or exc.name, extra)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error_body(500, "InternalError", "Internal server error")

@@ -1,0 +1,1 @@
+"""Object storage for environments' data stores: local folder or S3 (MinIO)."""

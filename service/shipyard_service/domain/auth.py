@@ -1,0 +1,157 @@
+"""Users, SDK tokens, execution tokens and the JWT access tokens minted from them."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+
+import jwt
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from ..errors import BadRequest, Conflict, NotFound, Unauthorized
+from ..store.models import Execution, User
+
+RUNNING_STATUSES = ("Pending", "Running")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_secret(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_urlsafe(32)}"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user, or a running execution acting for the user who started it."""
+
+    user_id: str
+    execution_id: str | None = None
+    environment_id: int | None = None
+
+    @property
+    def in_execution(self) -> bool:
+        return self.execution_id is not None
+
+
+def create_user(name: str, email: str, password: str | None = None, is_admin: bool = False):
+    """Create a user; returns (user, sdk_token). The token is shown once, stored hashed."""
+    if not name or not email or "@" not in email:
+        raise BadRequest("A user needs a name and a valid email")
+    if User.select().where(User.email == email).exists():
+        raise Conflict(f"User '{email}' already exists", {"email": email})
+    token = new_secret("sdk")
+    user = User.create(
+        id=str(uuid.uuid4()),
+        name=name,
+        email=email,
+        password_hash=generate_password_hash(password) if password else None,
+        sdk_token_hash=hash_token(token),
+        is_admin=is_admin,
+    )
+    return user, token
+
+
+def regenerate_sdk_token(user: User) -> str:
+    """A new SDK token; the old one and every access token minted from it stop working."""
+    token = new_secret("sdk")
+    User.update(
+        sdk_token_hash=hash_token(token), token_generation=User.token_generation + 1
+    ).where(User.id == user.id).execute()
+    return token
+
+
+def set_password(user: User, password: str) -> None:
+    if not password or len(password) < 8:
+        raise BadRequest("A password needs at least 8 characters")
+    User.update(password_hash=generate_password_hash(password)).where(User.id == user.id).execute()
+
+
+def check_password(email: str, password: str) -> User | None:
+    user = User.get_or_none(User.email == email)
+    if user and user.password_hash and check_password_hash(user.password_hash, password):
+        return user
+    return None
+
+
+def get_user(user_id: str) -> User:
+    user = User.get_or_none(User.id == user_id)
+    if user is None:
+        raise NotFound(f"User '{user_id}' not found", {"user_id": user_id})
+    return user
+
+
+def user_to_dict(user: User) -> dict:
+    return {"id": user.id, "name": user.name, "email": user.email}
+
+
+class TokenService:
+    """Mints and checks access tokens. Refresh tokens are SDK tokens or execution tokens."""
+
+    def __init__(self, secret: str, lifetime_s: int):
+        self._secret = secret
+        self._lifetime_s = lifetime_s
+
+    def refresh(self, refresh_token: object) -> str:
+        if not isinstance(refresh_token, str) or not refresh_token:
+            raise Unauthorized("Missing refresh_token")
+        digest = hash_token(refresh_token)
+        user = User.get_or_none(User.sdk_token_hash == digest)
+        if user is not None:
+            return self._mint({"sub": user.id, "gen": user.token_generation})
+        execution = Execution.get_or_none(Execution.token_hash == digest)
+        if execution is not None and execution.status in RUNNING_STATUSES:
+            return self._mint(
+                {
+                    "sub": execution.created_by or "",
+                    "exe": execution.execution_id,
+                    "env": execution.environment_id,
+                }
+            )
+        raise Unauthorized("Invalid or revoked token")
+
+    def _mint(self, claims: dict) -> str:
+        now = int(time.time())
+        payload = {**claims, "iat": now, "exp": now + self._lifetime_s}
+        return jwt.encode(payload, self._secret, algorithm="HS256")
+
+    def authenticate(self, access_token: str) -> Principal:
+        try:
+            claims = jwt.decode(access_token, self._secret, algorithms=["HS256"])
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("Access token expired") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("Invalid access token") from exc
+        if "exe" in claims:
+            return self.execution_principal(claims["exe"], claims.get("sub", ""))
+        user = User.get_or_none(User.id == claims.get("sub"))
+        if user is None or user.token_generation != claims.get("gen"):
+            raise Unauthorized("Access token revoked")
+        return Principal(user_id=user.id)
+
+    @staticmethod
+    def execution_principal(execution_id: str, user_id: str) -> Principal:
+        execution = Execution.get_or_none(Execution.execution_id == execution_id)
+        if execution is None or execution.status not in RUNNING_STATUSES:
+            raise Unauthorized("The execution this token belongs to has ended")
+        return Principal(
+            user_id=user_id or execution.created_by or "",
+            execution_id=execution_id,
+            environment_id=execution.environment_id,
+        )
+
+    @staticmethod
+    def runner_principal(execution_id: str, raw_token: str) -> Execution:
+        """Runner callbacks: the raw execution token, valid while the execution runs."""
+        execution = Execution.get_or_none(Execution.execution_id == execution_id)
+        if execution is None or not execution.token_hash:
+            raise Unauthorized("Unknown execution")
+        if not secrets.compare_digest(execution.token_hash, hash_token(raw_token)):
+            raise Unauthorized("Invalid execution token")
+        if execution.status not in RUNNING_STATUSES:
+            raise Unauthorized("The execution has ended")
+        return execution

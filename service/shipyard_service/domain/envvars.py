@@ -1,0 +1,53 @@
+"""Environment variables of an environment: injected into executions, usable as inputs."""
+
+from __future__ import annotations
+
+from ..errors import BadRequest, NotFound
+from ..store.db import utcnow
+from ..store.models import Environment, EnvironmentVariable
+from .names import check_env_var_name
+
+MAX_VALUE_BYTES = 60_000
+
+
+def upsert(environment: Environment, variables: object) -> list[dict]:
+    if not isinstance(variables, dict) or not variables:
+        raise BadRequest(
+            "'environment_variables' must be an object of NAME: value", {"field": "environment_variables"}
+        )
+    for name, value in variables.items():
+        check_env_var_name(name)
+        if not isinstance(value, str):
+            raise BadRequest(f"The value of '{name}' must be a string", {"name": name})
+        if len(value.encode()) > MAX_VALUE_BYTES:
+            raise BadRequest(f"The value of '{name}' is over {MAX_VALUE_BYTES} bytes", {"name": name})
+    for name, value in variables.items():
+        (
+            EnvironmentVariable.insert(environment=environment, name=name, value=value,
+                                       updated_at=utcnow())
+            .on_conflict(
+                conflict_target=[EnvironmentVariable.environment, EnvironmentVariable.name],
+                update={EnvironmentVariable.value: value, EnvironmentVariable.updated_at: utcnow()},
+            )
+            .execute()
+        )
+    return [{"name": n, "value": v} for n, v in variables.items()]
+
+
+def as_dict(environment: Environment) -> dict[str, str]:
+    query = EnvironmentVariable.select().where(EnvironmentVariable.environment == environment)
+    return {v.name: v.value for v in query}
+
+
+def list_variables(environment: Environment) -> list[dict]:
+    return [{"name": n, "value": v} for n, v in sorted(as_dict(environment).items())]
+
+
+def delete(environment: Environment, name: str) -> dict:
+    row = EnvironmentVariable.get_or_none(
+        (EnvironmentVariable.environment == environment) & (EnvironmentVariable.name == name)
+    )
+    if row is None:
+        raise NotFound(f"Environment variable '{name}' not found", {"name": name})
+    row.delete_instance()
+    return {"name": row.name, "value": row.value}

@@ -1,0 +1,435 @@
+"""Executions: resolving inputs, starting runs, recording results, and their views."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from ..errors import BadRequest, NotFound
+from ..orchestrators.base import Launch
+from ..store.db import utcnow
+from ..store.models import Environment, Execution, ExecutionLog, Pipeline
+from . import datastore as datastore_rules
+from . import envvars
+from .auth import hash_token, new_secret
+from .io_types import check_total_size, check_value
+from .mappings import expand_datastore_path, parse_input_mappings, parse_output_mappings
+from .times import iso, parse_iso
+
+FINAL = ("Succeeded", "Failed", "Error", "Skipped")
+ACTIVE = ("Pending", "Running")
+_ALPHABET = string.ascii_lowercase + string.digits
+
+
+@dataclass
+class UploadedFile:
+    stream: BinaryIO
+    filename: str | None
+
+
+def new_execution_id(pipeline_name: str) -> str:
+    suffix = "".join(secrets.choice(_ALPHABET) for _ in range(5))
+    return f"{pipeline_name}-{suffix}"
+
+
+def _coerce_env_value(data_type: str, raw: str, name: str) -> Any:
+    if data_type in ("string", "file"):
+        return raw
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise BadRequest(
+            f"Environment variable for input '{name}' does not hold a {data_type}", {"name": name}
+        ) from exc
+    return check_value(data_type, value, name)
+
+
+def resolve_inputs(svc, environment: Environment, execution_id: str, declared: list[dict],
+                   given: dict, files: dict[str, UploadedFile], mappings: dict[str, dict],
+                   source_type: str = "run") -> tuple[list[dict], dict]:
+    """Apply mappings, given values and defaults; check types, requirements and sizes.
+
+    Returns the stored input items and the job inputs handed to the runner."""
+    known = {d["name"] for d in declared}
+    unknown = sorted((set(given) | set(files)) - known)
+    if unknown:
+        raise BadRequest(f"Unknown inputs: {', '.join(unknown)}", {"unknown_inputs": unknown, "known": sorted(known)})
+    env_values = None
+    items: list[dict] = []
+    job: dict[str, Any] = {}
+    non_file: dict[str, Any] = {}
+    staged: list[tuple[str, Any]] = []
+    for decl in declared:
+        name, data_type = decl["name"], decl["data_type"]
+        mapping = mappings.get(name)
+        value: Any = None
+        if mapping is None or mapping["mapping_type"] == "endpoint":
+            # Values given by the caller; the endpoint mapping may rename the input.
+            mapping = mapping or {"mapping_type": source_type,
+                                  "mapping_value": {f"{source_type}_input_name": name}}
+            outer = mapping["mapping_value"].get("endpoint_input_name", name)
+            required = mapping["mapping_value"].get("is_required", decl.get("is_required"))
+            default = mapping["mapping_value"].get("default_value", decl.get("default_value"))
+            if data_type == "file":
+                if outer in files:
+                    staged.append((name, files[outer]))
+                elif outer in given and given[outer] is not None:
+                    raise BadRequest(f"Input '{outer}' is a file: send it as a file part", {"name": outer})
+                elif required:
+                    raise BadRequest(f"Missing required file input '{outer}'", {"name": outer})
+            else:
+                if outer in files:
+                    raise BadRequest(f"Input '{outer}' is of type {data_type}, not a file", {"name": outer})
+                value = given.get(outer)
+                if value is None:
+                    value = default
+                if value is None and required:
+                    raise BadRequest(f"Missing required input '{outer}'", {"name": outer})
+                if value is not None:
+                    check_value(data_type, value, outer)
+        elif mapping["mapping_type"] == "constant":
+            value = mapping["mapping_value"]["constant_value"]
+        elif mapping["mapping_type"] == "environment_variable":
+            env_values = env_values if env_values is not None else envvars.as_dict(environment)
+            var = mapping["mapping_value"]["environment_variable_name"]
+            if var not in env_values:
+                raise BadRequest(f"Environment variable '{var}' (for input '{name}') is not set", {"name": var})
+            value = _coerce_env_value(data_type, env_values[var], name)
+        elif mapping["mapping_type"] == "datastore":
+            path = mapping["mapping_value"]["datastore_path"]
+            if data_type == "file":
+                staged.append((name, UploadedFile(datastore_rules.read_stream(svc, environment, path),
+                                                  path.rsplit("/", 1)[-1])))
+            else:
+                raw = datastore_rules.read_stream(svc, environment, path).read(60_001)
+                value = _coerce_env_value(data_type, raw.decode("utf-8", "replace"), name)
+        item = {"pipeline_input_name": name, "data_type": data_type, **mapping, "value": None}
+        if data_type != "file":
+            item["value"] = value
+            non_file[name] = value
+            job[name] = value
+        items.append(item)
+    check_total_size(non_file)
+    for name, upload in staged:
+        path = svc.artifacts.save_execution_file(execution_id, "inputs", name, upload.stream,
+                                                 upload.filename)
+        job[name] = {"path": str(path)}
+    for item in items:
+        if item["data_type"] == "file" and item["pipeline_input_name"] not in job:
+            job[item["pipeline_input_name"]] = None
+    return items, job
+
+
+def output_items(declared: list[dict], mappings: dict[str, dict],
+                 default_type: str = "run") -> list[dict]:
+    items = []
+    for decl in declared:
+        mapping = mappings.get(decl["name"]) or {
+            "mapping_type": default_type,
+            "mapping_value": {f"{default_type}_output_name": decl["name"]},
+        }
+        items.append({"pipeline_output_name": decl["name"], "data_type": decl["data_type"],
+                      **mapping, "value": None})
+    return items
+
+
+def run_pipeline(svc, environment: Environment, user_id: str, pipeline: Pipeline,
+                 json_inputs: dict, files: dict[str, UploadedFile],
+                 inputs_mapping: Any = None, outputs_mapping: Any = None) -> Execution:
+    step = pipeline.step
+    if step.status != "ready":
+        raise BadRequest(
+            f"Pipeline '{pipeline.name}' is not ready (status {step.status})",
+            {"pipeline_name": pipeline.name, "status": step.status, "error": step.error},
+        )
+    if not isinstance(json_inputs, dict):
+        raise BadRequest("'json_inputs' must be a JSON object", {"field": "json_inputs"})
+    in_maps = parse_input_mappings(inputs_mapping, step.inputs, "run")
+    out_maps = parse_output_mappings(outputs_mapping, step.outputs, "run")
+    execution_id = new_execution_id(pipeline.name)
+    try:
+        inputs, job_inputs = resolve_inputs(svc, environment, execution_id, step.inputs,
+                                            json_inputs, files, in_maps)
+    except Exception:
+        svc.artifacts.delete_execution(execution_id)
+        raise
+    return start_execution(svc, environment, user_id, pipeline, execution_id, inputs,
+                           job_inputs, output_items(step.outputs, out_maps))
+
+
+def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipeline,
+                    execution_id: str, inputs: list[dict], job_inputs: dict,
+                    outputs: list[dict], deployment_name: str | None = None) -> Execution:
+    step = pipeline.step
+    token = new_secret("exe")
+    config = step.container_config
+    execution = Execution.create(
+        execution_id=execution_id, environment=environment, pipeline_name=pipeline.name,
+        deployment_name=deployment_name, step_name=step.name, inputs=inputs, outputs=outputs,
+        token_hash=hash_token(token), created_by=user_id,
+        step_info={
+            "name": step.name, "commit_id": step.commit_id, "origin": step.origin,
+            "repository_url": config.get("repository_url"),
+            "repository_branch": config.get("repository_branch"),
+            "requirements_path": config.get("requirements_path"),
+        },
+    )
+    env_url = svc.environment_url(environment.project.name, environment.name)
+    launch = Launch(
+        execution_id=execution_id, token=token, env_key=step.env_key or "",
+        environment_url=env_url, control_url=svc.settings.public_url,
+        code_dir=svc.artifacts.step_code_dir(step.id), function_path=step.function_path,
+        function_name=step.function_name, inputs=job_inputs,
+        outputs=[{"name": o["name"], "data_type": o["data_type"]} for o in step.outputs],
+        environment_variables=envvars.as_dict(environment),
+    )
+    try:
+        svc.orchestrator.start_execution(launch)
+    except Exception as exc:  # the backend refused: the execution must not stay pending
+        mark_failed(svc, execution_id, f"Could not start the execution: {exc}")
+        raise
+    return execution
+
+
+# Reports from the runner and the orchestrator ------------------------------------------
+
+def mark_running(svc, execution_id: str, pid: int | None, pid_started_at: float | None) -> None:
+    Execution.update(status="Running", start_date=utcnow(), pid=pid,
+                     pid_started_at=pid_started_at).where(
+        (Execution.execution_id == execution_id) & (Execution.status == "Pending")
+    ).execute()
+    svc.events.notify(execution_id)
+
+
+def mark_failed(svc, execution_id: str, reason: str, status: str = "Failed") -> bool:
+    changed = Execution.update(status=status, error=reason, end_date=utcnow()).where(
+        (Execution.execution_id == execution_id) & (Execution.status.in_(ACTIVE))
+    ).execute()
+    svc.events.notify(execution_id)
+    return bool(changed)
+
+
+def record_logs(execution: Execution, logs: Any) -> int:
+    if not isinstance(logs, list):
+        raise BadRequest("'logs' must be a list")
+    rows = []
+    for entry in logs[:10000]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("message"), str):
+            raise BadRequest("Each log needs a 'message' string")
+        try:
+            timestamp = parse_iso(entry["timestamp"]) if entry.get("timestamp") else utcnow()
+        except (TypeError, ValueError) as exc:
+            raise BadRequest("Invalid log timestamp") from exc
+        stream = entry.get("stream") if entry.get("stream") in ("stdout", "stderr") else "stdout"
+        rows.append({"execution": execution.execution_id, "timestamp": timestamp,
+                     "stream": stream, "message": entry["message"][:100_000]})
+    if rows:
+        ExecutionLog.insert_many(rows).execute()
+    return len(rows)
+
+
+def finish(svc, execution: Execution, payload: dict) -> Execution:
+    """The runner's final report: outputs to their destinations, status, resources."""
+    status = payload.get("status")
+    if status not in ("Succeeded", "Failed"):
+        raise BadRequest("'status' must be Succeeded or Failed")
+    error = payload.get("error")
+    message = None
+    outputs = [dict(o) for o in execution.outputs]
+    if status == "Succeeded":
+        values = payload.get("outputs") or {}
+        try:
+            _place_outputs(svc, execution, outputs, values)
+        except BadRequest as exc:
+            status, message = "Failed", f"Invalid outputs: {exc.message}"
+    else:
+        if isinstance(error, dict):
+            message = f"{error.get('type', 'Error')}: {error.get('message', '')}".strip()
+            if error.get("traceback"):
+                message += "\n" + str(error["traceback"])[-8000:]
+        else:
+            message = str(error or "The step failed")
+    resources = payload.get("resources") or {}
+    changed = Execution.update(
+        status=status, error=message, outputs=outputs, end_date=utcnow(),
+        cpu_time_s=resources.get("cpu_time_s"), peak_rss_bytes=resources.get("peak_rss_bytes"),
+    ).where(
+        (Execution.execution_id == execution.execution_id) & (Execution.status.in_(ACTIVE))
+    ).execute()
+    svc.events.notify(execution.execution_id)
+    if not changed:
+        raise BadRequest("The execution has already ended")
+    return Execution.get_by_id(execution.execution_id)
+
+
+def _place_outputs(svc, execution: Execution, outputs: list[dict], values: dict) -> None:
+    if not isinstance(values, dict):
+        raise BadRequest("'outputs' must be an object")
+    non_file = {}
+    for item in outputs:
+        name, data_type = item["pipeline_output_name"], item["data_type"]
+        if data_type == "file":
+            path = svc.artifacts.execution_file(execution.execution_id, "outputs", name)
+            if not path.exists():
+                raise BadRequest(f"File output '{name}' was not uploaded")
+            continue
+        if name not in values:
+            raise BadRequest(f"Output '{name}' is missing")
+        value = values[name]
+        if value is not None:
+            check_value(data_type, value, name)
+        non_file[name] = value
+    check_total_size(non_file, "outputs")
+    now = utcnow()
+    for item in outputs:
+        name = item["pipeline_output_name"]
+        kind = item["mapping_type"]
+        if kind == "is_null":
+            continue
+        if kind == "datastore":
+            target = expand_datastore_path(item["mapping_value"]["datastore_path"],
+                                           execution.execution_id, now)
+            if item["data_type"] == "file":
+                path = svc.artifacts.execution_file(execution.execution_id, "outputs", name)
+                with open(path, "rb") as stream:
+                    datastore_rules.write_stream(svc, execution.environment, target, stream)
+            else:
+                import io
+
+                data = json.dumps(non_file[name]).encode()
+                datastore_rules.write_stream(svc, execution.environment, target, io.BytesIO(data))
+            item["value"] = target
+        elif item["data_type"] != "file":
+            item["value"] = non_file[name]
+
+
+def runner_exited(svc, execution_id: str, return_code: int, detail: str) -> None:
+    reason = f"The runner exited with code {return_code} before reporting a result"
+    if detail:
+        reason += f": {detail[-4000:]}"
+    mark_failed(svc, execution_id, reason)
+
+
+def recover_after_restart(svc) -> int:
+    """Executions left active by a stopped server end failed, with the reason."""
+    count = 0
+    for execution in Execution.select().where(Execution.status.in_(ACTIVE)):
+        if svc.orchestrator.is_alive(execution.execution_id, execution.pid, execution.pid_started_at):
+            svc.orchestrator.cancel_execution(execution.execution_id)
+        if mark_failed(svc, execution.execution_id,
+                       "The server stopped while this execution was running"):
+            count += 1
+    return count
+
+
+# Reading ------------------------------------------------------------------------------
+
+def get_execution(environment: Environment, execution_id: str) -> Execution:
+    execution = Execution.get_or_none(
+        (Execution.execution_id == execution_id) & (Execution.environment == environment)
+    )
+    if execution is None:
+        raise NotFound(f"Execution '{execution_id}' not found", {"execution_id": execution_id})
+    return execution
+
+
+def summary(execution: Execution) -> dict:
+    return {
+        "execution_id": execution.execution_id, "status": execution.status,
+        "pipeline_name": execution.pipeline_name, "deployment_name": execution.deployment_name,
+        "created_at": iso(execution.created_at), "created_by": execution.created_by,
+        "start_date": iso(execution.start_date), "end_date": iso(execution.end_date),
+    }
+
+
+def execution_to_dict(execution: Execution, include_values: bool = True) -> dict:
+    def item(entry: dict) -> dict:
+        result = dict(entry)
+        if not include_values:
+            result.pop("value", None)
+        return result
+
+    body = summary(execution)
+    body.update(
+        error=execution.error,
+        steps=[{
+            **execution.step_info,
+            "name": execution.step_info.get("name") or execution.step_name,
+            "status": execution.status,
+            "start_date": iso(execution.start_date), "end_date": iso(execution.end_date),
+        }],
+        inputs=[item(i) for i in execution.inputs],
+        outputs=[item(o) for o in execution.outputs],
+        resources={"cpu_time_s": execution.cpu_time_s, "peak_rss_bytes": execution.peak_rss_bytes},
+    )
+    return body
+
+
+def list_for_pipeline(environment: Environment, pipeline_name: str) -> list[dict]:
+    query = Execution.select().where(
+        (Execution.environment == environment) & (Execution.pipeline_name == pipeline_name)
+    ).order_by(Execution.created_at.desc())
+    return [summary(e) for e in query]
+
+
+def latest_for_pipeline(environment: Environment, pipeline_name: str) -> dict | None:
+    execution = Execution.select().where(
+        (Execution.environment == environment) & (Execution.pipeline_name == pipeline_name)
+    ).order_by(Execution.created_at.desc()).first()
+    return summary(execution) if execution else None
+
+
+def outputs_summary(execution: Execution) -> list[dict]:
+    return [
+        {"pipeline_output_name": o["pipeline_output_name"], "data_type": o["data_type"],
+         "mapping_type": o["mapping_type"], "value": o.get("value")}
+        for o in execution.outputs
+    ]
+
+
+def io_value(svc, execution: Execution, kind: str, name: str):
+    """('file', path) or ('value', json value) for one input or output."""
+    items = execution.inputs if kind == "inputs" else execution.outputs
+    key = "pipeline_input_name" if kind == "inputs" else "pipeline_output_name"
+    for entry in items:
+        if entry[key] == name:
+            if entry["data_type"] == "file":
+                path = svc.artifacts.execution_file(execution.execution_id, kind, name)
+                return ("file", path) if path.exists() else ("value", None)
+            return ("value", entry.get("value"))
+    raise NotFound(f"Execution '{execution.execution_id}' has no {kind[:-1]} '{name}'",
+                   {"execution_id": execution.execution_id, "name": name})
+
+
+def logs(execution: Execution, start, end, limit) -> list[dict]:
+    query = ExecutionLog.select().where(ExecutionLog.execution == execution.execution_id)
+    if start is not None:
+        query = query.where(ExecutionLog.timestamp >= start)
+    if end is not None:
+        query = query.where(ExecutionLog.timestamp <= end)
+    query = query.order_by(ExecutionLog.timestamp, ExecutionLog.id)
+    if limit:
+        query = query.limit(limit)
+    return [{"timestamp": iso(r.timestamp), "message": r.message, "stream": r.stream}
+            for r in query]
+
+
+def delete_execution(svc, execution: Execution) -> dict:
+    svc.orchestrator.cancel_execution(execution.execution_id)
+    mark_failed(svc, execution.execution_id, "Deleted while running")
+    ExecutionLog.delete().where(ExecutionLog.execution == execution.execution_id).execute()
+    execution.delete_instance()
+    svc.artifacts.delete_execution(execution.execution_id)
+    return {"execution_id": execution.execution_id}
+
+
+def wait_finished(svc, execution_id: str, timeout_s: float) -> Execution | None:
+    def done() -> bool:
+        row = Execution.get_or_none(Execution.execution_id == execution_id)
+        return row is None or row.status in FINAL
+
+    svc.events.wait_until(execution_id, done, timeout_s)
+    return Execution.get_or_none(Execution.execution_id == execution_id)

@@ -1,0 +1,238 @@
+"""Steps: creation rules, container configuration resolution, deletion, views."""
+
+from __future__ import annotations
+
+import re
+
+import peewee
+
+from ..errors import BadRequest, Conflict, NotFound
+from ..orchestrators.base import BuildRequest
+from ..store.db import utcnow
+from ..store.models import BuildLog, Environment, Execution, Pipeline, Step
+from .io_types import parse_declarations
+from .names import check_resource_name
+from .projects import SETTING_KEYS
+from .times import iso
+
+LANGUAGE = re.compile(r"^python(-cuda)?:3\.\d{1,2}(-slim|-[\d.]+)?$")
+CONTAINER_KEYS = set(SETTING_KEYS) | {"local_folder"}
+STATUSES = ("creation_pending", "ready", "creation_failed")
+
+
+def resolve_container_config(sent: object, project_settings: dict) -> dict:
+    """A sent value wins, an empty string is an explicit null, an absent key falls back to
+    the project's default (contract §3.2)."""
+    if sent in (None, ""):
+        sent = {}
+    if not isinstance(sent, dict):
+        raise BadRequest("'container_config' must be an object", {"field": "container_config"})
+    unknown = set(sent) - CONTAINER_KEYS
+    if unknown:
+        raise BadRequest(
+            f"Unknown container_config keys: {sorted(unknown)}", {"fields": sorted(unknown)}
+        )
+    resolved = {}
+    for key in SETTING_KEYS:
+        if key in sent:
+            value = sent[key]
+            resolved[key] = None if value == "" else value
+        else:
+            resolved[key] = project_settings.get(key)
+    for key in ("included_folders", "system_dependencies"):
+        value = resolved[key]
+        if isinstance(value, dict):  # a form-sent list whose indices were not contiguous
+            value = list(value.values())
+        if value is not None and not (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            raise BadRequest(f"'container_config.{key}' must be a list of strings")
+        resolved[key] = value
+    language = resolved["language"]
+    if not isinstance(language, str) or not LANGUAGE.match(language):
+        raise BadRequest(
+            f"Invalid language {language!r}: use 'python:3.X-slim' or 'python-cuda:3.X-Y.Z'",
+            {"field": "container_config.language"},
+        )
+    for key in ("requirements_path", "dockerfile_path", "repository_url", "repository_branch"):
+        if resolved[key] is not None and not isinstance(resolved[key], str):
+            raise BadRequest(f"'container_config.{key}' must be a string")
+        if key.endswith("_path") and resolved[key] and ".." in resolved[key].split("/"):
+            raise BadRequest(f"'container_config.{key}' must stay inside the step's folder")
+    return resolved
+
+
+def python_version(language: str) -> str:
+    return language.split(":", 1)[1].split("-", 1)[0]
+
+
+def check_function_path(value: object) -> str:
+    if not isinstance(value, str) or not value.endswith(".py"):
+        raise BadRequest("'function_path' must be the path of a .py file", {"field": "function_path"})
+    parts = value.lstrip("/").split("/")
+    if ".." in parts or "\\" in value:
+        raise BadRequest("'function_path' must stay inside the step's folder")
+    return value.lstrip("/")
+
+
+def create_step(svc, environment: Environment, user_id: str, data: dict,
+                archive: bytes | None, from_form: bool, internal: bool = False,
+                name_field: str = "step_name") -> Step:
+    """Validate, store the code, and queue the build. Nothing is stored when a check fails."""
+    name = check_resource_name(data.get(name_field), name_field)
+    if Step.select().where(
+        (Step.environment == environment) & (Step.name == name) & (Step.internal == internal)
+    ).exists():
+        raise Conflict(f"Step '{name}' already exists", {name_field: name})
+    function_path = check_function_path(data.get("function_path"))
+    function_name = data.get("function_name")
+    if not isinstance(function_name, str) or not function_name.isidentifier():
+        raise BadRequest("'function_name' must be a Python identifier", {"field": "function_name"})
+    description = data.get("description") or None
+    if description is not None and not isinstance(description, str):
+        raise BadRequest("'description' must be a string", {"field": "description"})
+    inputs = parse_declarations(data.get("inputs"), "inputs", from_form)
+    outputs = parse_declarations(data.get("outputs"), "outputs", from_form)
+    config = resolve_container_config(data.get("container_config"), environment.project.settings)
+    if archive is None:
+        raise BadRequest(
+            "Steps from Git repositories are not available yet: give container_config.local_folder",
+            {"origin": "git_repository"},
+        )
+    from ..artifacts import inspect_archive
+
+    inspect_archive(archive, svc.settings.max_step_folder_bytes)
+    stored_config = {k: v for k, v in config.items() if k != "repository_deploy_key"}
+    try:
+        step = Step.create(
+            environment=environment, name=name, function_path=function_path,
+            function_name=function_name, description=description, inputs=inputs,
+            outputs=outputs, container_config=stored_config, origin="local",
+            internal=internal, created_by=user_id,
+        )
+    except peewee.IntegrityError as exc:
+        raise Conflict(f"Step '{name}' already exists", {name_field: name}) from exc
+    code_dir = svc.artifacts.store_step_archive(step.id, archive)
+    svc.orchestrator.build_step(
+        BuildRequest(
+            step_id=step.id, code_dir=code_dir, language=config["language"],
+            requirements_path=config["requirements_path"],
+            system_dependencies=config["system_dependencies"] or [],
+            dockerfile_path=config["dockerfile_path"], function_path=function_path,
+        )
+    )
+    return step
+
+
+def rebuild_pending(svc) -> int:
+    """After a restart, builds that were under way start again."""
+    count = 0
+    for step in Step.select().where(Step.status == "creation_pending"):
+        config = step.container_config
+        svc.orchestrator.build_step(
+            BuildRequest(
+                step_id=step.id, code_dir=svc.artifacts.step_code_dir(step.id),
+                language=config["language"], requirements_path=config.get("requirements_path"),
+                system_dependencies=config.get("system_dependencies") or [],
+                dockerfile_path=config.get("dockerfile_path"), function_path=step.function_path,
+            )
+        )
+        count += 1
+    return count
+
+
+def get_step(environment: Environment, name: str) -> Step:
+    step = Step.get_or_none(
+        (Step.environment == environment) & (Step.name == name) & (Step.internal == False)  # noqa: E712
+    )
+    if step is None:
+        raise NotFound(f"Step '{name}' not found", {"step_name": name})
+    return step
+
+
+def list_steps(environment: Environment) -> list[dict]:
+    query = Step.select().where((Step.environment == environment) & (Step.internal == False))  # noqa: E712
+    return [
+        {
+            "step_name": s.name, "status": s.status, "created_at": iso(s.created_at),
+            "updated_at": iso(s.updated_at), "origin": s.origin,
+            "repository_url": s.container_config.get("repository_url"),
+            "repository_branch": s.container_config.get("repository_branch"),
+            "commit_id": s.commit_id,
+        }
+        for s in query.order_by(Step.created_at)
+    ]
+
+
+def step_parameters(step: Step) -> dict:
+    return {
+        "function_path": step.function_path,
+        "function_name": step.function_name,
+        "description": step.description,
+        "inputs": step.inputs,
+        "outputs": step.outputs,
+        "container_config": step.container_config,
+    }
+
+
+def creation_info(step: Step) -> dict:
+    return {
+        "created_at": iso(step.created_at),
+        "updated_at": iso(step.updated_at),
+        "created_by": step.created_by,
+        "updated_by": step.created_by,
+        "commit_id": step.commit_id,
+        "status": step.status,
+        "origin": step.origin,
+        "error": step.error,
+    }
+
+
+def step_to_dict(step: Step) -> dict:
+    return {
+        "parameters": {"step_name": step.name, **step_parameters(step)},
+        "creation_info": creation_info(step),
+    }
+
+
+def delete_step(svc, step: Step, force: bool) -> dict:
+    from .pipelines import delete_pipeline_cascade
+
+    pipelines = list(Pipeline.select().where(Pipeline.step == step))
+    if pipelines and not force:
+        raise Conflict(
+            f"Step '{step.name}' is used by pipelines; delete them first or force the deletion",
+            {"pipelines": [p.name for p in pipelines]},
+        )
+    for pipeline in pipelines:
+        delete_pipeline_cascade(svc, pipeline)
+    BuildLog.delete().where(BuildLog.step == step).execute()
+    Execution.update(step_name=None).where(
+        (Execution.environment == step.environment_id) & (Execution.step_name == step.name)
+    ).execute()
+    step.delete_instance()
+    svc.artifacts.delete_step(step.id)
+    return {"step_name": step.name}
+
+
+def build_logs(step: Step, start, end, limit) -> list[dict]:
+    query = BuildLog.select().where(BuildLog.step == step)
+    if start is not None:
+        query = query.where(BuildLog.timestamp >= start)
+    if end is not None:
+        query = query.where(BuildLog.timestamp <= end)
+    query = query.order_by(BuildLog.timestamp, BuildLog.id)
+    if limit:
+        query = query.limit(limit)
+    return [{"timestamp": iso(r.timestamp), "message": r.message} for r in query]
+
+
+def record_build_log(step_id: int, message: str) -> None:
+    BuildLog.create(step=step_id, message=message[:10000])
+
+
+def record_build_done(step_id: int, env_key: str | None, error: str | None) -> None:
+    Step.update(
+        status="ready" if error is None else "creation_failed",
+        env_key=env_key, error=error, updated_at=utcnow(),
+    ).where(Step.id == step_id).execute()

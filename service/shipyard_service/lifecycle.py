@@ -1,0 +1,46 @@
+"""Binding the orchestrator's reports to the domain, and start-up recovery."""
+
+from __future__ import annotations
+
+import logging
+
+from .domain import executions, steps
+from .services import Services
+from .store import db_session
+
+log = logging.getLogger("shipyard")
+
+
+class DomainCallbacks:
+    """What the orchestrator reports, written to the store (from its own threads)."""
+
+    def __init__(self, services: Services):
+        self.services = services
+
+    def build_log(self, step_id: int, message: str) -> None:
+        with db_session():
+            steps.record_build_log(step_id, message)
+
+    def build_done(self, step_id: int, env_key: str | None, error: str | None) -> None:
+        with db_session():
+            steps.record_build_done(step_id, env_key, error)
+        self.services.events.notify(f"step:{step_id}")
+
+    def execution_started(self, execution_id: str, pid: int | None,
+                          pid_started_at: float | None = None) -> None:
+        with db_session():
+            executions.mark_running(self.services, execution_id, pid, pid_started_at)
+
+    def execution_exited(self, execution_id: str, return_code: int, detail: str) -> None:
+        with db_session():
+            executions.runner_exited(self.services, execution_id, return_code, detail)
+
+
+def start_background_work(services: Services) -> None:
+    services.orchestrator.bind(DomainCallbacks(services))
+    with db_session():
+        failed = executions.recover_after_restart(services)
+        rebuilt = steps.rebuild_pending(services)
+    if failed or rebuilt:
+        log.warning("recovery: %d executions marked failed, %d step builds restarted", failed, rebuilt)
+    services.orchestrator.start()

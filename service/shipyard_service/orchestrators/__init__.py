@@ -1,0 +1,1 @@
+"""Where steps are built and executions run: locally, or on Argo/Kubernetes."""

@@ -1,0 +1,5 @@
+"""The embedded backend: uv virtualenvs, runner processes, APScheduler."""
+
+from .orchestrator import LocalOrchestrator
+
+__all__ = ["LocalOrchestrator"]

@@ -1,0 +1,88 @@
+"""LocalOrchestrator: everything on this machine."""
+
+from __future__ import annotations
+
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+from ...config import Settings
+from ..base import BuildRequest, Launch, Orchestrator
+from .envs import BuildError, EnvironmentBuilder
+from .processes import RunnerProcesses, create_time, kill_tree, process_alive
+from .pythons import available_versions
+
+
+class LocalOrchestrator(Orchestrator):
+    name = "local"
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.envs = EnvironmentBuilder(settings.data_dir / "envs", settings.uv_cache_dir)
+        self.processes = RunnerProcesses(settings.data_dir / "work", self._exited)
+        self._builds = ThreadPoolExecutor(max_workers=2, thread_name_prefix="build")
+
+    def stop(self) -> None:
+        self.processes.stop_all()
+        self._builds.shutdown(wait=False, cancel_futures=True)
+
+    # Steps ------------------------------------------------------------------------------
+    def build_step(self, request: BuildRequest) -> None:
+        self._builds.submit(self._build, request)
+
+    def _build(self, request: BuildRequest) -> None:
+        log = lambda message: self.callbacks.build_log(request.step_id, message)  # noqa: E731
+        try:
+            if request.function_path and not (request.code_dir / request.function_path).is_file():
+                raise BuildError(
+                    f"The function file '{request.function_path}' is not in the step's files"
+                )
+            missing = _missing_system_packages(request.system_dependencies)
+            if missing:
+                raise BuildError(
+                    "System dependencies are not installed on this server: "
+                    + ", ".join(missing)
+                )
+            key = self.envs.build(request, log)
+        except BuildError as exc:
+            log(f"Build failed: {exc}")
+            self.callbacks.build_done(request.step_id, None, str(exc))
+        except Exception as exc:  # keep the step from staying pending forever
+            log(f"Build failed: {type(exc).__name__}: {exc}")
+            self.callbacks.build_done(request.step_id, None, f"Build failed: {exc}")
+        else:
+            self.callbacks.build_done(request.step_id, key, None)
+
+    def available_languages(self) -> list[str]:
+        return [f"python:{v}-slim" for v in available_versions()]
+
+    # Executions -------------------------------------------------------------------------
+    def start_execution(self, launch: Launch) -> None:
+        python = self.envs.python_of(launch.env_key)
+        if not python.exists():
+            raise RuntimeError(f"the step environment {launch.env_key!r} is missing")
+        proc = self.processes.start(python, launch)
+        self.callbacks.execution_started(launch.execution_id, proc.pid, create_time(proc.pid))
+
+    def _exited(self, execution_id: str, code: int, detail: str) -> None:
+        self.callbacks.execution_exited(execution_id, code, detail)
+
+    def cancel_execution(self, execution_id: str) -> None:
+        self.processes.cancel(execution_id)
+
+    def is_alive(self, execution_id: str, pid: int | None, pid_started_at: float | None) -> bool:
+        alive = process_alive(pid, pid_started_at)
+        if alive and pid:
+            kill_tree(pid)  # a runner orphaned by a crashed server: it has no one to report to
+        return alive
+
+
+def _missing_system_packages(packages: list[str]) -> list[str]:
+    missing = []
+    for name in packages:
+        try:
+            ok = subprocess.run(["dpkg", "-s", name], capture_output=True, timeout=30).returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            ok = False
+        if not ok:
+            missing.append(name)
+    return missing

@@ -1,0 +1,150 @@
+"""Runner processes of elastic executions: started in a fresh folder, watched until exit."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+from pathlib import Path
+from typing import Callable
+
+import psutil
+
+from ..base import Launch
+
+# Variables of the server's own environment that an execution may see.
+PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE",
+                  "REQUESTS_CA_BUNDLE", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def _package_parent(name: str, fallback: Path) -> str:
+    spec = importlib.util.find_spec(name)
+    if spec and spec.origin:
+        return str(Path(spec.origin).resolve().parent.parent)
+    return str(fallback)
+
+
+REPO = Path(__file__).resolve().parents[4]
+RUNNER_PATH = _package_parent("shipyard_runner", REPO / "worker_image")
+SDK_PATH = _package_parent("shipyard", REPO / "sdk")
+
+
+def runner_environment(launch: Launch) -> dict[str, str]:
+    env = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
+    env.update(launch.environment_variables)
+    env.update({
+        "PYTHONPATH": os.pathsep.join([RUNNER_PATH, SDK_PATH]),
+        "PYTHONUNBUFFERED": "1",
+        "SHIPYARD_API_URL": launch.environment_url,
+        "SHIPYARD_EXECUTION_TOKEN": launch.token,
+        "SHIPYARD_EXECUTION_ID": launch.execution_id,
+        "CRAFT_AI_EXECUTION_ID": launch.execution_id,
+        "SHIPYARD_ENVIRONMENT_URL": launch.environment_url,
+        "CRAFT_AI_ENVIRONMENT_URL": launch.environment_url,
+        "SHIPYARD_CONTROL_URL": launch.control_url,
+        "CRAFT_AI_CONTROL_URL": launch.control_url,
+        "SHIPYARD_SDK_TOKEN": launch.token,
+        "CRAFT_AI_SDK_TOKEN": launch.token,
+        "SDK_VERBOSE_LOG": "false",
+    })
+    return env
+
+
+def job_document(launch: Launch) -> dict:
+    return {
+        "execution_id": launch.execution_id,
+        "api_url": launch.environment_url,
+        "code_dir": str(launch.code_dir),
+        "code_url": None,
+        "function_path": launch.function_path,
+        "function_name": launch.function_name,
+        "inputs": launch.inputs,
+        "outputs": launch.outputs,
+        "environment_variables": launch.environment_variables,
+    }
+
+
+class RunnerProcesses:
+    def __init__(self, work_root: Path, on_exit: Callable[[str, int, str], None]):
+        self.work_root = work_root
+        self.on_exit = on_exit
+        self._procs: dict[str, subprocess.Popen] = {}
+        self._lock = threading.Lock()
+
+    def start(self, python: Path, launch: Launch) -> subprocess.Popen:
+        work = self.work_root / launch.execution_id
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        job = work / "job.json"
+        job.write_text(json.dumps(job_document(launch)))
+        log_file = open(work / "runner.log", "wb")
+        try:
+            proc = subprocess.Popen(
+                [str(python), "-s", "-m", "shipyard_runner", "run", "--job", str(job)],
+                cwd=work, env=runner_environment(launch), stdin=subprocess.DEVNULL,
+                stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        finally:
+            log_file.close()
+        with self._lock:
+            self._procs[launch.execution_id] = proc
+        threading.Thread(target=self._watch, args=(launch.execution_id, proc, work),
+                         name=f"runner-{launch.execution_id}", daemon=True).start()
+        return proc
+
+    def _watch(self, execution_id: str, proc: subprocess.Popen, work: Path) -> None:
+        code = proc.wait()
+        with self._lock:
+            self._procs.pop(execution_id, None)
+        detail = ""
+        try:
+            detail = (work / "runner.log").read_bytes()[-4000:].decode("utf-8", "replace").strip()
+        except OSError:
+            pass
+        try:
+            self.on_exit(execution_id, code, detail)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def cancel(self, execution_id: str) -> None:
+        with self._lock:
+            proc = self._procs.get(execution_id)
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def stop_all(self) -> None:
+        with self._lock:
+            ids = list(self._procs)
+        for execution_id in ids:
+            self.cancel(execution_id)
+
+
+def process_alive(pid: int | None, started_at: float | None) -> bool:
+    if not pid:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        return started_at is None or abs(proc.create_time() - started_at) < 1.0
+    except psutil.Error:
+        return False
+
+
+def kill_tree(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def create_time(pid: int) -> float | None:
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None

@@ -1,0 +1,25 @@
+"""The set of collaborators the domain works with, built once per app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .artifacts import Artifacts
+from .config import Settings
+from .datastore.base import DataStore
+from .domain.auth import TokenService
+from .events import Events
+from .orchestrators.base import Orchestrator
+
+
+@dataclass
+class Services:
+    settings: Settings
+    tokens: TokenService
+    artifacts: Artifacts
+    datastore: DataStore
+    orchestrator: Orchestrator
+    events: Events
+
+    def environment_url(self, project: str, environment: str) -> str:
+        return f"{self.settings.public_url}/environments/{project}/{environment}"

@@ -1,0 +1,178 @@
+"""The stored state of the platform. Every fact that must survive a restart lives here."""
+
+from __future__ import annotations
+
+import json
+
+import peewee
+
+from .db import database, utcnow
+
+
+class JSONField(peewee.TextField):
+    def db_value(self, value):
+        return None if value is None else json.dumps(value)
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+
+
+class SchemaVersion(BaseModel):
+    version = peewee.IntegerField()
+
+
+class User(BaseModel):
+    id = peewee.CharField(primary_key=True, max_length=36)
+    name = peewee.CharField()
+    email = peewee.CharField(unique=True)
+    password_hash = peewee.CharField(null=True)
+    sdk_token_hash = peewee.CharField(index=True)
+    # Bumped when the SDK token is regenerated: access tokens minted before are refused.
+    token_generation = peewee.IntegerField(default=1)
+    is_admin = peewee.BooleanField(default=False)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+
+class Project(BaseModel):
+    name = peewee.CharField(unique=True)
+    settings = JSONField(default=dict)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+
+class Environment(BaseModel):
+    project = peewee.ForeignKeyField(Project, backref="environments", on_delete="CASCADE")
+    name = peewee.CharField()
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("project", "name"), True),)
+
+
+class EnvironmentVariable(BaseModel):
+    environment = peewee.ForeignKeyField(Environment, on_delete="CASCADE")
+    name = peewee.CharField()
+    value = peewee.TextField()
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("environment", "name"), True),)
+
+
+class Step(BaseModel):
+    environment = peewee.ForeignKeyField(Environment, on_delete="CASCADE")
+    name = peewee.CharField()
+    function_path = peewee.CharField(null=True)
+    function_name = peewee.CharField(null=True)
+    description = peewee.TextField(null=True)
+    inputs = JSONField(default=list)
+    outputs = JSONField(default=list)
+    container_config = JSONField(default=dict)
+    origin = peewee.CharField(default="local")
+    commit_id = peewee.CharField(null=True)
+    status = peewee.CharField(default="creation_pending")
+    error = peewee.TextField(null=True)
+    env_key = peewee.CharField(null=True)
+    # True for the step a pipeline created from a function owns (hidden from list_steps).
+    internal = peewee.BooleanField(default=False)
+    created_by = peewee.CharField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("environment", "name", "internal"), True),)
+
+
+class BuildLog(BaseModel):
+    step = peewee.ForeignKeyField(Step, on_delete="CASCADE")
+    timestamp = peewee.DateTimeField(default=utcnow)
+    message = peewee.TextField()
+
+
+class Pipeline(BaseModel):
+    environment = peewee.ForeignKeyField(Environment, on_delete="CASCADE")
+    name = peewee.CharField()
+    step = peewee.ForeignKeyField(Step, on_delete="RESTRICT")
+    created_by = peewee.CharField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("environment", "name"), True),)
+
+
+class Execution(BaseModel):
+    execution_id = peewee.CharField(primary_key=True)
+    environment = peewee.ForeignKeyField(Environment, on_delete="CASCADE")
+    pipeline_name = peewee.CharField(index=True)
+    deployment_name = peewee.CharField(null=True, index=True)
+    step_name = peewee.CharField(null=True)
+    status = peewee.CharField(default="Pending", index=True)
+    error = peewee.TextField(null=True)
+    inputs = JSONField(default=list)
+    outputs = JSONField(default=list)
+    step_info = JSONField(default=dict)
+    token_hash = peewee.CharField(null=True, index=True)
+    pid = peewee.IntegerField(null=True)
+    pid_started_at = peewee.FloatField(null=True)
+    cpu_time_s = peewee.FloatField(null=True)
+    peak_rss_bytes = peewee.BigIntegerField(null=True)
+    created_by = peewee.CharField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow, index=True)
+    start_date = peewee.DateTimeField(null=True)
+    end_date = peewee.DateTimeField(null=True)
+
+
+class ExecutionLog(BaseModel):
+    execution = peewee.ForeignKeyField(Execution, on_delete="CASCADE")
+    timestamp = peewee.DateTimeField(index=True)
+    stream = peewee.CharField(default="stdout")
+    message = peewee.TextField()
+
+
+class Metric(BaseModel):
+    environment = peewee.ForeignKeyField(Environment, on_delete="CASCADE")
+    execution_id = peewee.CharField(index=True)
+    pipeline_name = peewee.CharField(null=True, index=True)
+    deployment_name = peewee.CharField(null=True, index=True)
+    name = peewee.CharField(index=True)
+    value = peewee.FloatField()
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("execution_id", "name"), True),)
+
+
+class ListMetric(BaseModel):
+    environment = peewee.ForeignKeyField(Environment, on_delete="CASCADE")
+    execution_id = peewee.CharField(index=True)
+    pipeline_name = peewee.CharField(null=True, index=True)
+    deployment_name = peewee.CharField(null=True, index=True)
+    name = peewee.CharField(index=True)
+    values = JSONField(default=list)
+    count = peewee.IntegerField(default=0)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("execution_id", "name"), True),)
+
+
+ALL_MODELS = [
+    SchemaVersion,
+    User,
+    Project,
+    Environment,
+    EnvironmentVariable,
+    Step,
+    BuildLog,
+    Pipeline,
+    Execution,
+    ExecutionLog,
+    Metric,
+    ListMetric,
+]

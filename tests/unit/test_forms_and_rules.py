@@ -1,0 +1,161 @@
+"""Pure rules: form decoding (contract §3.2), I/O declarations, mappings, archives."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+import pytest
+
+from shipyard_service.api.common import unflatten
+from shipyard_service.artifacts import inspect_archive
+from shipyard_service.domain.io_types import check_total_size, parse_declarations
+from shipyard_service.domain.mappings import (
+    expand_datastore_path,
+    parse_input_mappings,
+    parse_output_mappings,
+)
+from shipyard_service.domain.projects import DEFAULT_SETTINGS
+from shipyard_service.domain.steps import resolve_container_config
+from shipyard_service.errors import BadRequest, PayloadTooLarge
+
+CONTRACT_FIELDS = {
+    "pipeline_name": "p",
+    "function_path": "src/main.py",
+    "function_name": "run",
+    "container_config[language]": "python:3.10-slim",
+    "container_config[included_folders][0]": "src",
+    "container_config[included_folders][1]": "req.txt",
+    "container_config[requirements_path]": "",
+    "inputs[0][name]": "a",
+    "inputs[0][data_type]": "number",
+    "inputs[0][is_required]": "True",
+    "inputs[0][default_value]": "5",
+    "inputs[1][name]": "b",
+    "inputs[1][data_type]": "json",
+    "inputs[1][default_value][k][0]": "1",
+    "inputs[1][default_value][k][1]": "2",
+}
+
+
+def test_unflatten_contract_example():
+    data = unflatten(CONTRACT_FIELDS)
+    assert data["container_config"] == {
+        "language": "python:3.10-slim",
+        "included_folders": ["src", "req.txt"],
+        "requirements_path": "",
+    }
+    inputs = parse_declarations(data["inputs"], "inputs", from_form=True)
+    assert inputs[0] == {"name": "a", "data_type": "number", "description": None,
+                         "is_required": True, "default_value": 5}
+    assert inputs[1]["default_value"] == {"k": [1, 2]}
+
+
+def test_container_config_fallback_and_explicit_null():
+    project = dict(DEFAULT_SETTINGS, requirements_path="reqs/base.txt")
+    resolved = resolve_container_config(unflatten(CONTRACT_FIELDS)["container_config"], project)
+    assert resolved["requirements_path"] is None  # "" = explicit null
+    assert resolved["included_folders"] == ["src", "req.txt"]
+    fallback = resolve_container_config({}, project)
+    assert fallback["requirements_path"] == "reqs/base.txt"
+    assert fallback["language"] == DEFAULT_SETTINGS["language"]
+
+
+@pytest.mark.parametrize("config", [
+    {"language": "ruby:3"}, {"language": "python:3.11; rm -rf /"}, {"unknown_key": 1},
+    {"included_folders": "src"}, {"requirements_path": "../../etc/passwd"}, "not-a-dict",
+])
+def test_container_config_rejects(config):
+    with pytest.raises(BadRequest):
+        resolve_container_config(config, DEFAULT_SETTINGS)
+
+
+@pytest.mark.parametrize("items", [
+    [{"name": "1bad", "data_type": "string"}],
+    [{"name": "a", "data_type": "tensor"}],
+    [{"name": "a", "data_type": "string"}, {"name": "a", "data_type": "number"}],
+    [{"name": "a", "data_type": "number", "default_value": "x"}],
+    [{"name": "a", "data_type": "file", "default_value": "x"}],
+    "nope",
+])
+def test_declarations_reject(items):
+    with pytest.raises(BadRequest):
+        parse_declarations(items, "inputs", from_form=False)
+
+
+def test_boolean_default_from_form():
+    [decl] = parse_declarations([{"name": "x", "data_type": "boolean", "default_value": "False"}],
+                                "inputs", from_form=True)
+    assert decl["default_value"] is False
+
+
+def test_total_size_limit():
+    check_total_size({"a": "x" * 59_000})
+    with pytest.raises(PayloadTooLarge):
+        check_total_size({"a": "x" * 61_000})
+
+
+DECLARED_IN = [{"name": "f", "data_type": "file"}, {"name": "n", "data_type": "number"}]
+DECLARED_OUT = [{"name": "o", "data_type": "string"}]
+
+
+def test_mappings_rules():
+    maps = parse_input_mappings(
+        [{"pipeline_input_name": "n", "constant_value": 3},
+         {"step_input_name": "f", "datastore_path": "in/f.csv"}], DECLARED_IN, "run")
+    assert maps["n"] == {"mapping_type": "constant", "mapping_value": {"constant_value": 3}}
+    assert maps["f"]["mapping_type"] == "datastore"
+    with pytest.raises(BadRequest, match="not allowed"):
+        parse_input_mappings([{"pipeline_input_name": "n", "endpoint_input_name": "x"}],
+                             DECLARED_IN, "run")
+    with pytest.raises(BadRequest, match="Constant"):
+        parse_input_mappings([{"pipeline_input_name": "f", "constant_value": "x"}],
+                             DECLARED_IN, "run")
+    with pytest.raises(BadRequest, match="exactly one"):
+        parse_input_mappings([{"pipeline_input_name": "n", "constant_value": 1, "is_null": True}],
+                             DECLARED_IN, "run")
+    with pytest.raises(BadRequest, match="unknown"):
+        parse_output_mappings([{"pipeline_output_name": "zz", "is_null": True}], DECLARED_OUT, "run")
+    with pytest.raises(BadRequest, match="type number"):
+        parse_input_mappings([{"pipeline_input_name": "n", "constant_value": "three"}],
+                             DECLARED_IN, "run")
+
+
+def test_datastore_placeholders():
+    import datetime as dt
+
+    now = dt.datetime(2024, 5, 1, 10, 2, 3)
+    assert expand_datastore_path("out/{execution_id}/{date}/{date_time}.csv", "p-abcde", now) == (
+        "out/p-abcde/20240501/20240501_100203.csv"
+    )
+
+
+def _tar(members) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
+def _file(name: str, data: bytes = b"x"):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+def test_archive_checks():
+    inspect_archive(_tar([_file("src/main.py"), _file("src/main.py")]), 1000)  # duplicates ok
+    with pytest.raises(BadRequest, match="Unsafe"):
+        inspect_archive(_tar([_file("../evil.py")]), 1000)
+    with pytest.raises(BadRequest, match="Unsafe"):
+        inspect_archive(_tar([_file("/etc/evil.py")]), 1000)
+    link = tarfile.TarInfo("src/link")
+    link.type = tarfile.SYMTYPE
+    link.linkname = "../../../../etc/passwd"
+    with pytest.raises(BadRequest, match="Unsafe"):
+        inspect_archive(_tar([(link, None)]), 1000)
+    with pytest.raises(PayloadTooLarge):
+        inspect_archive(_tar([_file("big.bin", b"0" * 2000)]), 1000)
+    with pytest.raises(BadRequest, match="not a valid"):
+        inspect_archive(b"not a tarball", 1000)
