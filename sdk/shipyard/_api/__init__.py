@@ -1,0 +1,1 @@
+"""Groups of :class:`shipyard.CraftAiSdk` methods, one module per platform resource."""

@@ -1,0 +1,142 @@
+"""Pipeline metrics (recorded from inside executions, §6.9) and resource metrics (§6.10)."""
+
+from __future__ import annotations
+
+import warnings
+from datetime import datetime
+from typing import Any, Sequence
+
+from .._dates import to_epoch_ms
+from .._execution_context import get_execution_id
+from .._logging import logged
+from .base import SdkBase
+
+#: Values sent per ``list-values`` request.
+LIST_VALUES_BATCH_SIZE = 10_000
+#: Metrics requested per page.
+METRICS_PAGE_SIZE = 5_000
+
+_OUTSIDE_EXECUTION = "You cannot send a metric outside a step code, the metric has not been sent"
+
+
+class MetricsMixin(SdkBase):
+    warn_on_metric_outside_of_step: bool
+
+    def _metric_execution_id(self) -> str | None:
+        execution_id = get_execution_id()
+        if not execution_id and self.warn_on_metric_outside_of_step:
+            warnings.warn(_OUTSIDE_EXECUTION, stacklevel=4)
+        return execution_id or None
+
+    @logged("Pipeline metrics definition", get_execution_id)
+    def record_metric_value(self, name: str, value: float) -> bool:
+        """Create or update a metric of the current execution (inside a step only).
+
+        Returns:
+            True if sent, False outside an execution (nothing is sent).
+        """
+        execution_id = self._metric_execution_id()
+        if execution_id is None:
+            return False
+        self._put(
+            self._env(f"metrics/single-value/{name}"),
+            json={"value": value, "execution_id": execution_id},
+        )
+        return True
+
+    @logged("Pipeline list metric definition", get_execution_id)
+    def record_list_metric_values(self, name: str, values: float | Sequence[float]) -> bool:
+        """Append values to a list metric of the current execution (inside a step only).
+
+        Returns:
+            True if sent, False outside an execution (nothing is sent).
+        """
+        execution_id = self._metric_execution_id()
+        if execution_id is None:
+            return False
+        if not isinstance(values, list):
+            values = list(values) if isinstance(values, (tuple, range)) else [values]
+        for start in range(0, len(values), LIST_VALUES_BATCH_SIZE):
+            self._post(
+                self._env(f"metrics/list-values/{name}"),
+                json={
+                    "values": values[start : start + LIST_VALUES_BATCH_SIZE],
+                    "execution_id": execution_id,
+                },
+            )
+        return True
+
+    def _metric_pages(
+        self,
+        kind: str,
+        name: str | None,
+        pipeline_name: str | None,
+        deployment_name: str | None,
+        execution_id: str | None,
+    ) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {
+            "filters[name]": name,
+            "filters[pipeline_name]": pipeline_name,
+            "filters[deployment_name]": deployment_name,
+            "filters[execution_id]": execution_id,
+            "items_per_page": METRICS_PAGE_SIZE,
+            "page": 1,
+        }
+        params = {key: value for key, value in params.items() if value is not None}
+        url = self._env(f"metrics/{kind}")
+        page = self._get(url, params=params)
+        metrics = list(page.get("metrics") or [])
+        total_count = page.get("total_count") or 0
+        while len(metrics) < total_count:
+            params["page"] += 1
+            page = self._get(url, params=params)
+            received = page.get("metrics") or []
+            if not received:
+                break
+            metrics.extend(received)
+        return metrics
+
+    @logged("Pipeline metrics listing")
+    def get_metrics(
+        self,
+        name: str | None = None,
+        pipeline_name: str | None = None,
+        deployment_name: str | None = None,
+        execution_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """List single-value metrics (``name``, ``value``, ``created_at``,
+        ``execution_id``, ``deployment_name``, ``pipeline_name``). Give at most one of
+        ``pipeline_name``, ``deployment_name`` and ``execution_id``."""
+        return self._metric_pages(
+            "single-value", name, pipeline_name, deployment_name, execution_id
+        )
+
+    @logged("Pipeline list metrics listing")
+    def get_list_metrics(
+        self,
+        name: str | None = None,
+        pipeline_name: str | None = None,
+        deployment_name: str | None = None,
+        execution_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """List list metrics (``name``, ``values``, ``created_at``, ``execution_id``,
+        ``deployment_name``, ``pipeline_name``). Give at most one of
+        ``pipeline_name``, ``deployment_name`` and ``execution_id``."""
+        return self._metric_pages("list-values", name, pipeline_name, deployment_name, execution_id)
+
+    def get_resource_metrics(
+        self, start_date: datetime, end_date: datetime, csv: bool = False
+    ) -> dict[str, Any] | bytes:
+        """Get the resource usage of the environment between two dates.
+
+        Returns:
+            CSV bytes when ``csv`` is True, else a dict with ``additional_data``
+            (``total_disk``, ``total_ram``, ``total_vram``) and ``metrics``
+            (``cpu_usage``, ``disk_usage``, ``ram_usage``, ``network_input_usage``,
+            ``network_output_usage``, ``gpu_usage``, ``vram_usage``).
+        """
+        url = self._env(
+            f"resource-metrics?start={to_epoch_ms(start_date)}&end={to_epoch_ms(end_date)}"
+            f"&download={'True' if csv else 'False'}"
+        )
+        return self._get(url)

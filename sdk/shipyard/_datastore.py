@@ -1,0 +1,318 @@
+"""Data-store transfers through presigned URLs (API contract §6.7).
+
+* Objects smaller than the multipart threshold: ``GET …/data-store/upload`` then one
+  S3-style multipart/form-data ``POST`` to the signed URL (form ``fields`` then ``file``).
+* Larger objects: ``POST …/upload/multipart`` (start), then per part ``POST …/part`` and a
+  ``PUT`` of the raw bytes to the returned URL, then ``POST …/end`` with the ETags.
+* Downloads: ``GET`` of a signed URL, written to a path or a writable buffer.
+
+Thresholds come from ``CRAFT_AI__MULTIPART_THRESHOLD__B`` (default 100 000 000) and
+``CRAFT_AI__MULTIPART_PART_SIZE__B`` (default 9 961 472), read at import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import tempfile
+from typing import IO, Any, Iterator, Union
+
+import requests
+from urllib3.fields import RequestField
+from urllib3.filepost import encode_multipart_formdata
+
+from ._http import HttpClient, check_storage_response
+from ._progress import progress_bar
+from .exceptions import SdkException
+
+DEFAULT_MULTIPART_THRESHOLD = 100_000_000
+DEFAULT_MULTIPART_PART_SIZE = 38 * 256 * 1024  # 9 961 472: 256 KiB multiple, >= 5 MiB
+
+
+def _int_from_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        return default
+
+
+MULTIPART_THRESHOLD = _int_from_env("CRAFT_AI__MULTIPART_THRESHOLD__B", DEFAULT_MULTIPART_THRESHOLD)
+MULTIPART_PART_SIZE = _int_from_env("CRAFT_AI__MULTIPART_PART_SIZE__B", DEFAULT_MULTIPART_PART_SIZE)
+
+_COPY_BLOCK = 1024 * 1024
+
+PathOrBuffer = Union[str, "os.PathLike[str]", IO[bytes]]
+
+
+# ----- reading the source -----
+
+
+def _filename_of(buffer: Any, default: str) -> str:
+    name = getattr(buffer, "name", None)
+    if isinstance(name, bytes):
+        name = name.decode(errors="replace")
+    if isinstance(name, str) and name and not (name.startswith("<") or name.endswith(">")):
+        return os.path.basename(name)
+    return default
+
+
+def _is_seekable(buffer: Any) -> bool:
+    if not (hasattr(buffer, "seek") and hasattr(buffer, "tell")):
+        return False
+    seekable = getattr(buffer, "seekable", None)
+    try:
+        return bool(seekable()) if callable(seekable) else True
+    except (OSError, ValueError):
+        return False
+
+
+def _binary_source(buffer: Any, stack: contextlib.ExitStack) -> tuple[Any, int]:
+    """Return a seekable binary stream positioned at 0 and its size in bytes.
+
+    Seekable binary streams are used as they are (rewound to their start). Text streams
+    are encoded as UTF-8; other streams are copied to a temporary spool (closed with
+    ``stack``) first.
+    """
+    if isinstance(buffer, io.TextIOBase):
+        if _is_seekable(buffer):
+            buffer.seek(0)
+        data = buffer.read().encode("utf-8")
+        return io.BytesIO(data), len(data)
+    if _is_seekable(buffer):
+        buffer.seek(0)
+        size = buffer.seek(0, os.SEEK_END)
+        if not isinstance(size, int):
+            size = buffer.tell()
+        buffer.seek(0)
+        return buffer, size
+    spool = stack.enter_context(tempfile.SpooledTemporaryFile(max_size=MULTIPART_THRESHOLD))  # noqa: SIM115
+    shutil.copyfileobj(buffer, spool, _COPY_BLOCK)
+    size = spool.tell()
+    spool.seek(0)
+    return spool, size
+
+
+def _read_bytes(buffer: Any, size: int) -> bytes:
+    """Read up to ``size`` bytes, retrying short reads until the end of the stream."""
+    chunks: list[bytes] = []
+    remaining = size
+    while remaining > 0:
+        data = buffer.read(remaining)
+        if not data:
+            break
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        chunks.append(data)
+        remaining -= len(data)
+    return b"".join(chunks)
+
+
+class _ProgressBody:
+    """Request body that reports how much of it was sent."""
+
+    def __init__(self, data: bytes, bar: Any) -> None:
+        self._data = memoryview(data)
+        self._position = 0
+        self._bar = bar
+
+    def __len__(self) -> int:
+        return len(self._data) - self._position
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._data) if size is None or size < 0 else self._position + size
+        chunk = bytes(self._data[self._position : end])
+        self._position += len(chunk)
+        self._bar.update(len(chunk))
+        return chunk
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            chunk = self.read(64 * 1024)
+            if not chunk:
+                return
+            yield chunk
+
+
+# ----- upload -----
+
+
+def _form_body(fields: dict[str, Any], filename: str, content: bytes) -> tuple[bytes, str]:
+    """S3 POST-policy body: each of ``fields`` in order, then the ``file`` part."""
+    parts: list[Any] = []
+    for key, value in fields.items():
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if item is None:
+                continue
+            if not isinstance(item, bytes):
+                item = str(item).encode("utf-8")
+            parts.append((str(key), item))
+    file_part = RequestField(name="file", data=content, filename=filename)
+    file_part.make_multipart(content_type=None)
+    parts.append(file_part)
+    return encode_multipart_formdata(parts)
+
+
+def _upload_single_part(
+    http: HttpClient,
+    api_url: str,
+    source: Any,
+    size: int,
+    object_path: str,
+    filename: str,
+    allow_progress: bool,
+) -> None:
+    presigned = http.call(
+        "GET", f"{api_url}/data-store/upload", params={"path_to_object": object_path}
+    )
+    signed_url, fields = presigned["signed_url"], presigned.get("fields") or {}
+    body, content_type = _form_body(fields, filename, _read_bytes(source, size))
+    headers = {"Content-Type": content_type}
+    with progress_bar(len(body), f"Uploading {object_path}", allow_progress) as bar:
+        data: Any = _ProgressBody(body, bar) if bar.active else body
+        response = http.send_bare("POST", signed_url, data=data, headers=headers)
+    check_storage_response(response)
+
+
+def _upload_multipart(
+    http: HttpClient,
+    api_url: str,
+    source: Any,
+    size: int,
+    object_path: str,
+    part_size: int,
+    allow_progress: bool,
+) -> None:
+    base_url = f"{api_url}/data-store/upload/multipart"
+    configuration = http.call("POST", base_url, json={"path_to_object": object_path})
+    part_count = max(1, -(-size // part_size))
+    parts: list[dict[str, Any]] = []
+    with progress_bar(size, f"Uploading {object_path}", allow_progress) as bar:
+        for number in range(1, part_count + 1):
+            chunk = _read_bytes(source, part_size)
+            request: dict[str, Any] = {
+                "path_to_object": object_path,
+                "multipart_upload_configuration": configuration,
+                "chunk_size": part_size,
+                "part_number": number,
+            }
+            if number == part_count:
+                request["size"] = size
+            target = http.call("POST", f"{base_url}/part", json=request)
+            response = http.send_bare(
+                "PUT", target["signed_url"], data=chunk, headers=dict(target.get("headers") or {})
+            )
+            if response.status_code >= 400:
+                check_storage_response(response)
+            part: dict[str, Any] = {"number": number}
+            etag = response.headers.get("ETag")
+            if etag is not None:
+                part["metadata"] = etag
+            parts.append(part)
+            bar.update(len(chunk))
+    http.call(
+        "POST",
+        f"{base_url}/end",
+        json={
+            "path_to_object": object_path,
+            "multipart_upload_configuration": configuration,
+            "parts": parts,
+        },
+    )
+
+
+def upload(
+    http: HttpClient,
+    api_url: str,
+    filepath_or_buffer: PathOrBuffer,
+    object_path: str,
+    threshold: int = MULTIPART_THRESHOLD,
+    part_size: int = MULTIPART_PART_SIZE,
+    allow_progress: bool = True,
+) -> None:
+    """Upload a local file (path) or a binary buffer to ``object_path``."""
+    if isinstance(filepath_or_buffer, (str, os.PathLike)):
+        with open(filepath_or_buffer, "rb") as file:
+            return upload(http, api_url, file, object_path, threshold, part_size, allow_progress)
+    if not hasattr(filepath_or_buffer, "read"):
+        raise ValueError(
+            "'filepath_or_buffer' must be either a string (filepath) or an object "
+            "with a read() method (file-like object)."
+        )
+    if part_size <= 0:
+        raise ValueError("The multipart part size must be a positive number of bytes.")
+    filename = _filename_of(filepath_or_buffer, "file")
+    with contextlib.ExitStack() as stack:
+        source, size = _binary_source(filepath_or_buffer, stack)
+        if size < threshold or size == 0:
+            _upload_single_part(http, api_url, source, size, object_path, filename, allow_progress)
+        else:
+            _upload_multipart(http, api_url, source, size, object_path, part_size, allow_progress)
+    return None
+
+
+# ----- download -----
+
+
+def download(
+    http: HttpClient,
+    signed_url: str,
+    filepath_or_buffer: PathOrBuffer,
+    description: str = "Downloading",
+    allow_progress: bool = True,
+) -> None:
+    """Save the object behind ``signed_url`` into a file path or a writable buffer."""
+    is_path = isinstance(filepath_or_buffer, (str, os.PathLike))
+    if not is_path and not hasattr(filepath_or_buffer, "write"):
+        raise ValueError(
+            "'filepath_or_buffer' must be either a string (filepath) or an object "
+            "with a write() method (file-like object)."
+        )
+    response = http.send_bare("GET", signed_url, stream=True)
+    try:
+        check_storage_response(response)
+        length = response.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        if response.headers.get("Content-Encoding"):
+            total = None
+        with progress_bar(total, description, allow_progress) as bar:
+            if is_path:
+                with open(filepath_or_buffer, "wb") as file:  # type: ignore[arg-type]
+                    _copy_response(response, file, bar)
+            else:
+                _copy_response(response, filepath_or_buffer, bar)
+                if isinstance(filepath_or_buffer, io.IOBase) and filepath_or_buffer.tell() > 0:
+                    filepath_or_buffer.seek(0)
+    finally:
+        response.close()
+
+
+def _copy_response(response: Any, target: Any, bar: Any) -> None:
+    try:
+        for chunk in response.iter_content(_COPY_BLOCK):
+            if chunk:
+                target.write(chunk)
+                bar.update(len(chunk))
+    except requests.RequestException as error:
+        raise SdkException("Unable to perform the request", name="RequestError") from error
+
+
+def download_bytes(http: HttpClient, signed_url: str) -> bytes:
+    """Return the content behind ``signed_url``."""
+    buffer = io.BytesIO()
+    download(http, signed_url, buffer, allow_progress=False)
+    return buffer.getvalue()
+
+
+__all__ = [
+    "MULTIPART_PART_SIZE",
+    "MULTIPART_THRESHOLD",
+    "download",
+    "download_bytes",
+    "upload",
+]
