@@ -132,3 +132,56 @@ def write_files(root: Path, files: dict[str, str]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content)
     return root
+
+
+def make_archive(files: dict[str, str | bytes]) -> bytes:
+    """A step archive as the client builds it: gzip tar, members named by relative path."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, content in files.items():
+            data = content.encode() if isinstance(content, str) else content
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def create_step_http(api: Api, name: str, files: dict, function_path: str = "main.py",
+                     function_name: str = "run", fields: dict | None = None,
+                     kind: str = "steps", wait: bool = True) -> dict:
+    """POST a step (or a pipeline from a function) as multipart, then wait until settled."""
+    name_field = "step_name" if kind == "steps" else "pipeline_name"
+    data = {name_field: name, "function_path": function_path, "function_name": function_name}
+    data.update(fields or {})
+    r = api.request("POST", f"/{kind}", data=data,
+                    files={"step_file": ("step_file", make_archive(files))})
+    assert r.status_code in (200, 201), r.text
+    if not wait:
+        return r.json()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        got = api.request("GET", f"/{kind}/{name}?wait_for_completion=true")
+        assert got.status_code == 200, got.text
+        body = got.json()
+        if body["creation_info"]["status"] != "creation_pending":
+            return body
+    raise AssertionError(f"{name} still pending")
+
+
+def run_and_wait(api: Api, pipeline: str, inputs: dict | None = None, files: dict | None = None,
+                 **fields) -> tuple[str, requests.Response]:
+    data = {"json_inputs": json.dumps(inputs or {})}
+    for key, value in fields.items():
+        data[key] = json.dumps(value)
+    r = api.request("POST", f"/pipelines/{pipeline}/run", data=data, files=files)
+    assert r.status_code == 200, r.text
+    execution_id = r.json()["execution_id"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        out = api.request("GET", f"/executions/{execution_id}/outputs?wait_for_completion=true")
+        if out.status_code != 307:
+            return execution_id, out
+    raise AssertionError("execution did not finish")

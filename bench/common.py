@@ -1,0 +1,31 @@
+"""Shared by benchmarks: a real server in a temporary folder, percentiles."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.helpers import Api, ServerProcess
+
+
+@contextmanager
+def running_server():
+    with tempfile.TemporaryDirectory(prefix="shipyard-bench-") as tmp:
+        server = ServerProcess(Path(tmp) / "data").start()
+        try:
+            yield server, Api(server)
+        finally:
+            server.stop()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(name: str, values_ms: list[float]) -> str:
+    return (f"{name}: n={len(values_ms)} p50={percentile(values_ms, 50):.1f} ms "
+            f"p95={percentile(values_ms, 95):.1f} ms mean={statistics.mean(values_ms):.1f} ms")

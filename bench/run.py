@@ -1,0 +1,24 @@
+"""`make bench`: every benchmark prints its figures beside a baseline measured in the same
+run, and their ratio. Bounded in count and time; loopback only."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import bench_run_pipeline  # noqa: E402
+
+BENCHMARKS = [bench_run_pipeline]
+
+
+def main() -> int:
+    for module in BENCHMARKS:
+        print(f"== {module.__name__.split('.')[-1]}", flush=True)
+        module.main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Restarts keep every record; an execution interrupted by a crash ends failed with a reason."""
+
+from __future__ import annotations
+
+import time
+
+from ..helpers import Api, ServerProcess, create_step_http, run_and_wait
+
+SLOW = "import time\ndef run():\n    print('started', flush=True)\n    time.sleep(60)\n"
+QUICK = "def run():\n    return {'o': 'ok'}\n"
+
+
+def _wait_status(api: Api, execution_id: str, wanted: str, timeout_s: float = 30) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        body = api.request("GET", f"/executions/{execution_id}").json()
+        if body["status"] == wanted:
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"{execution_id} never became {wanted}: {body}")
+
+
+def test_kill9_while_running_then_restart(tmp_path):
+    data = tmp_path / "data"
+    server = ServerProcess(data).start()
+    try:
+        api = Api(server)
+        create_step_http(api, "slow", {"main.py": SLOW}, kind="pipelines")
+        create_step_http(api, "quick", {"main.py": QUICK}, kind="pipelines",
+                         fields={"outputs[0][name]": "o", "outputs[0][data_type]": "string"})
+        done_id, _ = run_and_wait(api, "quick")
+        r = api.request("POST", "/pipelines/slow/run", data={"json_inputs": "{}"})
+        slow_id = r.json()["execution_id"]
+        _wait_status(api, slow_id, "Running")
+        server.kill9()
+        server = ServerProcess(data, port=server.port).start()
+        api = Api(server)
+        body = api.request("GET", f"/executions/{slow_id}").json()
+        assert body["status"] == "Failed"
+        assert "server stopped" in body["error"]
+        assert body["end_date"] is not None
+        # Nothing else was lost.
+        assert api.request("GET", f"/executions/{done_id}").json()["status"] == "Succeeded"
+        names = {p["pipeline_name"] for p in api.request("GET", "/pipelines").json()}
+        assert {"slow", "quick"} <= names
+        # And the platform still runs things after the crash.
+        _, out = run_and_wait(api, "quick")
+        assert out.json()["outputs"][0]["value"] == "ok"
+    finally:
+        server.stop()
+
+
+def test_sigterm_stops_cleanly_and_fails_running(tmp_path):
+    data = tmp_path / "data"
+    server = ServerProcess(data).start()
+    api = Api(server)
+    create_step_http(api, "slow", {"main.py": SLOW}, kind="pipelines")
+    slow_id = api.request("POST", "/pipelines/slow/run", data={"json_inputs": "{}"}).json()["execution_id"]
+    _wait_status(api, slow_id, "Running")
+    code = server.stop()
+    assert code == 0
+    server = ServerProcess(data, port=server.port).start()
+    try:
+        body = Api(server).request("GET", f"/executions/{slow_id}").json()
+        assert body["status"] == "Failed" and "server stopped" in body["error"]
+    finally:
+        server.stop()
