@@ -34,7 +34,7 @@ observed["pipeline"] = sdk.create_pipeline(
 run = sdk.run_pipeline(pipeline_name="part-1-hello-world")
 observed["run1"] = run
 observed["logs1"] = sdk.get_pipeline_execution_logs(
-    pipeline_name="part-1-hello-world", execution_id=run["execution_id"]
+    execution_id=run["execution_id"]
 )
 observed["executions1"] = sdk.list_pipeline_executions("part-1-hello-world")
 
@@ -62,7 +62,7 @@ sdk.create_pipeline(pipeline_name="part-2-iristrain", step_name="part-2-iristrai
 run2 = sdk.run_pipeline(pipeline_name="part-2-iristrain")
 observed["run2"] = run2
 observed["logs2"] = sdk.get_pipeline_execution_logs(
-    pipeline_name="part-2-iristrain", execution_id=run2["execution_id"]
+    execution_id=run2["execution_id"]
 )
 observed["model_info"] = sdk.get_data_store_object_information(
     "get_started/models/iris_knn_model.joblib"
@@ -97,7 +97,7 @@ output_predictions = sdk.run_pipeline(pipeline_name="part-3-irisio", inputs=inpu
 observed["run3"] = output_predictions
 observed["expected3"] = iris_y.loc[indices[90:120]].tolist()
 observed["execution3"] = sdk.get_pipeline_execution(
-    pipeline_name="part-3-irisio", execution_id=output_predictions["execution_id"]
+    execution_id=output_predictions["execution_id"]
 )
 with open(out_path, "w") as f:
     json.dump(observed, f, default=str)

@@ -1,0 +1,172 @@
+"""Presigned targets (contract §5 #53–#55, §6.7.6): URLs that authenticate themselves with a
+signed token and answer errors in S3's XML shape, never JSON.
+
+    GET  /signed/object?token=…     data-store object download
+    POST /signed/upload             single-part upload: form field `token` + file part `file`
+    PUT  /signed/part?token=…       one multipart part (raw body), answers an ETag
+    GET  /signed/artifact?token=…   files under the data dir (step archives)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from xml.etree import ElementTree
+
+from flask import Blueprint, Response, request, send_file
+
+from ..datastore.local import LocalDataStore
+from ..errors import NotFound, PayloadTooLarge, ShipyardError
+from ..signing import ExpiredSignature, InvalidSignature, Signer
+from .common import services
+
+log = logging.getLogger("shipyard.signed")
+
+blp = Blueprint("signed", __name__, url_prefix="/signed")
+
+ARTIFACT_SALT = "shipyard.artifact"
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+
+
+class XmlError(Exception):
+    def __init__(self, status: int, code: str, message: str, **extra: str):
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+def xml_error(status: int, code: str, message: str, **extra: str) -> Response:
+    root = ElementTree.Element("Error")
+    ElementTree.SubElement(root, "Code").text = code
+    ElementTree.SubElement(root, "Message").text = message
+    for tag, text in extra.items():
+        ElementTree.SubElement(root, tag).text = str(text)
+    body = b'<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(root)
+    return Response(body, status=status, mimetype="application/xml")
+
+
+@blp.errorhandler(Exception)
+def _any_error(exc: Exception) -> Response:
+    """Blueprint handlers win over the app's JSON ones for errors raised in these views."""
+    if isinstance(exc, XmlError):
+        return xml_error(exc.status, exc.code, exc.message, **exc.extra)
+    if isinstance(exc, ExpiredSignature):
+        return xml_error(403, "ExpiredToken", exc.message)
+    if isinstance(exc, InvalidSignature):
+        return xml_error(403, "AccessDenied", exc.message)
+    if isinstance(exc, NotFound):
+        return xml_error(404, "NoSuchKey", exc.message)
+    if isinstance(exc, PayloadTooLarge):
+        return xml_error(413, "EntityTooLarge", exc.message)
+    if isinstance(exc, ShipyardError) and 400 <= exc.status_code < 500:
+        return xml_error(exc.status_code, "InvalidRequest", exc.message)
+    code = getattr(exc, "code", None)
+    if isinstance(code, int) and 400 <= code < 500:  # werkzeug HTTPException (bad form…)
+        return xml_error(code, "InvalidRequest", getattr(exc, "description", None) or str(exc))
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    return xml_error(500, "InternalError", "Internal error while serving the signed URL")
+
+
+def _local_store() -> LocalDataStore:
+    store = services().datastore
+    if not isinstance(store, LocalDataStore):
+        raise XmlError(400, "InvalidRequest", "This server does not serve data-store objects")
+    return store
+
+
+def _method(*allowed: str) -> None:
+    # Routes accept every method so a wrong one still gets an XML error, not the app's JSON.
+    if request.method not in allowed:
+        raise XmlError(405, "MethodNotAllowed",
+                       f"{request.method} is not allowed on this URL")
+
+
+def _query_token() -> str:
+    token = request.args.get("token")
+    if not token:
+        raise XmlError(403, "AccessDenied", "The URL carries no signature token")
+    return token
+
+
+# Data store ---------------------------------------------------------------------------------
+@blp.route("/object", methods=_ALL_METHODS)
+def get_object():
+    _method("GET", "HEAD")
+    store = _local_store()
+    claims = store.check_token(_query_token(), "get")
+    path = store.path_of(claims["key"])
+    if not path.is_file():
+        raise XmlError(404, "NoSuchKey", "Object not found", Key=_visible(claims["key"]))
+    return send_file(path, mimetype="application/octet-stream", as_attachment=True,
+                     download_name=path.name, conditional=True, etag=False)
+
+
+@blp.route("/upload", methods=_ALL_METHODS)
+def post_object():
+    _method("POST")
+    store = _local_store()
+    # Accepts the token as a form field (as handed out in `fields`) or in the query.
+    token = request.form.get("token") or request.args.get("token")
+    if not token:
+        raise XmlError(403, "AccessDenied", "The form carries no 'token' field")
+    claims = store.check_token(token, "post")
+    upload = request.files.get("file")
+    if upload is None:
+        raise XmlError(400, "InvalidRequest", "The form has no file part named 'file'")
+    store.write(claims["key"], upload.stream)
+    return Response(status=204)
+
+
+@blp.route("/part", methods=_ALL_METHODS)
+def put_part():
+    _method("PUT")
+    store = _local_store()
+    claims = store.check_token(_query_token(), "put")
+    etag = store.write_part(claims, request.stream)
+    response = Response(status=200)
+    response.headers["ETag"] = etag
+    return response
+
+
+def _visible(key: str) -> str:
+    # Hide the `{project}/{environment}/` namespace, as the API does.
+    parts = key.split("/", 2)
+    return parts[2] if len(parts) == 3 else key
+
+
+# Artifacts ----------------------------------------------------------------------------------
+def _artifact_signer() -> Signer:
+    return Signer(services().settings.load_or_create_secret(), ARTIFACT_SALT)
+
+
+def artifact_url(relative_path: str) -> str:
+    """An absolute presigned GET URL for a file under settings.data_dir (e.g.
+    `steps/<id>/code.tgz`), valid for settings.signed_url_lifetime_s."""
+    settings = services().settings
+    token = _artifact_signer().sign({"path": str(relative_path)})
+    return f"{settings.public_url}/signed/artifact?token={token}"
+
+
+@blp.route("/artifact", methods=_ALL_METHODS)
+def get_artifact():
+    _method("GET", "HEAD")
+    settings = services().settings
+    claims = _artifact_signer().verify(_query_token(), settings.signed_url_lifetime_s)
+    relative = claims.get("path")
+    if not isinstance(relative, str) or not relative or os.path.isabs(relative):
+        raise XmlError(403, "AccessDenied", "The signature is not valid for this request")
+    root = Path(settings.data_dir).resolve()
+    path = (root / relative).resolve()
+    # The path is signed by us, but resolving guards against symlinks leading elsewhere.
+    if not path.is_relative_to(root) or path == root:
+        raise XmlError(403, "AccessDenied", "The signed path is outside the data folder")
+    if not path.is_file():
+        raise XmlError(404, "NoSuchKey", "The file no longer exists")
+    return send_file(path, mimetype="application/octet-stream", as_attachment=True,
+                     download_name=path.name, conditional=True, etag=False)
+
+
+@blp.route("/", defaults={"rest": ""}, methods=_ALL_METHODS)
+@blp.route("/<path:rest>", methods=_ALL_METHODS)
+def unknown(rest: str):
+    raise XmlError(404, "InvalidRequest", "No such signed URL")
