@@ -36,7 +36,7 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 30) -> "ServerProcess":
+    def start(self, timeout_s: float = 30) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, **self.env)
         env.setdefault("SHIPYARD_UV_CACHE_DIR", str(Path.home() / ".cache" / "uv"))

@@ -39,7 +39,7 @@ class Settings:
             self.database_url = f"sqlite:///{self.data_dir / 'shipyard.db'}"
 
     @classmethod
-    def from_env(cls, **overrides) -> "Settings":
+    def from_env(cls, **overrides) -> Settings:
         values = {
             "data_dir": _env("DATA_DIR", ".data"),
             "host": _env("HOST", "127.0.0.1"),

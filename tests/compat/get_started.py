@@ -39,8 +39,8 @@ observed["logs1"] = sdk.get_pipeline_execution_logs(
 observed["executions1"] = sdk.list_pipeline_executions("part-1-hello-world")
 
 # Part 2: iris training with the data store used from inside the step -------------------
-from sklearn import datasets  # noqa: E402
 import pandas as pd  # noqa: E402
+from sklearn import datasets  # noqa: E402
 
 iris = datasets.load_iris(as_frame=True)
 iris_df = pd.concat([iris.data, iris.target], axis=1)

@@ -6,7 +6,6 @@ import io
 import tarfile
 
 import pytest
-
 from shipyard_service.api.common import unflatten
 from shipyard_service.artifacts import inspect_archive
 from shipyard_service.domain.io_types import check_total_size, parse_declarations

@@ -8,8 +8,8 @@ from ..domain import executions
 from ..domain.auth import TokenService
 from ..errors import Unauthorized
 from ..store.models import Execution
-from .common import ok, services
 from .common import env_blueprint as _env_blueprint
+from .common import ok, services
 
 blp = _env_blueprint("runner", __name__, "/runner", "Runner callbacks (internal)",
                      authenticated=False)

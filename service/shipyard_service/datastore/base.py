@@ -1,12 +1,13 @@
-"""The DataStore interface. Keys are already normalised by domain/datastore_paths.py and
+"""The DataStore interface. Keys are already normalised by domain/datastore.py and
 prefixed with the environment's namespace (`{project}/{environment}/`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 
 @dataclass(frozen=True)

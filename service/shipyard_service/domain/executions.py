@@ -56,7 +56,8 @@ def resolve_inputs(svc, environment: Environment, execution_id: str, declared: l
     known = {d["name"] for d in declared}
     unknown = sorted((set(given) | set(files)) - known)
     if unknown:
-        raise BadRequest(f"Unknown inputs: {', '.join(unknown)}", {"unknown_inputs": unknown, "known": sorted(known)})
+        raise BadRequest(f"Unknown inputs: {', '.join(unknown)}",
+                         {"unknown_inputs": unknown, "known": sorted(known)})
     env_values = None
     items: list[dict] = []
     job: dict[str, Any] = {}
@@ -96,7 +97,8 @@ def resolve_inputs(svc, environment: Environment, execution_id: str, declared: l
             env_values = env_values if env_values is not None else envvars.as_dict(environment)
             var = mapping["mapping_value"]["environment_variable_name"]
             if var not in env_values:
-                raise BadRequest(f"Environment variable '{var}' (for input '{name}') is not set", {"name": var})
+                raise BadRequest(f"Environment variable '{var}' (for input '{name}') is not set",
+                                 {"name": var})
             value = _coerce_env_value(data_type, env_values[var], name)
         elif mapping["mapping_type"] == "datastore":
             path = mapping["mapping_value"]["datastore_path"]

@@ -9,8 +9,8 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from uv import find_uv_bin
 

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def find_python(version: str) -> str | None:
     """Path of an interpreter for '3.X', from PATH, pyenv or the usual prefixes."""
     candidates = [shutil.which(f"python{version}")]
