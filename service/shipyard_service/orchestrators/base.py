@@ -39,6 +39,50 @@ class Launch:
     environment_variables: dict[str, str]
 
 
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """What a backend needs to keep a deployment running: a schedule (periodic rule) or
+    resident runners (low-latency mode). Elastic endpoint deployments need nothing."""
+
+    deployment_id: int
+    name: str
+    project: str
+    environment: str
+    execution_rule: str  # endpoint | periodic
+    mode: str  # elastic | low_latency
+    schedule: str | None  # 5-field cron, UTC
+    is_enabled: bool
+    generation: int  # a change means: reload the resident runners
+    env_key: str
+    code_dir: Path
+    function_path: str
+    function_name: str
+    max_parallel: int  # executions at once per runner (1 when parallelism is off)
+    replicas: int
+    environment_url: str
+    control_url: str
+    runner_token: str  # lets resident runners post deployment logs
+    ram_request: str | None = None
+    gpu_request: int | None = None
+
+
+@dataclass(frozen=True)
+class Pod:
+    pod_id: str
+    status: str  # Pending | Running | Restarting | Failed
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    status: str  # creation_pending | up | down_retrying | creation_failed
+    pods: list[Pod] = field(default_factory=list)
+    detail: str | None = None
+
+    @property
+    def health(self) -> str:
+        return {"up": "Ready", "creation_pending": "Starting"}.get(self.status, "Unhealthy")
+
+
 class Callbacks(Protocol):
     def build_log(self, step_id: int, message: str) -> None: ...
 
@@ -48,6 +92,15 @@ class Callbacks(Protocol):
 
     def execution_exited(self, execution_id: str, return_code: int, detail: str) -> None:
         """The runner is gone; if it did not report a result, the execution failed."""
+
+    def schedule_fired(self, deployment_id: int, fire_time) -> None:
+        """A cron tick (naive UTC datetime) is due; the domain starts it at most once."""
+
+    def deployment_state_changed(self, deployment_id: int) -> None:
+        """Resident runners changed state (up, crashed, restarted)."""
+
+    def deployment_log(self, deployment_id: int, pod_id: str, stream: str, message: str) -> None:
+        """A line a resident runner printed outside any execution."""
 
 
 class Orchestrator(ABC):
@@ -82,3 +135,21 @@ class Orchestrator(ABC):
 
     def available_languages(self) -> list[str]:
         return []
+
+    # Deployments ------------------------------------------------------------------------
+    @abstractmethod
+    def ensure_deployment(self, spec: DeploymentSpec) -> None:
+        """Create or update (idempotent) what the deployment needs; asynchronous."""
+
+    @abstractmethod
+    def remove_deployment(self, deployment_id: int) -> None:
+        """Stop schedules and resident runners of the deployment."""
+
+    @abstractmethod
+    def deployment_state(self, deployment_id: int) -> DeploymentState:
+        """What is true now of the deployment's schedule or resident runners."""
+
+    @abstractmethod
+    def dispatch(self, deployment_id: int, launch: Launch) -> None:
+        """Run one execution on a resident runner of a low-latency deployment
+        (queued there when all its slots are busy); the runner reports the result."""

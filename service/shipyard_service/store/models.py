@@ -162,6 +162,64 @@ class ListMetric(BaseModel):
         indexes = ((("execution_id", "name"), True),)
 
 
+class Deployment(BaseModel):
+    environment = peewee.ForeignKeyField(Environment, on_delete="CASCADE")
+    name = peewee.CharField()
+    pipeline = peewee.ForeignKeyField(Pipeline, on_delete="RESTRICT")
+    execution_rule = peewee.CharField()  # endpoint | periodic
+    mode = peewee.CharField(default="elastic")  # elastic | low_latency
+    description = peewee.TextField(null=True)
+    endpoint_url_path = peewee.CharField(null=True)
+    endpoint_token = peewee.CharField(null=True)
+    schedule = peewee.CharField(null=True)
+    inputs_mapping = JSONField(default=list)
+    outputs_mapping = JSONField(default=list)
+    enable_parallel_executions = peewee.BooleanField(default=False)
+    max_parallel_executions_per_pod = peewee.IntegerField(default=6)
+    replicas = peewee.IntegerField(default=1)
+    ram_request = peewee.CharField(null=True)
+    gpu_request = peewee.IntegerField(null=True)
+    is_enabled = peewee.BooleanField(default=True)
+    status = peewee.CharField(default="creation_pending")
+    status_detail = peewee.TextField(null=True)
+    # Bumped by update_deployment: a resident runner of an older generation is replaced.
+    generation = peewee.IntegerField(default=1)
+    runner_token_hash = peewee.CharField(null=True, index=True)
+    last_tick_at = peewee.DateTimeField(null=True)
+    created_by = peewee.CharField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_by = peewee.CharField(null=True)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("environment", "name"), True),
+            (("environment", "endpoint_url_path"), True),
+        )
+
+
+class DeploymentLog(BaseModel):
+    deployment = peewee.ForeignKeyField(Deployment, on_delete="CASCADE")
+    timestamp = peewee.DateTimeField(index=True)
+    stream = peewee.CharField(default="stdout")
+    pod_id = peewee.CharField(null=True)
+    message = peewee.TextField()
+
+
+class ScheduleTick(BaseModel):
+    """One row per fired cron tick: the unique index makes a tick fire exactly once, even
+    with several API processes or a restart in the middle."""
+
+    deployment = peewee.ForeignKeyField(Deployment, on_delete="CASCADE")
+    fire_time = peewee.DateTimeField()
+    execution_id = peewee.CharField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("deployment", "fire_time"), True),)
+
+
+# Models added by later features go above this line and into ALL_MODELS.
 ALL_MODELS = [
     SchemaVersion,
     User,
@@ -175,4 +233,7 @@ ALL_MODELS = [
     ExecutionLog,
     Metric,
     ListMetric,
+    Deployment,
+    DeploymentLog,
+    ScheduleTick,
 ]

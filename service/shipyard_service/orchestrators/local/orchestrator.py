@@ -6,7 +6,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 from ...config import Settings
-from ..base import BuildRequest, Launch, Orchestrator
+from ..base import BuildRequest, DeploymentSpec, DeploymentState, Launch, Orchestrator
 from .envs import BuildError, EnvironmentBuilder
 from .processes import RunnerProcesses, create_time, kill_tree, process_alive
 from .pythons import available_versions
@@ -86,3 +86,16 @@ def _missing_system_packages(packages: list[str]) -> list[str]:
         if not ok:
             missing.append(name)
     return missing
+
+    # Deployments (filled in by the deployments work) -------------------------------------
+    def ensure_deployment(self, spec: DeploymentSpec) -> None:
+        raise NotImplementedError
+
+    def remove_deployment(self, deployment_id: int) -> None:
+        raise NotImplementedError
+
+    def deployment_state(self, deployment_id: int) -> DeploymentState:
+        return DeploymentState(status="up")
+
+    def dispatch(self, deployment_id: int, launch: Launch) -> None:
+        raise NotImplementedError
