@@ -75,18 +75,6 @@ class LocalOrchestrator(Orchestrator):
             kill_tree(pid)  # a runner orphaned by a crashed server: it has no one to report to
         return alive
 
-
-def _missing_system_packages(packages: list[str]) -> list[str]:
-    missing = []
-    for name in packages:
-        try:
-            ok = subprocess.run(["dpkg", "-s", name], capture_output=True, timeout=30).returncode == 0
-        except (OSError, subprocess.SubprocessError):
-            ok = False
-        if not ok:
-            missing.append(name)
-    return missing
-
     # Deployments (filled in by the deployments work) -------------------------------------
     def ensure_deployment(self, spec: DeploymentSpec) -> None:
         raise NotImplementedError
@@ -99,3 +87,16 @@ def _missing_system_packages(packages: list[str]) -> list[str]:
 
     def dispatch(self, deployment_id: int, launch: Launch) -> None:
         raise NotImplementedError
+
+
+def _missing_system_packages(packages: list[str]) -> list[str]:
+    missing = []
+    for name in packages:
+        try:
+            ok = subprocess.run(["dpkg", "-s", name], capture_output=True, timeout=30).returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            ok = False
+        if not ok:
+            missing.append(name)
+    return missing
+
