@@ -88,6 +88,8 @@ def _register_routes(app: Flask) -> None:
     from .api import (
         auth,
         datastore,
+        deployments,
+        endpoints,
         envvars,
         executions,
         health,
@@ -101,7 +103,7 @@ def _register_routes(app: Flask) -> None:
 
     api = Api(app)
     for module in (auth, project_info, steps, pipelines, executions, datastore, envvars,
-                   metrics, runner):
+                   metrics, runner, deployments, endpoints):
         api.register_blueprint(module.blp)
     app.register_blueprint(signed.blp)
     app.register_blueprint(health.blp)

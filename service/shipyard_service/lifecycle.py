@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from .domain import executions, steps
+from .domain import deployments, executions, steps
 from .services import Services
 from .store import db_session
 
@@ -36,6 +36,18 @@ class DomainCallbacks:
             executions.runner_exited(self.services, execution_id, return_code, detail)
 
 
+    def schedule_fired(self, deployment_id: int, fire_time) -> None:
+        with db_session():
+            deployments.schedule_fired(self.services, deployment_id, fire_time)
+
+    def deployment_state_changed(self, deployment_id: int) -> None:
+        self.services.events.notify(f"deployment:{deployment_id}")
+
+    def deployment_log(self, deployment_id: int, pod_id: str, stream: str, message: str) -> None:
+        with db_session():
+            deployments.record_log(deployment_id, stream, message, pod_id=pod_id)
+
+
 def start_background_work(services: Services) -> None:
     services.orchestrator.bind(DomainCallbacks(services))
     with db_session():
@@ -44,3 +56,5 @@ def start_background_work(services: Services) -> None:
     if failed or rebuilt:
         log.warning("recovery: %d executions marked failed, %d step builds restarted", failed, rebuilt)
     services.orchestrator.start()
+    with db_session():
+        deployments.restore_all(services)

@@ -29,7 +29,7 @@ def bearer_principal() -> Principal:
     return services().tokens.authenticate(token.strip())
 
 
-def _load_environment(endpoint: str | None, values: dict | None) -> None:
+def load_environment_names(endpoint: str | None, values: dict | None) -> None:
     if values is None:
         return
     project_name = values.pop("project_name", None)
@@ -51,7 +51,7 @@ def env_blueprint(name: str, import_name: str, path: str, description: str,
                   authenticated: bool = True) -> Blueprint:
     """A blueprint under {env}/api/v1{path}; its handlers see g.environment, g.principal."""
     blp = Blueprint(name, import_name, url_prefix=API_V1 + path, description=description)
-    blp.url_value_preprocessor(_load_environment)
+    blp.url_value_preprocessor(load_environment_names)
     if authenticated:
         blp.before_request(_authenticate)
     return blp

@@ -53,7 +53,13 @@ def resolve_inputs(svc, environment: Environment, execution_id: str, declared: l
     """Apply mappings, given values and defaults; check types, requirements and sizes.
 
     Returns the stored input items and the job inputs handed to the runner."""
-    known = {d["name"] for d in declared}
+    known = set()
+    for decl in declared:
+        mapping = mappings.get(decl["name"])
+        if mapping is None:
+            known.add(decl["name"])
+        elif mapping["mapping_type"] == "endpoint":
+            known.add(mapping["mapping_value"]["endpoint_input_name"])
     unknown = sorted((set(given) | set(files)) - known)
     if unknown:
         raise BadRequest(f"Unknown inputs: {', '.join(unknown)}",
@@ -164,7 +170,8 @@ def run_pipeline(svc, environment: Environment, user_id: str, pipeline: Pipeline
 
 def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipeline,
                     execution_id: str, inputs: list[dict], job_inputs: dict,
-                    outputs: list[dict], deployment_name: str | None = None) -> Execution:
+                    outputs: list[dict], deployment_name: str | None = None,
+                    resident_deployment_id: int | None = None) -> Execution:
     step = pipeline.step
     token = new_secret("exe")
     config = step.container_config
@@ -189,7 +196,10 @@ def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipel
         environment_variables=envvars.as_dict(environment),
     )
     try:
-        svc.orchestrator.start_execution(launch)
+        if resident_deployment_id is not None:
+            svc.orchestrator.dispatch(resident_deployment_id, launch)
+        else:
+            svc.orchestrator.start_execution(launch)
     except Exception as exc:  # the backend refused: the execution must not stay pending
         mark_failed(svc, execution_id, f"Could not start the execution: {exc}")
         raise

@@ -96,7 +96,9 @@ def list_pipelines(environment: Environment) -> list[dict]:
 
 
 def delete_pipeline(svc, pipeline: Pipeline, force_deployments: bool) -> dict:
-    deployments = svc_deployments_of(pipeline)
+    from .deployments import deployments_of_pipeline
+
+    deployments = deployments_of_pipeline(pipeline)
     if deployments and not force_deployments:
         raise Conflict(
             f"Pipeline '{pipeline.name}' has deployments; delete them first or force the deletion",
@@ -106,12 +108,12 @@ def delete_pipeline(svc, pipeline: Pipeline, force_deployments: bool) -> dict:
     return {"pipeline": {"name": pipeline.name}, "deployments": deployments}
 
 
-def svc_deployments_of(pipeline: Pipeline) -> list[dict]:
-    """Deployments using the pipeline (none until deployments exist in the store)."""
-    return []
-
-
 def delete_pipeline_cascade(svc, pipeline: Pipeline) -> None:
+    from ..store.models import Deployment
+    from .deployments import delete_deployment
+
+    for deployment in Deployment.select().where(Deployment.pipeline == pipeline):
+        delete_deployment(svc, deployment)
     executions = list(
         Execution.select(Execution.execution_id).where(
             (Execution.environment == pipeline.environment_id)

@@ -10,6 +10,8 @@ from ..base import BuildRequest, DeploymentSpec, DeploymentState, Launch, Orches
 from .envs import BuildError, EnvironmentBuilder
 from .processes import RunnerProcesses, create_time, kill_tree, process_alive
 from .pythons import available_versions
+from .resident import Residents
+from .scheduler import Schedules
 
 
 class LocalOrchestrator(Orchestrator):
@@ -20,8 +22,17 @@ class LocalOrchestrator(Orchestrator):
         self.envs = EnvironmentBuilder(settings.data_dir / "envs", settings.uv_cache_dir)
         self.processes = RunnerProcesses(settings.data_dir / "work", self._exited)
         self._builds = ThreadPoolExecutor(max_workers=2, thread_name_prefix="build")
+        self.schedules = Schedules(lambda dep_id, tick: self.callbacks.schedule_fired(dep_id, tick))
+        self.residents = Residents(settings.data_dir / "resident", self.envs.python_of,
+                                   lambda: self.callbacks)
+
+    def start(self) -> None:
+        self.residents.kill_orphans()
+        self.schedules.start()
 
     def stop(self) -> None:
+        self.schedules.stop()
+        self.residents.stop_all()
         self.processes.stop_all()
         self._builds.shutdown(wait=False, cancel_futures=True)
 
@@ -75,19 +86,22 @@ class LocalOrchestrator(Orchestrator):
             kill_tree(pid)  # a runner orphaned by a crashed server: it has no one to report to
         return alive
 
-    # Deployments (filled in by the deployments work) -------------------------------------
+    # Deployments ------------------------------------------------------------------------
     def ensure_deployment(self, spec: DeploymentSpec) -> None:
-        raise NotImplementedError
+        if spec.execution_rule == "periodic":
+            self.schedules.set(spec.deployment_id, spec.schedule, spec.is_enabled)
+        if spec.mode == "low_latency":
+            self.residents.ensure(spec)
 
     def remove_deployment(self, deployment_id: int) -> None:
-        raise NotImplementedError
+        self.schedules.remove(deployment_id)
+        self.residents.remove(deployment_id)
 
     def deployment_state(self, deployment_id: int) -> DeploymentState:
-        return DeploymentState(status="up")
+        return self.residents.state(deployment_id)
 
     def dispatch(self, deployment_id: int, launch: Launch) -> None:
-        raise NotImplementedError
-
+        self.residents.dispatch(deployment_id, launch)
 
 def _missing_system_packages(packages: list[str]) -> list[str]:
     missing = []

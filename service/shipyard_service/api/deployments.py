@@ -1,0 +1,123 @@
+"""Deployments (environment API): create per rule, read, update, delete, logs, tokens."""
+
+from __future__ import annotations
+
+from flask import g, request
+
+from ..domain import deployments
+from ..domain.executions import UploadedFile
+from ..domain.times import from_ms
+from ..store.models import Deployment
+from .common import env_blueprint, flag, forbid_in_execution, json_body, ok, services
+from .steps import limit_of
+
+blp = env_blueprint("deployments", __name__, "", "Deployments")
+
+
+def _create(rule: str):
+    forbid_in_execution("Creating a deployment")
+    deployment = deployments.create_deployment(services(), g.environment, g.principal.user_id,
+                                               rule, json_body())
+    return ok(deployments.deployment_to_dict(services(), deployment), 201)
+
+
+@blp.route("/endpoints", methods=["POST"])
+def create_endpoint_deployment():
+    return _create("endpoint")
+
+
+@blp.route("/periodic-deployment", methods=["POST"])
+def create_periodic_deployment():
+    return _create("periodic")
+
+
+@blp.route("/deployments", methods=["GET"])
+def list_deployments():
+    return ok(deployments.list_deployments(g.environment))
+
+
+@blp.route("/deployments/<name>", methods=["GET"])
+def get_deployment(name: str):
+    svc = services()
+    deployment = deployments.get_deployment(g.environment, name)
+    if flag("wait_for_completion"):
+        def settled() -> bool:
+            row = Deployment.get_or_none(Deployment.id == deployment.id)
+            if row is None:
+                return True
+            status, _, _ = deployments.current_status(svc, row)
+            return status not in ("creation_pending", "down_retrying")
+
+        svc.events.wait_until(f"deployment:{deployment.id}", settled, svc.settings.long_poll_s)
+        deployment = deployments.get_deployment(g.environment, name)
+    return ok(deployments.deployment_to_dict(svc, deployment))
+
+
+@blp.route("/deployments/<name>", methods=["PATCH"])
+def update_deployment(name: str):
+    forbid_in_execution("Updating a deployment")
+    deployment = deployments.get_deployment(g.environment, name)
+    updated = deployments.update_deployment(services(), deployment, g.principal.user_id,
+                                            json_body(required=False))
+    return ok(deployments.deployment_to_dict(services(), updated))
+
+
+@blp.route("/deployments/<name>", methods=["DELETE"])
+def delete_deployment(name: str):
+    forbid_in_execution("Deleting a deployment")
+    deployment = deployments.get_deployment(g.environment, name)
+    return ok(deployments.delete_deployment(services(), deployment))
+
+
+@blp.route("/deployments/<name>/logs", methods=["POST"])
+def deployment_logs(name: str):
+    deployment = deployments.get_deployment(g.environment, name)
+    body = json_body(required=False)
+    return ok(deployments.logs(deployment, from_ms(body.get("from"), "from"),
+                               from_ms(body.get("to"), "to"), limit_of(body)))
+
+
+@blp.route("/deployments/<name>/executions/latest", methods=["GET"])
+def latest_execution(name: str):
+    deployment = deployments.get_deployment(g.environment, name)
+    latest = deployments.latest_execution(g.environment, deployment)
+    return ok(latest if latest is not None else {})
+
+
+@blp.route("/deployments/<name>/executions", methods=["POST"])
+def trigger_with_bearer(name: str):
+    """0.74.7 clients trigger endpoint deployments with their bearer token."""
+    deployment = deployments.get_deployment(g.environment, name)
+    given, files = endpoint_inputs()
+    execution = deployments.trigger(services(), deployment, given, files)
+    return ok({"execution_id": execution.execution_id})
+
+
+@blp.route("/endpoints/<name>/generate-new-token", methods=["POST"])
+def generate_new_token(name: str):
+    forbid_in_execution("Changing an endpoint token")
+    deployment = deployments.get_deployment(g.environment, name)
+    return ok({"endpoint_token": deployments.new_endpoint_token(deployment)})
+
+
+def endpoint_inputs() -> tuple[dict, dict]:
+    """JSON object of inputs, or multipart with file parts (and JSON-encoded fields)."""
+    import json
+
+    from ..errors import BadRequest
+
+    if request.files or request.form:
+        given = {}
+        for key, raw in request.form.items():
+            try:
+                given[key] = json.loads(raw)
+            except ValueError:
+                given[key] = raw
+        files = {name: UploadedFile(f.stream, f.filename) for name, f in request.files.items()}
+        return given, files
+    if not request.get_data():
+        return {}, {}
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest("The inputs must be a JSON object")
+    return body, {}

@@ -1,0 +1,78 @@
+"""Public endpoint routes: `{env}/endpoints/{path}`, authenticated by the endpoint token."""
+
+from __future__ import annotations
+
+from flask import Response, jsonify, request, send_file
+from flask_smorest import Blueprint
+
+from ..domain import deployments, executions, projects
+from ..errors import ExecutionFailed, NotFound
+from .common import ENV_PREFIX, load_environment_names, ok, services
+from .deployments import endpoint_inputs
+
+blp = Blueprint("endpoints", __name__, url_prefix=ENV_PREFIX + "/endpoints",
+                description="Deployed endpoints (EndpointToken auth)")
+blp.url_value_preprocessor(load_environment_names)
+
+RESULT_HOLD_S = 60.0
+
+
+def _deployment(url_path: str, token: str | None):
+    from flask import g
+
+    environment = projects.get_environment(*g.env_names)
+    return environment, deployments.endpoint_deployment(environment, url_path, token)
+
+
+def _header_token() -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme == "EndpointToken" and token.strip() else None
+
+
+@blp.route("/<url_path>", methods=["POST"])
+def trigger(url_path: str):
+    _, deployment = _deployment(url_path, _header_token())
+    given, files = endpoint_inputs()
+    execution = deployments.trigger(services(), deployment, given, files)
+    response = jsonify({"execution_id": execution.execution_id})
+    response.headers["Craft-Ai-Execution-Id"] = execution.execution_id
+    return response
+
+
+@blp.route("/<url_path>/executions/<execution_id>", methods=["GET"])
+@blp.route("/v1/<url_path>/executions/<execution_id>", methods=["GET"])
+def results(url_path: str, execution_id: str):
+    environment, deployment = _deployment(url_path, request.args.get("token") or _header_token())
+    execution = executions.get_execution(environment, execution_id)
+    if execution.deployment_name != deployment.name:
+        raise NotFound(f"Execution '{execution_id}' not found", {"execution_id": execution_id})
+    if execution.status not in executions.FINAL:
+        hold = min(RESULT_HOLD_S, services().settings.long_poll_s * 2.4)
+        execution = executions.wait_finished(services(), execution_id, hold)
+        if execution is None or execution.status not in executions.FINAL:
+            response = jsonify({"execution_id": execution_id, "status": "Running"})
+            response.status_code = 307
+            response.headers["Location"] = request.full_path
+            return response
+    if execution.status != "Succeeded":
+        raise ExecutionFailed(f"Execution '{execution_id}' failed: {execution.error or ''}",
+                              {"execution_id": execution_id, "status": execution.status})
+    return _result_body(execution)
+
+
+def _result_body(execution) -> Response:
+    outputs = {}
+    for item in execution.outputs:
+        if item["mapping_type"] != "endpoint":
+            continue
+        name = item["mapping_value"]["endpoint_output_name"]
+        if item["data_type"] == "file":
+            path = services().artifacts.execution_file(execution.execution_id, "outputs",
+                                                       item["pipeline_output_name"])
+            response = send_file(path, mimetype="application/octet-stream")
+            # Hand-written on purpose: the client splits on `_<execution_id>_` (contract §6.6.2).
+            response.headers["Content-Disposition"] = (
+                f"attachment; filename=result_{execution.execution_id}_{name}")
+            return response
+        outputs[name] = item.get("value")
+    return ok({"outputs": outputs, "execution_id": execution.execution_id})[0]

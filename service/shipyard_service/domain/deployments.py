@@ -1,0 +1,459 @@
+"""Deployments: a pipeline behind an endpoint or a schedule, elastic or low-latency."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from typing import Any
+
+import peewee
+
+from ..errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from ..orchestrators.base import DeploymentSpec
+from ..store.db import utcnow
+from ..store.models import Deployment, DeploymentLog, Environment, Execution, Pipeline, ScheduleTick
+from . import executions, schedules
+from .auth import hash_token, new_secret
+from .mappings import MAPPING_TYPE, parse_input_mappings, parse_output_mappings
+from .names import check_resource_name
+from .pipelines import get_pipeline
+from .times import iso
+
+MODES = ("elastic", "low_latency")
+RULES = ("endpoint", "periodic")
+STATUSES = ("creation_pending", "up", "creation_failed", "down_retrying", "standby", "disabled")
+RAM = re.compile(r"^\d+(\.\d+)?(KiB|MiB|GiB)$")
+MAX_REPLICAS = 8
+_FIELDS = {"pipeline_name", "name", "mode", "description", "enable_parallel_executions",
+           "max_parallel_executions_per_pod", "ram_request", "gpu_request", "schedule",
+           "endpoint_url_path", "inputs_mapping", "outputs_mapping", "replicas",
+           "execution_timeout_s", "endpoint_token"}
+
+
+def _bool(body: dict, key: str, default: bool) -> bool:
+    value = body.get(key, default)
+    if not isinstance(value, bool):
+        raise BadRequest(f"'{key}' must be a boolean", {"field": key})
+    return value
+
+
+def _int(body: dict, key: str, default: int | None, low: int, high: int) -> int | None:
+    value = body.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise BadRequest(f"'{key}' must be an integer from {low} to {high}", {"field": key})
+    return value
+
+
+def _complete_mappings(step, rule: str, in_maps: dict, out_maps: dict) -> tuple[list, list]:
+    """Auto-map what the endpoint rule leaves unmapped; periodic needs everything mapped."""
+    inputs, outputs = [], []
+    for decl in step.inputs:
+        mapping = in_maps.get(decl["name"])
+        if mapping is None:
+            if rule == "periodic":
+                raise BadRequest(
+                    f"A periodic deployment must map every input: '{decl['name']}' is not mapped",
+                    {"pipeline_input_name": decl["name"]})
+            mapping = {"mapping_type": "endpoint", "mapping_value": {
+                "endpoint_input_name": decl["name"], "is_required": decl.get("is_required", False),
+                "default_value": decl.get("default_value")}}
+        inputs.append({"pipeline_input_name": decl["name"], **mapping})
+    for decl in step.outputs:
+        mapping = out_maps.get(decl["name"])
+        if mapping is None:
+            if rule == "periodic":
+                raise BadRequest(
+                    f"A periodic deployment must map every output: '{decl['name']}' is not mapped",
+                    {"pipeline_output_name": decl["name"]})
+            mapping = {"mapping_type": "endpoint",
+                       "mapping_value": {"endpoint_output_name": decl["name"]}}
+        outputs.append({"pipeline_output_name": decl["name"], **mapping})
+    types = {d["name"]: d["data_type"] for d in step.inputs + step.outputs}
+    for kind, items, key in (("input", inputs, "pipeline_input_name"),
+                             ("output", outputs, "pipeline_output_name")):
+        endpoint = [i for i in items if i["mapping_type"] == "endpoint"]
+        names = [i["mapping_value"][f"endpoint_{kind}_name"] for i in endpoint]
+        if len(names) != len(set(names)):
+            raise BadRequest(f"Two pipeline {kind}s use the same endpoint {kind} name")
+        files = [i for i in endpoint if types[i[key]] == "file"]
+        if len(files) > 1:
+            raise BadRequest(f"At most one file {kind} can be mapped to the endpoint",
+                             {"file_" + kind + "s": [i[key] for i in files]})
+    return inputs, outputs
+
+
+def create_deployment(svc, environment: Environment, user_id: str, rule: str,
+                      body: dict) -> Deployment:
+    if rule not in RULES:
+        raise BadRequest(f"Unknown execution rule {rule!r}")
+    unknown = set(body) - _FIELDS
+    if unknown:
+        raise BadRequest(f"Unknown fields: {sorted(unknown)}", {"fields": sorted(unknown)})
+    name = check_resource_name(body.get("name"), "name")
+    pipeline_name = body.get("pipeline_name")
+    if not isinstance(pipeline_name, str):
+        raise BadRequest("'pipeline_name' is required", {"field": "pipeline_name"})
+    pipeline = get_pipeline(environment, pipeline_name)
+    step = pipeline.step
+    if step.status != "ready":
+        raise BadRequest(f"Pipeline '{pipeline_name}' is not ready (status {step.status})")
+    mode = body.get("mode", "elastic")
+    if mode not in MODES:
+        raise BadRequest("'mode' must be 'elastic' or 'low_latency'", {"field": "mode"})
+    if mode == "low_latency" and step.container_config.get("dockerfile_path"):
+        raise BadRequest("Low-latency mode is not available for steps built from a dockerfile")
+    description = body.get("description")
+    if description is not None and not isinstance(description, str):
+        raise BadRequest("'description' must be a string", {"field": "description"})
+    parallel = _bool(body, "enable_parallel_executions", False)
+    max_parallel = _int(body, "max_parallel_executions_per_pod", 6, 1, 256)
+    replicas = _int(body, "replicas", 1, 1, MAX_REPLICAS)
+    ram = body.get("ram_request")
+    if ram is not None and (not isinstance(ram, str) or not RAM.match(ram)):
+        raise BadRequest("'ram_request' looks like '512MiB' or '1GiB'", {"field": "ram_request"})
+    gpu = _int(body, "gpu_request", None, 0, 16)
+    if mode == "elastic" and (ram is not None or gpu):
+        raise BadRequest("'ram_request' and 'gpu_request' are for low_latency deployments")
+    schedule = None
+    url_path = None
+    token = None
+    if rule == "periodic":
+        schedule = schedules.check_schedule(body.get("schedule"))
+        if body.get("endpoint_url_path") is not None:
+            raise BadRequest("'endpoint_url_path' is for endpoint deployments")
+    else:
+        if body.get("schedule") is not None:
+            raise BadRequest("'schedule' is for periodic deployments", {"field": "schedule"})
+        url_path = check_resource_name(body.get("endpoint_url_path") or name, "endpoint_url_path")
+        if url_path == "v1":
+            raise BadRequest("'v1' is reserved and cannot be an endpoint URL path")
+        token = body.get("endpoint_token") or secrets.token_urlsafe(32)
+        if not isinstance(token, str) or len(token) < 16:
+            raise BadRequest("'endpoint_token' must be a string of at least 16 characters")
+    in_maps = parse_input_mappings(body.get("inputs_mapping"), step.inputs, rule)
+    out_maps = parse_output_mappings(body.get("outputs_mapping"), step.outputs, rule)
+    inputs, outputs = _complete_mappings(step, rule, in_maps, out_maps)
+    if Deployment.select().where((Deployment.environment == environment)
+                                 & (Deployment.name == name)).exists():
+        raise Conflict(f"Deployment '{name}' already exists", {"name": name})
+    if url_path and Deployment.select().where(
+            (Deployment.environment == environment)
+            & (Deployment.endpoint_url_path == url_path)).exists():
+        raise Conflict(f"Endpoint path '{url_path}' is already used", {"endpoint_url_path": url_path})
+    try:
+        deployment = Deployment.create(
+            environment=environment, name=name, pipeline=pipeline, execution_rule=rule,
+            mode=mode, description=description, endpoint_url_path=url_path,
+            endpoint_token=token, schedule=schedule, inputs_mapping=inputs,
+            outputs_mapping=outputs, enable_parallel_executions=parallel,
+            max_parallel_executions_per_pod=max_parallel, replicas=replicas, ram_request=ram,
+            gpu_request=gpu, status="up" if mode == "elastic" else "creation_pending",
+            created_by=user_id, updated_by=user_id, last_tick_at=utcnow(),
+        )
+    except peewee.IntegrityError as exc:
+        raise Conflict(f"Deployment '{name}' already exists", {"name": name}) from exc
+    apply(svc, deployment)
+    return deployment
+
+
+def spec_for(svc, deployment: Deployment) -> DeploymentSpec:
+    """A fresh runner token each time: runners started from this spec use it."""
+    token = new_secret("dep")
+    Deployment.update(runner_token_hash=hash_token(token)).where(
+        Deployment.id == deployment.id).execute()
+    env = deployment.environment
+    step = deployment.pipeline.step
+    return DeploymentSpec(
+        deployment_id=deployment.id, name=deployment.name, project=env.project.name,
+        environment=env.name, execution_rule=deployment.execution_rule, mode=deployment.mode,
+        schedule=deployment.schedule, is_enabled=deployment.is_enabled,
+        generation=deployment.generation, env_key=step.env_key or "",
+        code_dir=svc.artifacts.step_code_dir(step.id), function_path=step.function_path,
+        function_name=step.function_name,
+        max_parallel=(deployment.max_parallel_executions_per_pod
+                      if deployment.enable_parallel_executions else 1),
+        replicas=deployment.replicas,
+        environment_url=svc.environment_url(env.project.name, env.name),
+        control_url=svc.settings.public_url, runner_token=token,
+        ram_request=deployment.ram_request, gpu_request=deployment.gpu_request,
+    )
+
+
+def apply(svc, deployment: Deployment) -> None:
+    """Make the backend match the stored deployment."""
+    if deployment.execution_rule == "periodic" or deployment.mode == "low_latency":
+        svc.orchestrator.ensure_deployment(spec_for(svc, deployment))
+    svc.events.notify(f"deployment:{deployment.id}")
+
+
+def restore_all(svc) -> int:
+    """At start-up: schedules and resident runners come back; missed ticks are caught up."""
+    count = 0
+    now = utcnow()
+    for deployment in Deployment.select():
+        apply(svc, deployment)
+        count += 1
+        if deployment.execution_rule == "periodic" and deployment.is_enabled:
+            tick = schedules.missed_tick(deployment.schedule, deployment.last_tick_at or
+                                         deployment.created_at, now)
+            if tick is not None:
+                schedule_fired(svc, deployment.id, tick)
+    return count
+
+
+def get_deployment(environment: Environment, name: str) -> Deployment:
+    deployment = (Deployment.select(Deployment, Pipeline).join(Pipeline)
+                  .where((Deployment.environment == environment) & (Deployment.name == name))
+                  .first())
+    if deployment is None:
+        raise NotFound(f"Deployment '{name}' not found", {"deployment_name": name})
+    return deployment
+
+
+def current_status(svc, deployment: Deployment) -> tuple[str, str, list[dict]]:
+    """(status, health, pods): what is true now, asked of the backend for resident runners."""
+    if not deployment.is_enabled:
+        return "disabled", "Disabled", []
+    if deployment.mode != "low_latency":
+        return deployment.status, "Ready" if deployment.status == "up" else "Unhealthy", []
+    state = svc.orchestrator.deployment_state(deployment.id)
+    if state.status != deployment.status:
+        Deployment.update(status=state.status, status_detail=state.detail).where(
+            Deployment.id == deployment.id).execute()
+    return state.status, state.health, [{"pod_id": p.pod_id, "status": p.status}
+                                        for p in state.pods]
+
+
+def _mapping_view(items: list[dict], types: dict, kind: str) -> list[dict]:
+    view = []
+    for item in items:
+        name = item[f"pipeline_{kind}_name"]
+        decl = types[name]
+        entry = {f"pipeline_{kind}_name": name, "data_type": decl["data_type"],
+                 "description": decl.get("description")}
+        entry.update(item["mapping_value"])
+        view.append(entry)
+    return view
+
+
+def deployment_to_dict(svc, deployment: Deployment) -> dict:
+    step = deployment.pipeline.step
+    types = {d["name"]: d for d in step.inputs + step.outputs}
+    status, health, pods = current_status(svc, deployment)
+    body = {
+        "name": deployment.name, "mode": deployment.mode,
+        "pipeline": {"name": deployment.pipeline.name},
+        "execution_rule": deployment.execution_rule,
+        "inputs_mapping": _mapping_view(deployment.inputs_mapping, types, "input"),
+        "outputs_mapping": _mapping_view(deployment.outputs_mapping, types, "output"),
+        "status": status, "is_enabled": deployment.is_enabled,
+        "description": deployment.description,
+        "created_at": iso(deployment.created_at), "created_by": deployment.created_by,
+        "updated_at": iso(deployment.updated_at), "updated_by": deployment.updated_by,
+    }
+    if deployment.execution_rule == "endpoint":
+        body.update(endpoint_url_path=deployment.endpoint_url_path,
+                    endpoint_token=deployment.endpoint_token)
+    else:
+        body.update(schedule=deployment.schedule,
+                    human_readable_schedule=schedules.describe(deployment.schedule))
+    if deployment.mode == "low_latency":
+        body.update(enable_parallel_executions=deployment.enable_parallel_executions,
+                    max_parallel_executions_per_pod=deployment.max_parallel_executions_per_pod,
+                    replicas=deployment.replicas, pods=pods, deployment_health=health,
+                    ram_request=deployment.ram_request, gpu_request=deployment.gpu_request)
+        if deployment.status_detail and status in ("creation_failed", "down_retrying"):
+            body["status_detail"] = deployment.status_detail
+    return body
+
+
+def list_deployments(environment: Environment) -> list[dict]:
+    query = (Deployment.select(Deployment, Pipeline).join(Pipeline)
+             .where(Deployment.environment == environment).order_by(Deployment.created_at))
+    return [{"name": d.name, "pipeline_name": d.pipeline.name, "execution_rule": d.execution_rule,
+             "mode": d.mode, "is_enabled": d.is_enabled, "status": d.status,
+             "created_at": iso(d.created_at)} for d in query]
+
+
+def deployments_of_pipeline(pipeline: Pipeline) -> list[dict]:
+    return [{"name": d.name, "execution_rule": d.execution_rule}
+            for d in Deployment.select().where(Deployment.pipeline == pipeline)]
+
+
+def update_deployment(svc, deployment: Deployment, user_id: str, body: dict) -> Deployment:
+    allowed = {"is_enabled", "schedule", "inputs_mapping", "outputs_mapping"}
+    unknown = set(body) - allowed
+    if unknown:
+        raise BadRequest(f"Only {sorted(allowed)} can be updated", {"fields": sorted(unknown)})
+    changes: dict[str, Any] = {"updated_at": utcnow(), "updated_by": user_id}
+    if not body:  # `update_deployment(name)`: reload the resident runners
+        changes["generation"] = deployment.generation + 1
+        if deployment.mode == "low_latency":
+            changes["status"] = "creation_pending"
+    if "is_enabled" in body:
+        changes["is_enabled"] = _bool(body, "is_enabled", True)
+    if "schedule" in body:
+        if deployment.execution_rule != "periodic":
+            raise BadRequest("Only periodic deployments have a schedule")
+        changes["schedule"] = schedules.check_schedule(body["schedule"])
+    for key, kind in (("inputs_mapping", "input"), ("outputs_mapping", "output")):
+        if key in body:
+            changes[key] = _updated_mappings(getattr(deployment, key), body[key], kind)
+    Deployment.update(changes).where(Deployment.id == deployment.id).execute()
+    deployment = Deployment.get_by_id(deployment.id)
+    apply(svc, deployment)
+    return deployment
+
+
+def _updated_mappings(current: list[dict], changes: Any, kind: str) -> list[dict]:
+    """Only constant values and data store paths of existing mappings can change."""
+    if not isinstance(changes, list):
+        raise BadRequest(f"'{kind}s_mapping' must be a list")
+    by_name = {m[f"pipeline_{kind}_name"]: dict(m) for m in current}
+    for change in changes:
+        if not isinstance(change, dict):
+            raise BadRequest(f"Each {kind} mapping must be an object")
+        name = change.get(f"pipeline_{kind}_name", change.get(f"step_{kind}_name"))
+        if name not in by_name:
+            raise BadRequest(f"Unknown pipeline {kind} {name!r}")
+        existing = by_name[name]
+        keys = [k for k in ("constant_value", "datastore_path", "endpoint_input_name",
+                            "endpoint_output_name", "environment_variable_name", "is_null")
+                if k in change]
+        if len(keys) != 1 or MAPPING_TYPE[keys[0]] != existing["mapping_type"] or \
+                keys[0] not in ("constant_value", "datastore_path"):
+            raise BadRequest(
+                f"Only the constant value or data store path of an existing {kind} mapping can "
+                f"change; '{name}' is a {existing['mapping_type']} mapping",
+                {"name": name})
+        existing["mapping_value"] = {**existing["mapping_value"], keys[0]: change[keys[0]]}
+    return list(by_name.values())
+
+
+def delete_deployment(svc, deployment: Deployment) -> dict:
+    svc.orchestrator.remove_deployment(deployment.id)
+    ids = [e.execution_id for e in Execution.select(Execution.execution_id).where(
+        (Execution.environment == deployment.environment_id)
+        & (Execution.deployment_name == deployment.name))]
+    for execution_id in ids:
+        svc.orchestrator.cancel_execution(execution_id)
+        svc.artifacts.delete_execution(execution_id)
+    if ids:
+        from ..store.models import ExecutionLog
+
+        ExecutionLog.delete().where(ExecutionLog.execution.in_(ids)).execute()
+        Execution.delete().where(Execution.execution_id.in_(ids)).execute()
+    deployment.delete_instance(recursive=True)
+    svc.events.notify(f"deployment:{deployment.id}")
+    return {"name": deployment.name, "execution_rule": deployment.execution_rule}
+
+
+def new_endpoint_token(deployment: Deployment) -> str:
+    if deployment.execution_rule != "endpoint":
+        raise BadRequest("Only endpoint deployments have a token")
+    token = secrets.token_urlsafe(32)
+    Deployment.update(endpoint_token=token, updated_at=utcnow()).where(
+        Deployment.id == deployment.id).execute()
+    return token
+
+
+# Executions of deployments --------------------------------------------------------------
+
+def endpoint_deployment(environment: Environment, url_path: str, token: str | None) -> Deployment:
+    deployment = Deployment.get_or_none((Deployment.environment == environment)
+                                        & (Deployment.endpoint_url_path == url_path))
+    if deployment is None:
+        raise NotFound(f"Endpoint '{url_path}' not found", {"endpoint_url_path": url_path})
+    if not token:
+        raise Unauthorized("Missing endpoint token: send 'Authorization: EndpointToken <token>'")
+    if not secrets.compare_digest(deployment.endpoint_token or "", token):
+        raise Forbidden("Invalid endpoint token")
+    return deployment
+
+
+def trigger(svc, deployment: Deployment, given: dict, files: dict) -> Execution:
+    if not deployment.is_enabled:
+        raise Forbidden(f"Deployment '{deployment.name}' is disabled")
+    if not isinstance(given, dict):
+        raise BadRequest("The inputs must be a JSON object")
+    return _start(svc, deployment, given, files, user_id=deployment.created_by)
+
+
+def _start(svc, deployment: Deployment, given: dict, files: dict, user_id: str | None) -> Execution:
+    pipeline = deployment.pipeline
+    step = pipeline.step
+    maps = {m["pipeline_input_name"]: m for m in deployment.inputs_mapping}
+    execution_id = executions.new_execution_id(pipeline.name)
+    try:
+        inputs, job_inputs = executions.resolve_inputs(
+            svc, deployment.environment, execution_id, step.inputs, given, files, maps,
+            source_type="endpoint")
+    except Exception:
+        svc.artifacts.delete_execution(execution_id)
+        raise
+    outputs = [{"pipeline_output_name": m["pipeline_output_name"],
+                "data_type": next(o["data_type"] for o in step.outputs
+                                  if o["name"] == m["pipeline_output_name"]),
+                "mapping_type": m["mapping_type"], "mapping_value": m["mapping_value"],
+                "value": None} for m in deployment.outputs_mapping]
+    return executions.start_execution(
+        svc, deployment.environment, user_id or "", pipeline, execution_id, inputs, job_inputs,
+        outputs, deployment_name=deployment.name,
+        resident_deployment_id=deployment.id if deployment.mode == "low_latency" else None)
+
+
+def schedule_fired(svc, deployment_id: int, fire_time: dt.datetime) -> Execution | None:
+    """Start the execution of one cron tick, at most once whoever asks (unique tick row)."""
+    deployment = Deployment.get_or_none(Deployment.id == deployment_id)
+    if deployment is None or not deployment.is_enabled or deployment.execution_rule != "periodic":
+        return None
+    fire_time = fire_time.replace(second=0, microsecond=0, tzinfo=None)
+    try:
+        tick = ScheduleTick.create(deployment=deployment, fire_time=fire_time)
+    except peewee.IntegrityError:
+        return None
+    Deployment.update(last_tick_at=fire_time).where(Deployment.id == deployment_id).execute()
+    try:
+        execution = _start(svc, deployment, {}, {}, user_id=deployment.created_by)
+    except Exception as exc:  # noqa: BLE001 - a failed tick is logged to the deployment
+        record_log(deployment.id, "stderr", f"Tick {iso(fire_time)} could not start: {exc}")
+        return None
+    ScheduleTick.update(execution_id=execution.execution_id).where(
+        ScheduleTick.id == tick.id).execute()
+    return execution
+
+
+def record_log(deployment_id: int, stream: str, message: str, pod_id: str | None = None,
+               timestamp: dt.datetime | None = None) -> None:
+    DeploymentLog.create(deployment=deployment_id, stream=stream, pod_id=pod_id,
+                         message=message[:100_000], timestamp=timestamp or utcnow())
+
+
+def logs(deployment: Deployment, start, end, limit) -> list[dict]:
+    query = DeploymentLog.select().where(DeploymentLog.deployment == deployment)
+    if start is not None:
+        query = query.where(DeploymentLog.timestamp >= start)
+    if end is not None:
+        query = query.where(DeploymentLog.timestamp <= end)
+    query = query.order_by(DeploymentLog.timestamp, DeploymentLog.id)
+    if limit:
+        query = query.limit(limit)
+    return [{"timestamp": iso(r.timestamp), "message": r.message, "stream": r.stream,
+             "pod_id": r.pod_id, "type": "deployment"} for r in query]
+
+
+def latest_execution(environment: Environment, deployment: Deployment) -> dict | None:
+    execution = Execution.select().where(
+        (Execution.environment == environment) & (Execution.deployment_name == deployment.name)
+    ).order_by(Execution.created_at.desc()).first()
+    return executions.summary(execution) if execution else None
+
+
+def by_runner_token(token: str) -> Deployment:
+    deployment = Deployment.get_or_none(Deployment.runner_token_hash == hash_token(token))
+    if deployment is None:
+        raise Unauthorized("Invalid deployment token")
+    return deployment

@@ -1,0 +1,338 @@
+"""Low-latency deployments in embedded mode: supervised resident runner processes.
+
+Each replica ("pod") is `python -m shipyard_runner serve` on a loopback port. A supervisor
+thread per replica starts it, waits for its health check, restarts it when it dies (its
+in-flight executions end failed) and reports state changes."""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..base import Callbacks, DeploymentSpec, DeploymentState, Launch, Pod
+from .processes import PASSED_THROUGH, RUNNER_PATH, SDK_PATH, job_document
+
+START_TIMEOUT_S = 300.0
+MAX_START_FAILURES = 3
+BACKOFF_S = (0.5, 1, 2, 5, 10, 30)
+DISPATCH_WAIT_S = 120.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Replica:
+    pod_id: str
+    status: str = "Pending"  # Pending | Running | Restarting | Failed
+    port: int = 0
+    proc: subprocess.Popen | None = None
+    inflight: set = field(default_factory=set)
+    ever_ready: bool = False
+
+
+class ResidentDeployment:
+    def __init__(self, spec: DeploymentSpec, python: Path, root: Path, callbacks: Callbacks):
+        self.spec = spec
+        self.python = python
+        self.root = root
+        self.callbacks = callbacks
+        self.lock = threading.Condition()
+        self.stopping = False
+        self.failed_detail: str | None = None
+        self.replicas = [Replica(pod_id=f"{spec.name}-{i}") for i in range(spec.replicas)]
+        self._next = itertools.cycle(range(spec.replicas))
+        self.threads = [threading.Thread(target=self._supervise, args=(r,), daemon=True,
+                                         name=f"resident-{r.pod_id}") for r in self.replicas]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def _environment(self, replica: Replica) -> dict[str, str]:
+        spec = self.spec
+        env = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
+        env.update({
+            "PYTHONPATH": os.pathsep.join([RUNNER_PATH, SDK_PATH]),
+            "PYTHONUNBUFFERED": "1",
+            "SHIPYARD_API_URL": spec.environment_url,
+            "SHIPYARD_DEPLOYMENT_TOKEN": spec.runner_token,
+            "SHIPYARD_POD_ID": replica.pod_id,
+            "SHIPYARD_ENVIRONMENT_URL": spec.environment_url,
+            "CRAFT_AI_ENVIRONMENT_URL": spec.environment_url,
+            "SHIPYARD_CONTROL_URL": spec.control_url,
+            "CRAFT_AI_CONTROL_URL": spec.control_url,
+            "SDK_VERBOSE_LOG": "false",
+        })
+        return env
+
+    def _spawn(self, replica: Replica) -> subprocess.Popen:
+        spec = self.spec
+        replica.port = _free_port()
+        work = self.root / replica.pod_id
+        work.mkdir(parents=True, exist_ok=True)
+        log = open(work / "runner.log", "ab")
+        try:
+            proc = subprocess.Popen(
+                [str(self.python), "-s", "-m", "shipyard_runner", "serve", "--host", "127.0.0.1",
+                 "--port", str(replica.port), "--code-dir", str(spec.code_dir),
+                 "--function-path", spec.function_path, "--function-name", spec.function_name,
+                 "--max-parallel", str(spec.max_parallel), "--api-url", spec.environment_url],
+                cwd=work, env=self._environment(replica), stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True)
+        finally:
+            log.close()
+        (self.root / f"{replica.pod_id}.pid").write_text(str(proc.pid))
+        return proc
+
+    def _healthy(self, replica: Replica) -> bool:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", replica.port, timeout=2)
+            conn.request("GET", "/health")
+            ok = conn.getresponse().status == 200
+            conn.close()
+            return ok
+        except OSError:
+            return False
+
+    def _set(self, replica: Replica, status: str) -> None:
+        with self.lock:
+            replica.status = status
+            self.lock.notify_all()
+        self.callbacks.deployment_state_changed(self.spec.deployment_id)
+
+    def _tail(self, replica: Replica) -> str:
+        try:
+            data = (self.root / replica.pod_id / "runner.log").read_bytes()[-3000:]
+            return data.decode("utf-8", "replace").strip()
+        except OSError:
+            return ""
+
+    def _supervise(self, replica: Replica) -> None:
+        failures = 0
+        attempt = 0
+        while not self.stopping:
+            proc = self._spawn(replica)
+            with self.lock:
+                replica.proc = proc
+            deadline = time.monotonic() + START_TIMEOUT_S
+            ready = False
+            while not self.stopping and proc.poll() is None and time.monotonic() < deadline:
+                if self._healthy(replica):
+                    ready = True
+                    break
+                time.sleep(0.05)
+            if ready:
+                replica.ever_ready = True
+                failures = 0
+                attempt = 0
+                self._set(replica, "Running")
+                proc.wait()
+            if self.stopping:
+                break
+            if proc.poll() is None:  # never became healthy in time
+                self._kill(proc)
+            code = proc.wait()
+            detail = self._tail(replica)
+            self._fail_inflight(replica, code, detail)
+            if not ready:
+                failures += 1
+            self.callbacks.deployment_log(
+                self.spec.deployment_id, replica.pod_id, "stderr",
+                f"Resident runner {replica.pod_id} exited with code {code}; restarting")
+            if failures >= MAX_START_FAILURES and not replica.ever_ready:
+                self.failed_detail = (f"The resident runner could not start (exit code {code}): "
+                                      f"{detail[-1500:]}")
+                self._set(replica, "Failed")
+                return
+            self._set(replica, "Restarting")
+            time.sleep(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)])
+            attempt += 1
+
+    def _fail_inflight(self, replica: Replica, code: int, detail: str) -> None:
+        with self.lock:
+            lost = list(replica.inflight)
+            replica.inflight.clear()
+        for execution_id in lost:
+            self.callbacks.execution_exited(
+                execution_id, code, f"the resident runner {replica.pod_id} died")
+
+    @staticmethod
+    def _kill(proc: subprocess.Popen) -> None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopping = True
+            procs = [r.proc for r in self.replicas if r.proc is not None]
+            self.lock.notify_all()
+        for proc in procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.wait(5)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                except subprocess.TimeoutExpired:
+                    self._kill(proc)
+        for replica in self.replicas:
+            (self.root / f"{replica.pod_id}.pid").unlink(missing_ok=True)
+
+    def state(self) -> DeploymentState:
+        with self.lock:
+            pods = [Pod(pod_id=r.pod_id, status=r.status) for r in self.replicas]
+            running = [r for r in self.replicas if r.status == "Running"]
+            if running:
+                status = "up"
+            elif any(r.status == "Failed" for r in self.replicas):
+                status = "creation_failed"
+            elif any(r.ever_ready for r in self.replicas):
+                status = "down_retrying"
+            else:
+                status = "creation_pending"
+        return DeploymentState(status=status, pods=pods, detail=self.failed_detail)
+
+    def pick(self) -> Replica | None:
+        """A running replica, waiting (bounded) while none is up."""
+        deadline = time.monotonic() + DISPATCH_WAIT_S
+        with self.lock:
+            while not self.stopping:
+                for _ in range(len(self.replicas)):
+                    replica = self.replicas[next(self._next)]
+                    if replica.status == "Running":
+                        return replica
+                if any(r.status == "Failed" for r in self.replicas) and not any(
+                        r.status in ("Pending", "Restarting") for r in self.replicas):
+                    return None
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self.lock.wait(min(remaining, 0.5))
+        return None
+
+
+class Residents:
+    def __init__(self, root: Path, python_of: Callable[[str], Path], callbacks_ref):
+        self.root = root
+        self.python_of = python_of
+        self._callbacks_ref = callbacks_ref
+        self._deployments: dict[int, ResidentDeployment] = {}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=128, thread_name_prefix="dispatch")
+
+    @property
+    def callbacks(self) -> Callbacks:
+        return self._callbacks_ref()
+
+    def kill_orphans(self) -> None:
+        """Runners left by a server that crashed: nobody supervises them any more."""
+        import psutil
+
+        if not self.root.exists():
+            return
+        for pid_file in self.root.glob("*.pid"):
+            try:
+                proc = psutil.Process(int(pid_file.read_text()))
+                if "shipyard_runner" in " ".join(proc.cmdline()):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            except (ValueError, OSError, psutil.Error):
+                pass
+            pid_file.unlink(missing_ok=True)
+
+    def ensure(self, spec: DeploymentSpec) -> None:
+        with self._lock:
+            current = self._deployments.get(spec.deployment_id)
+            if current is not None and spec.is_enabled and _same(current.spec, spec):
+                return
+            if current is not None:
+                del self._deployments[spec.deployment_id]
+        if current is not None:
+            current.stop()
+        if not spec.is_enabled:
+            self.callbacks.deployment_state_changed(spec.deployment_id)
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        resident = ResidentDeployment(spec, self.python_of(spec.env_key), self.root,
+                                      self.callbacks)
+        with self._lock:
+            self._deployments[spec.deployment_id] = resident
+        resident.start()
+        self.callbacks.deployment_state_changed(spec.deployment_id)
+
+    def remove(self, deployment_id: int) -> None:
+        with self._lock:
+            resident = self._deployments.pop(deployment_id, None)
+        if resident is not None:
+            resident.stop()
+
+    def stop_all(self) -> None:
+        with self._lock:
+            ids = list(self._deployments)
+        for deployment_id in ids:
+            self.remove(deployment_id)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def state(self, deployment_id: int) -> DeploymentState:
+        with self._lock:
+            resident = self._deployments.get(deployment_id)
+        if resident is None:
+            return DeploymentState(status="creation_pending")
+        return resident.state()
+
+    def dispatch(self, deployment_id: int, launch: Launch) -> None:
+        with self._lock:
+            resident = self._deployments.get(deployment_id)
+        if resident is None:
+            raise RuntimeError("the deployment has no resident runner")
+        self._pool.submit(self._send, resident, launch)
+
+    def _send(self, resident: ResidentDeployment, launch: Launch) -> None:
+        replica = resident.pick()
+        if replica is None:
+            self.callbacks.execution_exited(launch.execution_id, -1,
+                                            "no resident runner is up for this deployment")
+            return
+        self.callbacks.execution_started(launch.execution_id, None)
+        with resident.lock:
+            replica.inflight.add(launch.execution_id)
+        job = job_document(launch)
+        job["token"] = launch.token
+        body = json.dumps(job).encode()
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", replica.port, timeout=None)
+            conn.request("POST", "/execute", body=body,
+                         headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+            conn.close()
+            failure = None if response.status == 200 else f"runner answered {response.status}"
+        except OSError as exc:
+            failure = f"the resident runner {replica.pod_id} died or refused the call ({exc})"
+        with resident.lock:
+            replica.inflight.discard(launch.execution_id)
+        # When the runner reported the result itself this changes nothing.
+        self.callbacks.execution_exited(launch.execution_id, 0 if failure is None else -1,
+                                        failure or "")
+
+
+def _same(a: DeploymentSpec, b: DeploymentSpec) -> bool:
+    keys = ("generation", "env_key", "max_parallel", "replicas", "code_dir", "function_path",
+            "function_name")
+    return all(getattr(a, k) == getattr(b, k) for k in keys)

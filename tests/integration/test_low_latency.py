@@ -1,0 +1,222 @@
+"""F13/F14: resident runners (preloading, globals, logs, health, reload, crash recovery) and
+parallel executions, through our SDK and plain HTTP."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psutil
+import requests
+
+from ..helpers import Api, ServerProcess, create_step_http
+
+COUNTER = '''
+import os, time
+# Code run at the low latency deployment creation
+count = 0
+loaded_data = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]
+
+print("Init count at : " + str(count))
+
+def my_step_source_code():
+    global loaded_data, count
+    count += 1
+    print(count, loaded_data)
+    return {"count": count, "pid": os.getpid()}
+'''
+COUNTER_FIELDS = {"outputs[0][name]": "count", "outputs[0][data_type]": "number",
+                  "outputs[1][name]": "pid", "outputs[1][data_type]": "number"}
+
+SLEEPY = '''
+import threading, time, asyncio
+lock = threading.Lock()
+running = 0
+
+def my_fct(tag):
+    global running
+    with lock:
+        running += 1
+        seen = running
+    print("start", tag)
+    time.sleep(1)
+    with lock:
+        running -= 1
+    return {"seen": seen}
+'''
+ASYNC_SLEEPY = '''
+import asyncio
+running = 0
+
+async def my_fct(tag):
+    global running
+    running += 1
+    seen = running
+    print("start", tag)
+    await asyncio.sleep(1)
+    running -= 1
+    return {"seen": seen}
+'''
+SLEEPY_FIELDS = {"inputs[0][name]": "tag", "inputs[0][data_type]": "number",
+                 "outputs[0][name]": "seen", "outputs[0][data_type]": "number"}
+
+
+def _wait_up(sdk, name: str, timeout_s: float = 120) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        dep = sdk.get_deployment(name)
+        if dep["status"] == "up":
+            return dep
+        time.sleep(0.2)
+    raise AssertionError(dep)
+
+
+def _runner_pids(pod_prefix: str) -> list[int]:
+    pids = []
+    for proc in psutil.process_iter(["cmdline", "environ"]):
+        try:
+            cmd = " ".join(proc.info["cmdline"] or [])
+            env = proc.info["environ"] or {}
+        except psutil.Error:
+            continue
+        if "shipyard_runner serve" in cmd and env.get("SHIPYARD_POD_ID", "").startswith(pod_prefix):
+            pids.append(proc.pid)
+    return pids
+
+
+def test_preloaded_module_globals_and_logs(api, sdk):
+    create_step_http(api, "counter", {"src/counter.py": COUNTER}, kind="pipelines",
+                     function_path="src/counter.py", function_name="my_step_source_code",
+                     fields=COUNTER_FIELDS)
+    sdk.create_deployment(execution_rule="endpoint", pipeline_name="counter",
+                          deployment_name="counter-ll", mode="low_latency")
+    dep = _wait_up(sdk, "counter-ll")
+    assert dep["deployment_health"] == "Ready"
+    assert dep["pods"] == [{"pod_id": "counter-ll-0", "status": "Running"}]
+    assert dep["max_parallel_executions_per_pod"] == 6
+    token = dep["endpoint_token"]
+    first = sdk.trigger_endpoint("counter-ll", token)
+    second = sdk.trigger_endpoint("counter-ll", token)
+    assert first["outputs"]["count"] == 1 and second["outputs"]["count"] == 2
+    assert first["outputs"]["pid"] == second["outputs"]["pid"]  # the same resident process
+    deadline = time.monotonic() + 15  # logs are shipped in batches, asynchronously
+    while True:
+        messages = [log["message"] for log in sdk.get_deployment_logs("counter-ll")]
+        if "Init count at : 0" in messages or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert "Init count at : 0" in messages
+    assert any("imported successfully" in m for m in messages)
+    logs = sdk.get_pipeline_execution_logs(execution_id=second["execution_id"])
+    assert [entry["message"] for entry in logs] == ["2 [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]"]
+    # update_deployment with nothing to change reloads the runner: globals start over.
+    sdk.update_deployment("counter-ll")
+    _wait_up(sdk, "counter-ll")
+    assert sdk.trigger_endpoint("counter-ll", token)["outputs"]["count"] == 1
+
+
+def test_killed_runner_comes_back_and_inflight_fails(api, sdk):
+    code = COUNTER + "\ndef slow():\n    time.sleep(30)\n"
+    create_step_http(api, "crashy", {"src/counter.py": code}, kind="pipelines",
+                     function_path="src/counter.py", function_name="slow")
+    sdk.create_deployment(execution_rule="endpoint", pipeline_name="crashy",
+                          deployment_name="crashy-ll", mode="low_latency")
+    dep = _wait_up(sdk, "crashy-ll")
+    triggered = sdk.trigger_endpoint("crashy-ll", dep["endpoint_token"], wait_for_results=False)
+    execution_id = triggered["execution_id"]
+    deadline = time.monotonic() + 30
+    while sdk.get_pipeline_execution(execution_id)["status"] != "Running":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    [pid] = _runner_pids("crashy-ll-")
+    psutil.Process(pid).kill()
+    deadline = time.monotonic() + 30
+    while True:
+        execution = sdk.get_pipeline_execution(execution_id)
+        if execution["status"] == "Failed":
+            break
+        assert time.monotonic() < deadline, execution
+        time.sleep(0.1)
+    assert "resident runner" in api.request("GET", f"/executions/{execution_id}").json()["error"]
+    dep = _wait_up(sdk, "crashy-ll")
+    [new_pid] = _runner_pids("crashy-ll-")
+    assert new_pid != pid
+    assert any("exited" in log["message"] for log in sdk.get_deployment_logs("crashy-ll"))
+
+
+def _parallel(api, sdk, name: str, code: str) -> tuple[list[int], float]:
+    create_step_http(api, name, {"code_step.py": code}, kind="pipelines",
+                     function_path="code_step.py", function_name="my_fct", fields=SLEEPY_FIELDS)
+    sdk.create_deployment(execution_rule="endpoint", pipeline_name=name,
+                          deployment_name=f"{name}-ll", mode="low_latency",
+                          enable_parallel_executions=True, max_parallel_executions_per_pod=5)
+    dep = _wait_up(sdk, f"{name}-ll")
+    token = dep["endpoint_token"]
+    results: list = []
+    errors: list = []
+
+    def call(i: int) -> None:
+        try:
+            r = requests.post(f"{api.env_url}/endpoints/{name}-ll",
+                              headers={"Authorization": f"EndpointToken {token}"},
+                              json={"tag": i}, timeout=60)
+            execution_id = r.json()["execution_id"]
+            res = requests.get(f"{api.env_url}/endpoints/{name}-ll/executions/{execution_id}",
+                               params={"token": token}, timeout=120)
+            results.append(res.json()["outputs"]["seen"])
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(repr(exc))
+
+    start = time.monotonic()
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    elapsed = time.monotonic() - start
+    assert not errors, errors
+    return results, elapsed
+
+
+def test_parallel_threads_limited_to_max(api, sdk):
+    seen, elapsed = _parallel(api, sdk, "par-def", SLEEPY)
+    assert len(seen) == 20
+    assert max(seen) == 5  # never more than max_parallel_executions_per_pod at once
+    assert elapsed >= 4.0  # 20 one-second calls, 5 at a time, cannot take less
+    print(f"20 x 1 s with max 5 (threads): {elapsed:.2f} s")
+
+
+def test_parallel_async_limited_to_max(api, sdk):
+    seen, elapsed = _parallel(api, sdk, "par-async", ASYNC_SLEEPY)
+    assert len(seen) == 20 and max(seen) == 5
+    assert elapsed >= 4.0
+    print(f"20 x 1 s with max 5 (asyncio): {elapsed:.2f} s")
+
+
+def test_resident_runners_come_back_after_restart(tmp_path):
+    data = tmp_path / "data"
+    server = ServerProcess(data).start()
+    try:
+        api = Api(server)
+        create_step_http(api, "counter", {"src/counter.py": COUNTER}, kind="pipelines",
+                         function_path="src/counter.py", function_name="my_step_source_code",
+                         fields=COUNTER_FIELDS)
+        r = api.request("POST", "/endpoints", json={"pipeline_name": "counter", "name": "c-ll",
+                                                    "mode": "low_latency"})
+        assert r.status_code == 201
+        token = r.json()["endpoint_token"]
+        deadline = time.monotonic() + 120
+        while api.request("GET", "/deployments/c-ll?wait_for_completion=true").json()["status"] != "up":
+            assert time.monotonic() < deadline
+        server.kill9()
+        server = ServerProcess(data, port=server.port).start()
+        api = Api(server)
+        deadline = time.monotonic() + 120
+        while api.request("GET", "/deployments/c-ll?wait_for_completion=true").json()["status"] != "up":
+            assert time.monotonic() < deadline
+        assert len(_runner_pids("c-ll-")) == 1  # the orphan was replaced, not duplicated
+        r = requests.post(f"{api.env_url}/endpoints/c-ll",
+                          headers={"Authorization": f"EndpointToken {token}"}, json={}, timeout=30)
+        assert r.status_code == 200
+    finally:
+        server.stop()
