@@ -113,7 +113,9 @@ class StubApi:
             if auth != "DeploymentToken " + self.deployment_token:
                 return self._reply(h, 401, {"message": "bad deployment token"})
             with self.lock:
-                self.deployment_logs.extend(json.loads(body)["logs"])
+                data = json.loads(body)
+                self.deployment_logs.extend(dict(ln, pod_id=data.get("pod_id"))
+                                            for ln in data["logs"])
             return self._reply(h, 200, {})
         if len(route) < 3 or route[0] != "executions":
             return self._reply(h, 404, {"message": "unknown route"})
@@ -351,6 +353,27 @@ def test_file_inputs_path_and_url_and_file_output(stub, tmp_path):
     assert all(c[2] is None for c in stub.calls if c[1].startswith("/files/"))
 
 
+def test_input_data_types_keep_url_shaped_json_values(stub, tmp_path):
+    stub.files["x.txt"] = b"x"
+    code = write_code(tmp_path, "def run(j, f):\n    return {'j': j, 'f': sorted(f)}\n")
+    job = make_job(code, [("j", "json"), ("f", "array")],
+                   {"j": {"url": "http://example.invalid/not-a-file"},
+                    "f": {"url": stub.url + "/files/x.txt"}},
+                   input_data_types={"j": "json", "f": "file"})
+    proc, _ = run_job(stub, tmp_path, job)
+    assert proc.returncode == 0, stub.finished
+    assert stub.finished["p-ab12c"]["outputs"] == {
+        "j": {"url": "http://example.invalid/not-a-file"}, "f": ["path"]}
+
+
+def test_code_dir_from_the_image_environment(stub, tmp_path):
+    code = write_code(tmp_path, "def run():\n    return {'y': 'image code'}\n")
+    job = make_job(None, [("y", "string")])
+    proc, _ = run_job(stub, tmp_path, job, extra_env={"SHIPYARD_CODE_DIR": str(code)})
+    assert proc.returncode == 0, proc.stderr
+    assert stub.finished["p-ab12c"]["outputs"] == {"y": "image code"}
+
+
 def test_execution_context_and_environment(stub, tmp_path):
     code = write_code(tmp_path, """
         import os
@@ -429,6 +452,40 @@ def test_threads_started_by_user_code_are_logged(stub, tmp_path):
     proc, _ = run_job(stub, tmp_path, make_job(code))
     assert proc.returncode == 0
     assert stub.messages("p-ab12c") == ["from a thread"]
+
+
+def test_output_of_child_processes_and_raw_descriptors(stub, tmp_path):
+    code = write_code(tmp_path, """
+        import os, subprocess, sys
+        def run():
+            print("python print")
+            sys.stdout.flush()
+            subprocess.run(["sh", "-c", "echo from child; echo child err >&2"], check=True)
+            os.write(1, b"raw write\\n")
+            subprocess.run([sys.executable, "-c", "print('py child')"], stdout=sys.stdout,
+                           check=True)
+    """)
+    proc, _ = run_job(stub, tmp_path, make_job(code), extra_env={"SHIPYARD_RUNNER_ECHO": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(stub.messages("p-ab12c", "stdout")) == sorted(
+        ["python print", "from child", "raw write", "py child"])
+    assert stub.messages("p-ab12c", "stderr") == ["child err"]
+    # echoed once to the real streams, not captured twice
+    assert proc.stdout.count("from child") == 1 and proc.stdout.count("python print") == 1
+    assert "child err" in proc.stderr
+
+
+def test_crash_leaves_a_reason_on_stderr(stub, tmp_path):
+    code = write_code(tmp_path, """
+        import ctypes
+        def run():
+            print("about to crash")
+            ctypes.string_at(0)
+    """)
+    proc, _ = run_job(stub, tmp_path, make_job(code))
+    assert proc.returncode < 0  # killed by the signal: no finish call
+    assert "p-ab12c" not in stub.finished
+    assert "Segmentation fault" in proc.stderr and "main.py" in proc.stderr
 
 
 def test_many_lines_are_batched(stub, tmp_path):
@@ -630,6 +687,52 @@ def test_http_client_keepalive_chunked_and_redirect():
         assert resp.status == 200 and resp.body == b"hello world"
         assert httpclient.split_url("http://[::1]:8080/a?b=c") == (
             "http", "::1", 8080, "/a?b=c", "[::1]:8080")
+    finally:
+        httpclient.close_connections()
+        server.shutdown()
+        server.server_close()
+
+
+def test_http_client_over_tls(tmp_path, monkeypatch):
+    import shutil
+    import ssl
+
+    from shipyard_runner import httpclient
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not available")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_PUT(self) -> None:
+            data = self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[::-1])
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(b"0123456789" * 1000)
+    try:
+        url = "https://localhost:%d/up" % server.server_address[1]
+        with open(payload, "rb") as f:
+            resp = httpclient.request("PUT", url, file=f, file_size=10_000)
+        assert resp.status == 200 and resp.body == (b"0123456789" * 1000)[::-1]
     finally:
         httpclient.close_connections()
         server.shutdown()

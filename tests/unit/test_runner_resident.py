@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the shared stub API
-from test_runner import RUNNER_ROOT, TS_RE, StubApi  # noqa: E402
+from test_runner import RUNNER_ROOT, TS_RE, StubApi, _other_pythons  # noqa: E402
 
 START_TIMEOUT = 30  # seconds to wait for /health; every wait here is bounded
 
@@ -31,7 +31,7 @@ class Resident:
     """A running ``serve`` process and helpers to talk to it."""
 
     def __init__(self, stub: StubApi, tmp_path, source: str, max_parallel: int = 1,
-                 env: dict | None = None) -> None:
+                 env: dict | None = None, python: str = sys.executable) -> None:
         code = tmp_path / "code"
         code.mkdir(exist_ok=True)
         (code / "step.py").write_text(textwrap.dedent(source))
@@ -41,10 +41,11 @@ class Resident:
         full_env = {k: v for k, v in os.environ.items()
                     if not k.startswith(("CRAFT_AI_", "SHIPYARD_"))}
         full_env.update({"PYTHONPATH": str(RUNNER_ROOT), "SHIPYARD_RUNNER_ECHO": "0",
-                         "SHIPYARD_DEPLOYMENT_TOKEN": stub.deployment_token})
+                         "SHIPYARD_DEPLOYMENT_TOKEN": stub.deployment_token,
+                         "SHIPYARD_POD_ID": "pod-1"})
         full_env.update(env or {})
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "shipyard_runner", "serve", "--port", str(self.port),
+            [python, "-m", "shipyard_runner", "serve", "--port", str(self.port),
              "--code-dir", str(code), "--function-path", "step.py", "--function-name", "run",
              "--max-parallel", str(max_parallel), "--api-url", stub.api_url],
             cwd=str(tmp_path), env=full_env, stdout=subprocess.DEVNULL,
@@ -147,6 +148,7 @@ def test_globals_persist_and_import_logs_are_deployment_logs(stub, resident):
                             "Step module imported successfully"]
     assert 'Execution "p-1" started successfully' in messages
     assert all(TS_RE.match(ln["timestamp"]) for ln in stub.deployment_logs)
+    assert {ln["pod_id"] for ln in stub.deployment_logs} == {"pod-1"}
 
 
 def test_errors_are_reported_per_execution(stub, resident):
@@ -206,6 +208,21 @@ def test_parallel_executions_are_limited_and_logs_routed(stub, resident, kind):
         assert stub.messages(eid) == ["line %d of %s" % (i, eid) for i in range(3)]
     if kind == "def":
         assert all(res["resources"]["cpu_time_s"] is not None for res in results)
+
+
+@pytest.mark.parametrize("python", _other_pythons() or [None])
+@pytest.mark.parametrize("kind", ["def", "async"])
+def test_parallel_on_other_python_versions(stub, resident, kind, python):
+    if python is None:
+        pytest.skip("no other Python interpreter on this machine")
+    r = resident(_concurrency_source(kind), max_parallel=2, python=python)
+    r.wait_ready()
+    ids = ["p-%d" % i for i in range(4)]
+    outputs = [("max", "number"), ("eid", "string"), ("env", "string")]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda eid: r.execute(eid, {"tag": eid}, outputs), ids))
+    assert max(res["outputs"]["max"] for res in results) == 2, results
+    assert [res["outputs"]["eid"] for res in results] == ids
 
 
 def test_environment_variables_per_execution(stub, resident):
