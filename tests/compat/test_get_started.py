@@ -34,7 +34,7 @@ def _folder_for(module: str, tmp_path: Path) -> Path:
 @pytest.mark.slow
 @pytest.mark.compat
 @pytest.mark.parametrize("module", ["shipyard", "craft_ai_sdk"])
-def test_get_started_parts_1_to_3(module, client_python, tmp_path):
+def test_get_started_parts_1_to_4(module, client_python, tmp_path):
     server = ServerProcess(tmp_path / "data").start()
     try:
         creds = server.credentials
@@ -52,6 +52,14 @@ def test_get_started_parts_1_to_3(module, client_python, tmp_path):
         )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
         seen = json.loads(out.read_text())
+        out4 = tmp_path / "observed4.json"
+        proc = subprocess.run(
+            [str(client_python), str(ROOT / "tests" / "compat" / "get_started_part4.py"), module,
+             str(folder), str(out4)],
+            env=env, capture_output=True, text=True, timeout=900,
+        )
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+        part4 = json.loads(out4.read_text())
     finally:
         server.stop()
 
@@ -79,3 +87,22 @@ def test_get_started_parts_1_to_3(module, client_python, tmp_path):
     names = {i["pipeline_input_name"]: i for i in execution["inputs"]}
     assert names["input_model_path"]["value"] == "get_started/models/iris_knn_model.joblib"
     assert names["input_model_path"]["source"] == "run"
+
+    # Part 4: the endpoint reads the model from the data store and renames the output.
+    dep = part4["deployment"]
+    assert dep["status"] == "up" and dep["execution_rule"] == "endpoint"
+    assert part4["http_status"] == 200
+    expected = part4["expected"]
+    for predictions in (part4["http_outputs"]["iris_type"],
+                        part4["sdk_result"]["outputs"]["iris_type"],
+                        part4["retrieved"]["outputs"]["iris_type"]):
+        agreement = sum(p == e for p, e in zip(predictions, expected)) / len(expected)
+        assert agreement >= 0.9
+    assert part4["new_token_differs"] is True
+    assert part4["old_token"] in (401, 403)
+    periodic = part4["periodic"]
+    assert periodic["execution_rule"] == "periodic"
+    assert periodic["human_readable_schedule"] == "Every minute"
+    [tick] = part4["periodic_executions"]
+    assert tick["status"] == "Succeeded"
+    assert part4["model_after"]["last_modified"] > part4["model_before"]["last_modified"]

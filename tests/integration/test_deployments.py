@@ -33,8 +33,8 @@ def _trigger(api, url_path: str, token: str, inputs=None, files=None) -> request
     url = f"{api.env_url}/endpoints/{url_path}"
     headers = {"Authorization": f"EndpointToken {token}"}
     if files:
-        return requests.post(url, headers=headers, files=files, timeout=30)
-    return requests.post(url, headers=headers, json=inputs or {}, timeout=30)
+        return requests.post(url, headers=headers, files=files, timeout=30, allow_redirects=False)
+    return requests.post(url, headers=headers, json=inputs or {}, timeout=30, allow_redirects=False)
 
 
 def _result(api, url_path: str, execution_id: str, token: str) -> requests.Response:
@@ -57,7 +57,7 @@ def test_elastic_endpoint_lifecycle(api):
     assert names["b"]["default_value"] == 1
     token = dep["endpoint_token"]
     r = _trigger(api, "adder-ep", token, {"x": 40})
-    assert r.status_code == 200, r.text
+    assert r.status_code == 303, r.text
     execution_id = r.headers["Craft-Ai-Execution-Id"]
     assert r.json() == {"execution_id": execution_id}
     res = _result(api, "adder-ep", execution_id, token)
@@ -79,7 +79,11 @@ def test_elastic_endpoint_lifecycle(api):
     # New token: the old one dies at once.
     new = api.request("POST", "/endpoints/adder-ep/generate-new-token").json()["endpoint_token"]
     assert_error(_trigger(api, "adder-ep", token, {"x": 1}), 403)
-    assert _trigger(api, "adder-ep", new, {"x": 1}).status_code == 200
+    assert _trigger(api, "adder-ep", new, {"x": 1}).status_code == 303
+    # As the documentation calls it: one `requests.post` that follows the redirect.
+    followed = requests.post(f"{api.env_url}/endpoints/adder-ep", json={"x": 2},
+                             headers={"Authorization": f"EndpointToken {new}"}, timeout=60)
+    assert followed.status_code == 200 and followed.json()["outputs"] == {"sum": 3}
     latest = api.request("GET", "/deployments/adder-ep/executions/latest").json()
     assert latest["deployment_name"] == "adder-ep"
     # Disabled deployments refuse calls; the pipeline cannot be deleted while deployed.

@@ -159,7 +159,7 @@ def _parallel(api, sdk, name: str, code: str) -> tuple[list[int], float]:
         try:
             r = requests.post(f"{api.env_url}/endpoints/{name}-ll",
                               headers={"Authorization": f"EndpointToken {token}"},
-                              json={"tag": i}, timeout=60)
+                              json={"tag": i}, timeout=60, allow_redirects=False)
             execution_id = r.json()["execution_id"]
             res = requests.get(f"{api.env_url}/endpoints/{name}-ll/executions/{execution_id}",
                                params={"token": token}, timeout=120)
@@ -217,6 +217,6 @@ def test_resident_runners_come_back_after_restart(tmp_path):
         assert len(_runner_pids("c-ll-")) == 1  # the orphan was replaced, not duplicated
         r = requests.post(f"{api.env_url}/endpoints/c-ll",
                           headers={"Authorization": f"EndpointToken {token}"}, json={}, timeout=30)
-        assert r.status_code == 200
+        assert r.status_code == 200 and r.json()["outputs"]["count"] == 1
     finally:
         server.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from flask import Response, jsonify, request, send_file
 from flask_smorest import Blueprint
 
@@ -34,8 +36,15 @@ def trigger(url_path: str):
     _, deployment = _deployment(url_path, _header_token())
     given, files = endpoint_inputs()
     execution = deployments.trigger(services(), deployment, given, files)
+    # 303 to the results URL: plain HTTP callers that follow redirects (`curl -L`,
+    # `requests.post`) get the outputs in one call, as the documentation shows; the official
+    # client does not follow it and reads the body and header instead (contract §6.6.2).
     response = jsonify({"execution_id": execution.execution_id})
+    response.status_code = 303
     response.headers["Craft-Ai-Execution-Id"] = execution.execution_id
+    response.headers["Location"] = (
+        f"{request.base_url}/executions/{execution.execution_id}?"
+        + urlencode({"token": deployment.endpoint_token}))
     return response
 
 

@@ -194,6 +194,7 @@ def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipel
         function_name=step.function_name, inputs=job_inputs,
         outputs=[{"name": o["name"], "data_type": o["data_type"]} for o in step.outputs],
         environment_variables=envvars.as_dict(environment),
+        input_types={d["name"]: d["data_type"] for d in step.inputs},
     )
     try:
         if resident_deployment_id is not None:

@@ -37,6 +37,7 @@ class Launch:
     inputs: dict  # name -> value; files as {"path": ...} or {"url": ...}
     outputs: list[dict]  # declarations: name, data_type
     environment_variables: dict[str, str]
+    input_types: dict[str, str] = field(default_factory=dict)  # name -> data_type
 
 
 @dataclass(frozen=True)

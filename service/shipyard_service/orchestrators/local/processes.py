@@ -63,6 +63,7 @@ def job_document(launch: Launch) -> dict:
         "function_path": launch.function_path,
         "function_name": launch.function_name,
         "inputs": launch.inputs,
+        "input_data_types": launch.input_types,
         "outputs": launch.outputs,
         "environment_variables": launch.environment_variables,
     }
