@@ -8,9 +8,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import bench_run_pipeline  # noqa: E402
+from bench import bench_endpoints, bench_run_pipeline  # noqa: E402
 
-BENCHMARKS = [bench_run_pipeline]
+BENCHMARKS = [bench_run_pipeline, bench_endpoints]
 
 
 def main() -> int:

@@ -36,6 +36,20 @@ class DomainCallbacks:
             executions.runner_exited(self.services, execution_id, return_code, detail)
 
 
+    def execution_finished(self, execution_id: str, payload: dict) -> None:
+        from .errors import BadRequest
+        from .store.models import Execution
+
+        with db_session():
+            execution = Execution.get_or_none(Execution.execution_id == execution_id)
+            if execution is None or execution.status not in executions.ACTIVE:
+                return
+            try:
+                executions.finish(self.services, execution, payload)
+            except BadRequest as exc:
+                executions.mark_failed(self.services, execution_id,
+                                       f"Invalid result from the runner: {exc.message}")
+
     def schedule_fired(self, deployment_id: int, fire_time) -> None:
         with db_session():
             deployments.schedule_fired(self.services, deployment_id, fire_time)

@@ -56,10 +56,17 @@ def test_elastic_endpoint_lifecycle(api):
     assert names["b"]["endpoint_input_name"] == "b"  # auto-mapped, default kept
     assert names["b"]["default_value"] == 1
     token = dep["endpoint_token"]
+    # A plain HTTP caller gets the outputs in the answer...
     r = _trigger(api, "adder-ep", token, {"x": 40})
-    assert r.status_code == 303, r.text
+    assert r.status_code == 200, r.text
     execution_id = r.headers["Craft-Ai-Execution-Id"]
-    assert r.json() == {"execution_id": execution_id}
+    assert r.json() == {"execution_id": execution_id, "outputs": {"sum": 41}}
+    # ...an SDK (craft-ai-client header) gets the id at once and a 303 to the results.
+    r = requests.post(f"{api.env_url}/endpoints/adder-ep", json={"x": 40}, timeout=30,
+                      headers={"Authorization": f"EndpointToken {token}",
+                               "craft-ai-client": "craft-ai-sdk@0.60.0"}, allow_redirects=False)
+    assert r.status_code == 303 and r.json() == {"execution_id": r.headers["Craft-Ai-Execution-Id"]}
+    assert f"/endpoints/adder-ep/executions/{r.json()['execution_id']}?token=" in r.headers["Location"]
     res = _result(api, "adder-ep", execution_id, token)
     assert res.status_code == 200 and res.json()["outputs"] == {"sum": 41}
     again = _result(api, "adder-ep", execution_id, token)  # idempotent
@@ -79,7 +86,7 @@ def test_elastic_endpoint_lifecycle(api):
     # New token: the old one dies at once.
     new = api.request("POST", "/endpoints/adder-ep/generate-new-token").json()["endpoint_token"]
     assert_error(_trigger(api, "adder-ep", token, {"x": 1}), 403)
-    assert _trigger(api, "adder-ep", new, {"x": 1}).status_code == 303
+    assert _trigger(api, "adder-ep", new, {"x": 1}).status_code == 200
     # As the documentation calls it: one `requests.post` that follows the redirect.
     followed = requests.post(f"{api.env_url}/endpoints/adder-ep", json={"x": 2},
                              headers={"Authorization": f"EndpointToken {new}"}, timeout=60)
@@ -203,7 +210,8 @@ def test_endpoint_file_in_file_out(api):
     create_step_http(api, "files", {"main.py": code}, kind="pipelines", fields=fields)
     dep = _deploy(api, "/endpoints", {"pipeline_name": "files", "name": "files-ep"})
     r = _trigger(api, "files-ep", dep["endpoint_token"], files={"doc": ("doc.txt", b"hello")})
-    execution_id = r.json()["execution_id"]
+    execution_id = r.headers["Craft-Ai-Execution-Id"]
+    assert r.content == b"hello!"  # a plain caller gets the file in the answer
     res = _result(api, "files-ep", execution_id, dep["endpoint_token"])
     assert res.headers["Content-Type"] == "application/octet-stream"
     assert res.headers["Content-Disposition"] == (
@@ -218,7 +226,9 @@ def test_failed_execution_results_are_500(api):
     create_step_http(api, "boom", {"main.py": "def run():\n    raise RuntimeError('kaboom')\n"},
                      kind="pipelines")
     dep = _deploy(api, "/endpoints", {"pipeline_name": "boom", "name": "boom-ep"})
-    execution_id = _trigger(api, "boom-ep", dep["endpoint_token"]).json()["execution_id"]
+    direct = _trigger(api, "boom-ep", dep["endpoint_token"])
+    assert_error(direct, 500, "ExecutionFailed")
+    execution_id = direct.json()["additional_data"]["execution_id"]
     err = assert_error(_result(api, "boom-ep", execution_id, dep["endpoint_token"]), 500)
     assert "kaboom" in err["message"]
 

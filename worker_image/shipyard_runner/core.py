@@ -174,6 +174,11 @@ def execute(job: Job, reporter, func=None, call=None, sink=None, work_dir: str |
     outcome = Outcome(payload, exit_code)
     # Logs before finish: once the execution is final, readers expect all of its lines.
     outcome.unsent_logs = sink.close()
+    if job.report_finish is False:
+        # Resident mode on request: the caller takes the payload from the /execute answer
+        # and records it itself, saving a round trip on the hot path.
+        outcome.report_error = "left to the caller (report_finish=false)"
+        return outcome
     return report(outcome, reporter)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from urllib.parse import urlencode
 
+from cachetools import TTLCache
 from flask import Response, jsonify, request, send_file
 from flask_smorest import Blueprint
 
@@ -19,10 +21,20 @@ blp.url_value_preprocessor(load_environment_names)
 RESULT_HOLD_S = 60.0
 
 
+_environments: TTLCache = TTLCache(maxsize=256, ttl=5.0)
+_environments_lock = threading.Lock()
+
+
 def _deployment(url_path: str, token: str | None):
     from flask import g
 
-    environment = projects.get_environment(*g.env_names)
+    # Environments are never renamed: a short cache spares a query on every call.
+    with _environments_lock:
+        environment = _environments.get(g.env_names)
+    if environment is None:
+        environment = projects.get_environment(*g.env_names)
+        with _environments_lock:
+            _environments[g.env_names] = environment
     return environment, deployments.endpoint_deployment(environment, url_path, token)
 
 
@@ -36,9 +48,19 @@ def trigger(url_path: str):
     _, deployment = _deployment(url_path, _header_token())
     given, files = endpoint_inputs()
     execution = deployments.trigger(services(), deployment, given, files)
-    # 303 to the results URL: plain HTTP callers that follow redirects (`curl -L`,
-    # `requests.post`) get the outputs in one call, as the documentation shows; the official
-    # client does not follow it and reads the body and header instead (contract §6.6.2).
+    if not request.headers.get("craft-ai-client"):
+        # Plain HTTP callers (curl, requests, axios) get the outputs in the answer, as the
+        # documentation shows, when the execution ends within the hold; SDKs, which send
+        # `craft-ai-client`, get their answer at once and fetch results themselves.
+        svc = services()
+        done = executions.wait_finished(svc, execution.execution_id, svc.settings.long_poll_s)
+        if done is not None and done.status in executions.FINAL:
+            response = _finished_body(done)
+            response.headers["Craft-Ai-Execution-Id"] = execution.execution_id
+            return response
+    # 303 to the results URL: callers that follow redirects (`curl -L`, `requests.post`)
+    # end up with the outputs; the official client does not follow it and reads the body
+    # and the header instead (contract §6.6.2).
     response = jsonify({"execution_id": execution.execution_id})
     response.status_code = 303
     response.headers["Craft-Ai-Execution-Id"] = execution.execution_id
@@ -63,9 +85,14 @@ def results(url_path: str, execution_id: str):
             response.status_code = 307
             response.headers["Location"] = request.full_path
             return response
+    return _finished_body(execution)
+
+
+def _finished_body(execution) -> Response:
     if execution.status != "Succeeded":
-        raise ExecutionFailed(f"Execution '{execution_id}' failed: {execution.error or ''}",
-                              {"execution_id": execution_id, "status": execution.status})
+        raise ExecutionFailed(
+            f"Execution '{execution.execution_id}' failed: {execution.error or ''}",
+            {"execution_id": execution.execution_id, "status": execution.status})
     return _result_body(execution)
 
 

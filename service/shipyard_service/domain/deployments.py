@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
+import threading
 from typing import Any
 
 import peewee
+from cachetools import TTLCache
 
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from ..orchestrators.base import DeploymentSpec
@@ -25,6 +27,17 @@ RULES = ("endpoint", "periodic")
 STATUSES = ("creation_pending", "up", "creation_failed", "down_retrying", "standby", "disabled")
 RAM = re.compile(r"^\d+(\.\d+)?(KiB|MiB|GiB)$")
 MAX_REPLICAS = 8
+# Endpoint calls look their deployment up on every call: keep rows briefly. Changes made by
+# this process invalidate at once (a regenerated token is refused immediately); another API
+# process sharing the store sees them within ENDPOINT_CACHE_S.
+ENDPOINT_CACHE_S = 1.0
+_endpoint_cache: TTLCache = TTLCache(maxsize=1024, ttl=ENDPOINT_CACHE_S)
+_endpoint_cache_lock = threading.Lock()
+
+
+def _forget_endpoints() -> None:
+    with _endpoint_cache_lock:
+        _endpoint_cache.clear()
 _FIELDS = {"pipeline_name", "name", "mode", "description", "enable_parallel_executions",
            "max_parallel_executions_per_pod", "ram_request", "gpu_request", "schedule",
            "endpoint_url_path", "inputs_mapping", "outputs_mapping", "replicas",
@@ -184,6 +197,7 @@ def spec_for(svc, deployment: Deployment) -> DeploymentSpec:
 
 def apply(svc, deployment: Deployment) -> None:
     """Make the backend match the stored deployment."""
+    _forget_endpoints()
     if deployment.execution_rule == "periodic" or deployment.mode == "low_latency":
         svc.orchestrator.ensure_deployment(spec_for(svc, deployment))
     svc.events.notify(f"deployment:{deployment.id}")
@@ -347,6 +361,7 @@ def delete_deployment(svc, deployment: Deployment) -> dict:
         ExecutionLog.delete().where(ExecutionLog.execution.in_(ids)).execute()
         Execution.delete().where(Execution.execution_id.in_(ids)).execute()
     deployment.delete_instance(recursive=True)
+    _forget_endpoints()
     svc.events.notify(f"deployment:{deployment.id}")
     return {"name": deployment.name, "execution_rule": deployment.execution_rule}
 
@@ -357,14 +372,26 @@ def new_endpoint_token(deployment: Deployment) -> str:
     token = secrets.token_urlsafe(32)
     Deployment.update(endpoint_token=token, updated_at=utcnow()).where(
         Deployment.id == deployment.id).execute()
+    _forget_endpoints()
     return token
 
 
 # Executions of deployments --------------------------------------------------------------
 
 def endpoint_deployment(environment: Environment, url_path: str, token: str | None) -> Deployment:
-    deployment = Deployment.get_or_none((Deployment.environment == environment)
-                                        & (Deployment.endpoint_url_path == url_path))
+    from ..store.models import Step
+
+    key = (environment.id, url_path)
+    with _endpoint_cache_lock:
+        deployment = _endpoint_cache.get(key)
+    if deployment is None:
+        # One joined query: this is the hot path of every endpoint call.
+        deployment = (Deployment.select(Deployment, Pipeline, Step).join(Pipeline).join(Step)
+                      .where((Deployment.environment == environment)
+                             & (Deployment.endpoint_url_path == url_path)).first())
+        if deployment is not None:
+            with _endpoint_cache_lock:
+                _endpoint_cache[key] = deployment
     if deployment is None:
         raise NotFound(f"Endpoint '{url_path}' not found", {"endpoint_url_path": url_path})
     if not token:

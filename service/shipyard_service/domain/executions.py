@@ -175,7 +175,11 @@ def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipel
     step = pipeline.step
     token = new_secret("exe")
     config = step.container_config
+    resident = resident_deployment_id is not None
     execution = Execution.create(
+        # A resident runner takes it at once (or queues it in its own slots): no separate
+        # Pending -> Running write on this hot path.
+        status="Running" if resident else "Pending", start_date=utcnow() if resident else None,
         execution_id=execution_id, environment=environment, pipeline_name=pipeline.name,
         deployment_name=deployment_name, step_name=step.name, inputs=inputs, outputs=outputs,
         token_hash=hash_token(token), created_by=user_id,
@@ -275,7 +279,8 @@ def finish(svc, execution: Execution, payload: dict) -> Execution:
     svc.events.notify(execution.execution_id)
     if not changed:
         raise BadRequest("The execution has already ended")
-    return Execution.get_by_id(execution.execution_id)
+    execution.status, execution.error, execution.outputs = status, message, outputs
+    return execution
 
 
 def _place_outputs(svc, execution: Execution, outputs: list[dict], values: dict) -> None:
@@ -440,9 +445,12 @@ def delete_execution(svc, execution: Execution) -> dict:
 
 
 def wait_finished(svc, execution_id: str, timeout_s: float) -> Execution | None:
+    """Hold until the execution ends (or timeout); the row as last read."""
+    last: list = [None]
+
     def done() -> bool:
-        row = Execution.get_or_none(Execution.execution_id == execution_id)
-        return row is None or row.status in FINAL
+        last[0] = Execution.get_or_none(Execution.execution_id == execution_id)
+        return last[0] is None or last[0].status in FINAL
 
     svc.events.wait_until(execution_id, done, timeout_s)
-    return Execution.get_or_none(Execution.execution_id == execution_id)
+    return last[0]

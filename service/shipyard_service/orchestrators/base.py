@@ -94,6 +94,9 @@ class Callbacks(Protocol):
     def execution_exited(self, execution_id: str, return_code: int, detail: str) -> None:
         """The runner is gone; if it did not report a result, the execution failed."""
 
+    def execution_finished(self, execution_id: str, payload: dict) -> None:
+        """A runner's finish payload, delivered by the backend instead of by the runner."""
+
     def schedule_fired(self, deployment_id: int, fire_time) -> None:
         """A cron tick (naive UTC datetime) is due; the domain starts it at most once."""
 

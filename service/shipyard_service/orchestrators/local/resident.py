@@ -309,27 +309,33 @@ class Residents:
             self.callbacks.execution_exited(launch.execution_id, -1,
                                             "no resident runner is up for this deployment")
             return
-        self.callbacks.execution_started(launch.execution_id, None)
         with resident.lock:
             replica.inflight.add(launch.execution_id)
         job = job_document(launch)
         job["token"] = launch.token
+        job["report_finish"] = False  # the answer carries the payload: recorded below
         body = json.dumps(job).encode()
+        payload = None
         try:
             conn = http.client.HTTPConnection("127.0.0.1", replica.port, timeout=None)
             conn.request("POST", "/execute", body=body,
                          headers={"Content-Type": "application/json"})
             response = conn.getresponse()
-            response.read()
+            raw = response.read()
             conn.close()
-            failure = None if response.status == 200 else f"runner answered {response.status}"
-        except OSError as exc:
+            if response.status == 200:
+                payload = json.loads(raw)
+                failure = None
+            else:
+                failure = f"runner answered {response.status}: {raw[:500]!r}"
+        except (OSError, ValueError) as exc:
             failure = f"the resident runner {replica.pod_id} died or refused the call ({exc})"
         with resident.lock:
             replica.inflight.discard(launch.execution_id)
-        # When the runner reported the result itself this changes nothing.
-        self.callbacks.execution_exited(launch.execution_id, 0 if failure is None else -1,
-                                        failure or "")
+        if payload is not None:
+            self.callbacks.execution_finished(launch.execution_id, payload)
+        else:
+            self.callbacks.execution_exited(launch.execution_id, -1, failure or "")
 
 
 def _same(a: DeploymentSpec, b: DeploymentSpec) -> bool:

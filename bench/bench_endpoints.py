@@ -1,0 +1,163 @@
+"""Endpoint latency and throughput: a low-latency deployment against a bare Flask app
+under gunicorn calling the same function in-process; the elastic endpoint round trip; the
+lag between a cron tick and the start of its execution. All measured in this run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from bench.common import percentile, running_server
+from tests.helpers import create_step_http, free_port
+
+CODE = "def add(a, b=1):\n    return {'total': a + b}\n"
+FIELDS = {"inputs[0][name]": "a", "inputs[0][data_type]": "number",
+          "inputs[1][name]": "b", "inputs[1][data_type]": "number",
+          "inputs[1][default_value]": "1",
+          "outputs[0][name]": "total", "outputs[0][data_type]": "number"}
+SINGLE_CALLS = 300
+CONCURRENCY = 16
+THROUGHPUT_S = 5.0
+
+
+def _latencies(call, n: int) -> list[float]:
+    for _ in range(10):
+        call(0)
+    out = []
+    for i in range(n):
+        start = time.perf_counter()
+        call(i)
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def _throughput(make_call, clients: int, seconds: float) -> float:
+    counts = [0] * clients
+    stop = time.monotonic() + seconds
+
+    def worker(k: int) -> None:
+        call = make_call()
+        i = 0
+        while time.monotonic() < stop:
+            call(i)
+            i += 1
+        counts[k] = i
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 60)
+    return sum(counts) / seconds
+
+
+def _bare_server():
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--chdir", str(Path(__file__).parent), "-w", "1",
+         "-k", "gthread", "--threads", "64", "-b", f"127.0.0.1:{port}", "--log-level", "warning",
+         "bare_app:app"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/call"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            requests.post(url, json={"a": 1}, timeout=1)
+            return proc, url
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise RuntimeError("bare app did not start")
+
+
+def _report(name: str, ours: list[float], bare: list[float]) -> None:
+    for q in (50, 99):
+        o, b = percentile(ours, q), percentile(bare, q)
+        print(f"{name} p{q}: shipyard {o:.2f} ms, bare flask {b:.2f} ms, "
+              f"overhead {o - b:.2f} ms, ratio {o / b:.1f}x")
+
+
+def main() -> None:
+    proc, bare_url = _bare_server()
+    try:
+        def bare_call_factory():
+            session = requests.Session()
+            return lambda i: session.post(bare_url, json={"a": i}).json()
+
+        bare_single = _latencies(bare_call_factory(), SINGLE_CALLS)
+        bare_tput = _throughput(bare_call_factory, CONCURRENCY, THROUGHPUT_S)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+    with running_server() as (server, api):
+        create_step_http(api, "add", {"main.py": CODE}, kind="pipelines",
+                         function_path="main.py", function_name="add", fields=FIELDS)
+        r = api.request("POST", "/endpoints", json={
+            "pipeline_name": "add", "name": "add-ll", "mode": "low_latency",
+            "enable_parallel_executions": True, "max_parallel_executions_per_pod": CONCURRENCY})
+        token = r.json()["endpoint_token"]
+        deadline = time.monotonic() + 120
+        while api.request("GET", "/deployments/add-ll?wait_for_completion=true").json()["status"] != "up":
+            if time.monotonic() > deadline:
+                raise RuntimeError("low-latency deployment not up")
+        url = f"{api.env_url}/endpoints/add-ll"
+        headers = {"Authorization": f"EndpointToken {token}"}
+
+        def ours_factory(endpoint_url=url):
+            session = requests.Session()
+
+            def call(i: int):
+                # One call as a plain HTTP client makes it: trigger, follow 303 to the result.
+                body = session.post(endpoint_url, json={"a": i}, headers=headers).json()
+                assert body["outputs"]["total"] == i + 1, body
+                return body
+            return call
+
+        ours_single = _latencies(ours_factory(), SINGLE_CALLS)
+        ours_tput = _throughput(ours_factory, CONCURRENCY, THROUGHPUT_S)
+        _report("low-latency endpoint, 1 client", ours_single, bare_single)
+        print(f"throughput with {CONCURRENCY} clients: shipyard {ours_tput:.0f} calls/s, "
+              f"bare flask {bare_tput:.0f} calls/s, ratio {ours_tput / bare_tput:.0%}")
+
+        r = api.request("POST", "/endpoints", json={"pipeline_name": "add", "name": "add-el"})
+        el_token = r.json()["endpoint_token"]
+        el_url = f"{api.env_url}/endpoints/add-el"
+        session = requests.Session()
+        elastic = []
+        for i in range(20):
+            start = time.perf_counter()
+            body = session.post(el_url, json={"a": i},
+                                headers={"Authorization": f"EndpointToken {el_token}"}).json()
+            assert body["outputs"]["total"] == i + 1
+            elastic.append((time.perf_counter() - start) * 1000)
+        print(f"elastic endpoint round trip: p50 {percentile(elastic, 50):.1f} ms, "
+              f"p95 {percentile(elastic, 95):.1f} ms (a fresh runner process per call)")
+
+        api.request("POST", "/periodic-deployment", json={
+            "pipeline_name": "add", "name": "add-cron", "schedule": "* * * * *",
+            "inputs_mapping": [{"pipeline_input_name": "a", "constant_value": 1},
+                               {"pipeline_input_name": "b", "constant_value": 1}],
+            "outputs_mapping": [{"pipeline_output_name": "total", "is_null": True}]})
+        deadline = time.monotonic() + 75
+        lag = None
+        while time.monotonic() < deadline and lag is None:
+            runs = [e for e in api.request("GET", "/pipelines/add/executions").json()
+                    if e["deployment_name"] == "add-cron" and e["start_date"]]
+            if runs:
+                started = dt.datetime.fromisoformat(runs[0]["start_date"].rstrip("Z"))
+                tick = started.replace(second=0, microsecond=0)
+                lag = (started - tick).total_seconds() * 1000
+            time.sleep(0.5)
+        print(f"cron tick to execution start: {lag:.0f} ms" if lag is not None
+              else "cron tick: none within 75 s")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.getcwd())
+    main()
