@@ -17,7 +17,9 @@ DEFAULT_SETTINGS = {
     "repository_branch": None,
     "repository_deploy_key": None,
     "included_folders": ["/"],
-    "requirements_path": "requirements.txt",
+    # None, not "requirements.txt": clients add the default to the archive and fail when
+    # the folder has no such file (the official client does too).
+    "requirements_path": None,
     "system_dependencies": [],
     "dockerfile_path": None,
 }
