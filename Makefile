@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-unit test-integration bench lint compat-venv clean
+.PHONY: openapi install ui-assets run test test-unit test-integration bench lint compat-venv clean
 
 $(VENV)/.installed: pyproject.toml sdk/pyproject.toml
 	@if [ -z "$(UV)" ]; then python3 -m pip install --quiet uv; fi
@@ -16,7 +16,16 @@ $(VENV)/.installed: pyproject.toml sdk/pyproject.toml
 	uv pip install --quiet -p $(PY) -e '.[test]' -e './sdk[progress]'
 	@touch $@
 
-install: $(VENV)/.installed  ## install the service, the SDK and the test tools into .venv
+# The web UI's chart library (uPlot), from npm by its lock file; served from node_modules.
+UI_DIR := service/shipyard_service/ui
+$(UI_DIR)/node_modules/.package-lock.json: $(UI_DIR)/package.json $(UI_DIR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  cd $(UI_DIR) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.package-lock.json; \
+	else echo "npm not found: the web UI runs without its charts (apt-get install npm)"; fi
+
+ui-assets: $(UI_DIR)/node_modules/.package-lock.json  ## the web UI's npm assets
+
+install: $(VENV)/.installed ui-assets  ## install the service, the SDK, the test tools and UI assets
 
 run: install  ## start the platform on its embedded defaults
 	$(VENV)/bin/shipyard serve --data-dir $(DATA_DIR) --host $(HOST) --port $(PORT)
@@ -29,6 +38,10 @@ test-unit: install
 
 bench: install  ## benchmarks; each prints its baseline and the ratio
 	$(PY) bench/run.py
+
+openapi: install  ## refresh the committed OpenAPI document (docs/openapi.json)
+	$(PY) -c "import json, tempfile; from tests.unit.test_openapi import current_spec; \
+	from pathlib import Path; print(json.dumps(current_spec(Path(tempfile.mkdtemp())), indent=2, sort_keys=True))" > docs/openapi.json
 
 lint: install
 	$(VENV)/bin/ruff check .

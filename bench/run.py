@@ -8,9 +8,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import bench_endpoints, bench_run_pipeline  # noqa: E402
+from bench import bench_endpoints, bench_git_steps, bench_metrics, bench_run_pipeline  # noqa: E402
 
-BENCHMARKS = [bench_run_pipeline, bench_endpoints]
+BENCHMARKS = [bench_run_pipeline, bench_endpoints, bench_metrics, bench_git_steps]
 
 
 def main() -> int:

@@ -29,6 +29,11 @@ class ServerProcess:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.env = env or {}
+        # SHIPYARD_TEST_BACKEND=postgres-s3: this server's own database and bucket, kept
+        # across restarts of the same ServerProcess (tests/backends/session.py).
+        from .backends.session import server_env
+
+        self.env = {**server_env(), **self.env}
         self.proc: subprocess.Popen | None = None
         self.log_path = self.data_dir / "server.log"
 

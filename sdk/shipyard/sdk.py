@@ -14,6 +14,7 @@ from ._api.environment_variables import EnvironmentVariablesMixin
 from ._api.executions import ExecutionsMixin
 from ._api.metrics import MetricsMixin
 from ._api.pipelines import PipelinesMixin
+from ._api.projects import ProjectsMixin
 from ._api.steps import StepsMixin
 from ._api.users import UsersMixin
 from ._http import HttpClient
@@ -45,6 +46,7 @@ class CraftAiSdk(
     EnvironmentVariablesMixin,
     DataStoreMixin,
     MetricsMixin,
+    ProjectsMixin,
 ):
     """Client of a Shipyard environment (same functions as ``craft-ai-sdk`` 0.60).
 

@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 from . import __version__
 from .artifacts import Artifacts
 from .config import Settings
-from .datastore.local import LocalDataStore
+from .datastore import make_datastore
 from .domain.auth import TokenService
 from .errors import ShipyardError
 from .events import Events
@@ -41,23 +41,27 @@ def create_app(settings: Settings, orchestrator=None, start_background: bool = T
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     init_db(settings.database_url)
+    from .crypto import configure as configure_secrets
+
+    configure_secrets(settings.data_dir)  # the key sealing deploy keys and env-var values
 
     from .bootstrap import ensure_defaults
 
     ensure_defaults(settings)
+    from .domain.projects import seal_stored_secrets
+
+    with database.connection_context():
+        seal_stored_secrets()  # values stored in clear by versions before encryption at rest
 
     if orchestrator is None:
-        from .orchestrators.local import LocalOrchestrator
+        from .orchestrators import make_orchestrator
 
-        orchestrator = LocalOrchestrator(settings)
+        orchestrator = make_orchestrator(settings)
     services = Services(
         settings=settings,
         tokens=TokenService(secret, settings.access_token_lifetime_s),
         artifacts=Artifacts(settings.data_dir),
-        datastore=LocalDataStore(
-            settings.data_dir / "datastore", settings.public_url, secret,
-            settings.signed_url_lifetime_s,
-        ),
+        datastore=make_datastore(settings, secret),
         orchestrator=orchestrator,
         events=Events(),
     )
@@ -96,6 +100,7 @@ def _register_routes(app: Flask) -> None:
         metrics,
         pipelines,
         project_info,
+        resources,
         runner,
         signed,
         steps,
@@ -103,10 +108,16 @@ def _register_routes(app: Flask) -> None:
 
     api = Api(app)
     for module in (auth, project_info, steps, pipelines, executions, datastore, envvars,
-                   metrics, runner, deployments, endpoints):
+                   metrics, runner, deployments, endpoints, resources):
         api.register_blueprint(module.blp)
+    from .api import projects as projects_api
+
+    api.register_blueprint(projects_api.blp)  # control API: projects, settings, environments
     app.register_blueprint(signed.blp)
     app.register_blueprint(health.blp)
+    from .ui import init_ui
+
+    init_ui(app)  # the web UI at /ui/ (session login, CSRF on its forms only)
 
 
 def _error_body(status: int, name: str, message: str, additional_data=None):

@@ -22,6 +22,7 @@ def serve(args) -> int:
 
     settings = _settings(args)
     settings.load_or_create_secret()
+    settings.remember_backends()  # `shipyard admin --data-dir` then finds the same store
     init_db(settings.database_url)
     creds = ensure_defaults(settings)
 
@@ -42,14 +43,18 @@ def serve(args) -> int:
 
 def admin(args) -> int:
     from .bootstrap import ADMIN_EMAIL, read_credentials, write_credentials
+    from .crypto import configure as configure_secrets
     from .domain import auth, projects
     from .store import db_session, init_db
     from .store.models import User
 
     settings = _settings(args)
     init_db(settings.database_url)
+    configure_secrets(settings.data_dir)  # project deploy keys are sealed with the server's key
     with db_session():
-        if args.admin_cmd == "create-user":
+        if args.admin_cmd == "project-settings":
+            out = _project_settings(args, settings)
+        elif args.admin_cmd == "create-user":
             user, token = auth.create_user(args.name, args.email, args.password)
             out = {"id": user.id, "email": user.email, "sdk_token": token}
         elif args.admin_cmd == "regenerate-sdk-token":
@@ -69,7 +74,7 @@ def admin(args) -> int:
             auth.set_password(user, args.password)
             out = {"email": user.email}
         elif args.admin_cmd == "create-project":
-            project = projects.create_project(args.name)
+            project = projects.create_project(args.name, _settings_changes(args))
             projects.create_environment(project, args.environment)
             out = {"project": project.name, "environment": args.environment}
         elif args.admin_cmd == "create-environment":
@@ -79,6 +84,59 @@ def admin(args) -> int:
             raise SystemExit(2)
     print(json.dumps(out))
     return 0
+
+
+LIST_SETTINGS = ("included_folders", "system_dependencies")
+
+
+def _settings_changes(args) -> dict:
+    """`--set key=value` (lists: comma-separated or JSON; empty value = null), `--unset key`,
+    `--deploy-key-file PATH` (the key is read from a file so it never shows in `ps`)."""
+    changes: dict = {}
+    for item in getattr(args, "set", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects key=value, got {item!r}")
+        key = key.strip()
+        if key == "repository_deploy_key":
+            raise SystemExit("give the deploy key with --deploy-key-file PATH")
+        if value == "":
+            changes[key] = None
+        elif key in LIST_SETTINGS and value.lstrip().startswith("["):
+            try:
+                changes[key] = json.loads(value)
+            except ValueError as exc:
+                raise SystemExit(f"--set {key}: invalid JSON list ({exc})") from exc
+        elif key in LIST_SETTINGS:
+            changes[key] = [v.strip() for v in value.split(",") if v.strip()]
+        else:
+            changes[key] = value
+    for key in getattr(args, "unset", None) or []:
+        changes[key] = None
+    key_file = getattr(args, "deploy_key_file", None)
+    if key_file:
+        with open(key_file) as f:
+            changes["repository_deploy_key"] = f.read()
+    return changes
+
+
+def _project_settings(args, settings: Settings) -> dict:
+    from .domain import projects
+
+    project = projects.get_project(args.name)
+    changes = _settings_changes(args)
+    if changes:
+        project = projects.update_project_settings(project, changes)
+    return projects.project_view(project, settings.public_url)
+
+
+def _add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="language, repository_url, repository_branch, included_folders, "
+                             "requirements_path, system_dependencies, dockerfile_path")
+    parser.add_argument("--unset", action="append", metavar="KEY", help="reset a setting to null")
+    parser.add_argument("--deploy-key-file", metavar="PATH",
+                        help="the repository's private deploy key (stored encrypted)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     cp = asub.add_parser("create-project")
     cp.add_argument("name")
     cp.add_argument("--environment", default="dev")
+    _add_settings_arguments(cp)
+    ps = asub.add_parser("project-settings", help="show or edit a project's step defaults")
+    ps.add_argument("name")
+    _add_settings_arguments(ps)
     ce = asub.add_parser("create-environment")
     ce.add_argument("project")
     ce.add_argument("name")

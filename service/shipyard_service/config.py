@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -10,6 +11,30 @@ from pathlib import Path
 
 def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"SHIPYARD_{name}", default)
+
+
+BACKENDS_FILE = "backends.json"
+BACKEND_KEYS = ("database_url", "datastore", "s3_endpoint", "s3_access_key", "s3_secret_key",
+                "s3_bucket", "s3_secure", "s3_region", "s3_public_endpoint")
+
+
+def _recall_backends(values: dict) -> None:
+    """Fill what no variable set from the backends a previous `serve` recorded."""
+    path = Path(values["data_dir"]) / BACKENDS_FILE
+    if _env("DATABASE_URL") or os.environ.get("DATABASE_URL") or _env("DATASTORE") \
+            or not path.is_file():
+        return
+    try:
+        remembered = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    for key in BACKEND_KEYS:
+        if key in remembered:
+            values[key] = remembered[key]
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 @dataclass
@@ -28,6 +53,34 @@ class Settings:
     max_io_bytes: int = 60_000
     threads: int = 64
     uv_cache_dir: str | None = None
+    # Backends, chosen by configuration only (see orchestrators/__init__.py and
+    # datastore/__init__.py). The defaults are the embedded ones.
+    orchestrator: str = "local"  # local | argo
+    datastore: str = "local"  # local | s3
+    # Argo Workflows / Kubernetes (SHIPYARD_ORCHESTRATOR=argo).
+    argo_server: str = ""  # e.g. https://argo-server.argo:2746
+    argo_token: str = ""  # bearer token for the Argo Server, if it asks for one
+    argo_verify_tls: bool = True
+    namespace: str = "shipyard"  # where workflows, deployments and secrets are created
+    image_registry: str = ""  # where step images are pushed, e.g. registry.local:5000/shipyard
+    kubeconfig: str = ""  # empty: in-cluster configuration (the API runs in a pod)
+    builder_image: str = "gcr.io/kaniko-project/executor:v1.23.2"
+    cuda_base_image: str = "{registry}/python-cuda:{python}-{cuda}"
+    execution_timeout_s: int = 24 * 3600  # activeDeadlineSeconds of an elastic execution
+    argo_poll_s: float = 1.0  # status synchronisation period
+    # How the API reaches resident runners: `service` (cluster DNS, the API runs in the
+    # cluster) or `proxy` (the Kubernetes API server's service proxy, from outside).
+    dispatch_via: str = "service"
+    # S3 / MinIO data store (SHIPYARD_DATASTORE=s3).
+    s3_endpoint: str = ""  # host:port, no scheme
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_bucket: str = "shipyard"
+    s3_secure: bool = True
+    s3_region: str = "us-east-1"
+    # Where clients reach the object store, when not at s3_endpoint (presigned URLs embed
+    # it), e.g. https://minio.example.com; empty: s3_endpoint.
+    s3_public_endpoint: str = ""
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -48,9 +101,43 @@ class Settings:
             "database_url": _env("DATABASE_URL", os.environ.get("DATABASE_URL", "")),
             "long_poll_s": float(_env("LONG_POLL_S", "25")),
             "uv_cache_dir": _env("UV_CACHE_DIR"),
+            "secret_key": _env("SECRET_KEY", ""),
+            "orchestrator": _env("ORCHESTRATOR", "local"),
+            "datastore": _env("DATASTORE", "local"),
+            "argo_server": _env("ARGO_SERVER", ""),
+            "argo_token": _env("ARGO_TOKEN", ""),
+            "argo_verify_tls": _flag(_env("ARGO_VERIFY_TLS", "true")),
+            "namespace": _env("NAMESPACE", "shipyard"),
+            "image_registry": _env("IMAGE_REGISTRY", ""),
+            "kubeconfig": _env("KUBECONFIG", os.environ.get("KUBECONFIG", "")),
+            "builder_image": _env("BUILDER_IMAGE", Settings.builder_image),
+            "cuda_base_image": _env("CUDA_BASE_IMAGE", Settings.cuda_base_image),
+            "execution_timeout_s": int(_env("EXECUTION_TIMEOUT_S", str(24 * 3600))),
+            "argo_poll_s": float(_env("ARGO_POLL_S", "1")),
+            "dispatch_via": _env("DISPATCH_VIA", "service"),
+            "s3_endpoint": _env("S3_ENDPOINT", ""),
+            "s3_access_key": _env("S3_ACCESS_KEY", ""),
+            "s3_secret_key": _env("S3_SECRET_KEY", ""),
+            "s3_bucket": _env("S3_BUCKET", "shipyard"),
+            "s3_secure": _flag(_env("S3_SECURE", "true")),
+            "s3_region": _env("S3_REGION", "us-east-1"),
+            "s3_public_endpoint": _env("S3_PUBLIC_ENDPOINT", ""),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
+        _recall_backends(values)
         return cls(**values)
+
+    def remember_backends(self) -> None:
+        """Record the store and data store `serve` uses (DATA_DIR/backends.json, mode 0600),
+        so `shipyard admin --data-dir DIR` reaches the same database without repeating
+        SHIPYARD_DATABASE_URL / SHIPYARD_S3_* (explicit variables still win)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / BACKENDS_FILE
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({key: getattr(self, key) for key in BACKEND_KEYS}, f)
+        os.replace(tmp, path)
 
     def load_or_create_secret(self) -> str:
         """The signing key lives under the data dir so restarts keep tokens and URLs valid."""

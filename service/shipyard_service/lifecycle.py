@@ -72,3 +72,7 @@ def start_background_work(services: Services) -> None:
     services.orchestrator.start()
     with db_session():
         deployments.restore_all(services)
+    # Resource monitoring (F17): this process samples the machine it runs on as one worker.
+    from .monitoring import start_sampler
+
+    start_sampler(services.settings.data_dir)

@@ -71,15 +71,18 @@ def _wait_up(sdk, name: str, timeout_s: float = 120) -> dict:
     raise AssertionError(dep)
 
 
-def _runner_pids(pod_prefix: str) -> list[int]:
+def _runner_pids(pod_prefix: str, data_dir) -> list[int]:
+    """Resident runners of one server (others may run on this machine at the same time)."""
     pids = []
-    for proc in psutil.process_iter(["cmdline", "environ"]):
+    for proc in psutil.process_iter(["cmdline", "environ", "cwd"]):
         try:
             cmd = " ".join(proc.info["cmdline"] or [])
             env = proc.info["environ"] or {}
+            cwd = proc.info["cwd"] or ""
         except psutil.Error:
             continue
-        if "shipyard_runner serve" in cmd and env.get("SHIPYARD_POD_ID", "").startswith(pod_prefix):
+        if ("shipyard_runner serve" in cmd and cwd.startswith(str(data_dir))
+                and env.get("SHIPYARD_POD_ID", "").startswith(pod_prefix)):
             pids.append(proc.pid)
     return pids
 
@@ -115,7 +118,7 @@ def test_preloaded_module_globals_and_logs(api, sdk):
     assert sdk.trigger_endpoint("counter-ll", token)["outputs"]["count"] == 1
 
 
-def test_killed_runner_comes_back_and_inflight_fails(api, sdk):
+def test_killed_runner_comes_back_and_inflight_fails(api, sdk, server):
     code = COUNTER + "\ndef slow():\n    time.sleep(30)\n"
     create_step_http(api, "crashy", {"src/counter.py": code}, kind="pipelines",
                      function_path="src/counter.py", function_name="slow")
@@ -128,7 +131,7 @@ def test_killed_runner_comes_back_and_inflight_fails(api, sdk):
     while sdk.get_pipeline_execution(execution_id)["status"] != "Running":
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    [pid] = _runner_pids("crashy-ll-")
+    [pid] = _runner_pids("crashy-ll-", server.data_dir)
     psutil.Process(pid).kill()
     deadline = time.monotonic() + 30
     while True:
@@ -139,7 +142,7 @@ def test_killed_runner_comes_back_and_inflight_fails(api, sdk):
         time.sleep(0.1)
     assert "resident runner" in api.request("GET", f"/executions/{execution_id}").json()["error"]
     dep = _wait_up(sdk, "crashy-ll")
-    [new_pid] = _runner_pids("crashy-ll-")
+    [new_pid] = _runner_pids("crashy-ll-", server.data_dir)
     assert new_pid != pid
     assert any("exited" in log["message"] for log in sdk.get_deployment_logs("crashy-ll"))
 
@@ -214,7 +217,7 @@ def test_resident_runners_come_back_after_restart(tmp_path):
         deadline = time.monotonic() + 120
         while api.request("GET", "/deployments/c-ll?wait_for_completion=true").json()["status"] != "up":
             assert time.monotonic() < deadline
-        assert len(_runner_pids("c-ll-")) == 1  # the orphan was replaced, not duplicated
+        assert len(_runner_pids("c-ll-", data)) == 1  # the orphan was replaced, not duplicated
         r = requests.post(f"{api.env_url}/endpoints/c-ll",
                           headers={"Authorization": f"EndpointToken {token}"}, json={}, timeout=30)
         assert r.status_code == 200 and r.json()["outputs"]["count"] == 1

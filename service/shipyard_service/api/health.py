@@ -1,4 +1,4 @@
-"""Liveness/readiness, and the landing page until the web UI exists."""
+"""Liveness/readiness. (The web UI is served by ui/ at /ui/.)"""
 
 from __future__ import annotations
 
@@ -16,11 +16,3 @@ def healthz():
     SchemaVersion.select().count()
     return jsonify({"status": "ok"})
 
-
-@blp.route("/ui/")
-def ui_home():
-    return (
-        "<!doctype html><title>Shipyard</title><h1>Shipyard</h1>"
-        "<p>The web UI is coming. Meanwhile: <a href='/api/docs'>API documentation</a>"
-        " &middot; <a href='/api/openapi.json'>OpenAPI document</a></p>"
-    )

@@ -1,6 +1,8 @@
-"""Pipeline metrics: recorded from executions, read with one filter."""
+"""Pipeline metrics (contract §6.9): recorded from executions, read with one filter."""
 
 from __future__ import annotations
+
+import re
 
 from flask import g, request
 
@@ -10,26 +12,37 @@ from .common import env_blueprint, json_body, ok
 
 blp = env_blueprint("metrics", __name__, "/metrics", "Pipeline metrics")
 
+_FILTER_KEY = re.compile(r"^filters\[([^\]]*)\]$")
+
 
 @blp.route("/single-value/<name>", methods=["PUT"])
 def record_single(name: str):
-    metrics.record_single(g.environment, g.principal, name, json_body())
-    return ok({"name": name})
+    return ok(metrics.record_single(g.environment, g.principal, name, json_body()))
 
 
 @blp.route("/list-values/<name>", methods=["POST"])
 def record_list(name: str):
-    metrics.record_list(g.environment, g.principal, name, json_body())
-    return ok({"name": name})
+    return ok(metrics.record_list(g.environment, g.principal, name, json_body()))
+
+
+def _int_arg(name: str, default: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise BadRequest(f"'{name}' must be an integer", {"field": name}) from exc
 
 
 def _query(kind: str):
-    filters = {key: request.args.get(f"filters[{key}]") for key in ("name", *metrics.SCOPES)}
-    try:
-        page = int(request.args.get("page", 1))
-        per_page = int(request.args.get("items_per_page", 5000))
-    except ValueError as exc:
-        raise BadRequest("'page' and 'items_per_page' must be integers") from exc
+    filters: dict[str, str | None] = {}
+    for key, value in request.args.items():
+        match = _FILTER_KEY.match(key)
+        if match:
+            filters[match.group(1)] = value
+    page = _int_arg("page", 1)
+    per_page = _int_arg("items_per_page", metrics.MAX_PAGE)
     return ok(metrics.query(kind, g.environment, filters, page, per_page))
 
 

@@ -76,3 +76,79 @@ def deployment_logs():
         deployments.record_log(deployment.id, entry.get("stream", "stdout"), entry["message"],
                                pod_id=entry.get("pod_id") or body.get("pod_id"), timestamp=stamp)
     return ok({"received": len(entries)})
+
+
+# Cluster mode (orchestrators/argo): a pod fetches its job, a CronWorkflow reports its ticks.
+@blp.route("/executions/<execution_id>/job", methods=["GET"])
+def job(execution_id: str):
+    """The job of docs/runner-protocol.md for `python -m shipyard_runner run --execution-id`:
+    the code and file inputs as signed URLs, since the pod cannot read the API's disk."""
+    from pathlib import Path
+
+    from ..domain import envvars
+    from ..domain.pipelines import get_pipeline
+    from .signed import artifact_url
+
+    execution = _execution(execution_id)
+    svc = services()
+    environment = execution.environment
+    step = get_pipeline(environment, execution.pipeline_name).step
+    data_dir = Path(svc.settings.data_dir)
+
+    def signed(path: Path) -> str:
+        return artifact_url(path.relative_to(data_dir).as_posix())
+
+    inputs = {}
+    for item in execution.inputs:
+        name = item["pipeline_input_name"]
+        if item["data_type"] != "file":
+            inputs[name] = item.get("value")
+            continue
+        path = svc.artifacts.execution_file(execution_id, "inputs", name)
+        inputs[name] = {"url": signed(path)} if path.is_file() else None
+    archive = svc.artifacts.step_archive(step.id)
+    return ok({
+        "execution_id": execution_id,
+        "api_url": svc.environment_url(environment.project.name, environment.name),
+        "code_dir": None,
+        "code_url": signed(archive) if archive.is_file() else None,
+        "function_path": step.function_path,
+        "function_name": step.function_name,
+        "inputs": inputs,
+        "input_data_types": {d["name"]: d["data_type"] for d in step.inputs},
+        "outputs": [{"name": o["name"], "data_type": o["data_type"]} for o in step.outputs],
+        "environment_variables": envvars.as_dict(environment),
+    })
+
+
+@blp.route("/deployments/<int:deployment_id>/ticks", methods=["POST"])
+def tick(deployment_id: int):
+    """A CronWorkflow tick (`{"fire_time": "<RFC 3339>"}`, Argo's workflow.scheduledTime).
+    The execution starts here, like an embedded tick, at most once per fire time; the answer
+    names it (`execution_id` null when this tick had already fired)."""
+    import datetime as dt
+
+    from ..domain import deployments
+    from ..domain.times import parse_iso
+    from ..errors import BadRequest, Forbidden
+    from ..store.db import utcnow
+
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme != "DeploymentToken" or not token.strip():
+        raise Unauthorized("Ticks authenticate with 'Authorization: DeploymentToken <token>'")
+    deployment = deployments.by_runner_token(token.strip())
+    if deployment.id != deployment_id:
+        raise Forbidden("This token belongs to another deployment")
+    body = request.get_json(silent=True)
+    raw = body.get("fire_time") if isinstance(body, dict) else None
+    if not isinstance(raw, str) or not raw:
+        raise BadRequest("'fire_time' (RFC 3339) is required", {"field": "fire_time"})
+    try:
+        fire_time = parse_iso(raw)
+    except ValueError:
+        raise BadRequest(f"Invalid 'fire_time' {raw!r}", {"field": "fire_time"}) from None
+    if fire_time > utcnow() + dt.timedelta(minutes=5):
+        raise BadRequest("'fire_time' is in the future", {"field": "fire_time"})
+    execution = deployments.schedule_fired(services(), deployment.id, fire_time)
+    return ok({"execution_id": execution.execution_id if execution else None,
+               "started": execution is not None})

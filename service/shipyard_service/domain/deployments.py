@@ -349,17 +349,9 @@ def _updated_mappings(current: list[dict], changes: Any, kind: str) -> list[dict
 
 def delete_deployment(svc, deployment: Deployment) -> dict:
     svc.orchestrator.remove_deployment(deployment.id)
-    ids = [e.execution_id for e in Execution.select(Execution.execution_id).where(
-        (Execution.environment == deployment.environment_id)
-        & (Execution.deployment_name == deployment.name))]
-    for execution_id in ids:
-        svc.orchestrator.cancel_execution(execution_id)
-        svc.artifacts.delete_execution(execution_id)
-    if ids:
-        from ..store.models import ExecutionLog
-
-        ExecutionLog.delete().where(ExecutionLog.execution.in_(ids)).execute()
-        Execution.delete().where(Execution.execution_id.in_(ids)).execute()
+    executions.delete_many(svc, [e.execution_id for e in Execution.select(
+        Execution.execution_id).where((Execution.environment == deployment.environment_id)
+                                      & (Execution.deployment_name == deployment.name))])
     deployment.delete_instance(recursive=True)
     _forget_endpoints()
     svc.events.notify(f"deployment:{deployment.id}")

@@ -1,7 +1,12 @@
-"""Environment variables of an environment: injected into executions, usable as inputs."""
+"""Environment variables of an environment: injected into executions, usable as inputs.
+
+Values are sealed at rest (crypto.py). They are opened only to hand them to executions and
+for the two documented routes that return them (list, and delete echoing the deleted
+variable); the upsert answer carries names only."""
 
 from __future__ import annotations
 
+from .. import crypto
 from ..errors import BadRequest, NotFound
 from ..store.db import utcnow
 from ..store.models import Environment, EnvironmentVariable
@@ -22,21 +27,22 @@ def upsert(environment: Environment, variables: object) -> list[dict]:
         if len(value.encode()) > MAX_VALUE_BYTES:
             raise BadRequest(f"The value of '{name}' is over {MAX_VALUE_BYTES} bytes", {"name": name})
     for name, value in variables.items():
+        sealed = crypto.seal(value)
         (
-            EnvironmentVariable.insert(environment=environment, name=name, value=value,
+            EnvironmentVariable.insert(environment=environment, name=name, value=sealed,
                                        updated_at=utcnow())
             .on_conflict(
                 conflict_target=[EnvironmentVariable.environment, EnvironmentVariable.name],
-                update={EnvironmentVariable.value: value, EnvironmentVariable.updated_at: utcnow()},
+                update={EnvironmentVariable.value: sealed, EnvironmentVariable.updated_at: utcnow()},
             )
             .execute()
         )
-    return [{"name": n, "value": v} for n, v in variables.items()]
+    return [{"name": n} for n in variables]
 
 
 def as_dict(environment: Environment) -> dict[str, str]:
     query = EnvironmentVariable.select().where(EnvironmentVariable.environment == environment)
-    return {v.name: v.value for v in query}
+    return {v.name: crypto.open_sealed(v.value) for v in query}
 
 
 def list_variables(environment: Environment) -> list[dict]:
@@ -50,4 +56,4 @@ def delete(environment: Environment, name: str) -> dict:
     if row is None:
         raise NotFound(f"Environment variable '{name}' not found", {"name": name})
     row.delete_instance()
-    return {"name": row.name, "value": row.value}
+    return {"name": row.name, "value": crypto.open_sealed(row.value)}

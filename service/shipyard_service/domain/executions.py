@@ -436,12 +436,24 @@ def logs(execution: Execution, start, end, limit) -> list[dict]:
 
 
 def delete_execution(svc, execution: Execution) -> dict:
-    svc.orchestrator.cancel_execution(execution.execution_id)
-    mark_failed(svc, execution.execution_id, "Deleted while running")
-    ExecutionLog.delete().where(ExecutionLog.execution == execution.execution_id).execute()
-    execution.delete_instance()
-    svc.artifacts.delete_execution(execution.execution_id)
+    delete_many(svc, [execution.execution_id])
     return {"execution_id": execution.execution_id}
+
+
+def delete_many(svc, execution_ids: list[str]) -> None:
+    """Executions and everything hanging off them: runners, files, logs, metrics."""
+    from .metrics import delete_for_executions
+
+    for execution_id in execution_ids:
+        svc.orchestrator.cancel_execution(execution_id)
+        svc.artifacts.delete_execution(execution_id)
+    for start in range(0, len(execution_ids), 500):
+        ids = execution_ids[start:start + 500]
+        ExecutionLog.delete().where(ExecutionLog.execution.in_(ids)).execute()
+        Execution.delete().where(Execution.execution_id.in_(ids)).execute()
+        for execution_id in ids:
+            svc.events.notify(execution_id)
+    delete_for_executions(execution_ids)
 
 
 def wait_finished(svc, execution_id: str, timeout_s: float) -> Execution | None:

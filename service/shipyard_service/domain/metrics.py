@@ -1,19 +1,41 @@
-"""Pipeline metrics: single values (last wins) and lists (appended), per execution."""
+"""Pipeline metrics: single values (last wins) and lists (appended), per execution.
+
+A list metric is a header row (`ListMetric`: name, execution, count) plus one
+`ListMetricChunk` per recording call, so appending never rewrites the values already
+stored (a step recording 50,000 values one at a time stays linear)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import re
+from collections import defaultdict
 
-from ..errors import BadRequest, Forbidden
-from ..store.db import utcnow
-from ..store.models import Environment, Execution, ListMetric, Metric
-from .auth import Principal
-from .executions import ACTIVE
+from ..errors import BadRequest, Forbidden, PayloadTooLarge
+from ..store.db import database, utcnow
+from ..store.models import Environment, Execution, ListMetric, ListMetricChunk, Metric
+from .auth import RUNNING_STATUSES, Principal
 from .times import iso
 
+ACTIVE = RUNNING_STATUSES
 MAX_LIST_VALUES = 50_000
 MAX_BATCH = 10_000
+MAX_PAGE = 5_000
 SCOPES = ("pipeline_name", "deployment_name", "execution_id")
+FILTERS = ("name", *SCOPES)
+AGGREGATIONS = ("last", "min", "max", "mean")
+# Names travel unencoded in URLs (contract §0): keep them to URL-safe characters.
+METRIC_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,127}$")
+
+
+def check_metric_name(name: object) -> str:
+    if not isinstance(name, str) or not METRIC_NAME.match(name):
+        raise BadRequest(
+            f"Invalid metric name {name!r}: use letters, digits and '_ . : @ -' "
+            "(at most 128 characters)",
+            {"field": "name", "value": name if isinstance(name, str) else None},
+        )
+    return name
 
 
 def _number(value: object, field: str) -> float:
@@ -22,11 +44,16 @@ def _number(value: object, field: str) -> float:
     return value
 
 
-def _running_execution(environment: Environment, principal: Principal, execution_id: object) -> Execution:
+def _running_execution(environment: Environment, principal: Principal,
+                       execution_id: object) -> Execution:
+    """Metrics belong to a running execution of this environment; an execution token may
+    only write its own."""
     if not isinstance(execution_id, str) or not execution_id:
-        raise BadRequest("Metrics are recorded from inside an execution: 'execution_id' is missing")
+        raise BadRequest("Metrics are recorded from inside an execution: 'execution_id' is missing",
+                         {"field": "execution_id"})
     if principal.in_execution and principal.execution_id != execution_id:
-        raise Forbidden("An execution can only record its own metrics")
+        raise Forbidden("An execution can only record its own metrics",
+                        {"execution_id": execution_id})
     execution = Execution.get_or_none(
         (Execution.execution_id == execution_id) & (Execution.environment == environment)
     )
@@ -36,75 +63,177 @@ def _running_execution(environment: Environment, principal: Principal, execution
     return execution
 
 
-def record_single(environment: Environment, principal: Principal, name: str, body: dict) -> None:
+def record_single(environment: Environment, principal: Principal, name: str, body: dict) -> dict:
+    check_metric_name(name)
     value = _number(body.get("value"), "value")
     execution = _running_execution(environment, principal, body.get("execution_id"))
+    now = utcnow()
     (
         Metric.insert(environment=environment, execution_id=execution.execution_id,
                       pipeline_name=execution.pipeline_name,
                       deployment_name=execution.deployment_name, name=name, value=value,
-                      created_at=utcnow())
+                      created_at=now)
         .on_conflict(conflict_target=[Metric.execution_id, Metric.name],
-                     update={Metric.value: value, Metric.created_at: utcnow()})
+                     update={Metric.value: value, Metric.created_at: now})
         .execute()
     )
+    return {"name": name, "value": value, "execution_id": execution.execution_id}
 
 
-def record_list(environment: Environment, principal: Principal, name: str, body: dict) -> None:
+def record_list(environment: Environment, principal: Principal, name: str, body: dict) -> dict:
+    check_metric_name(name)
     values = body.get("values")
+    if isinstance(values, (int, float)) and not isinstance(values, bool):
+        values = [values]  # one value, as `value` alone: accepted like the SDKs' shorthand
     if not isinstance(values, list) or not values:
         raise BadRequest("'values' must be a non-empty list of numbers", {"field": "values"})
     if len(values) > MAX_BATCH:
-        raise BadRequest(f"At most {MAX_BATCH} values per call", {"count": len(values)})
+        raise PayloadTooLarge(f"At most {MAX_BATCH} values per call", {"count": len(values)})
     values = [_number(v, "values[]") for v in values]
     execution = _running_execution(environment, principal, body.get("execution_id"))
-    row = ListMetric.get_or_none(
-        (ListMetric.execution_id == execution.execution_id) & (ListMetric.name == name)
-    )
-    current = row.count if row else 0
-    if current + len(values) > MAX_LIST_VALUES:
-        raise BadRequest(
-            f"List metric '{name}' would hold {current + len(values)} values: at most "
-            f"{MAX_LIST_VALUES} per execution",
-            {"name": name, "limit": MAX_LIST_VALUES, "current": current},
+    with database.atomic():
+        ListMetric.insert(
+            environment=environment, execution_id=execution.execution_id,
+            pipeline_name=execution.pipeline_name, deployment_name=execution.deployment_name,
+            name=name, values=[], count=0, created_at=utcnow(),
+        ).on_conflict_ignore().execute()
+        # The cap is checked and the count raised in one statement: concurrent appends of
+        # the same list cannot overshoot it, on SQLite as on PostgreSQL.
+        accepted = ListMetric.update(count=ListMetric.count + len(values)).where(
+            (ListMetric.execution_id == execution.execution_id) & (ListMetric.name == name)
+            & (ListMetric.count + len(values) <= MAX_LIST_VALUES)
+        ).execute()
+        header = ListMetric.get(
+            (ListMetric.execution_id == execution.execution_id) & (ListMetric.name == name)
         )
-    if row is None:
-        ListMetric.create(environment=environment, execution_id=execution.execution_id,
-                          pipeline_name=execution.pipeline_name,
-                          deployment_name=execution.deployment_name, name=name,
-                          values=values, count=len(values))
-    else:
-        row.values = row.values + values
-        row.count = current + len(values)
-        row.save()
+        if not accepted:
+            raise PayloadTooLarge(
+                f"List metric '{name}' would hold {header.count + len(values)} values: at most "
+                f"{MAX_LIST_VALUES} per execution",
+                {"name": name, "limit": MAX_LIST_VALUES, "current": header.count},
+            )
+        ListMetricChunk.create(list_metric=header, values=values)
+    return {"name": name, "count": header.count, "execution_id": execution.execution_id}
+
+
+# Reading ------------------------------------------------------------------------------
+
+def parse_filters(raw: dict[str, str | None]) -> dict[str, str]:
+    """At most one of pipeline/deployment/execution, optionally with a name (the
+    documentation's own example combines name and pipeline_name)."""
+    filters = {k: v for k, v in raw.items() if v not in (None, "")}
+    unknown = sorted(set(filters) - set(FILTERS))
+    if unknown:
+        raise BadRequest(f"Unknown metric filters: {unknown}; use {list(FILTERS)}",
+                         {"filters": unknown})
+    scopes = [k for k in SCOPES if k in filters]
+    if len(scopes) > 1:
+        raise BadRequest("Filter by at most one of pipeline_name, deployment_name, execution_id",
+                         {"filters": scopes})
+    return filters
 
 
 def _filtered(model, environment: Environment, filters: dict):
-    scopes = [k for k in SCOPES if filters.get(k)]
-    if len(scopes) > 1:
-        raise BadRequest("Filter by at most one of pipeline_name, deployment_name, execution_id")
     query = model.select().where(model.environment == environment)
-    for key in ("name", *SCOPES):
+    for key in FILTERS:
         if filters.get(key):
             query = query.where(getattr(model, key) == filters[key])
+    # A total order, so pages never overlap or skip while the client walks them.
     return query.order_by(model.created_at, model.id)
 
 
+def _values_of(header_ids: list[int]) -> dict[int, list[float]]:
+    values: dict[int, list[float]] = {i: [] for i in header_ids}
+    for start in range(0, len(header_ids), 500):  # keep IN (...) lists short for SQLite
+        chunks = (ListMetricChunk.select(ListMetricChunk.list_metric, ListMetricChunk.values)
+                  .where(ListMetricChunk.list_metric.in_(header_ids[start:start + 500]))
+                  .order_by(ListMetricChunk.id).tuples())
+        for header_id, chunk in chunks:
+            values[header_id].extend(chunk)
+    return values
+
+
 def query(kind: str, environment: Environment, filters: dict, page: int, per_page: int) -> dict:
-    if page < 1 or not 1 <= per_page <= 5000:
-        raise BadRequest("'page' starts at 1 and 'items_per_page' is 1 to 5000")
+    """One page of `{metrics, total_count}`; total_count always matches what the pages hold."""
+    if page < 1 or not 1 <= per_page <= MAX_PAGE:
+        raise BadRequest(f"'page' starts at 1 and 'items_per_page' is 1 to {MAX_PAGE}",
+                         {"page": page, "items_per_page": per_page})
+    filters = parse_filters(filters)
     model = Metric if kind == "single" else ListMetric
     base = _filtered(model, environment, filters)
     total = base.count()
-    rows = base.paginate(page, per_page)
+    # Plain dicts, not model instances: a page holds up to 5,000 rows.
+    rows = list(base.paginate(page, per_page).dicts())
+    lists = _values_of([r["id"] for r in rows]) if kind == "list" else {}
     metrics = []
     for row in rows:
-        item = {"name": row.name, "created_at": iso(row.created_at),
-                "execution_id": row.execution_id, "deployment_name": row.deployment_name,
-                "pipeline_name": row.pipeline_name}
+        item = {"name": row["name"], "created_at": iso(row["created_at"]),
+                "execution_id": row["execution_id"], "deployment_name": row["deployment_name"],
+                "pipeline_name": row["pipeline_name"]}
         if kind == "single":
-            item["value"] = row.value
-        else:
-            item["values"] = row.values
+            item["value"] = row["value"]
+        else:  # values a header row holds itself (none since chunks) come first
+            item["values"] = (row["values"] or []) + lists[row["id"]]
         metrics.append(item)
     return {"metrics": metrics, "total_count": total}
+
+
+def for_executions(environment: Environment, execution_ids: list[str]) -> dict[str, dict]:
+    """{execution_id: {"single": {name: value}, "list": {name: [values]}}} (web UI)."""
+    result: dict[str, dict] = {e: {"single": {}, "list": {}} for e in execution_ids}
+    for start in range(0, len(execution_ids), 500):
+        ids = execution_ids[start:start + 500]
+        for row in Metric.select().where((Metric.environment == environment)
+                                         & Metric.execution_id.in_(ids)):
+            result[row.execution_id]["single"][row.name] = row.value
+        headers = list(ListMetric.select().where((ListMetric.environment == environment)
+                                                 & ListMetric.execution_id.in_(ids)))
+        values = _values_of([h.id for h in headers])
+        for header in headers:
+            result[header.execution_id]["list"][header.name] = (header.values or []) + values[header.id]
+    return result
+
+
+def aggregate(values: list[float], mode: str) -> float | None:
+    """One number standing for a list metric (comparison table, sorting)."""
+    if mode not in AGGREGATIONS:
+        raise BadRequest(f"Unknown aggregation '{mode}': use one of {list(AGGREGATIONS)}",
+                         {"aggregation": mode})
+    if not values:
+        return None
+    if mode == "last":
+        return values[-1]
+    if mode == "min":
+        return min(values)
+    if mode == "max":
+        return max(values)
+    return sum(values) / len(values)
+
+
+def single_series(environment: Environment, scope: str, scope_name: str,
+                  start: dt.datetime | None = None, end: dt.datetime | None = None,
+                  limit: int = 20_000) -> dict[str, list[tuple[dt.datetime, float, str]]]:
+    """Single metrics of a deployment (or pipeline) over time: {name: [(when, value,
+    execution_id)]}, oldest first, for the monitoring page."""
+    if scope not in ("deployment_name", "pipeline_name"):
+        raise BadRequest("Monitor a deployment or a pipeline", {"scope": scope})
+    query = Metric.select().where((Metric.environment == environment)
+                                  & (getattr(Metric, scope) == scope_name))
+    if start is not None:
+        query = query.where(Metric.created_at >= start)
+    if end is not None:
+        query = query.where(Metric.created_at <= end)
+    series: dict[str, list] = defaultdict(list)
+    for row in query.order_by(Metric.created_at, Metric.id).limit(limit):
+        series[row.name].append((row.created_at, row.value, row.execution_id))
+    return dict(series)
+
+
+def delete_for_executions(execution_ids: list[str]) -> None:
+    """Called when executions are deleted, so no metric outlives its execution."""
+    for start in range(0, len(execution_ids), 500):
+        ids = execution_ids[start:start + 500]
+        Metric.delete().where(Metric.execution_id.in_(ids)).execute()
+        headers = ListMetric.select(ListMetric.id).where(ListMetric.execution_id.in_(ids))
+        ListMetricChunk.delete().where(ListMetricChunk.list_metric.in_(headers)).execute()
+        ListMetric.delete().where(ListMetric.execution_id.in_(ids)).execute()

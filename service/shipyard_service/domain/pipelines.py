@@ -5,7 +5,7 @@ from __future__ import annotations
 import peewee
 
 from ..errors import BadRequest, Conflict, NotFound
-from ..store.models import Environment, Execution, ExecutionLog, Pipeline, Step
+from ..store.models import Environment, Execution, Pipeline, Step
 from .names import check_resource_name
 from .steps import creation_info, get_step, step_parameters
 from .times import iso
@@ -111,22 +111,13 @@ def delete_pipeline(svc, pipeline: Pipeline, force_deployments: bool) -> dict:
 def delete_pipeline_cascade(svc, pipeline: Pipeline) -> None:
     from ..store.models import Deployment
     from .deployments import delete_deployment
+    from .executions import delete_many
 
     for deployment in Deployment.select().where(Deployment.pipeline == pipeline):
         delete_deployment(svc, deployment)
-    executions = list(
-        Execution.select(Execution.execution_id).where(
-            (Execution.environment == pipeline.environment_id)
-            & (Execution.pipeline_name == pipeline.name)
-        )
-    )
-    ids = [e.execution_id for e in executions]
-    for execution_id in ids:
-        svc.orchestrator.cancel_execution(execution_id)
-        svc.artifacts.delete_execution(execution_id)
-    if ids:
-        ExecutionLog.delete().where(ExecutionLog.execution.in_(ids)).execute()
-        Execution.delete().where(Execution.execution_id.in_(ids)).execute()
+    delete_many(svc, [e.execution_id for e in Execution.select(Execution.execution_id).where(
+        (Execution.environment == pipeline.environment_id)
+        & (Execution.pipeline_name == pipeline.name))])
     step = pipeline.step
     pipeline.delete_instance()
     if step.internal:

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-import re
+import posixpath
 
 import peewee
 
+from .. import crypto
 from ..errors import BadRequest, Conflict, NotFound
 from ..orchestrators.base import BuildRequest
 from ..store.db import utcnow
 from ..store.models import BuildLog, Environment, Execution, Pipeline, Step
 from .io_types import parse_declarations
 from .names import check_resource_name
-from .projects import SETTING_KEYS
+from .projects import DEFAULT_SETTINGS, LANGUAGE, SECRET_KEY, SETTING_KEYS
+from .repositories import (
+    check_deploy_key,
+    check_packages,
+    check_ref_name,
+    check_relative_path,
+    check_repository_url,
+    included_paths,
+)
 from .times import iso
 
-LANGUAGE = re.compile(r"^python(-cuda)?:3\.\d{1,2}(-slim|-[\d.]+)?$")
 CONTAINER_KEYS = set(SETTING_KEYS) | {"local_folder"}
 STATUSES = ("creation_pending", "ready", "creation_failed")
 
@@ -59,6 +67,17 @@ def resolve_container_config(sent: object, project_settings: dict) -> dict:
             raise BadRequest(f"'container_config.{key}' must be a string")
         if key.endswith("_path") and resolved[key] and ".." in resolved[key].split("/"):
             raise BadRequest(f"'container_config.{key}' must stay inside the step's folder")
+    for item in resolved["included_folders"] or []:
+        check_relative_path(item, "container_config.included_folders")
+    check_packages(resolved["system_dependencies"] or [], "container_config.system_dependencies")
+    if resolved["repository_url"] is not None:
+        check_repository_url(resolved["repository_url"], "container_config.repository_url")
+    if resolved["repository_branch"] is not None:
+        check_ref_name(resolved["repository_branch"], "container_config.repository_branch")
+    # A key sent with the step is checked here; the project's is stored sealed, checked when set.
+    if SECRET_KEY in sent and resolved[SECRET_KEY] is not None:
+        resolved[SECRET_KEY] = check_deploy_key(resolved[SECRET_KEY],
+                                                "container_config.repository_deploy_key")
     return resolved
 
 
@@ -93,25 +112,33 @@ def create_step(svc, environment: Environment, user_id: str, data: dict,
         raise BadRequest("'description' must be a string", {"field": "description"})
     inputs = parse_declarations(data.get("inputs"), "inputs", from_form)
     outputs = parse_declarations(data.get("outputs"), "outputs", from_form)
-    config = resolve_container_config(data.get("container_config"), environment.project.settings)
+    config = resolve_container_config(data.get("container_config"),
+                                      {**DEFAULT_SETTINGS, **environment.project.settings})
+    deploy_key = config.pop(SECRET_KEY, None)  # used to fetch, never stored with the step
+    origin, fetched = "local", None
     if archive is None:
-        raise BadRequest(
-            "Steps from Git repositories are not available yet: give container_config.local_folder",
-            {"origin": "git_repository"},
-        )
+        origin = "git_repository"
+        fetched = _fetch_from_git(svc, config, deploy_key, function_path)
+        archive = fetched.archive
+        if config["repository_branch"] is None:
+            config["repository_branch"] = fetched.branch  # the default branch it resolved to
     from ..artifacts import inspect_archive
 
     inspect_archive(archive, svc.settings.max_step_folder_bytes)
-    stored_config = {k: v for k, v in config.items() if k != "repository_deploy_key"}
     try:
         step = Step.create(
             environment=environment, name=name, function_path=function_path,
             function_name=function_name, description=description, inputs=inputs,
-            outputs=outputs, container_config=stored_config, origin="local",
+            outputs=outputs, container_config=config, origin=origin,
+            commit_id=fetched.commit_id if fetched else None,
             internal=internal, created_by=user_id,
         )
     except peewee.IntegrityError as exc:
         raise Conflict(f"Step '{name}' already exists", {name_field: name}) from exc
+    if fetched is not None:
+        record_build_log(step.id, f"Fetched {config['repository_url']} at "
+                         f"{config['repository_branch']} (commit {fetched.commit_id}): "
+                         f"{len(fetched.files)} files, {fetched.size} bytes")
     code_dir = svc.artifacts.store_step_archive(step.id, archive)
     svc.orchestrator.build_step(
         BuildRequest(
@@ -122,6 +149,35 @@ def create_step(svc, environment: Environment, user_id: str, data: dict,
         )
     )
     return step
+
+
+def _fetch_from_git(svc, config: dict, deploy_key: str | None, function_path: str):
+    """The step's files from its repository (origin git_repository, contract §6.2.1)."""
+    url = config["repository_url"]
+    if url is None:
+        raise BadRequest(
+            "The step has no code: give container_config.local_folder, or a repository_url "
+            "(in container_config or in the project settings)",
+            {"field": "container_config.repository_url"}, name="NoStepCode",
+        )
+    if not deploy_key:
+        raise BadRequest(
+            f"A deploy key is needed to read {url}: give container_config.repository_deploy_key "
+            "or set the project's deploy key",
+            {"field": "container_config.repository_deploy_key"},
+        )
+    if crypto.is_sealed(deploy_key):
+        deploy_key = crypto.open_sealed(deploy_key)
+    required = {function_path: ("function file", "FunctionFileNotFound")}
+    if config["requirements_path"]:
+        path = posixpath.normpath(config["requirements_path"].lstrip("/"))
+        required.setdefault(path, ("requirements file (requirements_path)",
+                                   "RequirementsFileNotFound"))
+    from ..sources import fetch_git_code
+
+    return fetch_git_code(svc.settings, url, config["repository_branch"], deploy_key,
+                          included_paths(config["included_folders"]), required,
+                          svc.settings.max_step_folder_bytes)
 
 
 def rebuild_pending(svc) -> int:

@@ -219,6 +219,37 @@ class ScheduleTick(BaseModel):
         indexes = ((("deployment", "fire_time"), True),)
 
 
+class ListMetricChunk(BaseModel):
+    """The values one recording call appended to a list metric (in id order). Appending
+    adds a row instead of rewriting the list; `ListMetric.values` stays empty."""
+
+    list_metric = peewee.ForeignKeyField(ListMetric, on_delete="CASCADE", index=True)
+    values = JSONField(default=list)
+
+
+class ResourceSample(BaseModel):
+    """One reading of one worker's resources (monitoring/ samples, domain/resources reads).
+    Ticks are aligned to the sampling period so workers' readings line up for the
+    cumulated series. Network figures are bytes moved during the period."""
+
+    timestamp_ms = peewee.BigIntegerField(index=True)
+    worker = peewee.CharField()
+    cpu_percent = peewee.FloatField()
+    cpu_count = peewee.IntegerField(default=1)
+    ram_used = peewee.BigIntegerField()
+    ram_total = peewee.BigIntegerField()
+    disk_used = peewee.BigIntegerField()
+    disk_total = peewee.BigIntegerField()
+    net_in_bytes = peewee.BigIntegerField(default=0)
+    net_out_bytes = peewee.BigIntegerField(default=0)
+    gpu_percent = peewee.FloatField(null=True)
+    vram_used = peewee.BigIntegerField(null=True)
+    vram_total = peewee.BigIntegerField(null=True)
+
+    class Meta:
+        indexes = ((("worker", "timestamp_ms"), True),)
+
+
 # Models added by later features go above this line and into ALL_MODELS.
 ALL_MODELS = [
     SchemaVersion,
@@ -236,4 +267,6 @@ ALL_MODELS = [
     Deployment,
     DeploymentLog,
     ScheduleTick,
+    ListMetricChunk,
+    ResourceSample,
 ]

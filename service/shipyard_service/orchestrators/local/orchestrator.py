@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 from ...config import Settings
 from ..base import BuildRequest, DeploymentSpec, DeploymentState, Launch, Orchestrator
+from . import sysdeps
 from .envs import BuildError, EnvironmentBuilder
 from .processes import RunnerProcesses, create_time, kill_tree, process_alive
 from .pythons import available_versions
@@ -47,12 +47,9 @@ class LocalOrchestrator(Orchestrator):
                 raise BuildError(
                     f"The function file '{request.function_path}' is not in the step's files"
                 )
-            missing = _missing_system_packages(request.system_dependencies)
+            missing = _missing_system_packages(request.system_dependencies, self.settings, log)
             if missing:
-                raise BuildError(
-                    "System dependencies are not installed on this server: "
-                    + ", ".join(missing)
-                )
+                raise BuildError(sysdeps.missing_message(missing))
             key = self.envs.build(request, log)
         except BuildError as exc:
             log(f"Build failed: {exc}")
@@ -103,14 +100,7 @@ class LocalOrchestrator(Orchestrator):
     def dispatch(self, deployment_id: int, launch: Launch) -> None:
         self.residents.dispatch(deployment_id, launch)
 
-def _missing_system_packages(packages: list[str]) -> list[str]:
-    missing = []
-    for name in packages:
-        try:
-            ok = subprocess.run(["dpkg", "-s", name], capture_output=True, timeout=30).returncode == 0
-        except (OSError, subprocess.SubprocessError):
-            ok = False
-        if not ok:
-            missing.append(name)
-    return missing
+def _missing_system_packages(packages: list[str], settings: Settings, log) -> list[str]:
+    """Checked with dpkg, installed with apt-get when the server allows it (sysdeps.py)."""
+    return sysdeps.ensure_installed(packages, sysdeps.apt_install_allowed(settings), log)
 

@@ -54,7 +54,10 @@ def runner_environment(launch: Launch) -> dict[str, str]:
     return env
 
 
-def job_document(launch: Launch) -> dict:
+def job_document(launch: Launch, with_environment: bool = True) -> dict:
+    """The runner's job. Elastic runners get environment variables from their process
+    environment instead (`with_environment=False`): job.json is a file on disk, and the
+    values are secrets encrypted at rest in the store."""
     return {
         "execution_id": launch.execution_id,
         "api_url": launch.environment_url,
@@ -65,7 +68,7 @@ def job_document(launch: Launch) -> dict:
         "inputs": launch.inputs,
         "input_data_types": launch.input_types,
         "outputs": launch.outputs,
-        "environment_variables": launch.environment_variables,
+        "environment_variables": launch.environment_variables if with_environment else {},
     }
 
 
@@ -81,7 +84,9 @@ class RunnerProcesses:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         job = work / "job.json"
-        job.write_text(json.dumps(job_document(launch)))
+        fd = os.open(job, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(job_document(launch, with_environment=False), f)
         log_file = open(work / "runner.log", "wb")
         try:
             proc = subprocess.Popen(

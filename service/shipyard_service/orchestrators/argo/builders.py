@@ -1,0 +1,341 @@
+"""Pure builders of the Argo and Kubernetes objects: values in, manifest dicts out.
+
+No network and no clock here: the same inputs always give the same manifest, which is what
+`templates/` holds as golden examples. Argo kinds are built with Hera (`.to_dict()`),
+Kubernetes kinds with the `kubernetes` client's models, serialised offline.
+
+    step image      WorkflowTemplate  shipyard-step-<digest>   (one per step image)
+    execution       Workflow          shipyard-exe-<id>        (workflowTemplateRef + Secret)
+    step build      Workflow          shipyard-build-<digest>  (fetch context, kaniko)
+    periodic        CronWorkflow      shipyard-dep-<id>        (HTTP tick to the API)
+    low-latency     Deployment        shipyard-dep-<id>        (+ Service, + Secret)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from hera.workflows import (
+    HTTP,
+    Container,
+    CronWorkflow,
+    Env,
+    Parameter,
+    Resources,
+    SecretEnv,
+    UserContainer,
+    Workflow,
+    WorkflowTemplate,
+)
+from hera.workflows.models import (
+    EmptyDirVolumeSource,
+    PodGC,
+    SecretKeySelector,
+    SecretVolumeSource,
+    TTLStrategy,
+    Volume,
+    VolumeMount,
+    WorkflowTemplateRef,
+)
+from hera.workflows.models.io.argoproj.workflow.v1alpha1 import HTTPHeader, HTTPHeaderSource
+from kubernetes import client as k8s
+
+from ...config import Settings
+from ..base import DeploymentSpec
+from . import names
+
+RUNNER_PORT = 8080
+WORKSPACE = "/workspace"
+# Small CPU image that fetches a build context; needs tarfile's "data" filter (3.12).
+FETCH_IMAGE = "python:3.12-slim"
+# Requests of an elastic execution pod; low-latency pods take the deployment's ram/gpu.
+EXECUTION_REQUESTS = {"cpu": "250m", "memory": "512Mi"}
+RESIDENT_REQUESTS = {"cpu": "250m", "memory": "512Mi"}
+# Finished workflows (and their pods) are garbage-collected by Argo after an hour: the
+# store already holds status, outputs and logs.
+WORKFLOW_TTL_S = 3600
+SERVICE_ACCOUNT = "shipyard-workflow"
+REGISTRY_SECRET = "shipyard-registry"  # docker config.json for kaniko, optional
+
+FETCH_SCRIPT = """\
+import os, tarfile, urllib.request
+with urllib.request.urlopen(os.environ["CONTEXT_URL"], timeout=300) as response:
+    with tarfile.open(fileobj=response, mode="r|gz") as archive:
+        archive.extractall(os.environ.get("CONTEXT_DIR", "/workspace"), filter="data")
+"""
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """The settings the builders read (a subset of Settings, easy to fix in tests)."""
+
+    namespace: str = "shipyard"
+    image_registry: str = "registry.invalid/shipyard"
+    builder_image: str = Settings.builder_image
+    cuda_base_image: str = Settings.cuda_base_image
+    execution_timeout_s: int = 24 * 3600
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ClusterConfig:
+        return cls(namespace=settings.namespace,
+                   image_registry=(settings.image_registry or cls.image_registry).rstrip("/"),
+                   builder_image=settings.builder_image,
+                   cuda_base_image=settings.cuda_base_image,
+                   execution_timeout_s=settings.execution_timeout_s)
+
+
+# Step images ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ImageRecipe:
+    """How a step image is built: worker_image/Dockerfile's build arguments."""
+
+    python_version: str
+    base_image: str | None  # None: python:<version>-slim (the Dockerfile's default)
+    system_dependencies: tuple[str, ...]
+
+    def build_args(self) -> dict[str, str]:
+        args = {"PYTHON_VERSION": self.python_version,
+                "SYSTEM_DEPENDENCIES": " ".join(self.system_dependencies)}
+        if self.base_image:
+            args["BASE_IMAGE"] = self.base_image
+        return args
+
+
+def image_recipe(cfg: ClusterConfig, language: str, system_dependencies: list[str]) -> ImageRecipe:
+    """`python:3.X-slim` or `python-cuda:3.X-Y.Z` (checked upstream) to build arguments."""
+    kind, _, version = language.partition(":")
+    python, _, cuda = version.partition("-")
+    base = None
+    if kind == "python-cuda":
+        base = cfg.cuda_base_image.format(registry=cfg.image_registry, python=python, cuda=cuda)
+    return ImageRecipe(python, base, tuple(system_dependencies))
+
+
+def image_digest(context_digest: str, recipe: ImageRecipe) -> str:
+    """Same context and same build arguments: same image, built once."""
+    payload = json.dumps({"context": context_digest, "args": recipe.build_args()},
+                         sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def image_reference(cfg: ClusterConfig, digest: str) -> str:
+    return f"{cfg.image_registry}/shipyard-step:{digest[:32]}"
+
+
+def build_workflow(cfg: ClusterConfig, digest: str, image: str, recipe: ImageRecipe,
+                   context_url: str) -> dict:
+    """One pod: an init container unpacks the context from a signed URL into an emptyDir,
+    kaniko builds worker_image/Dockerfile from it and pushes `image`."""
+    args = [f"--context=dir://{WORKSPACE}", f"--dockerfile={WORKSPACE}/Dockerfile",
+            f"--destination={image}", "--cache=true", "--snapshot-mode=redo"]
+    args += [f"--build-arg={k}={v}" for k, v in sorted(recipe.build_args().items())]
+    workspace = VolumeMount(name="workspace", mount_path=WORKSPACE)
+    fetch = UserContainer(
+        name="fetch-context", image=FETCH_IMAGE, command=["python", "-c", FETCH_SCRIPT],
+        env=[Env(name="CONTEXT_URL", value=context_url), Env(name="CONTEXT_DIR", value=WORKSPACE)],
+        volume_mounts=[workspace])
+    with Workflow(
+        name=names.build_workflow(digest), namespace=cfg.namespace, entrypoint="build",
+        labels={**names.MANAGED_BY, names.KIND: "build"},
+        annotations={"shipyard.io/image": image},
+        service_account_name=SERVICE_ACCOUNT,
+        ttl_strategy=TTLStrategy(seconds_after_completion=WORKFLOW_TTL_S),
+        pod_gc=PodGC(strategy="OnPodSuccess"),
+        volumes=[
+            Volume(name="workspace", empty_dir=EmptyDirVolumeSource()),
+            Volume(name="registry", secret=SecretVolumeSource(
+                secret_name=REGISTRY_SECRET, optional=True,
+                items=[{"key": ".dockerconfigjson", "path": "config.json"}])),
+        ],
+    ) as workflow:
+        Container(
+            name="build", image=cfg.builder_image, args=args, init_containers=[fetch],
+            volume_mounts=[workspace, VolumeMount(name="registry", mount_path="/kaniko/.docker")],
+            resources=Resources(cpu_request="500m", memory_request="1Gi"),
+            # IntOrString: Argo's schema spells it as a string.
+            active_deadline_seconds=str(30 * 60))
+    return workflow.to_dict()
+
+
+# Elastic executions -------------------------------------------------------------------------
+def step_template(cfg: ClusterConfig, image: str) -> dict:
+    """The WorkflowTemplate of a step image: `python -m shipyard_runner run` fetches the job
+    (inputs as signed URLs, code as a signed URL) from the API and reports back to it. The
+    execution token comes from a per-execution Secret named by a parameter, so it never
+    appears in the workflow object the Argo UI shows."""
+    with WorkflowTemplate(
+        name=names.step_template(image), namespace=cfg.namespace, entrypoint="run",
+        labels={**names.MANAGED_BY, names.KIND: "step"},
+        annotations={"shipyard.io/image": image},
+        arguments=[Parameter(name="execution-id"), Parameter(name="api-url"),
+                   Parameter(name="token-secret")],
+        service_account_name=SERVICE_ACCOUNT,
+        ttl_strategy=TTLStrategy(seconds_after_completion=WORKFLOW_TTL_S),
+        pod_gc=PodGC(strategy="OnPodSuccess"),
+    ) as template:
+        Container(
+            name="run", image=image, command=["python", "-m", "shipyard_runner"],
+            args=["run", "--execution-id", "{{workflow.parameters.execution-id}}"],
+            env=[
+                Env(name="SHIPYARD_API_URL", value="{{workflow.parameters.api-url}}"),
+                SecretEnv(name="SHIPYARD_EXECUTION_TOKEN",
+                          secret_name="{{workflow.parameters.token-secret}}",
+                          secret_key=names.TOKEN_KEY),
+            ],
+            resources=Resources(cpu_request=EXECUTION_REQUESTS["cpu"],
+                                memory_request=EXECUTION_REQUESTS["memory"]),
+            active_deadline_seconds=str(cfg.execution_timeout_s))
+    return template.to_dict()
+
+
+def execution_workflow(cfg: ClusterConfig, image: str, execution_id: str, api_url: str) -> dict:
+    return Workflow(
+        name=names.execution_workflow(execution_id), namespace=cfg.namespace,
+        labels={**names.MANAGED_BY, names.KIND: "execution",
+                names.EXECUTION_ID: names.label_value(execution_id)},
+        annotations={"shipyard.io/execution-id": execution_id},
+        workflow_template_ref=WorkflowTemplateRef(name=names.step_template(image)),
+        arguments=[Parameter(name="execution-id", value=execution_id),
+                   Parameter(name="api-url", value=api_url),
+                   Parameter(name="token-secret", value=names.execution_secret(execution_id))],
+    ).to_dict()
+
+
+def secret(cfg: ClusterConfig, name: str, labels: dict, data: dict[str, str]) -> dict:
+    body = k8s.V1Secret(api_version="v1", kind="Secret",
+                        metadata=k8s.V1ObjectMeta(name=name, namespace=cfg.namespace,
+                                                  labels=dict(labels)),
+                        type="Opaque", string_data=dict(data))
+    return k8s.ApiClient().sanitize_for_serialization(body)
+
+
+def execution_secret(cfg: ClusterConfig, execution_id: str, token: str) -> dict:
+    labels = {**names.MANAGED_BY, names.KIND: "execution",
+              names.EXECUTION_ID: names.label_value(execution_id)}
+    return secret(cfg, names.execution_secret(execution_id), labels, {names.TOKEN_KEY: token})
+
+
+# Deployments --------------------------------------------------------------------------------
+def _labels(spec: DeploymentSpec) -> dict:
+    return names.deployment_labels(spec.deployment_id, spec.name, spec.project, spec.environment)
+
+
+def deployment_secret(cfg: ClusterConfig, spec: DeploymentSpec) -> dict:
+    """The runner token of a deployment: raw for resident runners, as a whole header value
+    for the CronWorkflow's HTTP template."""
+    return secret(cfg, names.deployment(spec.deployment_id), _labels(spec), {
+        names.TOKEN_KEY: spec.runner_token,
+        names.AUTH_HEADER_KEY: f"DeploymentToken {spec.runner_token}",
+    })
+
+
+def tick_url(spec: DeploymentSpec) -> str:
+    return f"{spec.environment_url}/api/v1/runner/deployments/{spec.deployment_id}/ticks"
+
+
+def cron_workflow(cfg: ClusterConfig, spec: DeploymentSpec, starting_deadline_s: int) -> dict:
+    """A periodic deployment: each tick is an Argo HTTP template (run by the Argo agent, no
+    pod) that asks the API to start the tick's execution. The API then runs it like any
+    other (a Workflow, or a resident runner in low-latency mode) and records the tick once,
+    so a retried or duplicated tick never runs twice."""
+    with CronWorkflow(
+        name=names.deployment(spec.deployment_id), namespace=cfg.namespace,
+        labels={**_labels(spec), names.KIND: "tick"},
+        schedules=[spec.schedule or ""], timezone="UTC",
+        # Ticks are independent executions, as in embedded mode.
+        concurrency_policy="Allow",
+        starting_deadline_seconds=starting_deadline_s,
+        cron_suspend=not spec.is_enabled,
+        successful_jobs_history_limit=3, failed_jobs_history_limit=3,
+        entrypoint="tick", service_account_name=SERVICE_ACCOUNT,
+        ttl_strategy=TTLStrategy(seconds_after_completion=WORKFLOW_TTL_S),
+    ) as cron:
+        HTTP(
+            name="tick", url=tick_url(spec), method="POST", timeout_seconds=60,
+            headers=[
+                HTTPHeader(name="Content-Type", value="application/json"),
+                HTTPHeader(name="Authorization", value_from=HTTPHeaderSource(
+                    secret_key_ref=SecretKeySelector(name=names.deployment(spec.deployment_id),
+                                                     key=names.AUTH_HEADER_KEY))),
+            ],
+            body='{"fire_time": "{{workflow.scheduledTime}}"}',
+            success_condition="response.statusCode == 200")
+    return cron.to_dict()
+
+
+def _k8s_quantity(ram: str) -> str:
+    """`512MiB` (the API's spelling) to `512Mi` (Kubernetes')."""
+    return ram[:-1] if ram.endswith("iB") else ram
+
+
+def resident_deployment(cfg: ClusterConfig, spec: DeploymentSpec) -> dict:
+    """Resident runners of a low-latency deployment. A new generation (update_deployment)
+    or a new runner token changes the pod template's annotations: Kubernetes then replaces
+    the pods one by one (maxUnavailable 0), each new one ready before an old one goes."""
+    labels = _labels(spec)
+    pod_labels = {names.DEPLOYMENT_ID: labels[names.DEPLOYMENT_ID], **names.MANAGED_BY}
+    requests = dict(RESIDENT_REQUESTS)
+    limits = {}
+    if spec.ram_request:
+        requests["memory"] = limits["memory"] = _k8s_quantity(spec.ram_request)
+    if spec.gpu_request:
+        limits["nvidia.com/gpu"] = str(int(spec.gpu_request))
+    token_digest = hashlib.sha256(spec.runner_token.encode()).hexdigest()[:16]
+    health = k8s.V1HTTPGetAction(path="/health", port=RUNNER_PORT)
+    container = k8s.V1Container(
+        name="runner", image=spec.env_key,
+        command=["python", "-m", "shipyard_runner"],
+        args=["serve", "--host", "0.0.0.0", "--port", str(RUNNER_PORT),
+              "--function-path", spec.function_path, "--function-name", spec.function_name,
+              "--max-parallel", str(max(1, spec.max_parallel))],
+        ports=[k8s.V1ContainerPort(name="http", container_port=RUNNER_PORT)],
+        env=[
+            k8s.V1EnvVar(name="SHIPYARD_API_URL", value=spec.environment_url),
+            k8s.V1EnvVar(name="SHIPYARD_DEPLOYMENT_TOKEN", value_from=k8s.V1EnvVarSource(
+                secret_key_ref=k8s.V1SecretKeySelector(name=names.deployment(spec.deployment_id),
+                                                       key=names.TOKEN_KEY))),
+            k8s.V1EnvVar(name="SHIPYARD_POD_ID", value_from=k8s.V1EnvVarSource(
+                field_ref=k8s.V1ObjectFieldSelector(field_path="metadata.name"))),
+        ],
+        resources=k8s.V1ResourceRequirements(requests=requests, limits=limits or None),
+        # Importing the module may take long (models to load): the startup probe allows
+        # 30 minutes, then liveness restarts a runner that stops answering.
+        startup_probe=k8s.V1Probe(http_get=health, period_seconds=5, failure_threshold=360),
+        readiness_probe=k8s.V1Probe(http_get=health, period_seconds=2, failure_threshold=2),
+        liveness_probe=k8s.V1Probe(http_get=health, period_seconds=10, failure_threshold=6),
+    )
+    body = k8s.V1Deployment(
+        api_version="apps/v1", kind="Deployment",
+        metadata=k8s.V1ObjectMeta(name=names.deployment(spec.deployment_id),
+                                  namespace=cfg.namespace, labels=labels),
+        spec=k8s.V1DeploymentSpec(
+            replicas=max(1, spec.replicas) if spec.is_enabled else 0,
+            selector=k8s.V1LabelSelector(match_labels=pod_labels),
+            strategy=k8s.V1DeploymentStrategy(
+                type="RollingUpdate",
+                rolling_update=k8s.V1RollingUpdateDeployment(max_surge=1, max_unavailable=0)),
+            template=k8s.V1PodTemplateSpec(
+                metadata=k8s.V1ObjectMeta(
+                    labels={**labels, **pod_labels},
+                    annotations={names.GENERATION: str(spec.generation),
+                                 names.TOKEN_DIGEST: token_digest}),
+                spec=k8s.V1PodSpec(containers=[container], termination_grace_period_seconds=30,
+                                   automount_service_account_token=False)),
+        ),
+    )
+    return k8s.ApiClient().sanitize_for_serialization(body)
+
+
+def resident_service(cfg: ClusterConfig, spec: DeploymentSpec) -> dict:
+    labels = _labels(spec)
+    body = k8s.V1Service(
+        api_version="v1", kind="Service",
+        metadata=k8s.V1ObjectMeta(name=names.deployment(spec.deployment_id),
+                                  namespace=cfg.namespace, labels=labels),
+        spec=k8s.V1ServiceSpec(
+            selector={names.DEPLOYMENT_ID: labels[names.DEPLOYMENT_ID], **names.MANAGED_BY},
+            ports=[k8s.V1ServicePort(name="http", port=RUNNER_PORT, target_port="http")]),
+    )
+    return k8s.ApiClient().sanitize_for_serialization(body)

@@ -1,0 +1,149 @@
+"""Throwaway backend servers on loopback for tests and benchmarks: an S3-protocol server
+(moto) and a PostgreSQL cluster (Debian's `postgresql`). Each start is bounded in time and
+every process is stopped by the object that started it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+from ..helpers import free_port
+
+
+def _wait(check, what: str, timeout_s: float, proc: subprocess.Popen | None = None,
+          log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited: {log.read_text()[-2000:] if log else ''}")
+        if check():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} not ready in {timeout_s}s")
+
+
+class MotoServer:
+    """`moto_server` on a free loopback port: buckets, presigned URLs, multipart.
+    It checks neither signatures nor expiry (see FIELD_NOTES)."""
+
+    access_key = "shipyard-test"
+    secret_key = "shipyard-test-secret"
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="moto-"))
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> MotoServer:
+        log = self.dir / "moto.log"
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                env=dict(os.environ, AWS_ACCESS_KEY_ID=self.access_key,
+                         AWS_SECRET_ACCESS_KEY=self.secret_key))
+
+        def up() -> bool:
+            try:
+                return requests.get(f"http://{self.endpoint}/", timeout=1).status_code < 500
+            except requests.RequestException:
+                return False
+
+        _wait(up, "moto_server", 30, self.proc, log)
+        return self
+
+    def env(self, bucket: str) -> dict[str, str]:
+        return {"SHIPYARD_DATASTORE": "s3", "SHIPYARD_S3_ENDPOINT": self.endpoint,
+                "SHIPYARD_S3_ACCESS_KEY": self.access_key,
+                "SHIPYARD_S3_SECRET_KEY": self.secret_key, "SHIPYARD_S3_BUCKET": bucket,
+                "SHIPYARD_S3_SECURE": "false"}
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def postgres_bin() -> Path | None:
+    """The newest installed PostgreSQL server binaries (Debian layout), or None."""
+    root = Path("/usr/lib/postgresql")
+    versions = sorted((p for p in root.glob("*/bin/initdb")), key=lambda p: int(p.parts[-3])
+                      if p.parts[-3].isdigit() else 0) if root.is_dir() else []
+    return versions[-1].parent if versions else None
+
+
+class PostgresServer:
+    """A throwaway cluster (initdb + pg_ctl) on a free loopback port, trust auth, fsync off.
+    Runs as the `postgres` user when started by root (PostgreSQL refuses root)."""
+
+    def __init__(self) -> None:
+        self.bin = postgres_bin()
+        if self.bin is None:
+            raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="pg-"))
+        self.data = self.dir / "data"
+        self._as_postgres = os.geteuid() == 0
+
+    def _run(self, *args: str, timeout_s: float = 60) -> None:
+        cmd = [str(self.bin / args[0]), *args[1:]]
+        if self._as_postgres:
+            import shlex
+
+            cmd = ["su", "postgres", "-s", "/bin/sh", "-c", shlex.join(cmd)]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=timeout_s)
+
+    def start(self) -> PostgresServer:
+        if self._as_postgres:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                  "--locale=C.UTF-8")
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "pg.log"), "-w", "-o",
+                  f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off "
+                  "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+                  "start")
+        return self
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, prefix: str = "shipyard") -> str:
+        """A fresh database; returns its URL."""
+        import psycopg2
+
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        conn = psycopg2.connect(self.url())
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            conn.close()
+        return self.url(name)
+
+    def stop(self) -> None:
+        if self.data.exists():
+            try:
+                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop",
+                          timeout_s=30)
+            except (subprocess.SubprocessError, OSError):
+                pass
+        shutil.rmtree(self.dir, ignore_errors=True)

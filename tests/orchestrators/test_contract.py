@@ -1,0 +1,253 @@
+"""The Orchestrator contract, one suite for every orchestrator (see conftest.py): what the
+platform relies on, observed from the outside (callbacks, and what runners report to the
+API), never from an implementation's internals."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+
+from .conftest import RUN_TIMEOUT_S
+
+HELLO = '''
+import os
+
+def run(name="world"):
+    print("hello", name, os.environ.get("GREETING", "-"))
+    return {"message": "hi " + name}
+'''
+
+FILES = '''
+def run(data):
+    with open(data["path"]) as f:
+        text = f.read()
+    with open("out.txt", "w") as f:
+        f.write(text.upper())
+    return {"upper": {"path": "out.txt"}, "size": len(text)}
+'''
+
+FAILS = '''
+def run():
+    raise ValueError("bad input")
+'''
+
+CRASHES = '''
+import os, sys
+
+def run():
+    print("about to crash", file=sys.stderr, flush=True)
+    os._exit(7)
+'''
+
+SLEEPS = '''
+import time
+
+def run():
+    time.sleep(600)
+'''
+
+RESIDENT = '''
+import os
+LOADED = os.getpid()
+print("module imported")
+
+def run(x=1):
+    return {"pid": LOADED, "double": x * 2}
+'''
+
+
+def _built(harness, code: str):
+    step_id, env_key, error = harness.build({"main.py": code})
+    assert error is None, error
+    assert env_key
+    return env_key, harness.code_dirs[step_id]
+
+
+def _finished(harness, launch):
+    """The finish payload, posted by the runner to the API or, for resident runners,
+    handed back by the backend (callbacks.execution_finished)."""
+    eid = launch.execution_id
+
+    def done() -> bool:
+        return eid in harness.api.finished or bool(harness.recorder.find("execution_finished", eid))
+
+    assert harness.api.wait(done, RUN_TIMEOUT_S), \
+        [e for e in harness.recorder.events if eid in e]
+    if eid in harness.api.finished:
+        return harness.api.finished[eid]
+    return harness.recorder.find("execution_finished", eid)[0][2]
+
+
+# Builds -------------------------------------------------------------------------------------
+def test_build_gives_an_environment_key_and_logs(harness):
+    step_id, env_key, error = harness.build({"main.py": HELLO})
+    assert error is None and env_key
+    assert harness.recorder.find("build_log", step_id), "a build says what it does"
+    # The same step built again gives the same environment (nothing rebuilt from scratch).
+    _, again, error = harness.build({"main.py": HELLO})
+    assert error is None and again == env_key
+
+
+def test_build_fails_when_the_function_file_is_missing(harness):
+    _, env_key, error = harness.build({"other.py": HELLO}, function_path="main.py")
+    assert env_key is None
+    assert "main.py" in error
+
+
+def test_build_fails_on_unresolvable_requirements(harness):
+    _, env_key, error = harness.build({"main.py": HELLO},
+                                      requirements="shipyard-unresolvable-package-xyz==0.0.1\n")
+    assert env_key is None and error
+
+
+# Elastic executions ----------------------------------------------------------------------------
+def test_execution_reports_outputs_logs_and_exit(harness):
+    env_key, code_dir = _built(harness, HELLO)
+    launch = harness.launch(env_key, code_dir, inputs={"name": "argo"},
+                            outputs=[{"name": "message", "data_type": "string"}],
+                            environment_variables={"GREETING": "howdy"})
+    harness.orchestrator.start_execution(launch)
+    result = _finished(harness, launch)
+    assert result["status"] == "Succeeded", result
+    assert result["outputs"] == {"message": "hi argo"}
+    assert harness.api.wait(lambda: any("hello argo howdy" in e.get("message", "")
+                                        for e in harness.api.logs.get(launch.execution_id, [])),
+                            30)
+    exited = harness.recorder.wait("execution_exited", launch.execution_id)
+    assert exited[2] == 0
+    assert not harness.is_alive(launch.execution_id)
+
+
+def test_file_inputs_and_outputs(harness):
+    env_key, code_dir = _built(harness, FILES)
+    data = harness.settings.data_dir / "executions" / "x" / "inputs" / "data"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.write_text("some text")
+    launch = harness.launch(env_key, code_dir, inputs={"data": {"path": str(data)}},
+                            outputs=[{"name": "upper", "data_type": "file"},
+                                     {"name": "size", "data_type": "number"}])
+    harness.orchestrator.start_execution(launch)
+    result = _finished(harness, launch)
+    assert result["status"] == "Succeeded", result
+    assert result["outputs"]["size"] == 9
+    assert harness.api.outputs[launch.execution_id]["upper"] == b"SOME TEXT"
+
+
+def test_a_failing_function_is_reported_failed(harness):
+    env_key, code_dir = _built(harness, FAILS)
+    launch = harness.launch(env_key, code_dir)
+    harness.orchestrator.start_execution(launch)
+    result = _finished(harness, launch)
+    assert result["status"] == "Failed"
+    assert result["error"]["type"] == "ValueError" and "bad input" in result["error"]["message"]
+    assert harness.recorder.wait("execution_exited", launch.execution_id)[2] == 1
+
+
+def test_a_runner_that_dies_is_reported_with_its_exit_code_and_output(harness):
+    env_key, code_dir = _built(harness, CRASHES)
+    launch = harness.launch(env_key, code_dir)
+    harness.orchestrator.start_execution(launch)
+    exited = harness.recorder.wait("execution_exited", launch.execution_id)
+    assert exited[2] == 7
+    assert "about to crash" in exited[3]
+    assert launch.execution_id not in harness.api.finished
+
+
+def test_cancel_stops_a_running_execution(harness):
+    env_key, code_dir = _built(harness, SLEEPS)
+    launch = harness.launch(env_key, code_dir)
+    harness.orchestrator.start_execution(launch)
+    harness.recorder.wait("execution_started", launch.execution_id)
+    # is_alive is not asked here: the embedded backend kills what it finds alive (recovery).
+    harness.orchestrator.cancel_execution(launch.execution_id)
+    exited = harness.recorder.wait("execution_exited", launch.execution_id, 60)
+    assert exited[2] != 0
+    assert not harness.is_alive(launch.execution_id)
+    assert launch.execution_id not in harness.api.finished
+
+
+def test_unknown_executions_are_not_alive(harness):
+    assert not harness.is_alive("never-started-1")
+
+
+# Deployments ---------------------------------------------------------------------------------
+def _wait_state(harness, deployment_id: int, status: str, timeout_s: float = 120,
+                pods: int | None = None):
+    deadline = time.monotonic() + timeout_s
+    state = None
+    while time.monotonic() < deadline:
+        state = harness.orchestrator.deployment_state(deployment_id)
+        if state.status == status and (pods is None or
+                                       sum(p.status == "Running" for p in state.pods) == pods):
+            return state
+        time.sleep(0.3)
+    raise AssertionError(f"deployment {deployment_id} is {state}, not {status}")
+
+
+def test_low_latency_replicas_serve_dispatched_executions_and_reload(harness):
+    env_key, code_dir = _built(harness, RESIDENT)
+    spec = harness.spec(41, env_key, code_dir, replicas=2, max_parallel=2)
+    harness.orchestrator.ensure_deployment(spec)
+    state = _wait_state(harness, 41, "up", pods=2)
+    assert len({p.pod_id for p in state.pods}) == 2
+    assert harness.api.wait(lambda: any("module imported" in e.get("message", "")
+                                        for e in harness.api.deployment_logs), 30)
+
+    results = []
+    for value in (1, 2, 3):
+        launch = harness.launch(env_key, code_dir, inputs={"x": value},
+                                outputs=[{"name": "pid", "data_type": "number"},
+                                         {"name": "double", "data_type": "number"}])
+        harness.orchestrator.dispatch(41, launch)
+        results.append(_finished(harness, launch))
+    assert [r["outputs"]["double"] for r in results] == [2, 4, 6]
+
+    # update_deployment: a new generation replaces the resident runners, so the module is
+    # imported again (a new process) and executions then run there.
+    old_pids = {r["outputs"]["pid"] for r in results}
+    harness.orchestrator.ensure_deployment(harness.spec(41, env_key, code_dir, replicas=2,
+                                                        max_parallel=2, generation=2))
+    deadline = time.monotonic() + 120
+    while True:
+        assert time.monotonic() < deadline, "the runners were not reloaded"
+        if harness.orchestrator.deployment_state(41).status == "up":
+            launch = harness.launch(env_key, code_dir, inputs={"x": 5},
+                                    outputs=[{"name": "pid", "data_type": "number"},
+                                             {"name": "double", "data_type": "number"}])
+            harness.orchestrator.dispatch(41, launch)
+            result = _finished(harness, launch)
+            assert result["outputs"]["double"] == 10
+            if result["outputs"]["pid"] not in old_pids:
+                break
+        time.sleep(0.5)
+
+    harness.orchestrator.remove_deployment(41)
+    deadline = time.monotonic() + 60
+    while harness.orchestrator.deployment_state(41).status == "up":
+        assert time.monotonic() < deadline, "still up after removal"
+        time.sleep(0.3)
+
+
+def test_periodic_deployment_ticks_in_utc(harness):
+    env_key, code_dir = _built(harness, HELLO)
+    spec = harness.spec(42, env_key, code_dir, execution_rule="periodic", mode="elastic",
+                        schedule="* * * * *")
+    harness.orchestrator.ensure_deployment(spec)
+    event = harness.recorder.wait("schedule_fired", 42, 75)
+    fire_time = event[2]
+    assert isinstance(fire_time, dt.datetime) and fire_time.tzinfo is None
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    assert fire_time.second == 0 and abs((now - fire_time).total_seconds()) < 120
+    harness.orchestrator.remove_deployment(42)
+
+
+@pytest.mark.parametrize("bad", ["", "not-an-image"])
+def test_starting_without_a_usable_environment_fails_loudly(harness, bad, tmp_path):
+    launch = harness.launch(bad, tmp_path)
+    with pytest.raises(Exception):  # noqa: B017 - each backend has its own error type
+        harness.orchestrator.start_execution(launch)
+        # A backend that accepts the launch must then report the failure.
+        exited = harness.recorder.wait("execution_exited", launch.execution_id, 60)
+        raise RuntimeError(f"reported: {exited}")
