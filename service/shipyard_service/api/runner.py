@@ -55,27 +55,14 @@ def finish(execution_id: str):
 def deployment_logs():
     """Lines a resident runner printed outside executions (module import, preloading)."""
     from ..domain import deployments
-    from ..domain.times import parse_iso
-    from ..errors import BadRequest
 
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme != "DeploymentToken" or not token:
         raise Unauthorized("Resident runners authenticate with 'DeploymentToken <token>'")
     deployment = deployments.by_runner_token(token.strip())
     body = request.get_json(silent=True) or {}
-    entries = body.get("logs")
-    if not isinstance(entries, list):
-        raise BadRequest("'logs' must be a list")
-    for entry in entries[:10000]:
-        if not isinstance(entry, dict) or not isinstance(entry.get("message"), str):
-            raise BadRequest("Each log needs a 'message' string")
-        try:
-            stamp = parse_iso(entry["timestamp"]) if entry.get("timestamp") else None
-        except (TypeError, ValueError) as exc:
-            raise BadRequest("Invalid log timestamp") from exc
-        deployments.record_log(deployment.id, entry.get("stream", "stdout"), entry["message"],
-                               pod_id=entry.get("pod_id") or body.get("pod_id"), timestamp=stamp)
-    return ok({"received": len(entries)})
+    count = deployments.record_logs(deployment, body.get("logs"), body.get("pod_id"))
+    return ok({"received": count})
 
 
 # Cluster mode (orchestrators/argo): a pod fetches its job, a CronWorkflow reports its ticks.
