@@ -42,7 +42,8 @@ def ensure_defaults(settings: Settings) -> dict:
             if admin is None:
                 password = secrets.token_urlsafe(12)
                 admin, token = auth.create_user("Admin", ADMIN_EMAIL, password, is_admin=True)
-                creds.update(sdk_token=token, admin_email=admin.email, admin_password=password)
+                creds.update(sdk_token=token, admin_email=admin.email, admin_password=password,
+                             password_shown=False)
             project = Project.get_or_none(Project.name == "default") or projects.create_project("default")
             if not Environment.select().where(Environment.project == project).exists():
                 projects.create_environment(project, "dev")

@@ -26,14 +26,24 @@ def serve(args) -> int:
     init_db(settings.database_url)
     creds = ensure_defaults(settings)
 
+    # The initial admin password is printed once, at the first start; later it is only in
+    # credentials.json (0600) or set with `shipyard admin set-password`.
+    first_start = creds.get("password_shown") is False
+    if first_start:
+        from .bootstrap import write_credentials
+
+        creds["password_shown"] = True
+        write_credentials(settings, creds)
+    password = (creds["admin_password"] if first_start
+                else f"in {settings.data_dir / 'credentials.json'}")
+
     def announce() -> None:
         print(
             "Shipyard is up\n"
             f"  web UI:           {creds['ui_url']}\n"
             f"  environment URL:  {creds['environment_url']}\n"
             f"  SDK token:        {creds['sdk_token']}\n"
-            f"  UI login:         {creds['admin_email']} (password in "
-            f"{settings.data_dir / 'credentials.json'})",
+            f"  UI login:         {creds['admin_email']} / password {password}",
             flush=True,
         )
 

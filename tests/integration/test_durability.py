@@ -65,3 +65,16 @@ def test_sigterm_stops_cleanly_and_fails_running(tmp_path):
         assert body["status"] == "Failed" and "server stopped" in body["error"]
     finally:
         server.stop()
+
+
+def test_first_start_prints_the_password_once(tmp_path):
+    data = tmp_path / "data"
+    server = ServerProcess(data).start()
+    server.stop()
+    first = server.log_path.read_text()
+    password = server.credentials["admin_password"]
+    assert f"password {password}" in first
+    assert server.credentials["sdk_token"] in first and "/ui/" in first
+    server = ServerProcess(data, port=server.port).start()
+    server.stop()
+    assert server.log_path.read_text().count(password) == 1  # not printed again
