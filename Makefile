@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: openapi install ui-assets run test test-unit test-integration bench lint compat-venv clean
+.PHONY: openapi install ui-assets run test test-postgres-s3 test-unit test-integration bench lint compat-venv clean
 
 $(VENV)/.installed: pyproject.toml sdk/pyproject.toml
 	@if [ -z "$(UV)" ]; then python3 -m pip install --quiet uv; fi
@@ -32,6 +32,13 @@ run: install  ## start the platform on its embedded defaults
 
 test: install  ## run every test (unit, integration with real servers and runners, compat)
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-postgres-s3
+
+# The integration suite again, on PostgreSQL and an S3-protocol data store (both started on
+# loopback by tests/backends). test_secrets_at_rest reads the SQLite file itself.
+test-postgres-s3: install  ## integration tests on PostgreSQL + S3 (moto)
+	SHIPYARD_TEST_BACKEND=postgres-s3 $(PY) -m pytest -q -ra tests/integration \
+	  --ignore=tests/integration/test_secrets_at_rest.py $(PYTEST_ARGS)
 
 test-unit: install
 	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)

@@ -8,9 +8,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import bench_endpoints, bench_git_steps, bench_metrics, bench_run_pipeline  # noqa: E402
+from bench import (  # noqa: E402
+    bench_datastore,
+    bench_endpoints,
+    bench_git_steps,
+    bench_metrics,
+    bench_run_pipeline,
+)
 
-BENCHMARKS = [bench_run_pipeline, bench_endpoints, bench_metrics, bench_git_steps]
+BENCHMARKS = [bench_run_pipeline, bench_endpoints, bench_metrics, bench_git_steps,
+              bench_datastore]
 
 
 def main() -> int:

@@ -33,7 +33,7 @@ class ServerProcess:
         # across restarts of the same ServerProcess (tests/backends/session.py).
         from .backends.session import server_env
 
-        self.env = {**server_env(), **self.env}
+        self.env = {**server_env(self.data_dir), **self.env}
         self.proc: subprocess.Popen | None = None
         self.log_path = self.data_dir / "server.log"
 

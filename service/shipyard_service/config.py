@@ -60,6 +60,9 @@ class Settings:
     # Argo Workflows / Kubernetes (SHIPYARD_ORCHESTRATOR=argo).
     argo_server: str = ""  # e.g. https://argo-server.argo:2746
     argo_token: str = ""  # bearer token for the Argo Server, if it asks for one
+    # A file holding the token, re-read when it changes (a service account's projected
+    # token, which the kubelet rotates); used when argo_token is empty.
+    argo_token_file: str = ""
     argo_verify_tls: bool = True
     namespace: str = "shipyard"  # where workflows, deployments and secrets are created
     image_registry: str = ""  # where step images are pushed, e.g. registry.local:5000/shipyard
@@ -106,6 +109,7 @@ class Settings:
             "datastore": _env("DATASTORE", "local"),
             "argo_server": _env("ARGO_SERVER", ""),
             "argo_token": _env("ARGO_TOKEN", ""),
+            "argo_token_file": _env("ARGO_TOKEN_FILE", ""),
             "argo_verify_tls": _flag(_env("ARGO_VERIFY_TLS", "true")),
             "namespace": _env("NAMESPACE", "shipyard"),
             "image_registry": _env("IMAGE_REGISTRY", ""),

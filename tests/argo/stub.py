@@ -377,6 +377,8 @@ class ClusterStub:
                 with stub._lock:
                     stub.objects[kind].pop(name, None)
                 stub._changed(kind, {"metadata": {"name": name}}, deleted=True)
+                if kind == "services":  # the API answers the deleted Service itself
+                    return jsonify(current)
                 return jsonify({"kind": "Status", "apiVersion": "v1", "metadata": {},
                                 "status": "Success"})
             data = body()

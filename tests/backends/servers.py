@@ -90,12 +90,30 @@ def postgres_bin() -> Path | None:
     return versions[-1].parent if versions else None
 
 
+def ensure_postgres() -> Path | None:
+    """The server binaries, installed from Debian (`postgresql`) when missing and root."""
+    found = postgres_bin()
+    if found is not None or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return found
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends",
+               "-o", "DPkg::Lock::Timeout=300", "postgresql"]
+    for command in (install, ["apt-get", "update", "-qq"], install):
+        try:
+            subprocess.run(command, env=env, capture_output=True, timeout=600, check=True)
+        except (subprocess.SubprocessError, OSError):
+            continue
+        if postgres_bin() is not None:
+            break
+    return postgres_bin()
+
+
 class PostgresServer:
     """A throwaway cluster (initdb + pg_ctl) on a free loopback port, trust auth, fsync off.
     Runs as the `postgres` user when started by root (PostgreSQL refuses root)."""
 
     def __init__(self) -> None:
-        self.bin = postgres_bin()
+        self.bin = ensure_postgres()
         if self.bin is None:
             raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
         self.port = free_port()

@@ -123,6 +123,25 @@ class Harness:
         self.api.launches[execution_id] = launch
         return launch
 
+    def next_tick(self, spec: DeploymentSpec, timeout_s: float = 75) -> tuple:
+        """The schedule_fired report of the deployment's next tick. Against the stub, the
+        tick is the CronWorkflow's own HTTP template fired at once (as Argo's agent would at
+        the scheduled minute) instead of waiting for the clock; elsewhere the clock."""
+        if self.stub is not None:
+            import datetime as dt
+
+            from shipyard_service.orchestrators.argo import names
+
+            deadline = time.monotonic() + 30
+            name = names.deployment(spec.deployment_id)
+            while name not in self.stub.objects["cronworkflows"]:
+                assert time.monotonic() < deadline, "no CronWorkflow"
+                time.sleep(0.1)
+            now = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
+            run = self.stub.fire_cron(name, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            assert run["status"]["phase"] == "Succeeded", run
+        return self.recorder.wait("schedule_fired", spec.deployment_id, timeout_s)
+
     def is_alive(self, execution_id: str) -> bool:
         """As start-up recovery asks, with what execution_started reported."""
         started = self.recorder.find("execution_started", execution_id)

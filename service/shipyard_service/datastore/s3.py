@@ -233,6 +233,15 @@ class S3DataStore(DataStore):
         self.client.put_object(self.bucket, self._meta_key(upload_id), io.BytesIO(data),
                                len(data))
 
+    def _check_upload(self, key: str, upload_id: str) -> None:
+        try:
+            self.client._list_parts(self.bucket, key, upload_id, max_parts=1)
+        except S3Error as exc:
+            if exc.code in ("NoSuchUpload", "NoSuchKey"):
+                raise NotFound("This multipart upload does not exist (finished, or expired)",
+                               {"upload_id": upload_id}) from None
+            raise
+
     def _parts(self, key: str, upload_id: str) -> list[Part]:
         """Every uploaded part (ListParts pages of 1000); NotFound for an unknown upload."""
         parts: list[Part] = []
@@ -264,6 +273,7 @@ class S3DataStore(DataStore):
             raise BadRequest("'chunk_size' changed during the upload",
                              {"chunk_size": chunk_size, "previous": meta["chunk_size"]})
         if meta.get("chunk_size") is None or total_size is not None:
+            self._check_upload(key, upload_id)  # no bookkeeping for uploads that do not exist
             meta.update(chunk_size=chunk_size, key=key)
             if total_size is not None:
                 # The client sends the total size only with the last part; `end` relies on it.

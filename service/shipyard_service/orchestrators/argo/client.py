@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -92,10 +93,12 @@ class ClusterClient:
             raise ValueError("SHIPYARD_ORCHESTRATOR=argo needs SHIPYARD_ARGO_SERVER")
         self.namespace = settings.namespace
         self.dispatch_via = settings.dispatch_via
-        self.argo = WorkflowsService(host=settings.argo_server.rstrip("/"),
-                                     token=settings.argo_token or None,
-                                     verify_ssl=settings.argo_verify_tls,
-                                     namespace=settings.namespace)
+        self._token_file = "" if settings.argo_token else settings.argo_token_file
+        self._token_mtime = 0.0
+        self._argo = WorkflowsService(host=settings.argo_server.rstrip("/"),
+                                      token=settings.argo_token or None,
+                                      verify_ssl=settings.argo_verify_tls,
+                                      namespace=settings.namespace)
         configuration = k8s.Configuration()
         if settings.kubeconfig:
             k8s_config.load_kube_config(config_file=settings.kubeconfig,
@@ -106,6 +109,20 @@ class ClusterClient:
         self.core = k8s.CoreV1Api(self.api_client)
         self.apps = k8s.AppsV1Api(self.api_client)
         self._http = requests.Session()
+
+    @property
+    def argo(self) -> WorkflowsService:
+        """The Argo Server client, its token re-read when the token file changed."""
+        if self._token_file:
+            try:
+                mtime = os.stat(self._token_file).st_mtime
+                if mtime != self._token_mtime:
+                    with open(self._token_file) as f:
+                        self._argo.token = "Bearer " + f.read().strip()
+                    self._token_mtime = mtime
+            except OSError as exc:
+                log.warning("cannot read the Argo token file: %s", exc)
+        return self._argo
 
     def close(self) -> None:
         self.argo.close()

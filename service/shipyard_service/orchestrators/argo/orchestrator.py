@@ -45,6 +45,9 @@ WAITING_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName",
 
 class ArgoOrchestrator(Orchestrator):
     name = "argo"
+    # Workflows and resident runners live in the cluster, not in the API process: an API
+    # restart or shutdown should leave them running (the status sync picks them up again).
+    executions_survive_restart = True
 
     def __init__(self, settings: Settings, client: ClusterClient | None = None):
         self.settings = settings
@@ -282,12 +285,13 @@ class ArgoOrchestrator(Orchestrator):
 
     def _remove(self, deployment_id: int) -> None:
         name = names.deployment(deployment_id)
-        try:
-            self.client.delete_cron_workflow(name)
-            self.client.delete_deployment(name)
-            self.client.delete_secret(name)
-        except ClusterError as exc:
-            log.warning("could not remove deployment %s: %s", deployment_id, exc)
+        # Each object on its own: one refusal must not leave the others (the token) behind.
+        for remove in (self.client.delete_cron_workflow, self.client.delete_deployment,
+                       self.client.delete_secret):
+            try:
+                remove(name)
+            except ClusterError as exc:
+                log.warning("could not remove deployment %s: %s", deployment_id, exc)
 
     def deployment_state(self, deployment_id: int) -> DeploymentState:
         with self._lock:

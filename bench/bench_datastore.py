@@ -1,0 +1,161 @@
+"""Data store (F15): upload then download of one large file (1 GiB by default) through the
+SDK, on the local store and on the S3 store (a local S3-protocol server, moto), beside a
+plain file copy of the same file measured in the same run, with peak memory.
+
+Peak memory is sampled every 50 ms: the API server (gunicorn master + worker) and this
+client process. Both must stay far below the file size: bytes stream through, never whole.
+SHIPYARD_BENCH_DATASTORE_MB changes the size (e.g. 64 for a quick look)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+
+from tests.backends.servers import MotoServer
+from tests.helpers import ServerProcess
+
+SIZE_MB = int(os.environ.get("SHIPYARD_BENCH_DATASTORE_MB", "1024"))
+BLOCK = 1024 * 1024
+TIME_LIMIT_S = 900
+
+
+class PeakMemory:
+    """Highest RSS seen of a set of processes (their sum), sampled in a thread."""
+
+    def __init__(self, processes):
+        self.processes = processes  # () -> list[psutil.Process]
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            total = 0
+            for process in self.processes():
+                try:
+                    total += process.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def _server_processes(server: ServerProcess):
+    def listed():
+        try:
+            root = psutil.Process(server.proc.pid)
+            return [root] + [c for c in root.children(recursive=True)
+                             if "shipyard_runner" not in " ".join(c.cmdline())]
+        except psutil.Error:
+            return []
+    return listed
+
+
+def _make_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    block = os.urandom(BLOCK)
+    with open(path, "wb") as out:
+        for i in range(SIZE_MB):
+            chunk = block[i % 997:] + block[:i % 997]  # not one repeated block
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(BLOCK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _mb(value: int) -> str:
+    return f"{value / 1024 / 1024:.0f} MB"
+
+
+@contextmanager
+def _server(folder: Path, env: dict):
+    server = ServerProcess(folder / "data", env=env).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _round_trip(label: str, folder: Path, env: dict, source: Path, digest: str,
+                baseline_s: float) -> None:
+    from shipyard import CraftAiSdk
+
+    with _server(folder, env) as server:
+        creds = server.credentials
+        sdk = CraftAiSdk(sdk_token=creds["sdk_token"], environment_url=creds["environment_url"],
+                         control_url=creds["control_url"])
+        target = folder / "downloaded.bin"
+        me = psutil.Process()
+        with PeakMemory(_server_processes(server)) as server_peak, \
+                PeakMemory(lambda: [me]) as client_peak:
+            start = time.perf_counter()
+            sdk.upload_data_store_object(str(source), "bench/big.bin")
+            uploaded = time.perf_counter() - start
+            start = time.perf_counter()
+            sdk.download_data_store_object("bench/big.bin", str(target))
+            downloaded = time.perf_counter() - start
+        assert _sha256(target) == digest, f"{label}: the downloaded file differs"
+        target.unlink()
+        total = uploaded + downloaded
+        print(f"{label:>6} store: upload {uploaded:.2f} s ({SIZE_MB / uploaded:.0f} MB/s), "
+              f"download {downloaded:.2f} s ({SIZE_MB / downloaded:.0f} MB/s), "
+              f"total {total:.2f} s = {total / baseline_s:.1f}x the copy; "
+              f"peak RSS server {_mb(server_peak.peak)}, client {_mb(client_peak.peak)}",
+              flush=True)
+
+
+def main() -> None:
+    deadline = time.monotonic() + TIME_LIMIT_S
+    with tempfile.TemporaryDirectory(prefix="shipyard-bench-ds-") as tmp:
+        root = Path(tmp)
+        source = root / "big.bin"
+        digest = _make_file(source)
+        me = psutil.Process()
+        with PeakMemory(lambda: [me]) as copy_peak:
+            start = time.perf_counter()
+            shutil.copyfile(source, root / "copy.bin")
+            with open(root / "copy.bin", "rb+") as f:
+                os.fsync(f.fileno())
+            baseline = time.perf_counter() - start
+        (root / "copy.bin").unlink()
+        print(f"baseline: plain copy of {SIZE_MB} MB in {baseline:.2f} s "
+              f"({SIZE_MB / baseline:.0f} MB/s), peak RSS {_mb(copy_peak.peak)}", flush=True)
+
+        (root / "local").mkdir()
+        _round_trip("local", root / "local", {"SHIPYARD_DATASTORE": "local"}, source, digest,
+                    baseline)
+        if time.monotonic() > deadline:
+            print("s3: skipped, over the time limit")
+            return
+        moto = MotoServer().start()
+        try:
+            (root / "s3").mkdir()
+            _round_trip("s3", root / "s3", moto.env("bench-datastore"), source, digest, baseline)
+        finally:
+            moto.stop()
+
+
+if __name__ == "__main__":
+    main()

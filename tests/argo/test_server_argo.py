@@ -1,0 +1,265 @@
+"""The real server with SHIPYARD_ORCHESTRATOR=argo against the cluster stub: pipelines become
+image builds and WorkflowTemplates, runs become Workflows whose pods fetch their job from the
+API, periodic deployments become CronWorkflows whose ticks reach the API, low-latency
+deployments become Deployments + Services. Plain HTTP, as curl would; every payload the
+server sends is validated by the stub against the Argo / Kubernetes schemas."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+
+import pytest
+import requests
+
+from ..helpers import Api, ServerProcess, assert_error, create_step_http, run_and_wait
+from .schemas import require_schemas
+from .stub import ClusterStub
+
+CODE = '''
+import os
+
+def run(n, f):
+    with open(f["path"]) as fh:
+        text = fh.read()
+    print("doubling", n, "with", os.environ.get("GREETING", "-"))
+    return {"double": n * 2, "text": text.upper()}
+'''
+FIELDS = {"inputs[0][name]": "n", "inputs[0][data_type]": "number",
+          "inputs[1][name]": "f", "inputs[1][data_type]": "file",
+          "outputs[0][name]": "double", "outputs[0][data_type]": "number",
+          "outputs[1][name]": "text", "outputs[1][data_type]": "string"}
+TICK = "def run():\n    print('tick')\n"
+RESIDENT = '''
+import os
+calls = 0
+
+def run(x):
+    global calls
+    calls += 1
+    return {"y": x + 1, "calls": calls, "pid": os.getpid()}
+'''
+RESIDENT_FIELDS = {"inputs[0][name]": "x", "inputs[0][data_type]": "number",
+                   "outputs[0][name]": "y", "outputs[0][data_type]": "number",
+                   "outputs[1][name]": "calls", "outputs[1][data_type]": "number",
+                   "outputs[2][name]": "pid", "outputs[2][data_type]": "number"}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    require_schemas()
+    stub = ClusterStub(tmp_path_factory.mktemp("cluster")).start()
+    yield stub
+    stub.stop()
+    assert stub.errors == [], stub.errors
+
+
+@pytest.fixture(scope="module")
+def argo_api(cluster, tmp_path_factory):
+    root = tmp_path_factory.mktemp("argo-server")
+    env = {"SHIPYARD_ORCHESTRATOR": "argo", "SHIPYARD_ARGO_SERVER": cluster.url,
+           "SHIPYARD_KUBECONFIG": str(cluster.kubeconfig(root / "kubeconfig")),
+           "SHIPYARD_NAMESPACE": cluster.namespace,
+           "SHIPYARD_IMAGE_REGISTRY": "registry.test/shipyard",
+           "SHIPYARD_DISPATCH_VIA": "proxy", "SHIPYARD_ARGO_POLL_S": "0.2"}
+    server = ServerProcess(root / "data", env=env).start()
+    yield Api(server)
+    server.stop()
+
+
+def _wait_execution(api: Api, execution_id: str, timeout_s: float = 60) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        body = api.request("GET", f"/executions/{execution_id}").json()
+        if body["status"] not in ("Pending", "Running"):
+            return body
+        time.sleep(0.2)
+    raise AssertionError(f"{execution_id} still {body['status']}")
+
+
+def _deployment_objects(cluster: ClusterStub, name: str) -> dict[str, dict]:
+    """The cluster objects labelled with a Shipyard deployment's name, by kind."""
+    found = {}
+    for kind in ("cronworkflows", "deployments", "services", "secrets"):
+        for document in cluster.objects[kind].values():
+            if (document["metadata"].get("labels") or {}).get("shipyard.io/deployment") == name:
+                found[kind] = document
+    return found
+
+
+def test_run_builds_an_image_and_runs_a_workflow(argo_api, cluster):
+    api = argo_api
+    body = create_step_http(api, "doubler", {"main.py": CODE}, kind="pipelines", fields=FIELDS)
+    assert body["creation_info"]["status"] == "ready", body
+    logs = api.request("POST", "/pipelines/doubler/logs", json={}).json()
+    assert any("shipyard-build-" in line["message"] for line in logs), logs
+    templates = cluster.objects["workflowtemplates"]
+    assert len(templates) == 1
+    api.request("PUT", "/environment-variables", json={"environment_variables": {"GREETING": "hi"}})
+
+    execution_id, out = run_and_wait(api, "doubler", {"n": 21},
+                                     files={"f": ("input.txt", b"from a file")})
+    assert out.status_code == 200, out.text
+    outputs = {o["pipeline_output_name"]: o["value"] for o in out.json()["outputs"]}
+    assert outputs == {"double": 42, "text": "FROM A FILE"}
+    workflow = next(w for w in cluster.objects["workflows"].values()
+                    if w["metadata"].get("annotations", {}).get("shipyard.io/execution-id")
+                    == execution_id)
+    assert workflow["spec"]["workflowTemplateRef"]["name"] in templates
+    # The token travels in a Secret, never in the workflow the Argo UI shows...
+    assert "exe_" not in json.dumps(workflow)
+    # ...and the Secret is gone once the execution has ended.
+    deadline = time.monotonic() + 30
+    while any(s["metadata"]["name"].startswith("shipyard-exe-") for s in
+              cluster.objects["secrets"].values()):
+        assert time.monotonic() < deadline, "the execution's Secret was not deleted"
+        time.sleep(0.2)
+    logs = api.request("POST", f"/executions/{execution_id}/logs", json={}).json()
+    assert any("doubling 21 with hi" in line["message"] for group in logs for line in group)
+
+
+def test_failures_and_the_runner_routes_refuse_bad_tokens(argo_api, cluster):
+    api = argo_api
+    create_step_http(api, "failing", {"main.py": "def run():\n    raise KeyError('nope')\n"},
+                     kind="pipelines")
+    execution_id, out = run_and_wait(api, "failing")
+    body = _wait_execution(api, execution_id)
+    assert body["status"] == "Failed" and "KeyError" in body["error"]
+    job_url = f"{api.env_url}/api/v1/runner/executions/{execution_id}/job"
+    for headers in ({}, {"Authorization": "ExecutionToken wrong"},
+                    {"Authorization": "Bearer " + api.token()}):
+        assert_error(requests.get(job_url, headers=headers, timeout=10), 401)
+    assert_error(requests.get(f"{api.env_url}/api/v1/runner/executions/unknown-1/job",
+                              headers={"Authorization": "ExecutionToken x"}, timeout=10), 401)
+
+
+def test_cancelling_by_deleting_a_running_execution(argo_api, cluster):
+    api = argo_api
+    create_step_http(api, "sleeper", {"main.py": "import time\ndef run():\n    time.sleep(300)\n"},
+                     kind="pipelines")
+    r = api.request("POST", "/pipelines/sleeper/run", data={"json_inputs": "{}"})
+    execution_id = r.json()["execution_id"]
+    deadline = time.monotonic() + 60
+    while api.request("GET", f"/executions/{execution_id}").json()["status"] != "Running":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert api.request("DELETE", f"/executions/{execution_id}").status_code == 200
+    workflow = next(w for w in cluster.objects["workflows"].values()
+                    if w["metadata"].get("annotations", {}).get("shipyard.io/execution-id")
+                    == execution_id)
+    deadline = time.monotonic() + 30
+    while workflow["status"]["phase"] != "Failed":
+        assert time.monotonic() < deadline, workflow["status"]
+        time.sleep(0.2)
+    assert "Terminate" in workflow["status"]["message"]
+
+
+def test_periodic_deployment_is_a_cron_workflow_whose_ticks_run_once(argo_api, cluster):
+    api = argo_api
+    create_step_http(api, "ticker", {"main.py": TICK}, kind="pipelines")
+    for name in ("every-minute", "other"):
+        r = api.request("POST", "/periodic-deployment", json={
+            "pipeline_name": "ticker", "name": name, "schedule": "*/5 * * * *"})
+        assert r.status_code == 201, r.text
+    deadline = time.monotonic() + 30
+    while "cronworkflows" not in _deployment_objects(cluster, "other"):
+        assert time.monotonic() < deadline, "no CronWorkflow"
+        time.sleep(0.2)
+    objects = _deployment_objects(cluster, "every-minute")
+    cron = objects["cronworkflows"]
+    assert cron["spec"]["schedules"] == ["*/5 * * * *"] and cron["spec"]["timezone"] == "UTC"
+    assert cron["spec"]["suspend"] is False
+    deployment_id = int(cron["metadata"]["labels"]["shipyard.io/deployment-id"])
+    token = objects["secrets"]["stringData"]["token"]
+    other_token = _deployment_objects(cluster, "other")["secrets"]["stringData"]["token"]
+    url = f"{api.env_url}/api/v1/runner/deployments/{deployment_id}/ticks"
+
+    def tick(body, auth=f"DeploymentToken {token}"):
+        return requests.post(url, json=body, headers={"Authorization": auth}, timeout=30)
+
+    now = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
+    stamp = (now - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert_error(tick({"fire_time": stamp}, auth=""), 401)
+    assert_error(tick({"fire_time": stamp}, auth="DeploymentToken wrong"), 401)
+    assert_error(tick({"fire_time": stamp}, auth=f"DeploymentToken {other_token}"), 403)
+    for bad in ({}, {"fire_time": "tomorrow"}, {"fire_time": 5},
+                {"fire_time": (now + dt.timedelta(hours=2)).isoformat()}):
+        assert_error(tick(bad), 400)
+    assert api.request("GET", "/deployments/every-minute/executions/latest").json() in (None, {})
+
+    first = tick({"fire_time": stamp})
+    assert first.status_code == 200 and first.json()["started"] is True
+    again = tick({"fire_time": stamp})  # Argo retried, or a second replica: no second run
+    assert again.status_code == 200 and again.json() == {"execution_id": None, "started": False}
+    assert _wait_execution(api, first.json()["execution_id"])["status"] == "Succeeded"
+
+    # What the Argo agent does at a tick: the HTTP template, headers from the Secret.
+    run = cluster.fire_cron(cron["metadata"]["name"], now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert run["status"]["phase"] == "Succeeded", run
+    fired = json.loads(run["response"]["body"])["execution_id"]
+    assert _wait_execution(api, fired)["status"] == "Succeeded"
+
+    # Disabling suspends the CronWorkflow; deleting removes it and its Secret.
+    r = api.request("PATCH", "/deployments/every-minute", json={"is_enabled": False})
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 30
+    while not _deployment_objects(cluster, "every-minute")["cronworkflows"]["spec"].get("suspend"):
+        assert time.monotonic() < deadline, "not suspended"
+        time.sleep(0.2)
+    assert api.request("DELETE", "/deployments/every-minute").status_code == 200
+    deadline = time.monotonic() + 30
+    while _deployment_objects(cluster, "every-minute"):
+        assert time.monotonic() < deadline, _deployment_objects(cluster, "every-minute").keys()
+        time.sleep(0.2)
+    assert_error(tick({"fire_time": stamp}), 401)  # its token died with it
+
+
+def test_low_latency_deployment_runs_resident_pods(argo_api, cluster):
+    api = argo_api
+    create_step_http(api, "counter", {"main.py": RESIDENT}, kind="pipelines",
+                     fields=RESIDENT_FIELDS)
+    r = api.request("POST", "/endpoints", json={"pipeline_name": "counter", "name": "count-ll",
+                                                "mode": "low_latency", "replicas": 2})
+    assert r.status_code == 201, r.text
+    token = r.json()["endpoint_token"]
+    deadline = time.monotonic() + 120
+    while True:
+        body = api.request("GET", "/deployments/count-ll?wait_for_completion=true").json()
+        if body["status"] == "up" and len(body.get("pods") or []) == 2:
+            break
+        assert time.monotonic() < deadline, body
+    objects = _deployment_objects(cluster, "count-ll")
+    assert objects["deployments"]["spec"]["replicas"] == 2
+    assert objects["services"]["spec"]["ports"][0]["port"] == 8080
+
+    def call(x: int) -> dict:
+        r = requests.post(f"{api.env_url}/endpoints/count-ll", json={"x": x}, timeout=60,
+                          headers={"Authorization": f"EndpointToken {token}"})
+        assert r.status_code == 200, r.text
+        return r.json()["outputs"]
+
+    results = [call(x) for x in range(6)]
+    assert [r["y"] for r in results] == [1, 2, 3, 4, 5, 6]
+    assert max(r["calls"] for r in results) >= 2  # module globals live on between executions
+    old_pids = {r["pid"] for r in results}
+    generation = objects["deployments"]["spec"]["template"]["metadata"]["annotations"]
+
+    # update_deployment rolls the pods: a new pod template, new processes.
+    r = api.request("PATCH", "/deployments/count-ll", json={})  # update_deployment(name)
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 120
+    while True:
+        current = _deployment_objects(cluster, "count-ll")["deployments"]
+        annotations = current["spec"]["template"]["metadata"]["annotations"]
+        if annotations != generation:
+            result = call(1)
+            if result["pid"] not in old_pids:
+                break
+        assert time.monotonic() < deadline, "the pods were not replaced"
+        time.sleep(0.5)
+    assert api.request("DELETE", "/deployments/count-ll").status_code == 200
+    deadline = time.monotonic() + 30
+    while _deployment_objects(cluster, "count-ll"):
+        assert time.monotonic() < deadline, _deployment_objects(cluster, "count-ll").keys()
+        time.sleep(0.2)

@@ -1,0 +1,128 @@
+"""PostgreSQL as the store: the same Peewee models, migrations that run once on SQLite and on
+PostgreSQL, and several API processes sharing one database."""
+
+from __future__ import annotations
+
+import threading
+
+import peewee
+import pytest
+from playhouse.migrate import SchemaMigrator, migrate
+from shipyard_service.store import db as store_db
+from shipyard_service.store import migrations
+from shipyard_service.store.models import SchemaVersion, User
+
+from ..helpers import Api, ServerProcess, assert_error, create_step_http, run_and_wait
+from .servers import PostgresServer
+
+
+@pytest.fixture(scope="module")
+def pg():
+    try:
+        server = PostgresServer().start()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("pg").create_database("migrations")
+
+
+def _columns(db: peewee.Database, table: str) -> set[str]:
+    return {c.name for c in db.get_columns(table)}
+
+
+def test_migrations_run_once_on_both_databases(database_url, monkeypatch):
+    db = store_db.init_db(database_url)
+    with db.connection_context():
+        base = SchemaVersion.get().version
+    calls = []
+
+    def add_nickname(database: peewee.Database) -> None:
+        calls.append(1)
+        migrator = SchemaMigrator.from_database(database)
+        migrate(migrator.add_column("user", "test_nickname", peewee.CharField(null=True)))
+
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, add_nickname])
+    for _ in range(3):  # every start applies what is missing, and only that
+        db = store_db.init_db(database_url)
+    assert calls == [1]
+    with db.connection_context():
+        assert SchemaVersion.select().count() == 1
+        assert SchemaVersion.get().version == base + 1
+        assert "test_nickname" in _columns(db, "user")
+        User.create(id="u1", name="n", email="n@example.com", sdk_token_hash="x")
+        assert User.select().count() == 1
+    db.close()
+
+
+def test_a_failing_migration_leaves_the_version_unchanged(database_url, monkeypatch):
+    db = store_db.init_db(database_url)
+    with db.connection_context():
+        base = SchemaVersion.get().version
+
+    def broken(database: peewee.Database) -> None:
+        raise RuntimeError("broken migration")
+
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, broken])
+    with pytest.raises(RuntimeError):
+        store_db.init_db(database_url)
+    with db.connection_context():
+        assert SchemaVersion.get().version == base
+    db.close()
+
+
+def test_several_api_processes_share_one_postgresql_database(pg, tmp_path):
+    env = {"SHIPYARD_DATABASE_URL": pg.create_database("shared")}
+    data = tmp_path / "data"  # shared: the signing key, step code and execution files
+    first = ServerProcess(data, env=env).start()
+    second = None
+    try:
+        second = ServerProcess(data, env=env).start()
+        a, b = Api(first), Api(second)
+        assert a.request("GET", "/steps").status_code == 200
+        # Tokens minted by one process are accepted by the other.
+        b._token = a.token()
+        assert b.request("GET", "/steps").status_code == 200
+
+        errors = []
+
+        def writer(api: Api, prefix: str) -> None:
+            for i in range(15):
+                r = api.request("PUT", "/environment-variables",
+                                json={"environment_variables": {f"{prefix}_{i}": str(i)}})
+                if r.status_code not in (200, 204):
+                    errors.append(r.text)
+
+        threads = [threading.Thread(target=writer, args=(api, name))
+                   for api, name in ((a, "A"), (b, "B"), (a, "C"), (b, "D"))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert errors == []
+        for api in (a, b):
+            names = {v["name"] for v in api.request("GET", "/environment-variables").json()}
+            assert len({n for n in names if n[:2] in ("A_", "B_", "C_", "D_")}) == 60
+
+        # A pipeline created through one process runs through the other.
+        body = create_step_http(a, "shared", {"main.py": "def run():\n    return {'o': 'ok'}\n"},
+                                kind="pipelines",
+                                fields={"outputs[0][name]": "o", "outputs[0][data_type]": "string"})
+        assert body["creation_info"]["status"] == "ready", body
+        execution_id, out = run_and_wait(b, "shared")
+        assert out.status_code == 200, out.text
+        assert a.request("GET", f"/executions/{execution_id}").json()["status"] == "Succeeded"
+        # Bad input is refused the same way on both.
+        for api in (a, b):
+            assert_error(api.request("PUT", "/environment-variables",
+                                     json={"environment_variables": {"bad name": "x"}}), 400)
+    finally:
+        if second is not None:
+            second.stop()
+        first.stop()
