@@ -48,8 +48,11 @@ def _worker_exit(server, worker) -> None:
         from .store import db_session
         from .store.models import Execution
 
+        if not services.orchestrator.executions_survive_restart:
+            # Marked first, so the runners killed next cannot record a vaguer reason.
+            with db_session():
+                for execution in Execution.select().where(
+                        Execution.status.in_(executions.ACTIVE)):
+                    executions.mark_failed(services, execution.execution_id,
+                                           "The server stopped while this execution was running")
         services.orchestrator.stop()
-        with db_session():
-            for execution in Execution.select().where(Execution.status.in_(executions.ACTIVE)):
-                executions.mark_failed(services, execution.execution_id,
-                                       "The server stopped while this execution was running")

@@ -7,7 +7,6 @@ import datetime as dt
 import time
 
 import pytest
-
 from shipyard_service.domain.schedules import CATCH_UP_WINDOW_S, missed_tick
 from shipyard_service.orchestrators.local.cron_trigger import cron_trigger, translate_day_of_week
 

@@ -7,7 +7,6 @@ import io
 import os
 
 import pytest
-
 from shipyard import CraftAiSdk
 from shipyard.exceptions import SdkException
 from shipyard.io import Input, Output

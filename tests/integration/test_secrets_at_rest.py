@@ -5,6 +5,7 @@ start; a wrong server key gives a clear error; keys can be rotated."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import sqlite3
 from pathlib import Path
@@ -15,6 +16,11 @@ from cryptography.fernet import Fernet
 
 from ..gitserver import GitServer, Unavailable
 from ..helpers import Api, ServerProcess, assert_error, run_and_wait
+
+# These tests read the SQLite file itself; the PostgreSQL + S3 run has none to read.
+pytestmark = pytest.mark.skipif(
+    os.environ.get("SHIPYARD_TEST_BACKEND") == "postgres-s3",
+    reason="reads the SQLite file; covered by the default run")
 
 CODE = '''
 import hashlib, os

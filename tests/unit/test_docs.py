@@ -35,7 +35,8 @@ def test_every_command_is_documented():
 
 
 def test_every_setting_is_documented():
-    read_from_env = re.findall(r'_env\("([A-Z_]+)"', (ROOT / "service/shipyard_service/config.py").read_text())
+    config = (ROOT / "service/shipyard_service/config.py").read_text()
+    read_from_env = re.findall(r'_env\("([A-Z_]+)"', config)
     missing = [f"SHIPYARD_{name}" for name in read_from_env if f"SHIPYARD_{name}" not in README]
     assert not missing, f"undocumented settings: {missing}"
     assert {f.name for f in dataclasses.fields(Settings)} >= {"data_dir", "port"}

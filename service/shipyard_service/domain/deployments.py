@@ -172,11 +172,23 @@ def create_deployment(svc, environment: Environment, user_id: str, rule: str,
     return deployment
 
 
-def spec_for(svc, deployment: Deployment) -> DeploymentSpec:
-    """A fresh runner token each time: runners started from this spec use it."""
+def _runner_token(deployment: Deployment) -> str:
+    """The deployment's runner token: made once, kept sealed, the same for every process."""
+    from .. import crypto
+
+    if deployment.runner_token_sealed:
+        return crypto.open_sealed(deployment.runner_token_sealed)
     token = new_secret("dep")
-    Deployment.update(runner_token_hash=hash_token(token)).where(
-        Deployment.id == deployment.id).execute()
+    # Only the first writer wins, so concurrent API processes end up with one token.
+    Deployment.update(runner_token_hash=hash_token(token),
+                      runner_token_sealed=crypto.seal(token)).where(
+        (Deployment.id == deployment.id) & Deployment.runner_token_sealed.is_null()).execute()
+    stored = Deployment.get_by_id(deployment.id).runner_token_sealed
+    return crypto.open_sealed(stored)
+
+
+def spec_for(svc, deployment: Deployment) -> DeploymentSpec:
+    token = _runner_token(deployment)
     env = deployment.environment
     step = deployment.pipeline.step
     return DeploymentSpec(

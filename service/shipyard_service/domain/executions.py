@@ -332,10 +332,14 @@ def runner_exited(svc, execution_id: str, return_code: int, detail: str) -> None
 
 
 def recover_after_restart(svc) -> int:
-    """Executions left active by a stopped server end failed, with the reason."""
+    """Executions left active by a stopped server end failed, with the reason (unless they
+    run in a cluster, where they went on without the API)."""
+    if svc.orchestrator.executions_survive_restart:
+        return 0
     count = 0
     for execution in Execution.select().where(Execution.status.in_(ACTIVE)):
-        if svc.orchestrator.is_alive(execution.execution_id, execution.pid, execution.pid_started_at):
+        if svc.orchestrator.is_alive(execution.execution_id, execution.pid,
+                                     execution.pid_started_at):
             svc.orchestrator.cancel_execution(execution.execution_id)
         if mark_failed(svc, execution.execution_id,
                        "The server stopped while this execution was running"):

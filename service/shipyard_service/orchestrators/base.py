@@ -111,6 +111,9 @@ class Orchestrator(ABC):
     """Builds step environments and runs executions (elastic mode)."""
 
     name = "abstract"
+    # True when runners live outside the API process (a cluster): restarting or stopping
+    # the API must then leave executions alone; the backend's status sync adopts them.
+    executions_survive_restart = False
 
     def bind(self, callbacks: Callbacks) -> None:
         self.callbacks = callbacks

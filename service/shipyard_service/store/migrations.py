@@ -6,8 +6,24 @@ import peewee
 
 from .models import SchemaVersion
 
+
+def _add_column(db: peewee.Database, table: str, name: str, field: peewee.Field) -> None:
+    """Idempotent: a fresh database got the column from create_tables already."""
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
+    if name in {c.name for c in db.get_columns(table)}:
+        return
+    migrator = (SqliteMigrator(db) if isinstance(db, peewee.SqliteDatabase)
+                else PostgresqlMigrator(db))
+    migrate(migrator.add_column(table, name, field))
+
+
+def _0001_deployment_runner_token(db: peewee.Database) -> None:
+    _add_column(db, "deployment", "runner_token_sealed", peewee.TextField(null=True))
+
+
 # Append migrations here; never edit one that has shipped.
-MIGRATIONS: list = []
+MIGRATIONS: list = [_0001_deployment_runner_token]
 
 
 def apply(db: peewee.Database) -> None:

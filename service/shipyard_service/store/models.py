@@ -185,6 +185,9 @@ class Deployment(BaseModel):
     # Bumped by update_deployment: a resident runner of an older generation is replaced.
     generation = peewee.IntegerField(default=1)
     runner_token_hash = peewee.CharField(null=True, index=True)
+    # The token itself, sealed (crypto.py): every API process and every restart hands the
+    # same one to the runners, so replicas agree and pods are not rolled for nothing.
+    runner_token_sealed = peewee.TextField(null=True)
     last_tick_at = peewee.DateTimeField(null=True)
     created_by = peewee.CharField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
