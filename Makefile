@@ -36,8 +36,9 @@ test: install  ## run every test (unit, integration with real servers and runner
 
 # The integration suite again, on PostgreSQL and an S3-protocol data store (both started on
 # loopback by tests/backends). test_secrets_at_rest reads the SQLite file itself.
+# Tests marked slow (a 2-minute cron wait, an apt install) ran in the default pass already.
 test-postgres-s3: install  ## integration tests on PostgreSQL + S3 (moto)
-	SHIPYARD_TEST_BACKEND=postgres-s3 $(PY) -m pytest -q -ra tests/integration $(PYTEST_ARGS)
+	SHIPYARD_TEST_BACKEND=postgres-s3 $(PY) -m pytest -q -ra tests/integration -m "not slow" $(PYTEST_ARGS)
 
 test-unit: install
 	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
