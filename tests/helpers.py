@@ -190,3 +190,14 @@ def run_and_wait(api: Api, pipeline: str, inputs: dict | None = None, files: dic
         if out.status_code != 307:
             return execution_id, out
     raise AssertionError("execution did not finish")
+
+
+def client_env(server: ServerProcess) -> dict:
+    """The environment a client script needs: both SDKs read their own variable names."""
+    creds = server.credentials
+    env = dict(os.environ)
+    for prefix in ("CRAFT_AI", "SHIPYARD"):
+        env[f"{prefix}_ENVIRONMENT_URL"] = creds["environment_url"]
+        env[f"{prefix}_SDK_TOKEN"] = creds["sdk_token"]
+        env[f"{prefix}_CONTROL_URL"] = creds["control_url"]
+    return env

@@ -5,14 +5,13 @@ with numpy/pandas/scikit-learn; step code uses the SDK from inside the execution
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from ..helpers import ROOT, ServerProcess
+from ..helpers import ROOT, ServerProcess, client_env
 
 FIXTURE = ROOT / "tests" / "fixtures" / "get_started"
 
@@ -38,11 +37,7 @@ def test_get_started_parts_1_to_4(module, client_python, tmp_path):
     server = ServerProcess(tmp_path / "data").start()
     try:
         creds = server.credentials
-        env = dict(os.environ)
-        for prefix in ("CRAFT_AI", "SHIPYARD"):
-            env[f"{prefix}_ENVIRONMENT_URL"] = creds["environment_url"]
-            env[f"{prefix}_SDK_TOKEN"] = creds["sdk_token"]
-            env[f"{prefix}_CONTROL_URL"] = creds["control_url"]
+        env = client_env(server)
         out = tmp_path / "observed.json"
         folder = _folder_for(module, tmp_path)
         proc = subprocess.run(

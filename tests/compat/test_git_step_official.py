@@ -6,13 +6,12 @@ and a real sshd on loopback."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 
 import pytest
 
 from ..gitserver import GitServer, Unavailable
-from ..helpers import ROOT, ServerProcess
+from ..helpers import ROOT, ServerProcess, client_env
 
 SOURCE = '''def my_function(name):
     print("greeting", name)
@@ -90,12 +89,7 @@ def test_git_step_with_the_client(module, client_python, tmp_path):
             "README.md": "# repo\n", "requirements.txt": "", "src/my_source_code.py": SOURCE,
         }}, tags={"v1": "main"})
         server = ServerProcess(tmp_path / "data").start()
-        creds = server.credentials
-        env = dict(os.environ)
-        for prefix in ("CRAFT_AI", "SHIPYARD"):
-            env[f"{prefix}_ENVIRONMENT_URL"] = creds["environment_url"]
-            env[f"{prefix}_SDK_TOKEN"] = creds["sdk_token"]
-            env[f"{prefix}_CONTROL_URL"] = creds["control_url"]
+        env = client_env(server)
         script = tmp_path / "client.py"
         script.write_text(CLIENT_SCRIPT)
         out = tmp_path / "observed.json"

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 
 import pytest
 
-from ..helpers import ROOT, ServerProcess, write_files
+from ..helpers import ROOT, ServerProcess, client_env, write_files
 
 COUNTER = '''import os, time
 count = 0
@@ -41,12 +40,7 @@ def test_low_latency_examples(module, client_python, tmp_path):
     folder = write_files(tmp_path / "src", {"src/counter.py": COUNTER, "code_step.py": CODE_STEP})
     server = ServerProcess(tmp_path / "data").start()
     try:
-        creds = server.credentials
-        env = dict(os.environ)
-        for prefix in ("CRAFT_AI", "SHIPYARD"):
-            env[f"{prefix}_ENVIRONMENT_URL"] = creds["environment_url"]
-            env[f"{prefix}_SDK_TOKEN"] = creds["sdk_token"]
-            env[f"{prefix}_CONTROL_URL"] = creds["control_url"]
+        env = client_env(server)
         out = tmp_path / "out.json"
         proc = subprocess.run([str(client_python), str(ROOT / "tests/compat/low_latency_client.py"),
                                module, str(folder), str(out)],

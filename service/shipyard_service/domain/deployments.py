@@ -465,36 +465,20 @@ def record_log(deployment_id: int, stream: str, message: str, pod_id: str | None
 
 def record_logs(deployment: Deployment, entries: Any, default_pod: str | None) -> int:
     """A batch of lines from a resident runner, checked, then stored in one statement."""
-    from .times import parse_iso
+    from .logs import checked_entries
 
-    if not isinstance(entries, list):
-        raise BadRequest("'logs' must be a list")
-    rows = []
-    for entry in entries[:10000]:
-        if not isinstance(entry, dict) or not isinstance(entry.get("message"), str):
-            raise BadRequest("Each log needs a 'message' string")
-        try:
-            stamp = parse_iso(entry["timestamp"]) if entry.get("timestamp") else utcnow()
-        except (TypeError, ValueError) as exc:
-            raise BadRequest("Invalid log timestamp") from exc
-        stream = entry.get("stream") if entry.get("stream") in ("stdout", "stderr") else "stdout"
-        rows.append({"deployment": deployment.id, "stream": stream, "timestamp": stamp,
-                     "pod_id": entry.get("pod_id") or default_pod,
-                     "message": entry["message"][:100_000]})
+    rows = [{**r, "deployment": deployment.id, "pod_id": r["pod_id"] or default_pod}
+            for r in checked_entries(entries)]
     if rows:
         DeploymentLog.insert_many(rows).execute()
     return len(rows)
 
 
 def logs(deployment: Deployment, start, end, limit) -> list[dict]:
-    query = DeploymentLog.select().where(DeploymentLog.deployment == deployment)
-    if start is not None:
-        query = query.where(DeploymentLog.timestamp >= start)
-    if end is not None:
-        query = query.where(DeploymentLog.timestamp <= end)
-    query = query.order_by(DeploymentLog.timestamp, DeploymentLog.id)
-    if limit:
-        query = query.limit(limit)
+    from .logs import window
+
+    query = window(DeploymentLog.select().where(DeploymentLog.deployment == deployment),
+                   DeploymentLog, start, end, limit)
     return [{"timestamp": iso(r.timestamp), "message": r.message, "stream": r.stream,
              "pod_id": r.pod_id, "type": "deployment"} for r in query]
 

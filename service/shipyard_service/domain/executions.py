@@ -17,7 +17,7 @@ from . import envvars
 from .auth import hash_token, new_secret
 from .io_types import check_total_size, check_value
 from .mappings import expand_datastore_path, parse_input_mappings, parse_output_mappings
-from .times import iso, parse_iso
+from .times import iso
 
 FINAL = ("Succeeded", "Failed", "Error", "Skipped")
 ACTIVE = ("Pending", "Running")
@@ -230,19 +230,10 @@ def mark_failed(svc, execution_id: str, reason: str, status: str = "Failed") -> 
 
 
 def record_logs(execution: Execution, logs: Any) -> int:
-    if not isinstance(logs, list):
-        raise BadRequest("'logs' must be a list")
-    rows = []
-    for entry in logs[:10000]:
-        if not isinstance(entry, dict) or not isinstance(entry.get("message"), str):
-            raise BadRequest("Each log needs a 'message' string")
-        try:
-            timestamp = parse_iso(entry["timestamp"]) if entry.get("timestamp") else utcnow()
-        except (TypeError, ValueError) as exc:
-            raise BadRequest("Invalid log timestamp") from exc
-        stream = entry.get("stream") if entry.get("stream") in ("stdout", "stderr") else "stdout"
-        rows.append({"execution": execution.execution_id, "timestamp": timestamp,
-                     "stream": stream, "message": entry["message"][:100_000]})
+    from .logs import checked_entries
+
+    rows = [{"execution": execution.execution_id, "timestamp": r["timestamp"],
+             "stream": r["stream"], "message": r["message"]} for r in checked_entries(logs)]
     if rows:
         ExecutionLog.insert_many(rows).execute()
     return len(rows)
@@ -427,14 +418,10 @@ def io_value(svc, execution: Execution, kind: str, name: str):
 
 
 def logs(execution: Execution, start, end, limit) -> list[dict]:
-    query = ExecutionLog.select().where(ExecutionLog.execution == execution.execution_id)
-    if start is not None:
-        query = query.where(ExecutionLog.timestamp >= start)
-    if end is not None:
-        query = query.where(ExecutionLog.timestamp <= end)
-    query = query.order_by(ExecutionLog.timestamp, ExecutionLog.id)
-    if limit:
-        query = query.limit(limit)
+    from .logs import window
+
+    query = window(ExecutionLog.select().where(ExecutionLog.execution == execution.execution_id),
+                   ExecutionLog, start, end, limit)
     return [{"timestamp": iso(r.timestamp), "message": r.message, "stream": r.stream}
             for r in query]
 

@@ -272,14 +272,9 @@ def delete_step(svc, step: Step, force: bool) -> dict:
 
 
 def build_logs(step: Step, start, end, limit) -> list[dict]:
-    query = BuildLog.select().where(BuildLog.step == step)
-    if start is not None:
-        query = query.where(BuildLog.timestamp >= start)
-    if end is not None:
-        query = query.where(BuildLog.timestamp <= end)
-    query = query.order_by(BuildLog.timestamp, BuildLog.id)
-    if limit:
-        query = query.limit(limit)
+    from .logs import window
+
+    query = window(BuildLog.select().where(BuildLog.step == step), BuildLog, start, end, limit)
     return [{"timestamp": iso(r.timestamp), "message": r.message} for r in query]
 
 
