@@ -10,7 +10,7 @@ from flask import Response, jsonify, request, send_file
 from flask_smorest import Blueprint
 
 from ..domain import deployments, executions, projects
-from ..errors import ExecutionFailed, NotFound
+from ..errors import NotFound
 from .common import ENV_PREFIX, load_environment_names, ok, services
 from .deployments import endpoint_inputs
 
@@ -89,10 +89,7 @@ def results(url_path: str, execution_id: str):
 
 
 def _finished_body(execution) -> Response:
-    if execution.status != "Succeeded":
-        raise ExecutionFailed(
-            f"Execution '{execution.execution_id}' failed: {execution.error or ''}",
-            {"execution_id": execution.execution_id, "status": execution.status})
+    executions.raise_if_failed(execution)
     return _result_body(execution)
 
 

@@ -6,7 +6,6 @@ from flask import g, jsonify, request, send_file
 
 from ..domain import executions
 from ..domain.times import from_ms
-from ..errors import ExecutionFailed
 from .common import env_blueprint, flag, forbid_in_execution, json_body, ok, services
 from .steps import limit_of
 
@@ -39,11 +38,7 @@ def outputs(execution_id: str):
             response.status_code = 307
             response.headers["Location"] = request.full_path
             return response
-    if execution.status in ("Failed", "Error"):
-        raise ExecutionFailed(
-            f"Execution '{execution_id}' failed: {execution.error or 'unknown error'}",
-            {"execution_id": execution_id, "status": execution.status},
-        )
+    executions.raise_if_failed(execution)
     return ok({"outputs": executions.outputs_summary(execution)})
 
 

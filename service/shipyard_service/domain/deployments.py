@@ -60,30 +60,26 @@ def _int(body: dict, key: str, default: int | None, low: int, high: int) -> int 
     return value
 
 
+def _completed(decl: dict, maps: dict, rule: str, kind: str) -> dict:
+    """One declared input/output with its mapping: given, or the endpoint one by default."""
+    mapping = maps.get(decl["name"])
+    if mapping is None:
+        if rule == "periodic":
+            raise BadRequest(
+                f"A periodic deployment must map every {kind}: '{decl['name']}' is not mapped",
+                {f"pipeline_{kind}_name": decl["name"]})
+        value = {f"endpoint_{kind}_name": decl["name"]}
+        if kind == "input":
+            value.update(is_required=decl.get("is_required", False),
+                         default_value=decl.get("default_value"))
+        mapping = {"mapping_type": "endpoint", "mapping_value": value}
+    return {f"pipeline_{kind}_name": decl["name"], **mapping}
+
+
 def _complete_mappings(step, rule: str, in_maps: dict, out_maps: dict) -> tuple[list, list]:
     """Auto-map what the endpoint rule leaves unmapped; periodic needs everything mapped."""
-    inputs, outputs = [], []
-    for decl in step.inputs:
-        mapping = in_maps.get(decl["name"])
-        if mapping is None:
-            if rule == "periodic":
-                raise BadRequest(
-                    f"A periodic deployment must map every input: '{decl['name']}' is not mapped",
-                    {"pipeline_input_name": decl["name"]})
-            mapping = {"mapping_type": "endpoint", "mapping_value": {
-                "endpoint_input_name": decl["name"], "is_required": decl.get("is_required", False),
-                "default_value": decl.get("default_value")}}
-        inputs.append({"pipeline_input_name": decl["name"], **mapping})
-    for decl in step.outputs:
-        mapping = out_maps.get(decl["name"])
-        if mapping is None:
-            if rule == "periodic":
-                raise BadRequest(
-                    f"A periodic deployment must map every output: '{decl['name']}' is not mapped",
-                    {"pipeline_output_name": decl["name"]})
-            mapping = {"mapping_type": "endpoint",
-                       "mapping_value": {"endpoint_output_name": decl["name"]}}
-        outputs.append({"pipeline_output_name": decl["name"], **mapping})
+    inputs = [_completed(decl, in_maps, rule, "input") for decl in step.inputs]
+    outputs = [_completed(decl, out_maps, rule, "output") for decl in step.outputs]
     types = {d["name"]: d["data_type"] for d in step.inputs + step.outputs}
     for kind, items, key in (("input", inputs, "pipeline_input_name"),
                              ("output", outputs, "pipeline_output_name")):

@@ -395,6 +395,16 @@ def latest_for_pipeline(environment: Environment, pipeline_name: str) -> dict | 
     return summary(execution) if execution else None
 
 
+def raise_if_failed(execution: Execution) -> None:
+    """Results of a failed execution are an error for whoever asks for them (500)."""
+    from ..errors import ExecutionFailed
+
+    if execution.status in ("Failed", "Error"):
+        raise ExecutionFailed(
+            f"Execution '{execution.execution_id}' failed: {execution.error or 'unknown error'}",
+            {"execution_id": execution.execution_id, "status": execution.status})
+
+
 def outputs_summary(execution: Execution) -> list[dict]:
     return [
         {"pipeline_output_name": o["pipeline_output_name"], "data_type": o["data_type"],
