@@ -17,7 +17,7 @@ from .domain.auth import TokenService
 from .errors import ShipyardError
 from .events import Events
 from .services import Services
-from .store import close_db, database, init_db
+from .store import database, init_db, release_connection
 
 log = logging.getLogger("shipyard")
 
@@ -76,10 +76,8 @@ def create_app(settings: Settings, orchestrator=None, start_background: bool = T
         database.connect(reuse_if_open=True)
 
     @app.teardown_request
-    def _close_db(exc):
-        # Keep per-thread SQLite connections open (cheap); PostgreSQL ones are returned.
-        if not settings.database_url.startswith("sqlite"):
-            close_db()
+    def _release_db(exc):
+        release_connection()
 
     if start_background:
         from .lifecycle import start_background_work

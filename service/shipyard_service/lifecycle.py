@@ -7,6 +7,7 @@ import logging
 from .domain import deployments, executions, steps
 from .services import Services
 from .store import db_session
+from .store.db import Checkpointer
 
 log = logging.getLogger("shipyard")
 
@@ -35,20 +36,9 @@ class DomainCallbacks:
         with db_session():
             executions.runner_exited(self.services, execution_id, return_code, detail)
 
-
     def execution_finished(self, execution_id: str, payload: dict) -> None:
-        from .errors import BadRequest
-        from .store.models import Execution
-
         with db_session():
-            execution = Execution.get_or_none(Execution.execution_id == execution_id)
-            if execution is None or execution.status not in executions.ACTIVE:
-                return
-            try:
-                executions.finish(self.services, execution, payload)
-            except BadRequest as exc:
-                executions.mark_failed(self.services, execution_id,
-                                       f"Invalid result from the runner: {exc.message}")
+            executions.record_result(self.services, execution_id, payload)
 
     def schedule_fired(self, deployment_id: int, fire_time) -> None:
         with db_session():
@@ -69,6 +59,7 @@ def start_background_work(services: Services) -> None:
         rebuilt = steps.rebuild_pending(services)
     if failed or rebuilt:
         log.warning("recovery: %d executions marked failed, %d step builds restarted", failed, rebuilt)
+    Checkpointer().start()
     services.orchestrator.start()
     with db_session():
         deployments.restore_all(services)

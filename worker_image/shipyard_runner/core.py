@@ -184,27 +184,39 @@ def execute(job: Job, reporter, func=None, call=None, sink=None, work_dir: str |
 
 # -- inputs and code ------------------------------------------------------------------------
 
+def _download_url(job: Job, name: str, value) -> str | None:
+    """The URL to fetch for a file input, if it is one given as ``{"url"}``."""
+    types = job.input_data_types
+    if types is not None:
+        if types.get(name) != "file":
+            return None
+    elif not (isinstance(value, dict) and set(value) == {"url"}):
+        return None  # without declared types, exactly {"url": ...} marks a file input
+    if not isinstance(value, dict) or not isinstance(value.get("url"), str):
+        return None  # {"path"} (already local) or null
+    return value["url"]
+
+
+def has_downloads(job: Job) -> bool:
+    return any(_download_url(job, name, value) for name, value in job.inputs.items())
+
+
 def prepare_inputs(job: Job, reporter, work_dir: str) -> dict:
     """Keyword arguments for the function; ``{"url"}`` file inputs become ``{"path"}``."""
     kwargs = dict(job.inputs)
-    types = job.input_data_types
     for name, value in job.inputs.items():
-        if types is not None:
-            if types.get(name) != "file":
-                continue
-        elif not (isinstance(value, dict) and set(value) == {"url"}):
-            continue  # without declared types, exactly {"url": ...} marks a file input
-        if not isinstance(value, dict) or not isinstance(value.get("url"), str):
-            continue  # {"path"} (already local) or null
+        url = _download_url(job, name, value)
+        if url is None:
+            continue
         folder = os.path.join(work_dir, "inputs", _safe_name(name))
         os.makedirs(folder, exist_ok=True)
         tmp = os.path.join(folder, ".download")
         try:
-            suggested = reporter.download(value["url"], tmp)
+            suggested = reporter.download(url, tmp)
         except ApiError as exc:
             raise StepError("InputDownloadError", "file input %r could not be downloaded: %s"
                             % (name, exc)) from None
-        filename = _safe_name(suggested or _url_basename(value["url"]) or name)
+        filename = _safe_name(suggested or _url_basename(url) or name)
         path = os.path.join(folder, filename)
         os.replace(tmp, path)
         kwargs[name] = {"path": path}

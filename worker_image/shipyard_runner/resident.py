@@ -9,8 +9,9 @@
 * ``POST /execute`` (a job without code fields, with the execution's ``token``) runs one
   execution and answers with its finish payload once done; the runner has also sent that
   payload to the API, exactly as in elastic mode.
-* ``def`` functions run in a pool of K threads; ``async def`` functions on one asyncio loop
-  thread, at most K at once. Extra requests wait their turn.
+* ``def`` functions run in the thread serving the request (one per connection), at most K
+  at once; ``async def`` functions on one asyncio loop thread, at most K at once. Extra
+  requests wait their turn.
 * ``GET /health``: 503 while the module is being imported, 200 after.
 """
 
@@ -143,7 +144,7 @@ class ResidentRunner:
         self.ready = False
         self.func = None
         self.is_async = False
-        self.pool = None
+        self.slots = None  # K at once, for def functions
         self.async_host = None
         self.stats_lock = threading.Lock()
         self.waiting = 0
@@ -180,8 +181,6 @@ class ResidentRunner:
             return 0
         finally:
             server.server_close()
-            if self.pool is not None:
-                self.pool.shutdown(wait=False)
             if self.async_host is not None:
                 self.async_host.stop()
             self.deployment_sink.close()
@@ -226,9 +225,7 @@ class ResidentRunner:
         if self.is_async:
             self.async_host = AsyncHost(k)
         else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self.pool = ThreadPoolExecutor(max_workers=k, thread_name_prefix="shipyard-exec")
+            self.slots = threading.BoundedSemaphore(k)
         sink.add("stdout", "Step module imported successfully")
         self.ready = True
         return True
@@ -262,24 +259,25 @@ class ResidentRunner:
         reporter = ApiReporter(job.api_url, job.token, job.execution_id)
         self.deployment_sink.add("stdout", 'Execution "%s" started successfully'
                                  % job.execution_id)
-        work_dir = tempfile.mkdtemp(prefix="shipyard-exec-")
+        # A folder only for inputs to download: most calls have none, and making and
+        # removing one costs as much as the call itself.
+        work_dir = tempfile.mkdtemp(prefix="shipyard-exec-") if core.has_downloads(job) else None
         slot = _Slot(self)
         try:
-            if self.pool is not None:
-                return self.pool.submit(self._run_in_pool, job, reporter, work_dir,
-                                        slot).result()
+            if self.slots is not None:
+                # Here, in the thread serving the request: no hand-off to another thread.
+                with self.slots:
+                    slot.start()
+                    return core.execute(job, reporter, func=self.func, work_dir=work_dir)
 
             def call(func, kwargs, scope):
                 return self.async_host.call(func, kwargs, scope, on_start=slot.start)
 
             return core.execute(job, reporter, func=self.func, call=call, work_dir=work_dir)
         finally:
-            shutil.rmtree(work_dir, ignore_errors=True)
+            if work_dir is not None:
+                shutil.rmtree(work_dir, ignore_errors=True)
             slot.end()
-
-    def _run_in_pool(self, job, reporter, work_dir: str, slot) -> core.Outcome:
-        slot.start()
-        return core.execute(job, reporter, func=self.func, work_dir=work_dir)
 
 
 class _Slot:
@@ -311,6 +309,7 @@ class _Handler(BaseHTTPRequestHandler):
     runner: ResidentRunner
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
+    wbufsize = 64 * 1024  # status, headers and body leave in one write (flushed per request)
     server_version = "shipyard-runner"
 
     def log_message(self, *args) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .. import crypto
 from ..errors import BadRequest, NotFound
+from ..store import prepared
 from ..store.db import utcnow
 from ..store.models import Environment, EnvironmentVariable
 from .names import check_env_var_name
@@ -41,8 +42,9 @@ def upsert(environment: Environment, variables: object) -> list[dict]:
 
 
 def as_dict(environment: Environment) -> dict[str, str]:
-    query = EnvironmentVariable.select().where(EnvironmentVariable.environment == environment)
-    return {v.name: crypto.open_sealed(v.value) for v in query}
+    # Read for every execution: a prepared statement.
+    rows = prepared.select(EnvironmentVariable, ("name", "value"), {"environment": environment})
+    return {name: crypto.open_sealed(value) for name, value in rows}
 
 
 def list_variables(environment: Environment) -> list[dict]:

@@ -10,10 +10,11 @@ from typing import Any, BinaryIO
 
 from ..errors import BadRequest, NotFound
 from ..orchestrators.base import Launch
+from ..store import prepared
 from ..store.db import utcnow
 from ..store.models import Environment, Execution, ExecutionLog, Pipeline
 from . import datastore as datastore_rules
-from . import envvars
+from . import envvars, inflight
 from .auth import hash_token, new_secret
 from .io_types import check_total_size, check_value
 from .mappings import expand_datastore_path, parse_input_mappings, parse_output_mappings
@@ -176,7 +177,8 @@ def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipel
     token = new_secret("exe")
     config = step.container_config
     resident = resident_deployment_id is not None
-    execution = Execution.create(
+    execution = prepared.create(
+        Execution,
         # A resident runner takes it at once (or queues it in its own slots): no separate
         # Pending -> Running write on this hot path.
         status="Running" if resident else "Pending", start_date=utcnow() if resident else None,
@@ -202,6 +204,7 @@ def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipel
     )
     try:
         if resident_deployment_id is not None:
+            inflight.add(execution)
             svc.orchestrator.dispatch(resident_deployment_id, launch)
         else:
             svc.orchestrator.start_execution(launch)
@@ -222,9 +225,12 @@ def mark_running(svc, execution_id: str, pid: int | None, pid_started_at: float 
 
 
 def mark_failed(svc, execution_id: str, reason: str, status: str = "Failed") -> bool:
-    changed = Execution.update(status=status, error=reason, end_date=utcnow()).where(
+    now = utcnow()
+    changed = Execution.update(status=status, error=reason, end_date=now).where(
         (Execution.execution_id == execution_id) & (Execution.status.in_(ACTIVE))
     ).execute()
+    if changed:
+        inflight.ended(execution_id, status=status, error=reason, end_date=now)
     svc.events.notify(execution_id)
     return bool(changed)
 
@@ -261,17 +267,31 @@ def finish(svc, execution: Execution, payload: dict) -> Execution:
         else:
             message = str(error or "The step failed")
     resources = payload.get("resources") or {}
-    changed = Execution.update(
-        status=status, error=message, outputs=outputs, end_date=utcnow(),
-        cpu_time_s=resources.get("cpu_time_s"), peak_rss_bytes=resources.get("peak_rss_bytes"),
-    ).where(
-        (Execution.execution_id == execution.execution_id) & (Execution.status.in_(ACTIVE))
-    ).execute()
-    svc.events.notify(execution.execution_id)
+    changes = {"status": status, "error": message, "outputs": outputs, "end_date": utcnow(),
+               "cpu_time_s": resources.get("cpu_time_s"),
+               "peak_rss_bytes": resources.get("peak_rss_bytes")}
+    changed = prepared.update(Execution, changes, {"execution_id": execution.execution_id},
+                              guard=(Execution.status, ACTIVE))
     if not changed:
+        svc.events.notify(execution.execution_id)
         raise BadRequest("The execution has already ended")
-    execution.status, execution.error, execution.outputs = status, message, outputs
+    for name, value in changes.items():
+        setattr(execution, name, value)
+    inflight.ended(execution.execution_id, **changes)
+    svc.events.notify(execution.execution_id)
     return execution
+
+
+def record_result(svc, execution_id: str, payload: dict) -> None:
+    """A resident runner's answer: the finish payload, checked like the runner's own call."""
+    execution = inflight.get(execution_id) or Execution.get_or_none(
+        Execution.execution_id == execution_id)
+    if execution is None or execution.status not in ACTIVE:
+        return
+    try:
+        finish(svc, execution, payload)
+    except BadRequest as exc:
+        mark_failed(svc, execution_id, f"Invalid result from the runner: {exc.message}")
 
 
 def _place_outputs(svc, execution: Execution, outputs: list[dict], values: dict) -> None:
@@ -453,12 +473,19 @@ def delete_many(svc, execution_ids: list[str]) -> None:
         ExecutionLog.delete().where(ExecutionLog.execution.in_(ids)).execute()
         Execution.delete().where(Execution.execution_id.in_(ids)).execute()
         for execution_id in ids:
+            inflight.ended(execution_id)
             svc.events.notify(execution_id)
     delete_for_executions(execution_ids)
 
 
 def wait_finished(svc, execution_id: str, timeout_s: float) -> Execution | None:
     """Hold until the execution ends (or timeout); the row as last read."""
+    known, execution = inflight.wait(execution_id, timeout_s)
+    if known:
+        if execution.status in FINAL:
+            return execution
+        # Timed out, or deleted meanwhile: as the store has it.
+        return Execution.get_or_none(Execution.execution_id == execution_id)
     last: list = [None]
 
     def done() -> bool:

@@ -43,6 +43,27 @@ class Replica:
     proc: subprocess.Popen | None = None
     inflight: set = field(default_factory=set)
     ever_ready: bool = False
+    idle: list = field(default_factory=list)  # kept-alive connections to the runner
+
+    def connection(self) -> http.client.HTTPConnection:
+        """An idle kept-alive connection to the current process, or a new one (saves the
+        connect and, in the runner, a thread per call)."""
+        port = self.port
+        while self.idle:
+            try:
+                conn = self.idle.pop()
+            except IndexError:
+                break
+            if conn.port == port:
+                return conn
+            conn.close()  # to a process that has been replaced
+        return http.client.HTTPConnection("127.0.0.1", port, timeout=None)
+
+    def keep(self, conn: http.client.HTTPConnection) -> None:
+        if conn.port == self.port and len(self.idle) < 64:
+            self.idle.append(conn)
+        else:
+            conn.close()
 
 
 class ResidentDeployment:
@@ -316,19 +337,23 @@ class Residents:
         job["report_finish"] = False  # the answer carries the payload: recorded below
         body = json.dumps(job).encode()
         payload = None
+        conn = replica.connection()
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", replica.port, timeout=None)
             conn.request("POST", "/execute", body=body,
                          headers={"Content-Type": "application/json"})
             response = conn.getresponse()
             raw = response.read()
-            conn.close()
+            if response.will_close:
+                conn.close()
+            else:
+                replica.keep(conn)
             if response.status == 200:
                 payload = json.loads(raw)
                 failure = None
             else:
                 failure = f"runner answered {response.status}: {raw[:500]!r}"
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            conn.close()
             failure = f"the resident runner {replica.pod_id} died or refused the call ({exc})"
         with resident.lock:
             replica.inflight.discard(launch.execution_id)
