@@ -59,9 +59,9 @@ def deployment_logs():
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme != "DeploymentToken" or not token:
         raise Unauthorized("Resident runners authenticate with 'DeploymentToken <token>'")
-    deployment = deployments.by_runner_token(token.strip())
+    deployment_id = deployments.deployment_id_for_runner(token.strip())
     body = request.get_json(silent=True) or {}
-    count = deployments.record_logs(deployment, body.get("logs"), body.get("pod_id"))
+    count = deployments.record_logs(deployment_id, body.get("logs"), body.get("pod_id"))
     return ok({"received": count})
 
 

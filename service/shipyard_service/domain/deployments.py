@@ -13,6 +13,7 @@ from cachetools import TTLCache
 
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from ..orchestrators.base import DeploymentSpec
+from ..store import prepared
 from ..store.db import utcnow
 from ..store.models import Deployment, DeploymentLog, Environment, Execution, Pipeline, ScheduleTick
 from . import executions, schedules
@@ -459,14 +460,14 @@ def record_log(deployment_id: int, stream: str, message: str, pod_id: str | None
                          message=message[:100_000], timestamp=timestamp or utcnow())
 
 
-def record_logs(deployment: Deployment, entries: Any, default_pod: str | None) -> int:
+def record_logs(deployment_id: int, entries: Any, default_pod: str | None) -> int:
     """A batch of lines from a resident runner, checked, then stored in one statement."""
     from .logs import checked_entries
 
-    rows = [{**r, "deployment": deployment.id, "pod_id": r["pod_id"] or default_pod}
+    rows = [{"deployment": deployment_id, "timestamp": r["timestamp"], "stream": r["stream"],
+             "message": r["message"], "pod_id": r["pod_id"] or default_pod}
             for r in checked_entries(entries)]
-    if rows:
-        DeploymentLog.insert_many(rows).execute()
+    prepared.insert_many(DeploymentLog, rows)
     return len(rows)
 
 
@@ -484,6 +485,15 @@ def latest_execution(environment: Environment, deployment: Deployment) -> dict |
         (Execution.environment == environment) & (Execution.deployment_name == deployment.name)
     ).order_by(Execution.created_at.desc()).first()
     return executions.summary(execution) if execution else None
+
+
+def deployment_id_for_runner(token: str) -> int:
+    """The deployment a resident runner's token belongs to. Runners send logs every few
+    hundred milliseconds while serving calls: a prepared statement, reading the id only."""
+    rows = prepared.select(Deployment, ("id",), {"runner_token_hash": hash_token(token)})
+    if not rows:
+        raise Unauthorized("Invalid deployment token")
+    return rows[0][0]
 
 
 def by_runner_token(token: str) -> Deployment:

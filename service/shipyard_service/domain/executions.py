@@ -240,8 +240,7 @@ def record_logs(execution: Execution, logs: Any) -> int:
 
     rows = [{"execution": execution.execution_id, "timestamp": r["timestamp"],
              "stream": r["stream"], "message": r["message"]} for r in checked_entries(logs)]
-    if rows:
-        ExecutionLog.insert_many(rows).execute()
+    prepared.insert_many(ExecutionLog, rows)
     return len(rows)
 
 

@@ -108,11 +108,11 @@ class Pipeline(BaseModel):
 
 class Execution(BaseModel):
     execution_id = peewee.CharField(primary_key=True)
-    environment = peewee.ForeignKeyField(Environment, on_delete="CASCADE")
-    pipeline_name = peewee.CharField(index=True)
-    deployment_name = peewee.CharField(null=True, index=True)
+    environment = peewee.ForeignKeyField(Environment, on_delete="CASCADE", index=False)
+    pipeline_name = peewee.CharField()
+    deployment_name = peewee.CharField(null=True)
     step_name = peewee.CharField(null=True)
-    status = peewee.CharField(default="Pending", index=True)
+    status = peewee.CharField(default="Pending")
     error = peewee.TextField(null=True)
     inputs = JSONField(default=list)
     outputs = JSONField(default=list)
@@ -123,9 +123,16 @@ class Execution(BaseModel):
     cpu_time_s = peewee.FloatField(null=True)
     peak_rss_bytes = peewee.BigIntegerField(null=True)
     created_by = peewee.CharField(null=True)
-    created_at = peewee.DateTimeField(default=utcnow, index=True)
+    created_at = peewee.DateTimeField(default=utcnow)
     start_date = peewee.DateTimeField(null=True)
     end_date = peewee.DateTimeField(null=True)
+
+    class Meta:
+        # Each index is written by every insert on the endpoint hot path: only those the
+        # lists need (per pipeline, per deployment, newest first) and the token lookup.
+        # Active executions are searched only at start and stop: a scan is fine there.
+        indexes = ((("environment", "pipeline_name", "created_at"), False),
+                   (("environment", "deployment_name", "created_at"), False))
 
 
 class ExecutionLog(BaseModel):

@@ -16,6 +16,7 @@ import peewee
 
 from .db import database
 
+MAX_PARAMS = 30_000  # per statement: SQLite allows 32766 since 3.32, PostgreSQL 65535
 _sql: dict[tuple, str] = {}
 _lock = threading.Lock()
 
@@ -62,6 +63,23 @@ def create(model: type[peewee.Model], **values: Any) -> peewee.Model:
     database.execute_sql(sql, [fields[n].db_value(data[n]) for n in names])
     instance._dirty.clear()
     return instance
+
+
+def insert_many(model: type[peewee.Model], rows: list[dict[str, Any]]) -> None:
+    """One multi-row INSERT; every row has the same keys (no defaults applied)."""
+    if not rows:
+        return
+    fields = model._meta.fields
+    names = tuple(rows[0])
+    db = database.obj
+    columns = ", ".join(_name(db, fields[n].column_name) for n in names)
+    group = "(" + ", ".join([db.param] * len(names)) + ")"
+    head = f"INSERT INTO {_name(db, model._meta.table_name)} ({columns}) VALUES "
+    per_statement = max(1, MAX_PARAMS // len(names))
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start:start + per_statement]
+        database.execute_sql(head + ", ".join([group] * len(chunk)),
+                             [fields[n].db_value(row[n]) for row in chunk for n in names])
 
 
 def update(model: type[peewee.Model], changes: dict[str, Any], where: dict[str, Any],
