@@ -126,3 +126,26 @@ def test_several_api_processes_share_one_postgresql_database(pg, tmp_path):
         if second is not None:
             second.stop()
         first.stop()
+
+
+def test_execution_index_migration_on_both_databases(database_url):
+    """Migration 0002 turns a store made before it (six single-column indexes on
+    executions) into the current one (token + two composites); the rows stay."""
+    db = store_db.init_db(database_url)
+    composites = {"execution_environment_id_pipeline_name_created_at",
+                  "execution_environment_id_deployment_name_created_at"}
+    with db.connection_context():
+        for name in composites:
+            db.execute_sql(f'DROP INDEX "{name}"')
+        for column in ("environment_id", "pipeline_name", "deployment_name", "status",
+                       "created_at"):
+            db.execute_sql(f'CREATE INDEX "execution_{column}" ON "execution" ("{column}")')
+        SchemaVersion.update(version=1).execute()
+    db = store_db.init_db(database_url)
+    with db.connection_context():
+        names = {index.name for index in db.get_indexes("execution")}
+        assert SchemaVersion.get().version == len(migrations.MIGRATIONS)
+    assert composites <= names
+    assert "execution_token_hash" in names
+    assert not names & {"execution_environment_id", "execution_pipeline_name",
+                        "execution_deployment_name", "execution_status", "execution_created_at"}

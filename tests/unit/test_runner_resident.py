@@ -31,7 +31,8 @@ class Resident:
     """A running ``serve`` process and helpers to talk to it."""
 
     def __init__(self, stub: StubApi, tmp_path, source: str, max_parallel: int = 1,
-                 env: dict | None = None, python: str = sys.executable) -> None:
+                 env: dict | None = None, python: str = sys.executable,
+                 socket_path: str | None = None) -> None:
         code = tmp_path / "code"
         code.mkdir(exist_ok=True)
         (code / "step.py").write_text(textwrap.dedent(source))
@@ -47,7 +48,8 @@ class Resident:
         self.proc = subprocess.Popen(
             [python, "-m", "shipyard_runner", "serve", "--port", str(self.port),
              "--code-dir", str(code), "--function-path", "step.py", "--function-name", "run",
-             "--max-parallel", str(max_parallel), "--api-url", stub.api_url],
+             "--max-parallel", str(max_parallel), "--api-url", stub.api_url]
+            + (["--socket", socket_path] if socket_path else []),
             cwd=str(tmp_path), env=full_env, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, text=True)
 
@@ -238,6 +240,74 @@ def test_environment_variables_per_execution(stub, resident):
     b = r.execute("p-b", {}, outputs)
     assert a["outputs"] == {"v": "a", "token": "tok-p-a"}
     assert b["outputs"] == {"v": "<unset>", "token": "tok-p-b"}  # nothing leaked from p-a
+
+
+def test_environment_variable_already_set_in_the_process(stub, resident):
+    """A value equal to the process's own is not written, yet it is back right after
+    another execution changes it."""
+    r = resident("""
+        import os
+        def run():
+            return {"v": os.environ.get("MY_VAR", "<unset>")}
+    """, env={"MY_VAR": "base"})
+    r.wait_ready()
+    outputs = [("v", "string")]
+    same = r.execute("p-1", {}, outputs, env={"MY_VAR": "base"})
+    other = r.execute("p-2", {}, outputs, env={"MY_VAR": "other"})
+    none = r.execute("p-3", {}, outputs)
+    assert [x["outputs"]["v"] for x in (same, other, none)] == ["base", "other", "base"]
+
+
+def test_socket_transport_needs_the_deployment_key(stub, resident, tmp_path):
+    """`--socket`: the /execute exchange over an authenticated Unix socket, several calls
+    on one connection; a caller with another key is refused and the runner goes on."""
+    from multiprocessing import AuthenticationError
+    from multiprocessing.connection import Client
+
+    path = str(tmp_path / "runner.sock")
+    r = resident("""
+        count = 0
+        def run(a):
+            global count
+            count += 1
+            return {"total": a + count}
+    """, socket_path=path)
+    r.wait_ready()
+    with pytest.raises(AuthenticationError):
+        Client(path, family="AF_UNIX", authkey=b"not-the-key")
+    conn = Client(path, family="AF_UNIX", authkey=stub.deployment_token.encode())
+    answers = []
+    for i in (1, 2):
+        eid = f"s-{i}"
+        stub.tokens[eid] = "tok-" + eid
+        conn.send_bytes(json.dumps({
+            "execution_id": eid, "inputs": {"a": 10}, "token": "tok-" + eid,
+            "outputs": [{"name": "total", "data_type": "number"}],
+            "report_finish": False}).encode())
+        answers.append(json.loads(conn.recv_bytes()))
+    conn.send_bytes(b"{not json")
+    bad = json.loads(conn.recv_bytes())
+    conn.close()
+    assert [a["status"] for a in answers] == [200, 200]
+    assert [a["body"]["outputs"]["total"] for a in answers] == [11, 12]
+    assert [a["finish_reported"] for a in answers] == [False, False]
+    assert bad["status"] == 400 and "bad job" in bad["body"]["message"]
+    assert r.execute("h-1", {"a": 0}, [("total", "number")])["outputs"] == {"total": 3}
+
+
+def test_socket_needs_a_deployment_token(stub, tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "step.py").write_text("def run():\n    return None\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRAFT_AI_", "SHIPYARD_"))}
+    env["PYTHONPATH"] = str(RUNNER_ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "shipyard_runner", "serve", "--port", str(free_port()),
+         "--code-dir", str(code), "--function-path", "step.py", "--function-name", "run",
+         "--socket", str(tmp_path / "s.sock")], env=env, capture_output=True, text=True,
+        timeout=30)
+    assert done.returncode == 2
+    assert "--socket needs SHIPYARD_DEPLOYMENT_TOKEN" in done.stderr
 
 
 def test_file_input_by_url_and_file_output(stub, resident):

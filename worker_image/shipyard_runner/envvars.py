@@ -60,8 +60,14 @@ def push(owner: object, env: dict) -> None:
         for name, value in env.items():
             stack = _stacks.get(name)
             if stack is None:
+                before = os.environ.get(name)
+                if before == value:
+                    # Already what the process has (URLs set at start, for instance): no
+                    # write now, nothing to restore later. Were another execution to set it
+                    # meanwhile, its end restores this same value.
+                    continue
                 stack = _stacks[name] = []
-                _base[name] = os.environ.get(name)
+                _base[name] = before
             stack.append((owner, value))
             os.environ[name] = value
 

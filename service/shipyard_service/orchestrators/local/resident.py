@@ -2,7 +2,9 @@
 
 Each replica ("pod") is `python -m shipyard_runner serve` on a loopback port. A supervisor
 thread per replica starts it, waits for its health check, restarts it when it dies (its
-in-flight executions end failed) and reports state changes."""
+in-flight executions end failed) and reports state changes. Executions go to the runner
+over its Unix socket (`--socket`, authenticated with the deployment's runner token) on
+kept-open connections: HTTP parsing on both ends cost more than a trivial call itself."""
 
 from __future__ import annotations
 
@@ -10,11 +12,15 @@ import http.client
 import itertools
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Client, Connection
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,25 +49,27 @@ class Replica:
     proc: subprocess.Popen | None = None
     inflight: set = field(default_factory=set)
     ever_ready: bool = False
-    idle: list = field(default_factory=list)  # kept-alive connections to the runner
+    socket_path: str = ""
+    generation: int = 0  # of the process: connections to an earlier one are dropped
+    idle: list = field(default_factory=list)  # (generation, open connection)
 
-    def connection(self) -> http.client.HTTPConnection:
-        """An idle kept-alive connection to the current process, or a new one (saves the
-        connect and, in the runner, a thread per call)."""
-        port = self.port
-        while self.idle:
+    def connection(self, authkey: bytes) -> tuple[int, Connection]:
+        """An idle connection to the current process, or a new one (the key handshake
+        and, in the runner, a thread are paid once per connection, not per call)."""
+        generation = self.generation
+        while True:
             try:
-                conn = self.idle.pop()
+                made_for, conn = self.idle.pop()
             except IndexError:
                 break
-            if conn.port == port:
-                return conn
-            conn.close()  # to a process that has been replaced
-        return http.client.HTTPConnection("127.0.0.1", port, timeout=None)
+            if made_for == generation:
+                return generation, conn
+            conn.close()
+        return generation, Client(self.socket_path, family="AF_UNIX", authkey=authkey)
 
-    def keep(self, conn: http.client.HTTPConnection) -> None:
-        if conn.port == self.port and len(self.idle) < 64:
-            self.idle.append(conn)
+    def keep(self, generation: int, conn: Connection) -> None:
+        if generation == self.generation and len(self.idle) < 64:
+            self.idle.append((generation, conn))
         else:
             conn.close()
 
@@ -76,6 +84,13 @@ class ResidentDeployment:
         self.stopping = False
         self.failed_detail: str | None = None
         self.replicas = [Replica(pod_id=f"{spec.name}-{i}") for i in range(spec.replicas)]
+        # Unix socket paths are limited to ~107 bytes: a private short folder if needed.
+        self._socket_dir = None
+        if len(str(root / f"{spec.name}-{spec.replicas}.sock")) > 100:
+            self._socket_dir = Path(tempfile.mkdtemp(prefix="shipyard-"))
+        for i, replica in enumerate(self.replicas):
+            replica.socket_path = (str(self._socket_dir / f"{i}.sock") if self._socket_dir
+                                   else str(root / f"{replica.pod_id}.sock"))
         self._next = itertools.cycle(range(spec.replicas))
         self.threads = [threading.Thread(target=self._supervise, args=(r,), daemon=True,
                                          name=f"resident-{r.pod_id}") for r in self.replicas]
@@ -104,6 +119,7 @@ class ResidentDeployment:
     def _spawn(self, replica: Replica) -> subprocess.Popen:
         spec = self.spec
         replica.port = _free_port()
+        replica.generation += 1
         work = self.root / replica.pod_id
         work.mkdir(parents=True, exist_ok=True)
         log = open(work / "runner.log", "ab")
@@ -112,7 +128,8 @@ class ResidentDeployment:
                 [str(self.python), "-s", "-m", "shipyard_runner", "serve", "--host", "127.0.0.1",
                  "--port", str(replica.port), "--code-dir", str(spec.code_dir),
                  "--function-path", spec.function_path, "--function-name", spec.function_name,
-                 "--max-parallel", str(spec.max_parallel), "--api-url", spec.environment_url],
+                 "--max-parallel", str(spec.max_parallel), "--api-url", spec.environment_url,
+                 "--socket", replica.socket_path],
                 cwd=work, env=self._environment(replica), stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True)
         finally:
@@ -215,6 +232,12 @@ class ResidentDeployment:
                     self._kill(proc)
         for replica in self.replicas:
             (self.root / f"{replica.pod_id}.pid").unlink(missing_ok=True)
+            Path(replica.socket_path).unlink(missing_ok=True)
+            for _, conn in replica.idle:
+                conn.close()
+            replica.idle.clear()
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
 
     def state(self) -> DeploymentState:
         with self.lock:
@@ -337,24 +360,21 @@ class Residents:
         job["report_finish"] = False  # the answer carries the payload: recorded below
         body = json.dumps(job).encode()
         payload = None
-        conn = replica.connection()
+        conn = None
         try:
-            conn.request("POST", "/execute", body=body,
-                         headers={"Content-Type": "application/json"})
-            response = conn.getresponse()
-            raw = response.read()
-            if response.will_close:
-                conn.close()
-            else:
-                replica.keep(conn)
-            if response.status == 200:
-                payload = json.loads(raw)
+            generation, conn = replica.connection(resident.spec.runner_token.encode())
+            conn.send_bytes(body)
+            answer = json.loads(conn.recv_bytes())
+            replica.keep(generation, conn)
+            if answer["status"] == 200:
+                payload = answer["body"]
                 failure = None
             else:
-                failure = f"runner answered {response.status}: {raw[:500]!r}"
-        except (OSError, ValueError, http.client.HTTPException) as exc:
-            conn.close()
-            failure = f"the resident runner {replica.pod_id} died or refused the call ({exc})"
+                failure = f"runner answered {answer['status']}: {str(answer['body'])[:500]}"
+        except (OSError, EOFError, ValueError, KeyError, TypeError, AuthenticationError) as exc:
+            if conn is not None:
+                conn.close()
+            failure = f"the resident runner {replica.pod_id} died or refused the call ({exc!r})"
         with resident.lock:
             replica.inflight.discard(launch.execution_id)
         if payload is not None:
