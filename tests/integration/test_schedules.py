@@ -32,6 +32,28 @@ def test_apscheduler_fires_on_the_cron_day():
     assert fire.weekday() == 0  # Saturday -> next is Monday
 
 
+@pytest.mark.parametrize("expr", [
+    "0 0 1 * 1",        # the 1st of the month OR Mondays (cron), not Mondays that are the 1st
+    "30 6 13 * 5",      # the 13th or Fridays
+    "0 12 */10 * 0",    # every 10th day or Sundays
+    "15 3 * * 1-5",     # one field restricted: as before
+    "0 0 29 2 *",       # leap days only (60 of them: 240 years)
+    "*/20 * * * 6,0",
+])
+def test_fire_times_are_the_cron_ones(expr):
+    """APScheduler's fire times equal croniter's, the library validating and catching up
+    schedules, over a year: day-of-week numbering and the day-of-month OR day-of-week rule."""
+    from croniter import croniter
+
+    trigger = cron_trigger(expr)
+    now = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    expected = croniter(expr, now - dt.timedelta(seconds=1))
+    fire = None
+    for _ in range(60):
+        fire = trigger.get_next_fire_time(fire, fire + dt.timedelta(seconds=1) if fire else now)
+        assert fire == expected.get_next(dt.datetime)
+
+
 def test_catch_up_policy():
     now = dt.datetime(2024, 1, 1, 12, 30, 20)
     # Down since 11:00: the latest missed hourly tick (12:00) runs once.

@@ -1,12 +1,20 @@
 """APScheduler cron triggers from standard 5-field cron expressions.
 
-APScheduler 3 counts numeric day-of-week from Monday=0 (upstream issue #286), unlike cron
-(Sunday=0 or 7): numeric day-of-week fields are translated to names before handing over."""
+Two differences with cron are bridged here:
+* APScheduler 3 counts numeric day-of-week from Monday=0 (upstream issue #286), unlike cron
+  (Sunday=0 or 7): numeric day-of-week fields are translated to names before handing over.
+* With both day-of-month and day-of-week restricted, cron fires when *either* matches;
+  APScheduler's CronTrigger requires both. Such an expression becomes an OrTrigger of a
+  day-of-month trigger and a day-of-week trigger. "Restricted" means "not `*`", as in
+  croniter, which validates, describes and catches up schedules (`domain/schedules.py`):
+  the fire times here are croniter's."""
 
 from __future__ import annotations
 
 import re
 
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 _DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -37,7 +45,13 @@ def translate_day_of_week(field: str) -> str:
     return ",".join(parts)
 
 
-def cron_trigger(expr: str) -> CronTrigger:
+def cron_trigger(expr: str) -> BaseTrigger:
     minute, hour, day, month, day_of_week = expr.split()
-    return CronTrigger(minute=minute, hour=hour, day=day, month=month,
-                       day_of_week=translate_day_of_week(day_of_week), timezone="UTC")
+
+    def trigger(day: str, day_of_week: str) -> CronTrigger:
+        return CronTrigger(minute=minute, hour=hour, day=day, month=month,
+                           day_of_week=translate_day_of_week(day_of_week), timezone="UTC")
+
+    if day != "*" and day_of_week != "*":
+        return OrTrigger([trigger(day, "*"), trigger("*", day_of_week)])
+    return trigger(day, day_of_week)

@@ -33,6 +33,7 @@ START_TIMEOUT_S = 300.0
 MAX_START_FAILURES = 3
 BACKOFF_S = (0.5, 1, 2, 5, 10, 30)
 DISPATCH_WAIT_S = 120.0
+STOP_GRACE_S = 5.0  # SIGTERM, then SIGKILL
 
 
 def _free_port() -> int:
@@ -82,6 +83,7 @@ class ResidentDeployment:
         self.callbacks = callbacks
         self.lock = threading.Condition()
         self.stopping = False
+        self._stopped_procs: list = []
         self.failed_detail: str | None = None
         self.replicas = [Replica(pod_id=f"{spec.name}-{i}") for i in range(spec.replicas)]
         # Unix socket paths are limited to ~107 bytes: a private short folder if needed.
@@ -167,6 +169,11 @@ class ResidentDeployment:
             proc = self._spawn(replica)
             with self.lock:
                 replica.proc = proc
+                stopped_meanwhile = self.stopping
+            if stopped_meanwhile:  # not in the list stop() signals: end it here
+                self._kill(proc)
+                proc.wait()
+                return
             deadline = time.monotonic() + START_TIMEOUT_S
             ready = False
             while not self.stopping and proc.poll() is None and time.monotonic() < deadline:
@@ -217,19 +224,30 @@ class ResidentDeployment:
             pass
 
     def stop(self) -> None:
+        self.signal_stop()
+        self.finish_stop(time.monotonic() + STOP_GRACE_S)
+
+    def signal_stop(self) -> None:
+        """SIGTERM to every replica at once; `finish_stop` waits for them. (One by one, a
+        server stopping many deployments took longer than its own stop timeout.)"""
         with self.lock:
             self.stopping = True
-            procs = [r.proc for r in self.replicas if r.proc is not None]
+            self._stopped_procs = [r.proc for r in self.replicas if r.proc is not None]
             self.lock.notify_all()
-        for proc in procs:
+        for proc in self._stopped_procs:
             if proc.poll() is None:
                 try:
                     os.killpg(proc.pid, signal.SIGTERM)
-                    proc.wait(5)
                 except (ProcessLookupError, PermissionError):
                     pass
-                except subprocess.TimeoutExpired:
-                    self._kill(proc)
+
+    def finish_stop(self, deadline: float) -> None:
+        for proc in self._stopped_procs:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self._kill(proc)  # still flushing logs to an API that is going away
+                proc.wait()
         for replica in self.replicas:
             (self.root / f"{replica.pod_id}.pid").unlink(missing_ok=True)
             Path(replica.socket_path).unlink(missing_ok=True)
@@ -328,9 +346,13 @@ class Residents:
 
     def stop_all(self) -> None:
         with self._lock:
-            ids = list(self._deployments)
-        for deployment_id in ids:
-            self.remove(deployment_id)
+            residents = list(self._deployments.values())
+            self._deployments.clear()
+        for resident in residents:
+            resident.signal_stop()
+        deadline = time.monotonic() + STOP_GRACE_S
+        for resident in residents:
+            resident.finish_stop(deadline)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def state(self, deployment_id: int) -> DeploymentState:
