@@ -221,5 +221,14 @@ def test_resident_runners_come_back_after_restart(tmp_path):
         r = requests.post(f"{api.env_url}/endpoints/c-ll",
                           headers={"Authorization": f"EndpointToken {token}"}, json={}, timeout=30)
         assert r.status_code == 200 and r.json()["outputs"]["count"] == 1
+        # A second deployment, then a clean stop: every resident runner ends with the server
+        # (stopped together, within the server's own stop timeout), none is left behind.
+        r = api.request("POST", "/endpoints", json={"pipeline_name": "counter", "name": "d-ll",
+                                                    "mode": "low_latency"})
+        assert r.status_code == 201
+        while api.request("GET", "/deployments/d-ll?wait_for_completion=true").json()["status"] != "up":
+            assert time.monotonic() < deadline
+        assert server.stop() == 0
+        assert _runner_pids("c-ll-", data) == [] and _runner_pids("d-ll-", data) == []
     finally:
         server.stop()
