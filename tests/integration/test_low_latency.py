@@ -146,6 +146,28 @@ def test_killed_runner_comes_back_and_inflight_fails(api, sdk, server):
     assert new_pid != pid
     assert any("exited" in log["message"] for log in sdk.get_deployment_logs("crashy-ll"))
 
+    # A plain HTTP caller, whose call the server carries in the caller's own request: the
+    # runner dies, the answer is the failure at once, in the error shape.
+    answer: dict = {}
+
+    def call() -> None:
+        answer["r"] = requests.post(f"{api.env_url}/endpoints/crashy-ll", json={}, timeout=60,
+                                    headers={"Authorization": f"EndpointToken {dep['endpoint_token']}"})
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    deadline = time.monotonic() + 30
+    while not [e for e in api.request("GET", "/pipelines/crashy/executions").json()
+               if e["status"] == "Running"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    psutil.Process(new_pid).kill()
+    caller.join(60)
+    r = answer["r"]
+    assert r.status_code == 500, r.text
+    assert "resident runner" in r.json()["message"] and r.json()["name"]
+    _wait_up(sdk, "crashy-ll")
+
 
 def _parallel(api, sdk, name: str, code: str) -> tuple[list[int], float]:
     create_step_http(api, name, {"code_step.py": code}, kind="pipelines",
@@ -230,5 +252,44 @@ def test_resident_runners_come_back_after_restart(tmp_path):
             assert time.monotonic() < deadline
         assert server.stop() == 0
         assert _runner_pids("c-ll-", data) == [] and _runner_pids("d-ll-", data) == []
+    finally:
+        server.stop()
+
+
+def test_plain_http_call_longer_than_the_hold(tmp_path):
+    """A plain HTTP caller is held while its low-latency call runs, up to the hold
+    (SHIPYARD_LONG_POLL_S): past it, a 303 to the results, and the call goes on in the
+    background and is recorded. Short calls on the same runner still answer in the POST."""
+    server = ServerProcess(tmp_path / "data", env={"SHIPYARD_LONG_POLL_S": "1"}).start()
+    try:
+        api = Api(server)
+        code = ("import time\n"
+                "def my_fct(tag):\n"
+                "    time.sleep(tag)\n"
+                "    return {'seen': tag}\n")
+        create_step_http(api, "napper", {"nap.py": code}, kind="pipelines", function_path="nap.py",
+                         function_name="my_fct", fields=SLEEPY_FIELDS)
+        r = api.request("POST", "/endpoints", json={"pipeline_name": "napper", "name": "nap-ll",
+                                                    "mode": "low_latency"})
+        assert r.status_code == 201
+        headers = {"Authorization": f"EndpointToken {r.json()['endpoint_token']}"}
+        deadline = time.monotonic() + 120
+        while api.request("GET", "/deployments/nap-ll?wait_for_completion=true").json()["status"] != "up":
+            assert time.monotonic() < deadline
+        url = f"{api.env_url}/endpoints/nap-ll"
+        long_call = requests.post(url, json={"tag": 2.5}, headers=headers, timeout=30,
+                                  allow_redirects=False)
+        assert long_call.status_code == 303
+        execution_id = long_call.json()["execution_id"]
+        assert long_call.headers["Craft-Ai-Execution-Id"] == execution_id
+        results = requests.get(long_call.headers["Location"], timeout=30)
+        while results.status_code == 307:  # still running after the results hold
+            results = requests.get(long_call.headers["Location"], timeout=30)
+        assert results.status_code == 200 and results.json()["outputs"] == {"seen": 2.5}
+        short_call = requests.post(url, json={"tag": 0}, headers=headers, timeout=30,
+                                   allow_redirects=False)
+        assert short_call.status_code == 200 and short_call.json()["outputs"] == {"seen": 0}
+        executions = api.request("GET", "/pipelines/napper/executions").json()
+        assert sorted(e["status"] for e in executions) == ["Succeeded", "Succeeded"]
     finally:
         server.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from urllib.parse import urlencode
 
 from cachetools import TTLCache
@@ -47,13 +48,18 @@ def _header_token() -> str | None:
 def trigger(url_path: str):
     _, deployment = _deployment(url_path, _header_token())
     given, files = endpoint_inputs()
-    execution = deployments.trigger(services(), deployment, given, files)
-    if not request.headers.get("craft-ai-client"):
-        # Plain HTTP callers (curl, requests, axios) get the outputs in the answer, as the
-        # documentation shows, when the execution ends within the hold; SDKs, which send
-        # `craft-ai-client`, get their answer at once and fetch results themselves.
-        svc = services()
-        done = executions.wait_finished(svc, execution.execution_id, svc.settings.long_poll_s)
+    svc = services()
+    # Plain HTTP callers (curl, requests, axios) get the outputs in the answer, as the
+    # documentation shows, when the execution ends within the hold; SDKs, which send
+    # `craft-ai-client`, get their answer at once and fetch results themselves.
+    hold = 0.0 if request.headers.get("craft-ai-client") else svc.settings.long_poll_s
+    deadline = time.monotonic() + hold
+    execution = deployments.trigger(svc, deployment, given, files, wait_s=hold)
+    if hold:
+        done = execution
+        if execution.status not in executions.FINAL:
+            done = executions.wait_finished(svc, execution.execution_id,
+                                            max(0.0, deadline - time.monotonic()))
         if done is not None and done.status in executions.FINAL:
             response = _finished_body(done)
             response.headers["Craft-Ai-Execution-Id"] = execution.execution_id

@@ -402,15 +402,17 @@ def endpoint_deployment(environment: Environment, url_path: str, token: str | No
     return deployment
 
 
-def trigger(svc, deployment: Deployment, given: dict, files: dict) -> Execution:
+def trigger(svc, deployment: Deployment, given: dict, files: dict,
+            wait_s: float = 0.0) -> Execution:
     if not deployment.is_enabled:
         raise Forbidden(f"Deployment '{deployment.name}' is disabled")
     if not isinstance(given, dict):
         raise BadRequest("The inputs must be a JSON object")
-    return _start(svc, deployment, given, files, user_id=deployment.created_by)
+    return _start(svc, deployment, given, files, user_id=deployment.created_by, wait_s=wait_s)
 
 
-def _start(svc, deployment: Deployment, given: dict, files: dict, user_id: str | None) -> Execution:
+def _start(svc, deployment: Deployment, given: dict, files: dict, user_id: str | None,
+           wait_s: float = 0.0) -> Execution:
     pipeline = deployment.pipeline
     step = pipeline.step
     maps = {m["pipeline_input_name"]: m for m in deployment.inputs_mapping}
@@ -430,7 +432,8 @@ def _start(svc, deployment: Deployment, given: dict, files: dict, user_id: str |
     return executions.start_execution(
         svc, deployment.environment, user_id or "", pipeline, execution_id, inputs, job_inputs,
         outputs, deployment_name=deployment.name,
-        resident_deployment_id=deployment.id if deployment.mode == "low_latency" else None)
+        resident_deployment_id=deployment.id if deployment.mode == "low_latency" else None,
+        wait_s=wait_s)
 
 
 def schedule_fired(svc, deployment_id: int, fire_time: dt.datetime) -> Execution | None:

@@ -172,7 +172,11 @@ def run_pipeline(svc, environment: Environment, user_id: str, pipeline: Pipeline
 def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipeline,
                     execution_id: str, inputs: list[dict], job_inputs: dict,
                     outputs: list[dict], deployment_name: str | None = None,
-                    resident_deployment_id: int | None = None) -> Execution:
+                    resident_deployment_id: int | None = None,
+                    wait_s: float = 0.0) -> Execution:
+    """Record the execution and hand it to the orchestrator. `wait_s` > 0 for a caller
+    about to wait that long for the result: a resident call may then end before this
+    returns (the returned object is then final)."""
     step = pipeline.step
     token = new_secret("exe")
     config = step.container_config
@@ -205,7 +209,7 @@ def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipel
     try:
         if resident_deployment_id is not None:
             inflight.add(execution)
-            svc.orchestrator.dispatch(resident_deployment_id, launch)
+            svc.orchestrator.dispatch(resident_deployment_id, launch, wait_s)
         else:
             svc.orchestrator.start_execution(launch)
     except Exception as exc:  # the backend refused: the execution must not stay pending

@@ -157,6 +157,9 @@ class Orchestrator(ABC):
         """What is true now of the deployment's schedule or resident runners."""
 
     @abstractmethod
-    def dispatch(self, deployment_id: int, launch: Launch) -> None:
+    def dispatch(self, deployment_id: int, launch: Launch, wait_s: float = 0.0) -> None:
         """Run one execution on a resident runner of a low-latency deployment
-        (queued there when all its slots are busy); the runner reports the result."""
+        (queued there when all its slots are busy); the result comes back through the
+        callbacks. `wait_s` > 0: the caller waits for the result anyway, so the backend may
+        carry the call in the caller's thread for up to that long (the result is then
+        recorded before this returns), and goes on in the background past it."""

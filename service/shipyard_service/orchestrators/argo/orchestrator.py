@@ -335,7 +335,8 @@ class ArgoOrchestrator(Orchestrator):
             if before is None or before[1] != after:
                 self.callbacks.deployment_state_changed(deployment_id)
 
-    def dispatch(self, deployment_id: int, launch: Launch) -> None:
+    def dispatch(self, deployment_id: int, launch: Launch, wait_s: float = 0.0) -> None:
+        # Always in the background: a pod is a network hop away, the hand-off is noise.
         self._dispatches.submit(self._send, deployment_id, launch)
 
     def _send(self, deployment_id: int, launch: Launch) -> None:

@@ -97,8 +97,8 @@ class LocalOrchestrator(Orchestrator):
     def deployment_state(self, deployment_id: int) -> DeploymentState:
         return self.residents.state(deployment_id)
 
-    def dispatch(self, deployment_id: int, launch: Launch) -> None:
-        self.residents.dispatch(deployment_id, launch)
+    def dispatch(self, deployment_id: int, launch: Launch, wait_s: float = 0.0) -> None:
+        self.residents.dispatch(deployment_id, launch, wait_s)
 
 def _missing_system_packages(packages: list[str], settings: Settings, log) -> list[str]:
     """Checked with dpkg, installed with apt-get when the server allows it (sysdeps.py)."""

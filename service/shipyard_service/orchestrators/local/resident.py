@@ -271,9 +271,9 @@ class ResidentDeployment:
                 status = "creation_pending"
         return DeploymentState(status=status, pods=pods, detail=self.failed_detail)
 
-    def pick(self) -> Replica | None:
-        """A running replica, waiting (bounded) while none is up."""
-        deadline = time.monotonic() + DISPATCH_WAIT_S
+    def pick(self, wait_s: float = DISPATCH_WAIT_S) -> Replica | None:
+        """A running replica, waiting (up to wait_s) while none is up."""
+        deadline = time.monotonic() + wait_s
         with self.lock:
             while not self.stopping:
                 for _ in range(len(self.replicas)):
@@ -362,11 +362,19 @@ class Residents:
             return DeploymentState(status="creation_pending")
         return resident.state()
 
-    def dispatch(self, deployment_id: int, launch: Launch) -> None:
+    def dispatch(self, deployment_id: int, launch: Launch, wait_s: float = 0.0) -> None:
         with self._lock:
             resident = self._deployments.get(deployment_id)
         if resident is None:
             raise RuntimeError("the deployment has no resident runner")
+        if wait_s > 0:
+            # The caller waits for the result anyway: carry the call in its thread, two
+            # thread hand-offs less. Only with a runner up right now; else the background
+            # path waits for one.
+            replica = resident.pick(wait_s=0)
+            if replica is not None:
+                self._call(resident, replica, launch, wait_s)
+                return
         self._pool.submit(self._send, resident, launch)
 
     def _send(self, resident: ResidentDeployment, launch: Launch) -> None:
@@ -375,28 +383,52 @@ class Residents:
             self.callbacks.execution_exited(launch.execution_id, -1,
                                             "no resident runner is up for this deployment")
             return
+        self._call(resident, replica, launch, None)
+
+    def _call(self, resident: ResidentDeployment, replica: Replica, launch: Launch,
+              wait_s: float | None) -> None:
+        """Send the job; receive the answer here, or in the background once `wait_s` has
+        passed without one."""
         with resident.lock:
             replica.inflight.add(launch.execution_id)
         job = job_document(launch)
         job["token"] = launch.token
         job["report_finish"] = False  # the answer carries the payload: recorded below
-        body = json.dumps(job).encode()
-        payload = None
         conn = None
         try:
             generation, conn = replica.connection(resident.spec.runner_token.encode())
-            conn.send_bytes(body)
+            conn.send_bytes(json.dumps(job).encode())
+            if wait_s is not None and not conn.poll(wait_s):
+                self._pool.submit(self._receive, resident, replica, launch, generation, conn)
+                return
+        except (OSError, EOFError, AuthenticationError) as exc:
+            if conn is not None:
+                conn.close()
+            self._ended(resident, replica, launch, None, self._refused(replica, exc))
+            return
+        self._receive(resident, replica, launch, generation, conn)
+
+    def _receive(self, resident: ResidentDeployment, replica: Replica, launch: Launch,
+                 generation: int, conn: Connection) -> None:
+        payload = failure = None
+        try:
             answer = json.loads(conn.recv_bytes())
             replica.keep(generation, conn)
             if answer["status"] == 200:
                 payload = answer["body"]
-                failure = None
             else:
                 failure = f"runner answered {answer['status']}: {str(answer['body'])[:500]}"
-        except (OSError, EOFError, ValueError, KeyError, TypeError, AuthenticationError) as exc:
-            if conn is not None:
-                conn.close()
-            failure = f"the resident runner {replica.pod_id} died or refused the call ({exc!r})"
+        except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+            conn.close()
+            failure = self._refused(replica, exc)
+        self._ended(resident, replica, launch, payload, failure)
+
+    @staticmethod
+    def _refused(replica: Replica, exc: BaseException) -> str:
+        return f"the resident runner {replica.pod_id} died or refused the call ({exc!r})"
+
+    def _ended(self, resident: ResidentDeployment, replica: Replica, launch: Launch,
+               payload: dict | None, failure: str | None) -> None:
         with resident.lock:
             replica.inflight.discard(launch.execution_id)
         if payload is not None:
