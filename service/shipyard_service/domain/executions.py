@@ -32,7 +32,12 @@ class UploadedFile:
 
 
 def new_execution_id(pipeline_name: str) -> str:
-    suffix = "".join(secrets.choice(_ALPHABET) for _ in range(5))
+    # One draw for the five characters (each secrets.choice is a getrandom system call).
+    number = secrets.randbelow(len(_ALPHABET) ** 5)
+    suffix = ""
+    for _ in range(5):
+        number, digit = divmod(number, len(_ALPHABET))
+        suffix += _ALPHABET[digit]
     return f"{pipeline_name}-{suffix}"
 
 
