@@ -19,11 +19,11 @@ import subprocess
 import tempfile
 import threading
 import time
-from multiprocessing import AuthenticationError
-from multiprocessing.connection import Client, Connection
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Client, Connection
 from pathlib import Path
 
 from ..base import Callbacks, DeploymentSpec, DeploymentState, Launch, Pod
