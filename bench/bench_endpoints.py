@@ -39,13 +39,40 @@ def _latencies(call, n: int) -> list[float]:
     return out
 
 
-def _alternating(ours, bare, measure, total) -> tuple:
-    """(ours, bare): `measure(call, share)` run in ROUNDS turns each, results pooled."""
+def _alternating(ours, bare, measure, total, on_turn=None) -> tuple:
+    """(ours, bare): `measure(call, share)` run in ROUNDS turns each, results pooled.
+    `on_turn(side, measured)` wraps each turn (CPU accounting)."""
     got_ours, got_bare = [], []
+    wrap = on_turn or (lambda side, run: run())
     for _ in range(ROUNDS):
-        got_bare.append(measure(bare, total / ROUNDS))
-        got_ours.append(measure(ours, total / ROUNDS))
+        got_bare.append(wrap("bare", lambda: measure(bare, total / ROUNDS)))
+        got_ours.append(wrap("ours", lambda: measure(ours, total / ROUNDS)))
     return got_ours, got_bare
+
+
+class _CpuMeter:
+    """CPU seconds (user + system) the processes of each side spend during its turns."""
+
+    def __init__(self, sides: dict[str, dict[str, list[int]]]):
+        import psutil
+
+        self._psutil = psutil
+        self.sides = sides  # side -> {label: [pids]}
+        self.used = {side: dict.fromkeys(groups, 0.0) for side, groups in sides.items()}
+
+    def _cpu(self, pids: list[int]) -> float:
+        total = 0.0
+        for pid in pids:
+            times = self._psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+        return total
+
+    def __call__(self, side: str, run):
+        before = {label: self._cpu(p) for label, p in self.sides[side].items()}
+        result = run()
+        for label, pids in self.sides[side].items():
+            self.used[side][label] += self._cpu(pids) - before[label]
+        return result
 
 
 def _throughput(make_call, clients: int, seconds: float) -> float:
@@ -95,13 +122,22 @@ def _report(name: str, ours: list[float], bare: list[float]) -> None:
 def main() -> None:
     proc, bare_url = _bare_server()
     try:
-        _measure(bare_url)
+        _measure(bare_url, proc.pid)
     finally:
         proc.terminate()
         proc.wait(10)
 
 
-def _measure(bare_url: str) -> None:
+def _processes(root_pid: int) -> dict[str, list[int]]:
+    """A server's processes: its gunicorn ones, and resident runners (if any)."""
+    import psutil
+
+    procs = [psutil.Process(root_pid), *psutil.Process(root_pid).children(recursive=True)]
+    runner = [p.pid for p in procs if "shipyard_runner" in " ".join(p.cmdline())]
+    return {"server": [p.pid for p in procs if p.pid not in runner], "runner": runner}
+
+
+def _measure(bare_url: str, bare_pid: int) -> None:
     def bare_call_factory():
         session = requests.Session()
         return lambda i: session.post(bare_url, json={"a": i}).json()
@@ -134,8 +170,11 @@ def _measure(bare_url: str) -> None:
         for i in range(20):  # warm both: connections, caches, the runner's first calls
             ours_call(i)
             bare_call(i)
+        meter = _CpuMeter({"ours": _processes(server.proc.pid),
+                           "bare": {"server": _processes(bare_pid)["server"]}})
         ours_runs, bare_runs = _alternating(
-            ours_call, bare_call, lambda call, n: _latencies(call, int(n)), SINGLE_CALLS)
+            ours_call, bare_call, lambda call, n: _latencies(call, int(n)), SINGLE_CALLS,
+            on_turn=meter)
         ours_single = [x for run in ours_runs for x in run]
         bare_single = [x for run in bare_runs for x in run]
         ours_counts, bare_counts = _alternating(
@@ -144,6 +183,14 @@ def _measure(bare_url: str) -> None:
         ours_tput = sum(ours_counts) / len(ours_counts)
         bare_tput = sum(bare_counts) / len(bare_counts)
         _report("low-latency endpoint, 1 client", ours_single, bare_single)
+        per_call = {side: {label: used / SINGLE_CALLS * 1e6 for label, used in groups.items()}
+                    for side, groups in meter.used.items()}
+        ours_cpu = sum(per_call["ours"].values())
+        print(f"CPU per call, 1 client: shipyard {ours_cpu:.0f} us (API "
+              f"{per_call['ours']['server']:.0f} + resident runner "
+              f"{per_call['ours']['runner']:.0f}), bare flask "
+              f"{per_call['bare']['server']:.0f} us, ratio "
+              f"{ours_cpu / per_call['bare']['server']:.1f}x")
         print(f"throughput with {CONCURRENCY} clients: shipyard {ours_tput:.0f} calls/s, "
               f"bare flask {bare_tput:.0f} calls/s, ratio {ours_tput / bare_tput:.0%}")
 
