@@ -258,9 +258,11 @@ def test_environment_variable_already_set_in_the_process(stub, resident):
     assert [x["outputs"]["v"] for x in (same, other, none)] == ["base", "other", "base"]
 
 
-def test_socket_transport_needs_the_deployment_key(stub, resident, tmp_path):
+@pytest.mark.parametrize("python", [sys.executable, *_other_pythons()])
+def test_socket_transport_needs_the_deployment_key(stub, resident, tmp_path, python):
     """`--socket`: the /execute exchange over an authenticated Unix socket, several calls
-    on one connection; a caller with another key is refused and the runner goes on."""
+    on one connection; a caller with another key is refused and the runner goes on. The
+    handshake works whatever the step environment's Python (the server's is this one)."""
     from multiprocessing import AuthenticationError
     from multiprocessing.connection import Client
 
@@ -271,7 +273,7 @@ def test_socket_transport_needs_the_deployment_key(stub, resident, tmp_path):
             global count
             count += 1
             return {"total": a + count}
-    """, socket_path=path)
+    """, socket_path=path, python=python)
     r.wait_ready()
     with pytest.raises(AuthenticationError):
         Client(path, family="AF_UNIX", authkey=b"not-the-key")
