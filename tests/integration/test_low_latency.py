@@ -3,6 +3,7 @@ parallel executions, through our SDK and plain HTTP."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -259,8 +260,11 @@ def test_resident_runners_come_back_after_restart(tmp_path):
 def test_plain_http_call_longer_than_the_hold(tmp_path):
     """A plain HTTP caller is held while its low-latency call runs, up to the hold
     (SHIPYARD_LONG_POLL_S): past it, a 303 to the results, and the call goes on in the
-    background and is recorded. Short calls on the same runner still answer in the POST."""
-    server = ServerProcess(tmp_path / "data", env={"SHIPYARD_LONG_POLL_S": "1"}).start()
+    background and is recorded. Short calls on the same runner still answer in the POST.
+    The data folder's path is long: the runner's Unix socket (at most ~107 bytes of path)
+    goes to a short private folder instead."""
+    data = tmp_path / ("long-folder-name-" * 5) / "data"
+    server = ServerProcess(data, env={"SHIPYARD_LONG_POLL_S": "1"}).start()
     try:
         api = Api(server)
         code = ("import time\n"
@@ -291,5 +295,11 @@ def test_plain_http_call_longer_than_the_hold(tmp_path):
         assert short_call.status_code == 200 and short_call.json()["outputs"] == {"seen": 0}
         executions = api.request("GET", "/pipelines/napper/executions").json()
         assert sorted(e["status"] for e in executions) == ["Succeeded", "Succeeded"]
+        [pid] = _runner_pids("nap-ll-", data)
+        socket_arg = psutil.Process(pid).cmdline()
+        socket_path = socket_arg[socket_arg.index("--socket") + 1]
+        assert len(socket_path) < 100 and not socket_path.startswith(str(data))
+        assert server.stop() == 0
+        assert not os.path.exists(socket_path)  # removed with the deployment's runners
     finally:
         server.stop()
