@@ -88,6 +88,13 @@ def _deployment_objects(cluster: ClusterStub, name: str) -> dict[str, dict]:
     return found
 
 
+def _wait_objects_deleted(cluster: ClusterStub, name: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while _deployment_objects(cluster, name):
+        assert time.monotonic() < deadline, _deployment_objects(cluster, name).keys()
+        time.sleep(0.2)
+
+
 def test_run_builds_an_image_and_runs_a_workflow(argo_api, cluster):
     api = argo_api
     body = create_step_http(api, "doubler", {"main.py": CODE}, kind="pipelines", fields=FIELDS)
@@ -208,10 +215,7 @@ def test_periodic_deployment_is_a_cron_workflow_whose_ticks_run_once(argo_api, c
         assert time.monotonic() < deadline, "not suspended"
         time.sleep(0.2)
     assert api.request("DELETE", "/deployments/every-minute").status_code == 200
-    deadline = time.monotonic() + 30
-    while _deployment_objects(cluster, "every-minute"):
-        assert time.monotonic() < deadline, _deployment_objects(cluster, "every-minute").keys()
-        time.sleep(0.2)
+    _wait_objects_deleted(cluster, "every-minute")
     assert_error(tick({"fire_time": stamp}), 401)  # its token died with it
 
 
@@ -259,7 +263,4 @@ def test_low_latency_deployment_runs_resident_pods(argo_api, cluster):
         assert time.monotonic() < deadline, "the pods were not replaced"
         time.sleep(0.5)
     assert api.request("DELETE", "/deployments/count-ll").status_code == 200
-    deadline = time.monotonic() + 30
-    while _deployment_objects(cluster, "count-ll"):
-        assert time.monotonic() < deadline, _deployment_objects(cluster, "count-ll").keys()
-        time.sleep(0.2)
+    _wait_objects_deleted(cluster, "count-ll")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from urllib.parse import urlencode
 
 from cachetools import TTLCache
@@ -53,17 +52,11 @@ def trigger(url_path: str):
     # documentation shows, when the execution ends within the hold; SDKs, which send
     # `craft-ai-client`, get their answer at once and fetch results themselves.
     hold = 0.0 if request.headers.get("craft-ai-client") else svc.settings.long_poll_s
-    deadline = time.monotonic() + hold
     execution = deployments.trigger(svc, deployment, given, files, wait_s=hold)
-    if hold:
-        done = execution
-        if execution.status not in executions.FINAL:
-            done = executions.wait_finished(svc, execution.execution_id,
-                                            max(0.0, deadline - time.monotonic()))
-        if done is not None and done.status in executions.FINAL:
-            response = _finished_body(done)
-            response.headers["Craft-Ai-Execution-Id"] = execution.execution_id
-            return response
+    if hold and execution.status in executions.FINAL:
+        response = _finished_body(execution)
+        response.headers["Craft-Ai-Execution-Id"] = execution.execution_id
+        return response
     # 303 to the results URL: callers that follow redirects (`curl -L`, `requests.post`)
     # end up with the outputs; the official client does not follow it and reads the body
     # and the header instead (contract §6.6.2).

@@ -6,6 +6,7 @@ import datetime as dt
 import re
 import secrets
 import threading
+import time
 from typing import Any
 
 import peewee
@@ -404,11 +405,20 @@ def endpoint_deployment(environment: Environment, url_path: str, token: str | No
 
 def trigger(svc, deployment: Deployment, given: dict, files: dict,
             wait_s: float = 0.0) -> Execution:
+    """An endpoint call. `wait_s` > 0: the caller waits up to that long for the result;
+    the execution returned is final if it ended by then."""
     if not deployment.is_enabled:
         raise Forbidden(f"Deployment '{deployment.name}' is disabled")
     if not isinstance(given, dict):
         raise BadRequest("The inputs must be a JSON object")
-    return _start(svc, deployment, given, files, user_id=deployment.created_by, wait_s=wait_s)
+    deadline = time.monotonic() + wait_s
+    execution = _start(svc, deployment, given, files, user_id=deployment.created_by,
+                       wait_s=wait_s)
+    if wait_s > 0 and execution.status not in executions.FINAL:
+        ended = executions.wait_finished(svc, execution.execution_id,
+                                         max(0.0, deadline - time.monotonic()))
+        execution = ended or execution
+    return execution
 
 
 def _start(svc, deployment: Deployment, given: dict, files: dict, user_id: str | None,
@@ -500,7 +510,7 @@ def deployment_id_for_runner(token: str) -> int:
 
 
 def by_runner_token(token: str) -> Deployment:
-    deployment = Deployment.get_or_none(Deployment.runner_token_hash == hash_token(token))
-    if deployment is None:
+    deployment = Deployment.get_or_none(Deployment.id == deployment_id_for_runner(token))
+    if deployment is None:  # deleted between the two reads
         raise Unauthorized("Invalid deployment token")
     return deployment

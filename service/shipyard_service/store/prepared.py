@@ -16,7 +16,9 @@ import peewee
 
 from .db import database
 
-MAX_PARAMS = 30_000  # per statement: SQLite allows 32766 since 3.32, PostgreSQL 65535
+# Per statement. SQLite's default limit is 32,766 (Debian builds raise it to 250,000;
+# psycopg2 inlines parameters, so PostgreSQL sees none): a bound for the stricter builds.
+MAX_PARAMS = 30_000
 _sql: dict[tuple, str] = {}
 _lock = threading.Lock()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import flash, redirect, render_template, request, url_for
 
 from ..domain import browse, envvars, projects, resources
@@ -14,6 +16,16 @@ from .services import services
 _TEXT_SETTINGS = ("language", "repository_url", "repository_branch", "requirements_path",
                   "dockerfile_path")
 _LIST_SETTINGS = ("included_folders", "system_dependencies")
+
+
+def _flash_outcome(action: Callable[[], object], success: str) -> None:
+    """Run a form's action: its error, or the success message, for the next page."""
+    try:
+        action()
+    except ShipyardError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(success, "success")
 
 
 def _languages(current: str | None = None) -> list[str]:
@@ -104,12 +116,8 @@ def environments(project_name: str):
     here = place(project_name)
     if request.method == "POST":
         name = (request.form.get("name") or "").strip()
-        try:
-            projects.create_environment(here.project, name)
-        except ShipyardError as exc:
-            flash(exc.message, "error")
-        else:
-            flash(f"Environment '{name}' created.", "success")
+        _flash_outcome(lambda: projects.create_environment(here.project, name),
+                       f"Environment '{name}' created.")
         return redirect(url_for("ui.environments", project_name=project_name))
     rows = [{"environment": env, "counts": browse.environment_counts(env),
              "url": services().environment_url(project_name, env.name)}
@@ -151,12 +159,8 @@ def _worker_rows() -> list[dict]:
 def set_variable(project_name: str, environment_name: str):
     here = place(project_name, environment_name)
     name = (request.form.get("name") or "").strip()
-    try:
-        envvars.upsert(here.environment, {name: request.form.get("value") or ""})
-    except ShipyardError as exc:
-        flash(exc.message, "error")
-    else:
-        flash(f"Variable '{name}' saved.", "success")
+    _flash_outcome(lambda: envvars.upsert(here.environment, {name: request.form.get("value") or ""}),
+                   f"Variable '{name}' saved.")
     return redirect(url_for("ui.environment", project_name=project_name,
                             environment_name=environment_name) + "#variables")
 
@@ -165,12 +169,7 @@ def set_variable(project_name: str, environment_name: str):
           methods=["POST"])
 def delete_variable(project_name: str, environment_name: str, name: str):
     here = place(project_name, environment_name)
-    try:
-        envvars.delete(here.environment, name)
-    except ShipyardError as exc:
-        flash(exc.message, "error")
-    else:
-        flash(f"Variable '{name}' deleted.", "success")
+    _flash_outcome(lambda: envvars.delete(here.environment, name), f"Variable '{name}' deleted.")
     return redirect(url_for("ui.environment", project_name=project_name,
                             environment_name=environment_name) + "#variables")
 

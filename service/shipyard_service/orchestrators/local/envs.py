@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from pathlib import Path
 from uv import find_uv_bin
 
 from ..base import BuildRequest
+from .commands import run_logged
 from .pythons import available_versions, find_python
 
 # What the runner needs so `from shipyard import CraftAiSdk` works in step code.
@@ -94,15 +94,8 @@ class EnvironmentBuilder:
 
     @staticmethod
     def _run(cmd: list[str], env: dict, log: Callable[[str], None]) -> None:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=env, start_new_session=True)
-        deadline = time.monotonic() + BUILD_TIMEOUT_S
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            log(line.rstrip("\n"))
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise BuildError(f"The build took over {BUILD_TIMEOUT_S} s")
-        code = proc.wait()
+        code = run_logged(cmd, env, log, BUILD_TIMEOUT_S)
+        if code is None:
+            raise BuildError(f"The build took over {BUILD_TIMEOUT_S} s")
         if code != 0:
             raise BuildError(f"`{' '.join(Path(c).name for c in cmd[:3])}` failed with code {code}")

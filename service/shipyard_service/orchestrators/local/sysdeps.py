@@ -18,8 +18,9 @@ import os
 import re
 import subprocess
 import threading
-import time
 from collections.abc import Callable
+
+from .commands import run_logged
 
 ALLOW_ENV = "SHIPYARD_ALLOW_APT_INSTALL"
 PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?$")
@@ -91,21 +92,14 @@ def _apt(args: list[str], log: Callable[[str], None]) -> bool:
     log("$ " + " ".join(cmd))
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive", LC_ALL="C")
     try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+        code = run_logged(cmd, env, log, APT_TIMEOUT_S)
     except OSError as exc:
         log(f"apt-get cannot run: {exc}")
         return False
-    deadline = time.monotonic() + APT_TIMEOUT_S
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        log(line.rstrip("\n"))
-        if time.monotonic() > deadline:
-            proc.kill()
-            log(f"apt-get took over {APT_TIMEOUT_S} s: stopped")
-            proc.wait()
-            return False
-    return proc.wait() == 0
+    if code is None:
+        log(f"apt-get took over {APT_TIMEOUT_S} s: stopped")
+        return False
+    return code == 0
 
 
 def missing_message(missing: list[str]) -> str:
