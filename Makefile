@@ -1,19 +1,35 @@
 # Shipyard: the README's commands. `make run` and `make test` work on a fresh clone.
 SHELL := /bin/bash
+PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-UV := $(shell command -v uv 2>/dev/null)
+# uv, pinned, in the project's own tool folder: never installed into the system Python.
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
 DATA_DIR ?= .data
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: openapi install ui-assets run test test-postgres-s3 test-unit test-integration bench lint compat-venv clean
+.PHONY: openapi install install-run ui-assets run test test-postgres-s3 test-unit bench lint clean
 
-$(VENV)/.installed: pyproject.toml sdk/pyproject.toml
-	@if [ -z "$(UV)" ]; then python3 -m pip install --quiet uv; fi
-	@uv venv --quiet --allow-existing -p 3.11 $(VENV) 2>/dev/null || uv venv --quiet --allow-existing $(VENV)
-	uv pip install --quiet -p $(PY) -e '.[test]' -e './sdk[progress]'
+$(UV):
+	@echo "==> uv $(UV_VERSION) into $(TOOLS)/ (once)"
+	@$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --disable-pip-version-check "uv==$(UV_VERSION)"
+
+# What running needs: the service and the SDK. uv prints its progress while it works.
+$(VENV)/.installed-run: pyproject.toml sdk/pyproject.toml | $(UV)
+	@echo "==> the service and the SDK into $(VENV)/ (what \`make run\` needs)"
+	@$(UV) venv --quiet --allow-existing -p 3.11 $(VENV) 2>/dev/null || $(UV) venv --quiet --allow-existing $(VENV)
+	$(UV) pip install -p $(PY) -e . -e './sdk[progress]'
+	@touch $@
+
+# The test tools (pytest, moto, playwright, ruff, ...): only `make test` and friends.
+$(VENV)/.installed-test: $(VENV)/.installed-run
+	@echo "==> the test tools into $(VENV)/ (what \`make test\` needs)"
+	$(UV) pip install -p $(PY) -e '.[test]' -e './sdk[progress]'
 	@touch $@
 
 # The web UI's chart library (uPlot), from npm by its lock file; served from node_modules.
@@ -25,9 +41,11 @@ $(UI_DIR)/node_modules/.package-lock.json: $(UI_DIR)/package.json $(UI_DIR)/pack
 
 ui-assets: $(UI_DIR)/node_modules/.package-lock.json  ## the web UI's npm assets
 
-install: $(VENV)/.installed ui-assets  ## install the service, the SDK, the test tools and UI assets
+install-run: $(VENV)/.installed-run ui-assets  ## what running needs: the service, the SDK, UI assets
 
-run: install  ## start the platform on its embedded defaults
+install: install-run $(VENV)/.installed-test  ## and the test tools
+
+run: install-run  ## start the platform on its embedded defaults
 	$(VENV)/bin/shipyard serve --data-dir $(DATA_DIR) --host $(HOST) --port $(PORT)
 
 test: install  ## run every test (unit, integration with real servers and runners, compat)
@@ -54,4 +72,4 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) $(DATA_DIR) .pytest_cache test-output
+	rm -rf $(VENV) $(TOOLS) $(DATA_DIR) .pytest_cache test-output

@@ -41,6 +41,7 @@ def serve(args) -> int:
         print(
             "Shipyard is up\n"
             f"  web UI:           {creds['ui_url']}\n"
+            f"  control URL:      {creds['control_url']}\n"
             f"  environment URL:  {creds['environment_url']}\n"
             f"  SDK token:        {creds['sdk_token']}\n"
             f"  UI login:         {creds['admin_email']} / password {password}",

@@ -27,7 +27,9 @@ def _ensure_chromium() -> Path:
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         pytest.skip("Debian's chromium is not installed and cannot be (needs root and apt-get)")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+    lock = ["-o", "DPkg::Lock::Timeout=300"]  # others may be installing at the same time
+    for command in (["apt-get", "update", "-qq", *lock],
+                    ["apt-get", "install", "-y", "-qq", *lock, "chromium"]):
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
         if done.returncode != 0:
             pytest.skip(f"could not install chromium: {done.stderr[-500:]}")
