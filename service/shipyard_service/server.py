@@ -44,7 +44,7 @@ def _worker_exit(server, worker) -> None:
     app = getattr(worker, "wsgi", None)
     services = getattr(app, "extensions", {}).get("shipyard") if app else None
     if services is not None:
-        from .domain import executions
+        from .domain import executions, lifecycle
         from .store import db_session
         from .store.models import Execution
 
@@ -52,7 +52,7 @@ def _worker_exit(server, worker) -> None:
             # Marked first, so the runners killed next cannot record a vaguer reason.
             with db_session():
                 for execution in Execution.select().where(
-                        Execution.status.in_(executions.ACTIVE)):
+                        Execution.status.in_(lifecycle.ACTIVE)):
                     executions.mark_failed(services, execution.execution_id,
                                            "The server stopped while this execution was running")
         services.orchestrator.stop()

@@ -9,7 +9,7 @@ from cachetools import TTLCache
 from flask import Response, jsonify, request, send_file
 from flask_smorest import Blueprint
 
-from ..domain import deployments, executions, projects
+from ..domain import deployments, executions, lifecycle, projects
 from ..errors import NotFound
 from .common import ENV_PREFIX, load_environment_names, ok, services
 from .deployments import endpoint_inputs
@@ -53,7 +53,7 @@ def trigger(url_path: str):
     # `craft-ai-client`, get their answer at once and fetch results themselves.
     hold = 0.0 if request.headers.get("craft-ai-client") else svc.settings.long_poll_s
     execution = deployments.trigger(svc, deployment, given, files, wait_s=hold)
-    if hold and execution.status in executions.FINAL:
+    if hold and execution.status in lifecycle.FINAL:
         response = _finished_body(execution)
         response.headers["Craft-Ai-Execution-Id"] = execution.execution_id
         return response
@@ -76,11 +76,12 @@ def results(url_path: str, execution_id: str):
     execution = executions.get_execution(environment, execution_id)
     if execution.deployment_name != deployment.name:
         raise NotFound(f"Execution '{execution_id}' not found", {"execution_id": execution_id})
-    if execution.status not in executions.FINAL:
+    if execution.status not in lifecycle.FINAL:
         hold = min(RESULT_HOLD_S, services().settings.long_poll_s * 2.4)
         execution = executions.wait_finished(services(), execution_id, hold)
-        if execution is None or execution.status not in executions.FINAL:
-            response = jsonify({"execution_id": execution_id, "status": "Running"})
+        if execution is None or execution.status not in lifecycle.FINAL:
+            response = jsonify({"execution_id": execution_id,
+                                "status": lifecycle.ExecutionStatus.RUNNING.value})
             response.status_code = 307
             response.headers["Location"] = request.full_path
             return response

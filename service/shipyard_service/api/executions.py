@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import g, jsonify, request, send_file
 
-from ..domain import executions
+from ..domain import executions, lifecycle
 from ..domain.times import from_ms
 from .common import env_blueprint, flag, forbid_in_execution, json_body, ok, services
 from .steps import limit_of
@@ -29,11 +29,11 @@ def delete_execution(execution_id: str):
 def outputs(execution_id: str):
     """With wait_for_completion=true: hold, then 307 (ask again) while it still runs."""
     execution = executions.get_execution(g.environment, execution_id)
-    if flag("wait_for_completion") and execution.status not in executions.FINAL:
+    if flag("wait_for_completion") and execution.status not in lifecycle.FINAL:
         svc = services()
         execution = executions.wait_finished(svc, execution_id, svc.settings.long_poll_s)
         execution = executions.get_execution(g.environment, execution_id)
-        if execution.status not in executions.FINAL:
+        if execution.status not in lifecycle.FINAL:
             response = jsonify({"execution_id": execution_id, "status": execution.status})
             response.status_code = 307
             response.headers["Location"] = request.full_path

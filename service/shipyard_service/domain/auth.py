@@ -13,8 +13,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..errors import BadRequest, Conflict, NotFound, Unauthorized
 from ..store.models import Execution, User
-
-RUNNING_STATUSES = ("Pending", "Running")
+from .lifecycle import ACTIVE
 
 
 def hash_token(token: str) -> str:
@@ -104,7 +103,7 @@ class TokenService:
         if user is not None:
             return self._mint({"sub": user.id, "gen": user.token_generation})
         execution = Execution.get_or_none(Execution.token_hash == digest)
-        if execution is not None and execution.status in RUNNING_STATUSES:
+        if execution is not None and execution.status in ACTIVE:
             return self._mint(
                 {
                     "sub": execution.created_by or "",
@@ -136,7 +135,7 @@ class TokenService:
     @staticmethod
     def execution_principal(execution_id: str, user_id: str) -> Principal:
         execution = Execution.get_or_none(Execution.execution_id == execution_id)
-        if execution is None or execution.status not in RUNNING_STATUSES:
+        if execution is None or execution.status not in ACTIVE:
             raise Unauthorized("The execution this token belongs to has ended")
         return Principal(
             user_id=user_id or execution.created_by or "",
@@ -152,6 +151,6 @@ class TokenService:
             raise Unauthorized("Unknown execution")
         if not secrets.compare_digest(execution.token_hash, hash_token(raw_token)):
             raise Unauthorized("Invalid execution token")
-        if execution.status not in RUNNING_STATUSES:
+        if execution.status not in ACTIVE:
             raise Unauthorized("The execution has ended")
         return execution

@@ -17,7 +17,7 @@ from ..orchestrators.base import DeploymentSpec
 from ..store import prepared
 from ..store.db import utcnow
 from ..store.models import Deployment, DeploymentLog, Environment, Execution, Pipeline, ScheduleTick
-from . import executions, schedules
+from . import executions, lifecycle, schedules
 from .auth import hash_token, new_secret
 from .mappings import MAPPING_TYPE, parse_input_mappings, parse_output_mappings
 from .names import check_resource_name
@@ -414,7 +414,7 @@ def trigger(svc, deployment: Deployment, given: dict, files: dict,
     deadline = time.monotonic() + wait_s
     execution = _start(svc, deployment, given, files, user_id=deployment.created_by,
                        wait_s=wait_s)
-    if wait_s > 0 and execution.status not in executions.FINAL:
+    if wait_s > 0 and execution.status not in lifecycle.FINAL:
         ended = executions.wait_finished(svc, execution.execution_id,
                                          max(0.0, deadline - time.monotonic()))
         execution = ended or execution

@@ -17,11 +17,10 @@ from . import datastore as datastore_rules
 from . import envvars, inflight
 from .auth import hash_token, new_secret
 from .io_types import check_total_size, check_value
+from .lifecycle import ACTIVE, FINAL, ExecutionStatus, transition
 from .mappings import expand_datastore_path, parse_input_mappings, parse_output_mappings
 from .times import iso
 
-FINAL = ("Succeeded", "Failed", "Error", "Skipped")
-ACTIVE = ("Pending", "Running")
 _ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -190,7 +189,8 @@ def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipel
         Execution,
         # A resident runner takes it at once (or queues it in its own slots): no separate
         # Pending -> Running write on this hot path.
-        status="Running" if resident else "Pending", start_date=utcnow() if resident else None,
+        status=(ExecutionStatus.RUNNING if resident else ExecutionStatus.PENDING).value,
+        start_date=utcnow() if resident else None,
         execution_id=execution_id, environment=environment, pipeline_name=pipeline.name,
         deployment_name=deployment_name, step_name=step.name, inputs=inputs, outputs=outputs,
         token_hash=hash_token(token), created_by=user_id,
@@ -226,22 +226,14 @@ def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipel
 # Reports from the runner and the orchestrator ------------------------------------------
 
 def mark_running(svc, execution_id: str, pid: int | None, pid_started_at: float | None) -> None:
-    Execution.update(status="Running", start_date=utcnow(), pid=pid,
-                     pid_started_at=pid_started_at).where(
-        (Execution.execution_id == execution_id) & (Execution.status == "Pending")
-    ).execute()
-    svc.events.notify(execution_id)
+    transition(svc, Execution, {"execution_id": execution_id}, ExecutionStatus.RUNNING,
+               execution_id, {"start_date": utcnow(), "pid": pid,
+                              "pid_started_at": pid_started_at})
 
 
-def mark_failed(svc, execution_id: str, reason: str, status: str = "Failed") -> bool:
-    now = utcnow()
-    changed = Execution.update(status=status, error=reason, end_date=now).where(
-        (Execution.execution_id == execution_id) & (Execution.status.in_(ACTIVE))
-    ).execute()
-    if changed:
-        inflight.ended(execution_id, status=status, error=reason, end_date=now)
-    svc.events.notify(execution_id)
-    return bool(changed)
+def mark_failed(svc, execution_id: str, reason: str) -> bool:
+    return transition(svc, Execution, {"execution_id": execution_id}, ExecutionStatus.FAILED,
+                      execution_id, {"error": reason, "end_date": utcnow()})
 
 
 def record_logs(execution: Execution, logs: Any) -> int:
@@ -255,18 +247,21 @@ def record_logs(execution: Execution, logs: Any) -> int:
 
 def finish(svc, execution: Execution, payload: dict) -> Execution:
     """The runner's final report: outputs to their destinations, status, resources."""
-    status = payload.get("status")
-    if status not in ("Succeeded", "Failed"):
+    try:
+        status = ExecutionStatus(payload.get("status"))
+    except ValueError:
+        status = None
+    if status not in (ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED):
         raise BadRequest("'status' must be Succeeded or Failed")
     error = payload.get("error")
     message = None
     outputs = [dict(o) for o in execution.outputs]
-    if status == "Succeeded":
+    if status is ExecutionStatus.SUCCEEDED:
         values = payload.get("outputs") or {}
         try:
             _place_outputs(svc, execution, outputs, values)
         except BadRequest as exc:
-            status, message = "Failed", f"Invalid outputs: {exc.message}"
+            status, message = ExecutionStatus.FAILED, f"Invalid outputs: {exc.message}"
     else:
         if isinstance(error, dict):
             message = f"{error.get('type', 'Error')}: {error.get('message', '')}".strip()
@@ -275,18 +270,15 @@ def finish(svc, execution: Execution, payload: dict) -> Execution:
         else:
             message = str(error or "The step failed")
     resources = payload.get("resources") or {}
-    changes = {"status": status, "error": message, "outputs": outputs, "end_date": utcnow(),
+    changes = {"error": message, "outputs": outputs, "end_date": utcnow(),
                "cpu_time_s": resources.get("cpu_time_s"),
                "peak_rss_bytes": resources.get("peak_rss_bytes")}
-    changed = prepared.update(Execution, changes, {"execution_id": execution.execution_id},
-                              guard=(Execution.status, ACTIVE))
-    if not changed:
-        svc.events.notify(execution.execution_id)
+    if not transition(svc, Execution, {"execution_id": execution.execution_id}, status,
+                      execution.execution_id, changes):
         raise BadRequest("The execution has already ended")
     for name, value in changes.items():
         setattr(execution, name, value)
-    inflight.ended(execution.execution_id, **changes)
-    svc.events.notify(execution.execution_id)
+    execution.status = status.value
     return execution
 
 
@@ -427,7 +419,7 @@ def raise_if_failed(execution: Execution) -> None:
     """Results of a failed execution are an error for whoever asks for them (500)."""
     from ..errors import ExecutionFailed
 
-    if execution.status in ("Failed", "Error"):
+    if execution.status == ExecutionStatus.FAILED.value:
         raise ExecutionFailed(
             f"Execution '{execution.execution_id}' failed: {execution.error or 'unknown error'}",
             {"execution_id": execution.execution_id, "status": execution.status})

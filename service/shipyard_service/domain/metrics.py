@@ -14,10 +14,10 @@ from collections import defaultdict
 from ..errors import BadRequest, Forbidden, PayloadTooLarge
 from ..store.db import database, utcnow
 from ..store.models import Environment, Execution, ListMetric, ListMetricChunk, Metric
-from .auth import RUNNING_STATUSES, Principal
+from .auth import Principal
+from .lifecycle import ACTIVE
 from .times import iso
 
-ACTIVE = RUNNING_STATUSES
 MAX_LIST_VALUES = 50_000
 MAX_BATCH = 10_000
 MAX_PAGE = 5_000

@@ -1,0 +1,93 @@
+"""The one lifecycle of executions and of their step executions.
+
+Every change of status goes through `transition`: a compare-and-set UPDATE (the row moves
+only from a status the target may follow), then the wake-ups of whoever waits on it. The
+elastic runner's /finish, the resident runner's answer, the Argo status sync and the
+restart recovery all end here, so a result is recorded one way whatever carried it.
+
+    Execution:       Pending -> Running -> Succeeded | Failed
+                     Pending -> Succeeded | Failed   (a runner may answer before its
+                                                      start is recorded)
+    Step execution:  the same, plus Pending -> Skipped (an upstream step failed)
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from ..errors import ShipyardError
+from ..store import prepared
+
+
+class ExecutionStatus(str, Enum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class StepExecutionStatus(str, Enum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SKIPPED = "Skipped"
+
+
+_E, _S = ExecutionStatus, StepExecutionStatus
+ALLOWED: dict[type[Enum], dict[Enum, frozenset]] = {
+    ExecutionStatus: {
+        _E.PENDING: frozenset({_E.RUNNING, _E.SUCCEEDED, _E.FAILED}),
+        _E.RUNNING: frozenset({_E.SUCCEEDED, _E.FAILED}),
+    },
+    StepExecutionStatus: {
+        _S.PENDING: frozenset({_S.RUNNING, _S.SUCCEEDED, _S.FAILED, _S.SKIPPED}),
+        _S.RUNNING: frozenset({_S.SUCCEEDED, _S.FAILED}),
+    },
+}
+
+# Plain strings (as stored and read back): an Enum member hashes by its name, so a set of
+# members would not find the stored "Running".
+ACTIVE: tuple[str, ...] = (_E.PENDING.value, _E.RUNNING.value)
+FINAL: tuple[str, ...] = (_E.SUCCEEDED.value, _E.FAILED.value)
+STEP_FINAL: tuple[str, ...] = (_S.SUCCEEDED.value, _S.FAILED.value, _S.SKIPPED.value)
+
+
+class IllegalTransition(ShipyardError):
+    """A code path asked for a move the lifecycle does not have (a bug, not user input)."""
+
+    name = "IllegalTransition"
+
+
+def sources(target: Enum) -> tuple[str, ...]:
+    """The statuses a row may leave for `target` (empty: nothing leads there)."""
+    table = ALLOWED[type(target)]
+    return tuple(sorted(s.value for s, targets in table.items() if target in targets))
+
+
+def allowed(current: str, target: Enum) -> bool:
+    return current in sources(target)
+
+
+# Keyed by (enum, member): members of the two enums with one value compare equal.
+_SOURCES = {(kind, t): sources(t) for kind in ALLOWED for t in kind}
+
+
+def transition(svc, model: type, key: dict[str, Any], target: Enum, execution_id: str,
+               changes: dict[str, Any] | None = None) -> bool:
+    """Move the row of `model` found by `key` to `target` with `changes`, if its current
+    status allows it; then wake the waiters of `execution_id`. True if the row moved.
+
+    An execution reaching a final status also ends its in-memory hand-over (inflight)."""
+    from . import inflight
+
+    guard = _SOURCES[type(target), target]
+    if not guard:
+        raise IllegalTransition(f"No status leads to {target.value}", {"target": target.value})
+    values = {"status": target.value, **(changes or {})}
+    moved = prepared.update(model, values, key, guard=(model.status, guard)) > 0
+    if moved and isinstance(target, ExecutionStatus) and target.value in FINAL:
+        inflight.ended(execution_id, **values)
+    svc.events.notify(execution_id)
+    return moved
