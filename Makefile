@@ -36,7 +36,7 @@ $(VENV)/.installed-test: $(VENV)/.installed-run
 UI_DIR := service/shipyard_service/ui
 $(UI_DIR)/node_modules/.package-lock.json: $(UI_DIR)/package.json $(UI_DIR)/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
-	  cd $(UI_DIR) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.package-lock.json; \
+	  cd $(UI_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && touch node_modules/.package-lock.json; \
 	else echo "npm not found: the web UI runs without its charts (apt-get install npm)"; fi
 
 ui-assets: $(UI_DIR)/node_modules/.package-lock.json  ## the web UI's npm assets

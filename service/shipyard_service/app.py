@@ -6,10 +6,10 @@ import logging
 import uuid
 
 from flask import Flask, g, jsonify, request
-from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
 from . import __version__
+from .api.openapi import SWAGGER_UI_URL
 from .artifacts import Artifacts
 from .config import Settings
 from .datastore import make_datastore
@@ -35,7 +35,7 @@ def create_app(settings: Settings, orchestrator=None, start_background: bool = T
         OPENAPI_URL_PREFIX="/api",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        OPENAPI_SWAGGER_UI_URL=SWAGGER_UI_URL,  # npm's swagger-ui-dist, no CDN
         MAX_CONTENT_LENGTH=None,
         SHIPYARD_SETTINGS=settings,
     )
@@ -103,8 +103,10 @@ def _register_routes(app: Flask) -> None:
         signed,
         steps,
     )
+    from .api.openapi import ShipyardApi, assets, register_security_schemes
 
-    api = Api(app)
+    api = ShipyardApi(app)
+    register_security_schemes(api)
     for module in (auth, project_info, steps, pipelines, executions, datastore, envvars,
                    metrics, runner, deployments, endpoints, resources):
         api.register_blueprint(module.blp)
@@ -113,6 +115,7 @@ def _register_routes(app: Flask) -> None:
     api.register_blueprint(projects_api.blp)  # control API: projects, settings, environments
     app.register_blueprint(signed.blp)
     app.register_blueprint(health.blp)
+    app.register_blueprint(assets)  # Swagger UI's files for OPENAPI_SWAGGER_UI_PATH
     from .ui import init_ui
 
     init_ui(app)  # the web UI at /ui/ (session login, CSRF on its forms only)

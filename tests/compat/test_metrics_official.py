@@ -99,6 +99,7 @@ def test_metrics_with_the_official_client(client_python, tmp_path):
     assert len(seen["by_name"]) == 2
     [loss] = seen["lists"]
     assert loss["values"] == pytest.approx([1 / (1 + 0.5 * k) for k in range(1, 6)])
+    assert loss["value"] == loss["values"]  # the seed's and 0.60.0's documented key
     assert len(seen["lists_name_pipeline"]) == 2
     assert seen["by_deployment"] == []
     status, message = seen["two_scopes"]

@@ -100,7 +100,9 @@ def test_single_last_wins_and_lists_append_in_order(sdk, basic_runs):
     lists = {m["name"]: m for m in sdk.get_list_metrics(execution_id=first)}
     assert lists["loss_list"]["values"] == [1.4, 1.2, 1.1, 1.0]
     assert lists["logx"]["values"] == [1, 2, 3]
-    assert set(lists["logx"]) == {"name", "values", "created_at", "execution_id",
+    # `value` as the seed and 0.60.0 document it, `values` as later clients read it.
+    assert lists["logx"]["value"] == [1, 2, 3]
+    assert set(lists["logx"]) == {"name", "value", "values", "created_at", "execution_id",
                                   "deployment_name", "pipeline_name"}
 
 

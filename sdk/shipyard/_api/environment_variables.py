@@ -9,9 +9,10 @@ from .base import SdkBase
 class EnvironmentVariablesMixin(SdkBase):
     @logged("Environment variable definition")
     def create_or_update_environment_variable(
-        self, environment_variable_name: str, environment_variable_value: str
+        self, environment_variable_name: str, environment_variable_value: str | float
     ) -> None:
-        """Create or update an environment variable available to all executions."""
+        """Create or update an environment variable available to all executions (a number
+        is stored as its text: 6 becomes "6")."""
         self._put(
             self._env("environment-variables"),
             json={"environment_variables": {environment_variable_name: environment_variable_value}},

@@ -6,12 +6,12 @@ import re
 from typing import Any
 
 from flask import current_app, g, jsonify, request
-from flask_smorest import Blueprint
 
 from ..domain import projects
 from ..domain.auth import Principal
 from ..errors import BadRequest, Forbidden, Unauthorized
 from ..services import Services
+from .smorest import BEARER, ApiBlueprint
 
 ENV_PREFIX = "/environments/<project_name>/<environment_name>"
 API_V1 = ENV_PREFIX + "/api/v1"
@@ -48,9 +48,12 @@ def _authenticate() -> None:
 
 
 def env_blueprint(name: str, import_name: str, path: str, description: str,
-                  authenticated: bool = True) -> Blueprint:
-    """A blueprint under {env}/api/v1{path}; its handlers see g.environment, g.principal."""
-    blp = Blueprint(name, import_name, url_prefix=API_V1 + path, description=description)
+                  authenticated: bool = True) -> ApiBlueprint:
+    """A blueprint under {env}/api/v1{path}; its handlers see g.environment, g.principal.
+    Unauthenticated blueprints (runner callbacks) document their own schemes per route."""
+    blp = ApiBlueprint(name, import_name, url_prefix=API_V1 + path, description=description,
+                       security=BEARER if authenticated else None,
+                       errors=(401, 403, 404) if authenticated else (404,))
     blp.url_value_preprocessor(load_environment_names)
     if authenticated:
         blp.before_request(_authenticate)

@@ -5,25 +5,30 @@ from __future__ import annotations
 from flask import g
 
 from ..domain import envvars
-from .common import env_blueprint, forbid_in_execution, json_body, ok
+from .common import env_blueprint, forbid_in_execution, ok
+from .schemas import Name
+from .schemas.envvars import UpsertBody, Variable
 
 blp = env_blueprint("environment_variables", __name__, "/environment-variables",
                     "Environment variables")
 
 
 @blp.route("", methods=["PUT"])
-def upsert():
+@blp.arguments(UpsertBody)
+@blp.response(200, Name(many=True), description="The names written")
+def upsert(body: dict):
     forbid_in_execution("Changing environment variables")
-    body = json_body()
-    return ok(envvars.upsert(g.environment, body.get("environment_variables")))
+    return ok(envvars.upsert(g.environment, body["environment_variables"]))
 
 
 @blp.route("", methods=["GET"])
+@blp.response(200, Variable(many=True))
 def list_variables():
     return ok(envvars.list_variables(g.environment))
 
 
 @blp.route("/<name>", methods=["DELETE"])
+@blp.response(200, Variable, description="The deleted variable")
 def delete(name: str):
     forbid_in_execution("Deleting environment variables")
     return ok(envvars.delete(g.environment, name))

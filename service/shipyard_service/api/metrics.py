@@ -7,8 +7,16 @@ import re
 from flask import g, request
 
 from ..domain import metrics
-from ..errors import BadRequest
-from .common import env_blueprint, json_body, ok
+from .common import env_blueprint, ok
+from .schemas.metrics import (
+    ListBody,
+    ListPage,
+    ListRecorded,
+    MetricsQuery,
+    SingleBody,
+    SinglePage,
+    SingleRecorded,
+)
 
 blp = env_blueprint("metrics", __name__, "/metrics", "Pipeline metrics")
 
@@ -16,41 +24,35 @@ _FILTER_KEY = re.compile(r"^filters\[([^\]]*)\]$")
 
 
 @blp.route("/single-value/<name>", methods=["PUT"])
-def record_single(name: str):
-    return ok(metrics.record_single(g.environment, g.principal, name, json_body()))
+@blp.arguments(SingleBody)
+@blp.response(200, SingleRecorded)
+def record_single(body: dict, name: str):
+    return ok(metrics.record_single(g.environment, g.principal, name, body))
 
 
 @blp.route("/list-values/<name>", methods=["POST"])
-def record_list(name: str):
-    return ok(metrics.record_list(g.environment, g.principal, name, json_body()))
+@blp.arguments(ListBody)
+@blp.response(200, ListRecorded)
+def record_list(body: dict, name: str):
+    return ok(metrics.record_list(g.environment, g.principal, name, body))
 
 
-def _int_arg(name: str, default: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise BadRequest(f"'{name}' must be an integer", {"field": name}) from exc
-
-
-def _query(kind: str):
-    filters: dict[str, str | None] = {}
-    for key, value in request.args.items():
-        match = _FILTER_KEY.match(key)
-        if match:
-            filters[match.group(1)] = value
-    page = _int_arg("page", 1)
-    per_page = _int_arg("items_per_page", metrics.MAX_PAGE)
-    return ok(metrics.query(kind, g.environment, filters, page, per_page))
+def _query(kind: str, args: dict):
+    # Every `filters[...]` key reaches the domain, which refuses the ones it does not know.
+    filters = {m.group(1): value for key, value in request.args.items()
+               if (m := _FILTER_KEY.match(key))}
+    return ok(metrics.query(kind, g.environment, filters, args["page"], args["items_per_page"]))
 
 
 @blp.route("/single-value", methods=["GET"])
-def get_metrics():
-    return _query("single")
+@blp.arguments(MetricsQuery, location="query")
+@blp.response(200, SinglePage)
+def get_metrics(args: dict):
+    return _query("single", args)
 
 
 @blp.route("/list-values", methods=["GET"])
-def get_list_metrics():
-    return _query("list")
+@blp.arguments(MetricsQuery, location="query")
+@blp.response(200, ListPage)
+def get_list_metrics(args: dict):
+    return _query("list", args)

@@ -15,15 +15,22 @@ execution-scoped tokens may read but get 403 for changes. The deploy key is writ
 
 from __future__ import annotations
 
-from flask_smorest import Blueprint
-
 from ..domain import projects
 from ..domain.auth import Principal
 from ..errors import BadRequest, Forbidden
-from .common import bearer_principal, json_body, ok, services
+from .common import bearer_principal, ok, services
+from .schemas.projects import (
+    EnvironmentCreate,
+    EnvironmentView,
+    ProjectCreate,
+    ProjectUpdate,
+    ProjectView,
+)
+from .smorest import BEARER, ApiBlueprint
 
-blp = Blueprint("projects", __name__, url_prefix="/api/v1/projects",
-                description="Projects, their settings and environments")
+blp = ApiBlueprint("projects", __name__, url_prefix="/api/v1/projects",
+                   description="Projects, their settings and environments", security=BEARER,
+                   errors=(401, 403))
 
 
 def _caller(changing: bool) -> Principal:
@@ -37,59 +44,59 @@ def _view(project) -> dict:
     return projects.project_view(project, services().settings.public_url)
 
 
-def _only(body: dict, allowed: set[str]) -> None:
-    unknown = set(body) - allowed
-    if unknown:
-        raise BadRequest(f"Unknown fields: {sorted(unknown)}", {"fields": sorted(unknown)})
-
-
 @blp.route("", methods=["GET"])
+@blp.response(200, ProjectView(many=True))
 def list_projects():
     _caller(changing=False)
     return ok([_view(p) for p in projects.list_projects()])
 
 
 @blp.route("", methods=["POST"])
-def create_project():
+@blp.arguments(ProjectCreate)
+@blp.response(201, ProjectView)
+@blp.alt_response(409, response="CONFLICT")
+def create_project(body: dict):
     _caller(changing=True)
-    body = json_body()
-    _only(body, {"name", "settings"})
     settings = body.get("settings")
     project = projects.create_project(body.get("name"), {} if settings is None else settings)
     return ok(_view(project), 201)
 
 
 @blp.route("/<project_name>", methods=["GET"])
+@blp.response(200, ProjectView)
+@blp.alt_response(404, response="NOT_FOUND")
 def get_project(project_name: str):
     _caller(changing=False)
     return ok(_view(projects.get_project(project_name)))
 
 
 @blp.route("/<project_name>", methods=["PATCH"])
-def update_project(project_name: str):
+@blp.arguments(ProjectUpdate)
+@blp.response(200, ProjectView)
+@blp.alt_response(404, response="NOT_FOUND")
+def update_project(body: dict, project_name: str):
     _caller(changing=True)
-    body = json_body()
-    _only(body, {"name", "settings"})
     project = projects.get_project(project_name)
     if "name" in body and body["name"] != project.name:
         raise BadRequest("A project's name cannot be changed", {"field": "name"})
-    if "settings" not in body:
-        raise BadRequest("Give the settings to change as {\"settings\": {...}}",
-                         {"field": "settings"})
     return ok(_view(projects.update_project_settings(project, body["settings"])))
 
 
 @blp.route("/<project_name>/environments", methods=["GET"])
+@blp.response(200, EnvironmentView(many=True))
+@blp.alt_response(404, response="NOT_FOUND")
 def list_environments(project_name: str):
     _caller(changing=False)
     return ok(_view(projects.get_project(project_name))["environments"])
 
 
 @blp.route("/<project_name>/environments", methods=["POST"])
-def create_environment(project_name: str):
+@blp.arguments(EnvironmentCreate)
+@blp.response(201, EnvironmentView)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(409, response="CONFLICT")
+def create_environment(body: dict, project_name: str):
     _caller(changing=True)
-    body = json_body()
-    _only(body, {"name"})
     project = projects.get_project(project_name)
     environment = projects.create_environment(project, body.get("name"))
     return ok(projects.environment_view(environment, services().settings.public_url), 201)

@@ -173,7 +173,8 @@ def query(kind: str, environment: Environment, filters: dict, page: int, per_pag
         if kind == "single":
             item["value"] = row["value"]
         else:  # values a header row holds itself (none since chunks) come first
-            item["values"] = (row["values"] or []) + lists[row["id"]]
+            # `value` is what 0.60.0 and the documentation read; later clients read `values`.
+            item["value"] = item["values"] = (row["values"] or []) + lists[row["id"]]
         metrics.append(item)
     return {"metrics": metrics, "total_count": total}
 

@@ -1,0 +1,92 @@
+"""Request and response shapes of the HTTP API (marshmallow), one module per resource.
+
+Request bodies keep unknown keys (INCLUDE): clients newer than 0.60.0 send keys we may not
+know yet, and the domain decides what it uses. Response schemas describe what we return;
+they never restrict extra keys (clients read pass-through objects)."""
+
+from __future__ import annotations
+
+import math
+import typing
+
+import marshmallow as ma
+from marshmallow import fields
+
+# Integers SQLite and PostgreSQL can hold: bigger ones are shape errors, not database errors.
+MAX_INT = 2**62
+
+
+class Body(ma.Schema):
+    class Meta:
+        unknown = ma.INCLUDE
+
+
+class Strict(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+class Query(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+
+class Out(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+
+class AnyJson(fields.Raw):
+    """Any JSON value, null included."""
+
+    def __init__(self, **kwargs: typing.Any) -> None:
+        kwargs.setdefault("allow_none", True)
+        super().__init__(**kwargs)
+
+
+class Scalar(fields.Field):
+    """A string, or a finite number given as such (stored as its decimal text)."""
+
+    default_error_messages = {"invalid": "Must be a string or a number."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.make_error("invalid")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.make_error("invalid")
+        return str(value)
+
+
+def count(**kwargs: typing.Any) -> fields.Integer:
+    """A non-negative integer in the range the store can hold."""
+    return fields.Integer(strict=False, validate=ma.validate.Range(min=0, max=MAX_INT), **kwargs)
+
+
+def epoch_ms(**kwargs: typing.Any) -> fields.Integer:
+    return fields.Integer(validate=ma.validate.Range(min=0, max=MAX_INT), allow_none=True,
+                          **kwargs)
+
+
+class LogsQuery(Body):
+    """The body of every `…/logs` POST: a time window in ms since the epoch and a limit."""
+
+    start = epoch_ms(data_key="from", load_default=None)
+    end = epoch_ms(data_key="to", load_default=None)
+    limit = fields.Integer(strict=True, validate=ma.validate.Range(min=0, max=MAX_INT),
+                           allow_none=True, load_default=None)
+
+
+class LogLine(Out):
+    timestamp = fields.String(required=True)
+    message = fields.String(required=True)
+    stream = fields.String()
+
+
+class Name(Out):
+    name = fields.String(required=True)
+
+
+class Empty(Out):
+    """`{}` or a small acknowledgement object."""

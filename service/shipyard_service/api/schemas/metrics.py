@@ -1,0 +1,72 @@
+"""Pipeline metrics (contract §6.9)."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import fields
+
+from ...domain.metrics import MAX_PAGE
+from . import MAX_INT, Body, Out, Query
+
+
+class SingleBody(Body):
+    value = fields.Float(required=True, allow_nan=False)
+    execution_id = fields.String(required=True)
+
+
+class ListBody(Body):
+    values = fields.Raw(required=True, metadata={
+        "description": "A list of numbers (at most 10,000 per call), or one number",
+        "oneOf": [{"type": "array", "items": {"type": "number"}}, {"type": "number"}]})
+    execution_id = fields.String(required=True)
+
+
+class SingleRecorded(Out):
+    name = fields.String(required=True)
+    value = fields.Float(required=True)
+    execution_id = fields.String(required=True)
+
+
+class ListRecorded(Out):
+    name = fields.String(required=True)
+    count = fields.Integer(required=True)
+    execution_id = fields.String(required=True)
+
+
+class MetricsQuery(Query):
+    name = fields.String(data_key="filters[name]")
+    pipeline_name = fields.String(data_key="filters[pipeline_name]")
+    deployment_name = fields.String(data_key="filters[deployment_name]")
+    execution_id = fields.String(data_key="filters[execution_id]")
+    page = fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=MAX_INT))
+    items_per_page = fields.Integer(load_default=MAX_PAGE,
+                                    validate=ma.validate.Range(min=1, max=MAX_PAGE))
+
+
+class _Metric(Out):
+    name = fields.String(required=True)
+    created_at = fields.String(required=True)
+    execution_id = fields.String(required=True)
+    deployment_name = fields.String(required=True, allow_none=True)
+    pipeline_name = fields.String(required=True, allow_none=True)
+
+
+class SingleMetric(_Metric):
+    value = fields.Float(required=True)
+
+
+class ListMetric(_Metric):
+    value = fields.List(fields.Float(), required=True,
+                        metadata={"description": "The values (0.60.0 reads `value`)"})
+    values = fields.List(fields.Float(), required=True,
+                         metadata={"description": "The same values (later clients)"})
+
+
+class SinglePage(Out):
+    metrics = fields.List(fields.Nested(SingleMetric), required=True)
+    total_count = fields.Integer(required=True)
+
+
+class ListPage(Out):
+    metrics = fields.List(fields.Nested(ListMetric), required=True)
+    total_count = fields.Integer(required=True)

@@ -1,0 +1,63 @@
+"""Projects, their settings (step defaults) and environments (Shipyard's control API)."""
+
+from __future__ import annotations
+
+from marshmallow import fields
+
+from . import Out, Strict
+
+
+class SettingsIn(Strict):
+    """Step defaults; `repository_deploy_key` is write-only."""
+
+    language = fields.String(allow_none=True)
+    repository_url = fields.String(allow_none=True)
+    repository_branch = fields.String(allow_none=True)
+    repository_deploy_key = fields.String(allow_none=True)
+    included_folders = fields.List(fields.String(), allow_none=True)
+    requirements_path = fields.String(allow_none=True)
+    system_dependencies = fields.List(fields.String(), allow_none=True)
+    dockerfile_path = fields.String(allow_none=True)
+
+
+class ProjectCreate(Strict):
+    name = fields.String(required=True)
+    settings = fields.Nested(SettingsIn, allow_none=True)
+
+
+class ProjectUpdate(Strict):
+    name = fields.String(metadata={"description": "Must equal the current name"})
+    settings = fields.Nested(SettingsIn, required=True)
+
+
+class EnvironmentCreate(Strict):
+    name = fields.String(required=True)
+
+
+class Settings(Out):
+    language = fields.String(required=True, allow_none=True)
+    repository_url = fields.String(required=True, allow_none=True)
+    repository_branch = fields.String(required=True, allow_none=True)
+    has_repository_deploy_key = fields.Boolean(required=True)
+    included_folders = fields.List(fields.String(), required=True, allow_none=True)
+    requirements_path = fields.String(required=True, allow_none=True)
+    system_dependencies = fields.List(fields.String(), required=True, allow_none=True)
+    dockerfile_path = fields.String(required=True, allow_none=True)
+
+
+class ProjectInformation(Settings):
+    project_name = fields.String(required=True)
+    created_at = fields.String(required=True)
+    updated_at = fields.String(required=True)
+
+
+class EnvironmentView(Out):
+    name = fields.String(required=True)
+    environment_url = fields.String(required=True)
+    created_at = fields.String(required=True)
+
+
+class ProjectView(Out):
+    name = fields.String(required=True)
+    settings = fields.Nested(Settings, required=True)
+    environments = fields.List(fields.Nested(EnvironmentView), required=True)
