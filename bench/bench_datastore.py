@@ -1,16 +1,21 @@
-"""Data store (F15): upload then download of one large file (1 GiB by default) through the
-SDK, on the local store and on the S3 store (a local S3-protocol server, moto), beside a
-plain file copy of the same file measured in the same run, with peak memory.
+"""Data store (F15): upload then download of one large file (1 GiB by default) through our
+SDK and through the official client (craft-ai-sdk 0.60.0, when tests/compat's .compat-venv
+exists), on the local store and on the S3 store (a local S3-protocol server, moto), each
+beside a plain file copy of the same file (`cp` then fsync) measured in the same run: the
+ratio is the transfer's throughput over the copy's (target >= 80 %).
 
-Peak memory is sampled every 50 ms: the API server (gunicorn master + worker) and this
-client process. Both must stay far below the file size: bytes stream through, never whole.
-SHIPYARD_BENCH_DATASTORE_MB changes the size (e.g. 64 for a quick look)."""
+Peak memory is sampled every 50 ms: the API server (gunicorn master + worker) and the client
+process. Both must stay far below the file size: bytes stream through, never whole.
+Dirty pages are synced before each measurement so one step's writeback does not land in the
+next one's time. SHIPYARD_BENCH_DATASTORE_MB changes the size (e.g. 64 for a quick look)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -20,7 +25,7 @@ from pathlib import Path
 import psutil
 
 from tests.backends.servers import MotoServer
-from tests.helpers import ServerProcess
+from tests.helpers import ROOT, ServerProcess
 
 SIZE_MB = int(os.environ.get("SHIPYARD_BENCH_DATASTORE_MB", "1024"))
 BLOCK = 1024 * 1024
@@ -98,6 +103,29 @@ def _server(folder: Path, env: dict):
         server.stop()
 
 
+OFFICIAL = """
+import json, sys, time
+from craft_ai_sdk import CraftAiSdk
+source, target = sys.argv[1:3]
+sdk = CraftAiSdk()
+start = time.perf_counter()
+sdk.upload_data_store_object(source, "bench/official.bin")
+uploaded = time.perf_counter() - start
+start = time.perf_counter()
+sdk.download_data_store_object("bench/official.bin", target)
+print(json.dumps([uploaded, time.perf_counter() - start]))
+"""
+
+
+def _line(label: str, uploaded: float, downloaded: float, baseline_s: float,
+          server_peak: int, client_peak: int) -> str:
+    def rate(seconds: float) -> str:
+        return f"{SIZE_MB / seconds:.0f} MB/s = {baseline_s / seconds:.0%} of the copy"
+    return (f"{label:>22}: upload {uploaded:.2f} s ({rate(uploaded)}), download "
+            f"{downloaded:.2f} s ({rate(downloaded)}); peak RSS server {_mb(server_peak)}, "
+            f"client {_mb(client_peak)}")
+
+
 def _round_trip(label: str, folder: Path, env: dict, source: Path, digest: str,
                 baseline_s: float) -> None:
     from shipyard import CraftAiSdk
@@ -108,22 +136,49 @@ def _round_trip(label: str, folder: Path, env: dict, source: Path, digest: str,
                          control_url=creds["control_url"])
         target = folder / "downloaded.bin"
         me = psutil.Process()
+        os.sync()
         with PeakMemory(_server_processes(server)) as server_peak, \
                 PeakMemory(lambda: [me]) as client_peak:
             start = time.perf_counter()
             sdk.upload_data_store_object(str(source), "bench/big.bin")
             uploaded = time.perf_counter() - start
+            os.sync()
             start = time.perf_counter()
             sdk.download_data_store_object("bench/big.bin", str(target))
             downloaded = time.perf_counter() - start
         assert _sha256(target) == digest, f"{label}: the downloaded file differs"
         target.unlink()
-        total = uploaded + downloaded
-        print(f"{label:>6} store: upload {uploaded:.2f} s ({SIZE_MB / uploaded:.0f} MB/s), "
-              f"download {downloaded:.2f} s ({SIZE_MB / downloaded:.0f} MB/s), "
-              f"total {total:.2f} s = {total / baseline_s:.1f}x the copy; "
-              f"peak RSS server {_mb(server_peak.peak)}, client {_mb(client_peak.peak)}",
-              flush=True)
+        print(_line(f"{label} store, our SDK", uploaded, downloaded, baseline_s,
+                    server_peak.peak, client_peak.peak), flush=True)
+        sdk.delete_data_store_object("bench/big.bin")
+        _official(label, server, source, digest, target, baseline_s)
+
+
+def _official(label: str, server: ServerProcess, source: Path, digest: str, target: Path,
+              baseline_s: float) -> None:
+    python = ROOT / ".compat-venv" / "bin" / "python"
+    if not python.exists():
+        print(f"{label:>6} store, official client: skipped (no .compat-venv: run "
+              "tests/compat once)", flush=True)
+        return
+    creds = server.credentials
+    env = dict(os.environ, CRAFT_AI_ENVIRONMENT_URL=creds["environment_url"],
+               CRAFT_AI_SDK_TOKEN=creds["sdk_token"], CRAFT_AI_CONTROL_URL=creds["control_url"])
+    os.sync()
+    proc = subprocess.Popen([str(python), "-c", OFFICIAL, str(source), str(target)], env=env,
+                            stdout=subprocess.PIPE, text=True)
+    client = psutil.Process(proc.pid)
+    with PeakMemory(_server_processes(server)) as server_peak, \
+            PeakMemory(lambda: [client]) as client_peak:
+        out, _ = proc.communicate(timeout=TIME_LIMIT_S)
+    if proc.returncode != 0:
+        print(f"{label:>6} store, official client: failed ({proc.returncode})", flush=True)
+        return
+    uploaded, downloaded = json.loads(out.strip().splitlines()[-1])
+    assert _sha256(target) == digest, f"{label}: the official client's download differs"
+    target.unlink()
+    print(_line(f"{label} store, official", uploaded, downloaded, baseline_s,
+                server_peak.peak, client_peak.peak), flush=True)
 
 
 def main() -> None:
@@ -133,6 +188,7 @@ def main() -> None:
         source = root / "big.bin"
         digest = _make_file(source)
         me = psutil.Process()
+        os.sync()
         with PeakMemory(lambda: [me]) as copy_peak:
             start = time.perf_counter()
             shutil.copyfile(source, root / "copy.bin")

@@ -3,8 +3,13 @@
 * Objects smaller than the multipart threshold: ``GET …/data-store/upload`` then one
   S3-style multipart/form-data ``POST`` to the signed URL (form ``fields`` then ``file``).
 * Larger objects: ``POST …/upload/multipart`` (start), then per part ``POST …/part`` and a
-  ``PUT`` of the raw bytes to the returned URL, then ``POST …/end`` with the ETags.
-* Downloads: ``GET`` of a signed URL, written to a path or a writable buffer.
+  ``PUT`` of the raw bytes to the returned URL, then ``POST …/end`` with the ETags. Parts go
+  ``UPLOAD_CONCURRENCY`` at a time, each read straight from the file at its offset: memory
+  holds at most that many parts.
+* Downloads: ``GET`` of a signed URL, written to a path or a writable buffer in large blocks.
+
+Bytes are sent and written as they are read: no hashing pass, no copy to a temporary file
+for seekable sources, no Python loop per small chunk.
 
 Thresholds come from ``CRAFT_AI__MULTIPART_THRESHOLD__B`` (default 100 000 000) and
 ``CRAFT_AI__MULTIPART_PART_SIZE__B`` (default 9 961 472), read at import time.
@@ -17,9 +22,12 @@ import io
 import os
 import shutil
 import tempfile
-from typing import IO, Any, Iterator, Union
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import IO, Any, Callable, Iterator, Union
 
 import requests
+import urllib3
 from urllib3.fields import RequestField
 from urllib3.filepost import encode_multipart_formdata
 
@@ -45,6 +53,9 @@ MULTIPART_THRESHOLD = _int_from_env("CRAFT_AI__MULTIPART_THRESHOLD__B", DEFAULT_
 MULTIPART_PART_SIZE = _int_from_env("CRAFT_AI__MULTIPART_PART_SIZE__B", DEFAULT_MULTIPART_PART_SIZE)
 
 _COPY_BLOCK = 1024 * 1024
+_DOWNLOAD_BLOCK = 4 * 1024 * 1024
+#: Parts of a multipart upload in flight at once (each holds one part in memory).
+UPLOAD_CONCURRENCY = max(1, _int_from_env("SHIPYARD_UPLOAD_CONCURRENCY", 4))
 
 PathOrBuffer = Union[str, "os.PathLike[str]", IO[bytes]]
 
@@ -112,50 +123,50 @@ def _read_bytes(buffer: Any, size: int) -> bytes:
     return b"".join(chunks)
 
 
-class _ProgressBody:
-    """Request body that reports how much of it was sent."""
+class _FormBody:
+    """A streamed S3 POST-policy body: the form fields, then the ``file`` part read from the
+    source in large blocks. Iterable with a length, so requests sends a Content-Length and
+    urllib3 sends each block as it is (no ``read`` method: that would be 16 KiB reads)."""
 
-    def __init__(self, data: bytes, bar: Any) -> None:
-        self._data = memoryview(data)
-        self._position = 0
-        self._bar = bar
+    def __init__(self, fields: dict[str, Any], filename: str, source: Any, size: int,
+                 bar: Any) -> None:
+        parts: list[Any] = []
+        for key, value in fields.items():
+            values = value if isinstance(value, list) else [value]
+            for item in values:
+                if item is None:
+                    continue
+                if not isinstance(item, bytes):
+                    item = str(item).encode("utf-8")
+                parts.append((str(key), item))
+        # The file part is encoded empty, then split around where its content goes.
+        file_part = RequestField(name="file", data=b"", filename=filename)
+        file_part.make_multipart(content_type=None)
+        parts.append(file_part)
+        body, self.content_type = encode_multipart_formdata(parts)
+        boundary_end = body.rindex(b"\r\n--")
+        self._head, self._tail = body[:boundary_end], body[boundary_end:]
+        self._source, self._size, self._bar = source, size, bar
 
     def __len__(self) -> int:
-        return len(self._data) - self._position
-
-    def read(self, size: int = -1) -> bytes:
-        end = len(self._data) if size is None or size < 0 else self._position + size
-        chunk = bytes(self._data[self._position : end])
-        self._position += len(chunk)
-        self._bar.update(len(chunk))
-        return chunk
+        return len(self._head) + self._size + len(self._tail)
 
     def __iter__(self) -> Iterator[bytes]:
-        while True:
-            chunk = self.read(64 * 1024)
-            if not chunk:
-                return
-            yield chunk
+        yield self._head
+        remaining = self._size
+        while remaining > 0:
+            data = self._source.read(min(_COPY_BLOCK, remaining))
+            if not data:
+                raise SdkException("The source ended before its announced size.")
+            if isinstance(data, str):
+                data = data.encode("utf-8")
+            remaining -= len(data)
+            self._bar.update(len(data))
+            yield data
+        yield self._tail
 
 
 # ----- upload -----
-
-
-def _form_body(fields: dict[str, Any], filename: str, content: bytes) -> tuple[bytes, str]:
-    """S3 POST-policy body: each of ``fields`` in order, then the ``file`` part."""
-    parts: list[Any] = []
-    for key, value in fields.items():
-        values = value if isinstance(value, list) else [value]
-        for item in values:
-            if item is None:
-                continue
-            if not isinstance(item, bytes):
-                item = str(item).encode("utf-8")
-            parts.append((str(key), item))
-    file_part = RequestField(name="file", data=content, filename=filename)
-    file_part.make_multipart(content_type=None)
-    parts.append(file_part)
-    return encode_multipart_formdata(parts)
 
 
 def _upload_single_part(
@@ -171,12 +182,42 @@ def _upload_single_part(
         "GET", f"{api_url}/data-store/upload", params={"path_to_object": object_path}
     )
     signed_url, fields = presigned["signed_url"], presigned.get("fields") or {}
-    body, content_type = _form_body(fields, filename, _read_bytes(source, size))
-    headers = {"Content-Type": content_type}
-    with progress_bar(len(body), f"Uploading {object_path}", allow_progress) as bar:
-        data: Any = _ProgressBody(body, bar) if bar.active else body
-        response = http.send_bare("POST", signed_url, data=data, headers=headers)
+    with progress_bar(size, f"Uploading {object_path}", allow_progress) as bar:
+        body = _FormBody(fields, filename, source, size, bar)
+        response = http.send_bare(
+            "POST", signed_url, data=body, headers={"Content-Type": body.content_type}
+        )
     check_storage_response(response)
+
+
+def _part_reader(source: Any) -> Callable[[int, int], bytes]:
+    """``read(offset, size)`` safe to call from several threads: ``os.pread`` on a file's
+    descriptor, else seek and read under a lock."""
+    try:
+        fd = source.fileno()
+        start = source.tell()
+        os.pread(fd, 0, start)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        lock = threading.Lock()
+
+        def read_locked(offset: int, size: int) -> bytes:
+            with lock:
+                source.seek(offset)
+                return _read_bytes(source, size)
+
+        return read_locked
+
+    def read_at(offset: int, size: int) -> bytes:
+        chunks, done = [], 0
+        while done < size:
+            data = os.pread(fd, size - done, start + offset + done)
+            if not data:
+                break
+            chunks.append(data)
+            done += len(data)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    return read_at
 
 
 def _upload_multipart(
@@ -191,30 +232,43 @@ def _upload_multipart(
     base_url = f"{api_url}/data-store/upload/multipart"
     configuration = http.call("POST", base_url, json={"path_to_object": object_path})
     part_count = max(1, -(-size // part_size))
-    parts: list[dict[str, Any]] = []
-    with progress_bar(size, f"Uploading {object_path}", allow_progress) as bar:
-        for number in range(1, part_count + 1):
-            chunk = _read_bytes(source, part_size)
-            request: dict[str, Any] = {
-                "path_to_object": object_path,
-                "multipart_upload_configuration": configuration,
-                "chunk_size": part_size,
-                "part_number": number,
-            }
-            if number == part_count:
-                request["size"] = size
-            target = http.call("POST", f"{base_url}/part", json=request)
-            response = http.send_bare(
-                "PUT", target["signed_url"], data=chunk, headers=dict(target.get("headers") or {})
-            )
-            if response.status_code >= 400:
-                check_storage_response(response)
-            part: dict[str, Any] = {"number": number}
-            etag = response.headers.get("ETag")
-            if etag is not None:
-                part["metadata"] = etag
-            parts.append(part)
+    read_part = _part_reader(source)
+    progress_lock = threading.Lock()
+
+    def send_part(number: int, bar: Any) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "path_to_object": object_path,
+            "multipart_upload_configuration": configuration,
+            "chunk_size": part_size,
+            "part_number": number,
+        }
+        if number == part_count:
+            request["size"] = size
+        target = http.call("POST", f"{base_url}/part", json=request)
+        chunk = read_part((number - 1) * part_size, part_size)
+        response = http.send_bare(
+            "PUT", target["signed_url"], data=chunk, headers=dict(target.get("headers") or {})
+        )
+        if response.status_code >= 400:
+            check_storage_response(response)
+        part: dict[str, Any] = {"number": number}
+        etag = response.headers.get("ETag")
+        if etag is not None:
+            part["metadata"] = etag
+        with progress_lock:
             bar.update(len(chunk))
+        return part
+
+    with progress_bar(size, f"Uploading {object_path}", allow_progress) as bar:
+        workers = min(UPLOAD_CONCURRENCY, part_count)
+        with ThreadPoolExecutor(workers, thread_name_prefix="shipyard-upload") as pool:
+            futures = [pool.submit(send_part, n, bar) for n in range(1, part_count + 1)]
+            try:
+                parts = [future.result() for future in futures]
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
     http.call(
         "POST",
         f"{base_url}/end",
@@ -293,12 +347,22 @@ def download(
 
 
 def _copy_response(response: Any, target: Any, bar: Any) -> None:
+    # Without a content encoding, raw reads of large blocks skip urllib3's decoding buffer.
+    raw = not response.headers.get("Content-Encoding")
     try:
+        if raw:
+            while True:
+                chunk = response.raw.read(_DOWNLOAD_BLOCK, decode_content=False)
+                if not chunk:
+                    break
+                target.write(chunk)
+                bar.update(len(chunk))
+            return
         for chunk in response.iter_content(_COPY_BLOCK):
             if chunk:
                 target.write(chunk)
                 bar.update(len(chunk))
-    except requests.RequestException as error:
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
         raise SdkException("Unable to perform the request", name="RequestError") from error
 
 

@@ -1075,23 +1075,28 @@ def test_multipart_upload_sequence(stub: StubServer, sdk: CraftAiSdk) -> None:
 
     sdk.upload_data_store_object(io.BytesIO(b"0123456789"), "a/b.bin")
 
-    sequence = [(r.method, r.path) for r in stub.api_calls()]
-    assert sequence == [
-        ("POST", f"{API}/data-store/upload/multipart"),
-        ("POST", f"{API}/data-store/upload/multipart/part"),
-        ("PUT", "/signed/part/1"),
-        ("POST", f"{API}/data-store/upload/multipart/part"),
-        ("PUT", "/signed/part/2"),
-        ("POST", f"{API}/data-store/upload/multipart/part"),
-        ("PUT", "/signed/part/3"),
-        ("POST", f"{API}/data-store/upload/multipart/end"),
-    ]
+    # Parts go in parallel: start first, end last, each PUT after its own part request.
+    calls = stub.api_calls()
+    sequence = [(r.method, r.path) for r in calls]
+    assert sequence[0] == ("POST", f"{API}/data-store/upload/multipart")
+    assert sequence[-1] == ("POST", f"{API}/data-store/upload/multipart/end")
+    assert sorted(sequence[1:-1]) == sorted(
+        [("POST", f"{API}/data-store/upload/multipart/part")] * 3
+        + [("PUT", f"/signed/part/{n}") for n in (1, 2, 3)]
+    )
+    for number in (1, 2, 3):
+        asked = next(
+            i for i, r in enumerate(calls) if r.method == "POST" and r.path.endswith("/part")
+            and r.json()["part_number"] == number
+        )
+        assert sequence.index(("PUT", f"/signed/part/{number}")) > asked
     assert stub.calls("POST", f"{API}/data-store/upload/multipart")[0].json() == {
         "path_to_object": "a/b.bin"
     }
-    part_requests = [
-        r.json() for r in stub.calls("POST", f"{API}/data-store/upload/multipart/part")
-    ]
+    part_requests = sorted(
+        (r.json() for r in stub.calls("POST", f"{API}/data-store/upload/multipart/part")),
+        key=lambda body: body["part_number"],
+    )
     assert part_requests == [
         {
             "path_to_object": "a/b.bin",
@@ -1113,7 +1118,7 @@ def test_multipart_upload_sequence(stub: StubServer, sdk: CraftAiSdk) -> None:
             "size": 10,
         },
     ]
-    puts = stub.calls("PUT")
+    puts = sorted(stub.calls("PUT"), key=lambda p: p.path)
     assert [p.body for p in puts] == [b"0123", b"4567", b"89"]
     assert [p.headers["x-part"] for p in puts] == ["1", "2", "3"]
     assert all(
@@ -1170,7 +1175,7 @@ def test_single_part_upload_and_exact_part_multiple(
     stub.route("POST", f"{API}/data-store/upload/multipart/end", (200, {}))
     sdk.upload_data_store_object(io.BytesIO(b"abcdefgh"), "x")
     parts = [r.json() for r in stub.calls("POST", f"{API}/data-store/upload/multipart/part")]
-    assert [(p["part_number"], p.get("size")) for p in parts] == [(1, None), (2, 8)]
+    assert sorted((p["part_number"], p.get("size") or 0) for p in parts) == [(1, 0), (2, 8)]
 
 
 def test_download_and_storage_errors(stub: StubServer, sdk: CraftAiSdk, tmp_path: Any) -> None:

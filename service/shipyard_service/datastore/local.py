@@ -2,26 +2,32 @@
 
 Layout under the data dir:
     datastore/<project>/<environment>/<path>   objects (root)
-    uploads/<upload_id>/meta.json, 1, 1.etag…  unfinished multipart uploads, outside the
-                                               object namespace so they never list
+    uploads/<upload_id>/meta.json, data, 1.part…  unfinished multipart uploads, outside the
+                                                  object namespace so they never list
 Objects are written to a temp file in their final folder and renamed, so readers see
 either the old or the new object, never a partial one.
+
+A multipart upload writes every part in place into one `data` file, at the part's offset
+(parts may arrive in parallel), and `end` renames that file into the namespace: the bytes are
+written once, never copied again nor hashed. `<n>.part` records a part's size and ETag once
+its bytes are all written.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
+import errno
 import json
 import math
 import os
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
 from ..signing import InvalidSignature, Signer
@@ -30,31 +36,36 @@ from .base import DataStore, ObjectInfo
 BUFFER = 1024 * 1024
 TMP_PREFIX = ".~shipyard-tmp-"
 UPLOAD_MAX_AGE_S = 24 * 3600
+DATA_FILE = "data"
 MAX_PARTS = 10_000
 # Salts keep each kind of token valid for one purpose only.
 SALT_OBJECT = "shipyard.datastore.object"
 SALT_UPLOAD = "shipyard.datastore.multipart"
 
 
-def copy_stream(source: BinaryIO, target: BinaryIO, limit: int | None = None,
-                digest: Any = None) -> int:
-    """Copy in 1 MiB chunks; with `limit`, stop with PayloadTooLarge past that many bytes."""
-    if limit is None and digest is None:
-        start = target.tell()
-        shutil.copyfileobj(source, target, BUFFER)
-        return target.tell() - start
+def copy_stream(source: BinaryIO, target: BinaryIO) -> int:
+    """Copy in 1 MiB blocks."""
+    start = target.tell()
+    shutil.copyfileobj(source, target, BUFFER)
+    return target.tell() - start
+
+
+def write_at(source: BinaryIO, fd: int, offset: int, limit: int) -> int:
+    """Write the stream at `offset` of the file `fd` in 1 MiB blocks, never past `limit`
+    bytes: PayloadTooLarge as soon as the stream holds more (nothing beyond is written)."""
     total = 0
     while True:
         chunk = source.read(BUFFER)
         if not chunk:
             return total
-        total += len(chunk)
-        if limit is not None and total > limit:
+        if total + len(chunk) > limit:
             raise PayloadTooLarge(f"The body is larger than the expected {limit} bytes",
                                   {"limit": limit})
-        if digest is not None:
-            digest.update(chunk)
-        target.write(chunk)
+        view = memoryview(chunk)
+        while view:
+            written = os.pwrite(fd, view, offset + total)
+            total += written
+            view = view[written:]
 
 
 class LocalDataStore(DataStore):
@@ -67,6 +78,9 @@ class LocalDataStore(DataStore):
         self.url_lifetime_s = url_lifetime_s
         self._objects = Signer(secret, SALT_OBJECT)
         self._upload_configs = Signer(secret, SALT_UPLOAD)
+        # Part requests of one upload arrive in parallel; each updates meta.json. The local
+        # store is served by one API process, so a process lock serialises the updates.
+        self._meta_lock = threading.Lock()
 
     # Paths -----------------------------------------------------------------------------
     def path_of(self, key: str) -> Path:
@@ -203,6 +217,7 @@ class LocalDataStore(DataStore):
         upload_id = uuid.uuid4().hex
         folder = self.uploads / upload_id
         folder.mkdir(parents=True)
+        (folder / DATA_FILE).touch()
         _write_json(folder / "meta.json", {"key": key, "chunk_size": None, "size": None,
                                            "last_part": None})
         signature = self._upload_configs.sign({"upload_id": upload_id, "key": key})
@@ -231,44 +246,51 @@ class LocalDataStore(DataStore):
 
     def multipart_part(self, key: str, config: dict, part_number: int, chunk_size: int,
                        total_size: int | None) -> tuple[str, dict]:
-        upload_id, folder, meta = self._upload(key, config)
         _check_int(part_number, "part_number", 1, MAX_PARTS)
         _check_int(chunk_size, "chunk_size", 1)
         if total_size is not None:
             _check_int(total_size, "size", 0)
-        if meta["chunk_size"] not in (None, chunk_size):
-            raise BadRequest("'chunk_size' changed during the upload",
-                             {"chunk_size": chunk_size, "previous": meta["chunk_size"]})
-        meta["chunk_size"] = chunk_size
-        if total_size is not None:
-            # The client sends the total size only with the last part; `end` relies on it.
-            meta["size"] = total_size
-            meta["last_part"] = part_number
-        _write_json(folder / "meta.json", meta)
+        with self._meta_lock:
+            upload_id, folder, meta = self._upload(key, config)
+            if meta["chunk_size"] not in (None, chunk_size):
+                raise BadRequest("'chunk_size' changed during the upload",
+                                 {"chunk_size": chunk_size, "previous": meta["chunk_size"]})
+            if meta["chunk_size"] is None or total_size is not None:
+                meta["chunk_size"] = chunk_size
+                if total_size is not None:
+                    # The client sends the total size only with the last part; `end` relies
+                    # on it.
+                    meta["size"] = total_size
+                    meta["last_part"] = part_number
+                _write_json(folder / "meta.json", meta)
         token = self._objects.sign({"op": "put", "key": key, "upload_id": upload_id,
                                     "part": part_number, "max_size": chunk_size})
         return f"{self.public_url}/signed/part?token={token}", {}
 
     def write_part(self, claims: dict, stream: BinaryIO) -> str:
-        """Store one part from a verified PUT token; return its quoted ETag (md5)."""
+        """Store one part from a verified PUT token at its offset in the upload's data file;
+        return its quoted ETag. The ETag names this write (S3's multipart ETags are opaque
+        too): hashing the bytes would cost a pass over them."""
         upload_id, part = str(claims.get("upload_id")), claims.get("part")
-        if not isinstance(part, int) or not upload_id.isalnum():
+        max_size = claims.get("max_size")
+        if not isinstance(part, int) or not isinstance(max_size, int) \
+                or not upload_id.isalnum():
             raise BadRequest("Invalid part token")
         folder = self.uploads / upload_id
-        if not (folder / "meta.json").is_file():
-            raise NotFound("This multipart upload does not exist (finished, or expired "
-                           "after 24 hours)", {"upload_id": upload_id})
-        digest = hashlib.md5(usedforsecurity=False)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=TMP_PREFIX)
+        record = folder / f"{part}.part"
         try:
-            with os.fdopen(fd, "wb") as out:
-                copy_stream(stream, out, limit=claims.get("max_size"), digest=digest)
-            etag = f'"{digest.hexdigest()}"'
-            (folder / f"{part}.etag").write_text(etag)
-            os.replace(tmp, folder / str(part))
-        except BaseException:
-            _unlink(tmp)
-            raise
+            fd = os.open(folder / DATA_FILE, os.O_WRONLY)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound("This multipart upload does not exist (finished, or expired "
+                           "after 24 hours)", {"upload_id": upload_id}) from None
+        try:
+            # A part being rewritten is not complete until its new bytes all are.
+            _unlink(str(record))
+            size = write_at(stream, fd, (part - 1) * max_size, max_size)
+        finally:
+            os.close(fd)
+        etag = f'"{uuid.uuid4().hex}"'
+        _write_json(record, {"size": size, "etag": etag})
         return etag
 
     def multipart_end(self, key: str, config: dict, parts: list[dict]) -> None:
@@ -287,40 +309,41 @@ class LocalDataStore(DataStore):
             raise BadRequest("The multipart upload is incomplete: " + "; ".join(problems),
                              {"problems": problems, "expected_parts": count})
         path = self.path_of(key)
-
-        def assemble(out: BinaryIO) -> int:
-            total = 0
-            for number in range(1, count + 1):
-                with open(folder / str(number), "rb") as part_file:
-                    total += copy_stream(part_file, out)
-            return total
-
-        self._atomic_write(key, path, assemble)
+        data = folder / DATA_FILE
+        with open(data, "rb+") as out:
+            out.truncate(size)  # drops bytes of parts numbered past the last one
+            os.fsync(out.fileno())
+        self._place(key, path, data)
         shutil.rmtree(folder, ignore_errors=True)
 
     @staticmethod
     def _check_parts(folder: Path, size: int, chunk: int, count: int,
                      parts: list[dict]) -> list[str]:
+        records = {}
+        for path in folder.glob("*.part"):
+            number = path.name[:-len(".part")]
+            if number.isdigit():
+                try:
+                    records[int(number)] = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    continue  # a part being rewritten: missing until complete
         problems = []
         for number in range(1, count + 1):
             expected = chunk if number < count else size - chunk * (count - 1)
-            try:
-                actual = (folder / str(number)).stat().st_size
-            except FileNotFoundError:
+            record = records.get(number)
+            if record is None:
                 problems.append(f"part {number} is missing")
-                continue
-            if actual != expected:
-                problems.append(f"part {number} has {actual} bytes, expected {expected}")
-        extra = sorted(int(p.name) for p in folder.iterdir()
-                       if p.name.isdigit() and not 1 <= int(p.name) <= count)
-        problems += [f"part {n} is beyond the last part {count}" for n in extra]
+            elif record["size"] != expected:
+                problems.append(f"part {number} has {record['size']} bytes, "
+                                f"expected {expected}")
+        problems += [f"part {n} is beyond the last part {count}"
+                     for n in sorted(records) if not 1 <= n <= count]
         # The client lists the ETags it saw; a mismatch means a part was overwritten.
         for item in parts if isinstance(parts, list) else []:
             if not isinstance(item, dict) or not isinstance(item.get("number"), int):
                 continue
-            sent = item.get("metadata")
-            etag_file = folder / f"{item['number']}.etag"
-            if sent and etag_file.is_file() and etag_file.read_text() != sent:
+            sent, record = item.get("metadata"), records.get(item["number"])
+            if sent and record is not None and record["etag"] != sent:
                 problems.append(f"part {item['number']} does not match its ETag {sent}")
         return problems
 
@@ -366,6 +389,30 @@ class LocalDataStore(DataStore):
             _unlink(tmp)
             raise
         return size
+
+    def _place(self, key: str, path: Path, source: Path) -> None:
+        """Rename a complete, synced file over the object (same file system: no copy)."""
+        for attempt in range(2):
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if path.is_dir():
+                    raise Conflict(f"Cannot write '{key}': it is a folder of other objects",
+                                   {"key": key})
+                os.replace(source, path)
+                return
+            except FileNotFoundError:
+                if attempt:  # a concurrent delete pruned the fresh folder: once more
+                    raise
+            except (FileExistsError, NotADirectoryError):
+                raise Conflict(f"Cannot write '{key}': a parent folder is an object",
+                               {"key": key}) from None
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                # Uploads on another file system than the store: one copy, then rename.
+                with open(source, "rb") as data:
+                    self._atomic_write(key, path, lambda out: copy_stream(data, out))
+                return
 
     def _prune_empty_dirs(self, folder: Path) -> None:
         """Drop folders emptied by a delete, so the name can become an object again."""

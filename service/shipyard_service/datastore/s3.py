@@ -24,6 +24,7 @@ import itertools
 import json
 import logging
 import math
+import threading
 from typing import BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
@@ -97,6 +98,9 @@ class S3DataStore(DataStore):
         self.bucket = bucket
         self.region = region
         self.expiry = dt.timedelta(seconds=url_lifetime_s)
+        # Part requests of one upload arrive in parallel and update its bookkeeping object;
+        # the lock serialises those updates within this API process.
+        self._meta_lock = threading.Lock()
         self._ensure_bucket()
 
     @classmethod
@@ -268,17 +272,19 @@ class S3DataStore(DataStore):
         _check_int(chunk_size, "chunk_size", 1)
         if total_size is not None:
             _check_int(total_size, "size", 0)
-        meta = self._read_meta(upload_id)
-        if meta.get("chunk_size") not in (None, chunk_size):
-            raise BadRequest("'chunk_size' changed during the upload",
-                             {"chunk_size": chunk_size, "previous": meta["chunk_size"]})
-        if meta.get("chunk_size") is None or total_size is not None:
-            self._check_upload(key, upload_id)  # no bookkeeping for uploads that do not exist
-            meta.update(chunk_size=chunk_size, key=key)
-            if total_size is not None:
-                # The client sends the total size only with the last part; `end` relies on it.
-                meta.update(size=total_size, last_part=part_number)
-            self._write_meta(upload_id, meta)
+        with self._meta_lock:
+            meta = self._read_meta(upload_id)
+            if meta.get("chunk_size") not in (None, chunk_size):
+                raise BadRequest("'chunk_size' changed during the upload",
+                                 {"chunk_size": chunk_size, "previous": meta["chunk_size"]})
+            if meta.get("chunk_size") is None or total_size is not None:
+                self._check_upload(key, upload_id)  # no bookkeeping for unknown uploads
+                meta.update(chunk_size=chunk_size, key=key)
+                if total_size is not None:
+                    # The client sends the total size only with the last part; `end` relies
+                    # on it.
+                    meta.update(size=total_size, last_part=part_number)
+                self._write_meta(upload_id, meta)
         url = self.presign_client.get_presigned_url(
             "PUT", self.bucket, key, expires=self.expiry,
             extra_query_params={"partNumber": str(part_number), "uploadId": upload_id})
