@@ -9,6 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import (  # noqa: E402
+    bench_compare,
     bench_datastore,
     bench_endpoints,
     bench_git_steps,
@@ -17,7 +18,7 @@ from bench import (  # noqa: E402
 )
 
 BENCHMARKS = [bench_run_pipeline, bench_endpoints, bench_metrics, bench_git_steps,
-              bench_datastore]
+              bench_datastore, bench_compare]
 
 
 def main() -> int:

@@ -97,12 +97,21 @@ def test_compare_three_trainings(page, ui_server, trained):
     expect(page.locator("th[data-column='in:lr']")).to_have_count(1)
     expect(page.locator("th[data-column='m:accuracy']")).to_have_count(1)
     # Column groups: without inputs and resources, their columns go.
-    page.uncheck("#column-groups input[value=inputs]")
+    page.click("#column-picker summary")
+    page.uncheck("#group-inputs")
     expect(page.locator("th[data-column='in:lr']")).to_have_count(0)
-    page.uncheck("#column-groups input[value=resources]")
+    page.click("#column-picker summary")
+    page.uncheck("#group-resources")
     expect(page.locator("th[data-column='res:cpu_time_s']")).to_have_count(0)
-    page.check("#column-groups input[value=outputs]")
+    page.click("#column-picker summary")
+    page.check("#group-outputs")
     expect(page.locator("th[data-column='out:final_loss']")).to_have_count(1)
+    # ...or one by one: the `lr` input alone, not `batch`.
+    page.click("#column-picker summary")
+    page.check("input[data-col='in:lr']")
+    expect(page.locator("th[data-column='in:lr']")).to_have_count(1)
+    expect(page.locator("th[data-column='in:batch']")).to_have_count(0)
+    assert "cols=in%3Alr" in page.url or "cols=in:lr" in page.url  # the view is in the URL
     shot(page, "23-compare-differ")
     # Visualize the list metric of the three trainings, one colour per execution.
     for execution_id in trained.values():

@@ -8,8 +8,6 @@ from ..store.models import Deployment, Environment, Execution, Pipeline, Project
 from .executions import summary
 from .times import iso
 
-MAX_EXECUTIONS = 500
-
 
 def list_projects() -> list[dict]:
     projects = list(Project.select().order_by(Project.name))
@@ -46,49 +44,53 @@ def _duration(execution: Execution) -> float | None:
     return None
 
 
-def list_executions(environment: Environment, pipeline_name: str | None = None,
-                    deployment_name: str | None = None,
-                    limit: int = MAX_EXECUTIONS) -> list[dict]:
-    """Newest first, with CPU time and peak memory."""
+def _of(environment: Environment, pipeline_name: str | None, deployment_name: str | None):
     query = Execution.select().where(Execution.environment == environment)
     if pipeline_name:
         query = query.where(Execution.pipeline_name == pipeline_name)
     if deployment_name:
         query = query.where(Execution.deployment_name == deployment_name)
-    query = query.order_by(Execution.created_at.desc(), Execution.execution_id).limit(limit)
-    return [with_resources(e) for e in query]
+    return query
+
+
+def list_executions(environment: Environment, pipeline_name: str | None = None,
+                    deployment_name: str | None = None, limit: int = 50,
+                    offset: int = 0) -> list[dict]:
+    """One page, newest first, with CPU time and peak memory."""
+    from .comparison import by_ids
+
+    ids = [i for (i,) in _of(environment, pipeline_name, deployment_name)
+           .select(Execution.execution_id)
+           .order_by(Execution.created_at.desc(), Execution.execution_id.desc())
+           .limit(limit).offset(offset).tuples()]
+    return [with_resources(e) for e in by_ids(ids)]
+
+
+def count_executions(environment: Environment, pipeline_name: str | None = None,
+                     deployment_name: str | None = None) -> int:
+    return _of(environment, pipeline_name, deployment_name).count()
+
+
+def with_io(execution: Execution) -> dict:
+    """`with_resources` plus the input and output items (the comparison's cells)."""
+    item = with_resources(execution)
+    item.update(inputs=execution.inputs or [], outputs=execution.outputs or [])
+    return item
 
 
 def execution_sources(environment: Environment) -> dict:
     """Pipelines that were run and deployments that executed, with their counts."""
-    from peewee import fn
+    from peewee import SQL, fn
 
-    pipelines = (Execution.select(Execution.pipeline_name, fn.COUNT(Execution.execution_id))
+    # COUNT(*), not COUNT(execution_id): the (environment, name, created_at) indexes cover it
+    # and the rows (with their JSON) are never read.
+    pipelines = (Execution.select(Execution.pipeline_name, fn.COUNT(SQL("*")))
                  .where(Execution.environment == environment)
                  .group_by(Execution.pipeline_name).order_by(Execution.pipeline_name).tuples())
-    deployments = (Execution.select(Execution.deployment_name, fn.COUNT(Execution.execution_id))
+    deployments = (Execution.select(Execution.deployment_name, fn.COUNT(SQL("*")))
                    .where((Execution.environment == environment)
                           & Execution.deployment_name.is_null(False))
                    .group_by(Execution.deployment_name).order_by(Execution.deployment_name)
                    .tuples())
     return {"pipelines": [{"name": n, "count": c} for n, c in pipelines],
             "deployments": [{"name": n, "count": c} for n, c in deployments]}
-
-
-def comparison_data(environment: Environment, limit: int = MAX_EXECUTIONS) -> list[dict]:
-    """Every execution of the environment (newest first, bounded) with its I/O values,
-    metrics and resource usage: what the comparison table is built from."""
-    from .metrics import for_executions
-
-    executions = list(Execution.select().where(Execution.environment == environment)
-                      .order_by(Execution.created_at.desc()).limit(limit))
-    metrics = for_executions(environment, [e.execution_id for e in executions])
-    rows = []
-    for execution in executions:
-        item = with_resources(execution)
-        item["inputs"] = {i["pipeline_input_name"]: i for i in execution.inputs}
-        item["outputs"] = {o["pipeline_output_name"]: o for o in execution.outputs}
-        item["metrics"] = metrics[execution.execution_id]["single"]
-        item["list_metrics"] = metrics[execution.execution_id]["list"]
-        rows.append(item)
-    return rows

@@ -11,6 +11,8 @@ import math
 import re
 from collections import defaultdict
 
+from peewee import Case, fn
+
 from ..errors import BadRequest, Forbidden, PayloadTooLarge
 from ..store.db import database, utcnow
 from ..store.models import Environment, Execution, ListMetric, ListMetricChunk, Metric
@@ -99,7 +101,16 @@ def record_list(environment: Environment, principal: Principal, name: str, body:
         ).on_conflict_ignore().execute()
         # The cap is checked and the count raised in one statement: concurrent appends of
         # the same list cannot overshoot it, on SQLite as on PostgreSQL.
-        accepted = ListMetric.update(count=ListMetric.count + len(values)).where(
+        low, high = min(values), max(values)
+        accepted = ListMetric.update(
+            count=ListMetric.count + len(values),
+            value_min=Case(None, [(ListMetric.value_min.is_null() | (ListMetric.value_min > low),
+                                   low)], ListMetric.value_min),
+            value_max=Case(None, [(ListMetric.value_max.is_null() | (ListMetric.value_max < high),
+                                   high)], ListMetric.value_max),
+            value_sum=fn.COALESCE(ListMetric.value_sum, 0) + float(sum(values)),
+            value_last=values[-1],
+        ).where(
             (ListMetric.execution_id == execution.execution_id) & (ListMetric.name == name)
             & (ListMetric.count + len(values) <= MAX_LIST_VALUES)
         ).execute()

@@ -34,8 +34,30 @@ def _0002_execution_indexes(db: peewee.Database) -> None:
         db.execute_sql(f'CREATE INDEX IF NOT EXISTS "{name}" ON "execution" ({quoted})')
 
 
+def _0003_list_metric_summary(db: peewee.Database) -> None:
+    """Min, max, sum and last value of each list metric, for the comparison table's SQL
+    sorts; existing lists get theirs from their chunks."""
+    from .models import ListMetric, ListMetricChunk
+
+    for name in ("value_min", "value_max", "value_sum", "value_last"):
+        _add_column(db, "listmetric", name, peewee.FloatField(null=True))
+    pending = (ListMetric.select(ListMetric.id, ListMetric.values)
+               .where((ListMetric.count > 0) & ListMetric.value_last.is_null()).tuples())
+    for header_id, legacy in list(pending):
+        values = list(legacy or [])
+        for (chunk,) in (ListMetricChunk.select(ListMetricChunk.values)
+                         .where(ListMetricChunk.list_metric == header_id)
+                         .order_by(ListMetricChunk.id).tuples()):
+            values.extend(chunk)
+        if values:
+            ListMetric.update(value_min=min(values), value_max=max(values),
+                              value_sum=float(sum(values)), value_last=values[-1]
+                              ).where(ListMetric.id == header_id).execute()
+
+
 # Append migrations here; never edit one that has shipped.
-MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes]
+MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
+                    _0003_list_metric_summary]
 
 
 def apply(db: peewee.Database) -> None:

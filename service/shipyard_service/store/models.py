@@ -163,6 +163,12 @@ class ListMetric(BaseModel):
     name = peewee.CharField(index=True)
     values = JSONField(default=list)
     count = peewee.IntegerField(default=0)
+    # Running summary of the values, kept by each append, so the comparison table can sort
+    # and show "min/max/mean/last" in SQL without reading the chunks (migration 0003).
+    value_min = peewee.FloatField(null=True)
+    value_max = peewee.FloatField(null=True)
+    value_sum = peewee.FloatField(null=True)
+    value_last = peewee.FloatField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
 
     class Meta:

@@ -1,20 +1,21 @@
-"""The execution comparison table, as plain data: columns by group, filters, sorting,
-list-metric aggregation, "only columns that differ". No Flask, no store: the view feeds
-it `browse.comparison_data` rows."""
+"""The execution comparison table, as plain data: candidate columns, the ones chosen (by
+group or one by one), cells of one page, list-metric aggregation, "only columns that
+differ". No Flask, no store: the store work (filters, sort, page) is in
+`domain.comparison`."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 
-from ..domain.metrics import AGGREGATIONS, aggregate
+from ..domain.metrics import AGGREGATIONS
 
 GROUPS = {"metadata": "Metadata", "inputs": "Inputs", "outputs": "Outputs",
           "metrics": "Metrics", "list_metrics": "List metrics", "resources": "Resource usage"}
 DEFAULT_GROUPS = ("metadata", "inputs", "metrics", "list_metrics", "resources")
-_METADATA = (("pipeline_name", "Pipeline", False), ("deployment_name", "Deployment", False),
-             ("status", "Status", False), ("created_at", "Created (UTC)", False),
-             ("duration_s", "Duration (s)", True))
+_METADATA_LABELS = (("pipeline_name", "Pipeline"), ("deployment_name", "Deployment"),
+                    ("status", "Status"), ("created_at", "Created (UTC)"),
+                    ("duration_s", "Duration (s)"))
 _RESOURCES = (("cpu_time_s", "CPU time (s)"), ("peak_rss_mb", "Peak memory (MiB)"))
 
 
@@ -45,74 +46,74 @@ def _numeric(values) -> bool:
                                  for v in present)
 
 
-def build(executions: list[dict], groups: list[str], default_aggregation: str = "last",
+def candidates(available: dict[str, list[str]]) -> list[Column]:
+    """Every column that holds something for the current filter, in group order."""
+    labels = dict(_METADATA_LABELS)
+    columns = [Column(f"meta:{n}", "metadata", labels[n], n == "duration_s")
+               for n in available["metadata"]]
+    columns += [Column(f"in:{n}", "inputs", n, False) for n in available["inputs"]]
+    columns += [Column(f"out:{n}", "outputs", n, False) for n in available["outputs"]]
+    columns += [Column(f"m:{n}", "metrics", n, True) for n in available["metrics"]]
+    columns += [Column(f"lm:{n}", "list_metrics", n, True) for n in available["list_metrics"]]
+    columns += [Column(f"res:{n}", "resources", dict(_RESOURCES)[n], True)
+                for n in available["resources"]]
+    return columns
+
+
+def chosen(columns: list[Column], groups: list[str], keys: list[str]) -> list[Column]:
+    """Columns of the ticked groups plus the columns ticked one by one."""
+    keys_set = set(keys)
+    return [c for c in columns if c.group in groups or c.key in keys_set]
+
+
+def build(executions: list[dict], values: dict[str, dict], columns: list[Column],
+          default_aggregation: str = "last",
           aggregations: dict[str, str] | None = None) -> tuple[list[Column], list[dict]]:
-    """Columns for the chosen groups and one row per execution ({execution_id, cells})."""
+    """One row per execution of the page ({execution_id, cells}); list-metric columns get
+    their aggregation."""
     aggregations = aggregations or {}
     if default_aggregation not in AGGREGATIONS:
         default_aggregation = "last"
-    columns: list[Column] = []
-    rows = [{"execution_id": e["execution_id"], "status": e["status"],
-             "pipeline_name": e["pipeline_name"], "deployment_name": e["deployment_name"],
-             "has_lists": bool(e["list_metrics"]), "cells": {}} for e in executions]
-
-    def add(key: str, group: str, label: str, values: list, numeric: bool | None = None,
-            aggregation: str | None = None) -> None:
-        columns.append(Column(key, group, label, _numeric(values) if numeric is None else numeric,
-                              aggregation))
-        for row, value in zip(rows, values):
-            row["cells"][key] = value
-
-    if "metadata" in groups:
-        for name, label, numeric in _METADATA:
-            add(f"meta:{name}", "metadata", label, [e.get(name) for e in executions], numeric)
-    for group, field, prefix in (("inputs", "inputs", "in"), ("outputs", "outputs", "out")):
-        if group in groups:
-            for name in sorted({n for e in executions for n in e[field]}):
-                add(f"{prefix}:{name}", group, name,
-                    [_scalar(e[field].get(name)) for e in executions])
-    if "metrics" in groups:
-        for name in sorted({n for e in executions for n in e["metrics"]}):
-            add(f"m:{name}", "metrics", name, [e["metrics"].get(name) for e in executions], True)
-    if "list_metrics" in groups:
-        for name in sorted({n for e in executions for n in e["list_metrics"]}):
-            mode = aggregations.get(name, default_aggregation)
-            mode = mode if mode in AGGREGATIONS else default_aggregation
-            values = [aggregate(e["list_metrics"][name], mode) if name in e["list_metrics"]
-                      else None for e in executions]
-            add(f"lm:{name}", "list_metrics", name, values, True, mode)
-    if "resources" in groups:
-        add("res:cpu_time_s", "resources", _RESOURCES[0][1],
-            [e.get("cpu_time_s") for e in executions], True)
-        add("res:peak_rss_mb", "resources", _RESOURCES[1][1],
-            [round(e["peak_rss_bytes"] / 2**20, 1) if e.get("peak_rss_bytes") else None
-             for e in executions], True)
-    return columns, rows
-
-
-def filter_rows(rows: list[dict], pipeline: str | None = None, deployment: str | None = None,
-                status: str | None = None, text: str | None = None) -> list[dict]:
-    text = (text or "").strip().lower()
-    return [r for r in rows
-            if (not pipeline or r["pipeline_name"] == pipeline)
-            and (not deployment or r["deployment_name"] == deployment)
-            and (not status or r["status"] == status)
-            and (not text or text in r["execution_id"].lower())]
-
-
-def sort_rows(rows: list[dict], columns: list[Column], key: str | None,
-              descending: bool) -> list[dict]:
-    """Empty cells always go last; numbers compare as numbers, the rest as text."""
-    column = next((c for c in columns if c.key == key), None)
-    if column is None:
-        return rows
-    present = [r for r in rows if r["cells"].get(key) is not None]
-    missing = [r for r in rows if r["cells"].get(key) is None]
-    if column.numeric:
-        present.sort(key=lambda r: float(r["cells"][key]), reverse=descending)
-    else:
-        present.sort(key=lambda r: str(r["cells"][key]), reverse=descending)
-    return present + missing
+    out_columns = []
+    for column in columns:
+        if column.group == "list_metrics":
+            mode = aggregations.get(column.label, default_aggregation)
+            column = Column(column.key, column.group, column.label, True,
+                            mode if mode in AGGREGATIONS else default_aggregation)
+        out_columns.append(column)
+    rows = []
+    for e in executions:
+        found = values.get(e["execution_id"], {"metrics": {}, "lists": {}})
+        inputs = {i["pipeline_input_name"]: i for i in e["inputs"]}
+        outputs = {o["pipeline_output_name"]: o for o in e["outputs"]}
+        cells = {}
+        for column in out_columns:
+            group, _, name = column.key.partition(":")
+            if group == "meta":
+                cells[column.key] = e.get(name)
+            elif group == "in":
+                cells[column.key] = _scalar(inputs.get(name))
+            elif group == "out":
+                cells[column.key] = _scalar(outputs.get(name))
+            elif group == "m":
+                cells[column.key] = found["metrics"].get(name)
+            elif group == "lm":
+                summary = found["lists"].get(name)
+                cells[column.key] = summary.get(column.aggregation) if summary else None
+            elif name == "cpu_time_s":
+                cells[column.key] = e.get("cpu_time_s")
+            else:
+                rss = e.get("peak_rss_bytes")
+                cells[column.key] = round(rss / 2**20, 1) if rss else None
+        rows.append({"execution_id": e["execution_id"], "status": e["status"],
+                     "has_lists": bool(found["lists"]), "cells": cells})
+    typed = []
+    for column in out_columns:
+        if column.group in ("inputs", "outputs"):
+            column = Column(column.key, column.group, column.label,
+                            _numeric([r["cells"][column.key] for r in rows]), column.aggregation)
+        typed.append(column)
+    return typed, rows
 
 
 def differing(columns: list[Column], rows: list[dict]) -> list[Column]:

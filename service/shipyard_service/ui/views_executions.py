@@ -10,6 +10,7 @@ from ..errors import NotFound
 from .blueprint import bp
 from .charts import list_metric_chart
 from .context import place
+from .paging import Paging
 
 TABS = ("general", "io", "metrics", "logs")
 MAX_LOG_LINES = 5_000
@@ -29,13 +30,18 @@ def tracking(project_name: str, environment_name: str):
     env = here.environment
     pipeline = request.args.get("pipeline") or None
     deployment = request.args.get("deployment") or None
-    listed = browse.list_executions(env, pipeline_name=pipeline, deployment_name=deployment)
+    paging = Paging.from_args(request.args).with_total(
+        browse.count_executions(env, pipeline_name=pipeline, deployment_name=deployment))
+    listed = browse.list_executions(env, pipeline_name=pipeline, deployment_name=deployment,
+                                    limit=paging.per_page,
+                                    offset=(paging.page - 1) * paging.per_page)
     selected_id = request.args.get("execution") or (listed[0]["execution_id"] if listed else None)
     tab = request.args.get("tab") if request.args.get("tab") in TABS else "general"
     detail = _detail(env, selected_id, tab) if selected_id else None
     return render_template(
         "tracking.html", sources=browse.execution_sources(env), executions=listed,
         pipeline=pipeline, deployment=deployment, selected=selected_id, tab=tab, detail=detail,
+        paging=paging,
         **here.template_args("tracking"),
     )
 

@@ -1,0 +1,196 @@
+"""The execution comparison's store queries: one page of executions with filters and the
+sort applied in SQL (any column: metadata, an input or output value, a metric, a list
+metric's aggregate, resource usage), the true total, and which columns hold something for
+the current filter. Works on SQLite and PostgreSQL; no Flask here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import peewee
+from peewee import SQL, NodeList, fn
+
+from ..errors import BadRequest
+from ..store.db import database
+from ..store.models import Environment, Execution, ListMetric, Metric
+from .auth import RUNNING_STATUSES
+from .executions import FINAL
+from .metrics import AGGREGATIONS
+
+PAGE_SIZES = (25, 50, 100, 200)
+DEFAULT_PAGE_SIZE = 50
+METADATA = ("pipeline_name", "deployment_name", "status", "created_at", "duration_s")
+RESOURCES = ("cpu_time_s", "peak_rss_mb")
+
+
+@dataclass(frozen=True)
+class Filters:
+    pipeline: str | None = None
+    deployment: str | None = None
+    status: str | None = None
+    text: str | None = None  # part of the execution id
+
+
+def _sqlite() -> bool:
+    return isinstance(database.obj, peewee.SqliteDatabase)
+
+
+def filtered(environment: Environment, filters: Filters) -> peewee.ModelSelect:
+    query = Execution.select().where(Execution.environment == environment)
+    if filters.pipeline:
+        query = query.where(Execution.pipeline_name == filters.pipeline)
+    if filters.deployment:
+        query = query.where(Execution.deployment_name == filters.deployment)
+    if filters.status:
+        query = query.where(Execution.status == filters.status)
+    if filters.text and filters.text.strip():
+        query = query.where(Execution.execution_id.contains(filters.text.strip()))
+    return query
+
+
+def _io_value(field: peewee.Field, kind: str, name: str):
+    """The value of one input (or output) inside the execution's JSON list of items."""
+    if _sqlite():
+        return NodeList([
+            SQL("(SELECT json_extract(j.value, '$.value') FROM json_each("), field,
+            SQL(f") AS j WHERE json_extract(j.value, '$.pipeline_{kind}_name') = ?)", [name]),
+        ], glue="")
+    # PostgreSQL: the column is JSON text; jsonb values order numbers as numbers.
+    return NodeList([
+        SQL("(SELECT j -> 'value' FROM jsonb_array_elements(CAST("), field,
+        SQL(f" AS jsonb)) AS j WHERE j ->> 'pipeline_{kind}_name' = %s)", [name]),
+    ], glue="")
+
+
+def _duration():
+    if _sqlite():
+        return (fn.julianday(Execution.end_date) - fn.julianday(Execution.start_date)) * 86400
+    return NodeList([SQL("EXTRACT(EPOCH FROM ("), Execution.end_date, SQL("-"),
+                     Execution.start_date, SQL("))")], glue="")
+
+
+def _list_aggregate(name: str, mode: str):
+    column = {"min": ListMetric.value_min, "max": ListMetric.value_max,
+              "last": ListMetric.value_last}.get(mode)
+    expression = column if column is not None else \
+        ListMetric.value_sum / fn.NULLIF(ListMetric.count, 0)
+    return (ListMetric.select(expression)
+            .where((ListMetric.execution_id == Execution.execution_id) & (ListMetric.name == name)))
+
+
+def sort_expression(key: str, aggregation: str = "last"):
+    """The SQL expression a column key sorts by; BadRequest for an unknown key."""
+    group, _, name = key.partition(":")
+    if group == "meta" and name in METADATA:
+        return _duration() if name == "duration_s" else getattr(Execution, name)
+    if group == "res" and name in RESOURCES:
+        return Execution.cpu_time_s if name == "cpu_time_s" else Execution.peak_rss_bytes
+    if group in ("in", "out") and name:
+        return _io_value(Execution.inputs if group == "in" else Execution.outputs,
+                         "input" if group == "in" else "output", name)
+    if group == "m" and name:
+        return (Metric.select(Metric.value)
+                .where((Metric.execution_id == Execution.execution_id) & (Metric.name == name)))
+    if group == "lm" and name:
+        return _list_aggregate(name, aggregation if aggregation in AGGREGATIONS else "last")
+    raise BadRequest(f"Cannot sort by {key!r}", {"field": "sort"})
+
+
+def page_of(environment: Environment, filters: Filters, sort: str | None, descending: bool,
+            page: int, per_page: int, aggregation: str = "last") -> tuple[int, list[Execution]]:
+    """(total matching the filters, the executions of this page). Empty values sort last
+    either way; ties newest first."""
+    if page < 1 or per_page not in PAGE_SIZES:
+        raise BadRequest(f"'page' starts at 1 and 'per_page' is one of {list(PAGE_SIZES)}",
+                         {"page": page, "per_page": per_page})
+    query = filtered(environment, filters)
+    total = query.count()
+    order = []
+    if sort and sort != "meta:created_at":
+        expression = sort_expression(sort, aggregation)
+        order += [NodeList([expression, SQL("IS NULL")]),
+                  NodeList([expression, SQL("DESC" if descending else "ASC")])]
+        order += [Execution.created_at.desc(), Execution.execution_id.desc()]
+    elif sort == "meta:created_at" and not descending:
+        order += [Execution.created_at.asc(), Execution.execution_id.asc()]
+    else:
+        order += [Execution.created_at.desc(), Execution.execution_id.desc()]
+    # Sort and cut on the ids alone, then read the page's whole rows: the sorter never
+    # carries the rows' JSON (100,000 rows of inputs would be ~100 MB to sort).
+    ids = [i for (i,) in query.select(Execution.execution_id).order_by(*order)
+           .limit(per_page).offset((page - 1) * per_page).tuples()]
+    return total, by_ids(ids)
+
+
+def by_ids(ids: list[str]) -> list[Execution]:
+    """The executions of these ids, in this order."""
+    found = {e.execution_id: e for e in Execution.select().where(Execution.execution_id.in_(ids))}
+    return [found[i] for i in ids if i in found]
+
+
+def _ids_of(environment: Environment, filters: Filters):
+    """The filtered execution ids as a subquery, or None when the filter is the whole
+    environment (then the metric tables are read by environment alone)."""
+    if not any((filters.pipeline, filters.deployment, filters.status,
+                (filters.text or "").strip())):
+        return None
+    return filtered(environment, filters).select(Execution.execution_id)
+
+
+def available_columns(environment: Environment, filters: Filters) -> dict[str, list[str]]:
+    """Column names that hold something for the filter: inputs/outputs of the pipelines
+    present (read from each one's newest execution), metric and list-metric names recorded
+    by the filtered executions, resource usage if measured."""
+    base = filtered(environment, filters)
+    newest = (base.select(Execution.pipeline_name, fn.MAX(Execution.created_at))
+              .group_by(Execution.pipeline_name).tuples())
+    inputs: set[str] = set()
+    outputs: set[str] = set()
+    for pipeline_name, created_at in list(newest):
+        sample = (filtered(environment, filters)
+                  .where((Execution.pipeline_name == pipeline_name)
+                         & (Execution.created_at == created_at))
+                  .select(Execution.inputs, Execution.outputs).first())
+        if sample is not None:
+            inputs.update(i.get("pipeline_input_name") for i in sample.inputs or [])
+            outputs.update(o.get("pipeline_output_name") for o in sample.outputs or [])
+    ids = _ids_of(environment, filters)
+    names = {}
+    for group, model in (("metrics", Metric), ("list_metrics", ListMetric)):
+        query = model.select(model.name).where(model.environment == environment).distinct()
+        if ids is not None:
+            query = query.where(model.execution_id.in_(ids))
+        names[group] = sorted(n for (n,) in query.tuples())
+    measured = base.where(Execution.cpu_time_s.is_null(False)).exists()
+    return {"metadata": list(METADATA), "inputs": sorted(n for n in inputs if n),
+            "outputs": sorted(n for n in outputs if n), "metrics": names["metrics"],
+            "list_metrics": names["list_metrics"],
+            "resources": list(RESOURCES) if measured else []}
+
+
+def page_values(environment: Environment, execution_ids: list[str]) -> dict[str, dict]:
+    """{execution_id: {"metrics": {name: value}, "lists": {name: {min, max, mean, last,
+    count}}}} for one page, the lists from their running summary (no chunk read)."""
+    result = {e: {"metrics": {}, "lists": {}} for e in execution_ids}
+    if not execution_ids:
+        return result
+    for execution_id, name, value in (Metric.select(Metric.execution_id, Metric.name, Metric.value)
+                                      .where((Metric.environment == environment)
+                                             & Metric.execution_id.in_(execution_ids)).tuples()):
+        result[execution_id]["metrics"][name] = value
+    for row in (ListMetric.select(ListMetric.execution_id, ListMetric.name, ListMetric.count,
+                                  ListMetric.value_min, ListMetric.value_max,
+                                  ListMetric.value_sum, ListMetric.value_last)
+                .where((ListMetric.environment == environment)
+                       & ListMetric.execution_id.in_(execution_ids))):
+        mean = row.value_sum / row.count if row.count and row.value_sum is not None else None
+        result[row.execution_id]["lists"][row.name] = {
+            "min": row.value_min, "max": row.value_max, "mean": mean,
+            "last": row.value_last, "count": row.count}
+    return result
+
+
+def statuses() -> list[str]:
+    """Every status of the execution lifecycle, whatever the filter (none ever vanishes
+    from the status filter)."""
+    return [*RUNNING_STATUSES, *FINAL]
