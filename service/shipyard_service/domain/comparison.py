@@ -13,8 +13,7 @@ from peewee import SQL, NodeList, fn
 from ..errors import BadRequest
 from ..store.db import database
 from ..store.models import Environment, Execution, ListMetric, Metric
-from .auth import RUNNING_STATUSES
-from .executions import FINAL
+from .lifecycle import ExecutionStatus
 from .metrics import AGGREGATIONS
 
 PAGE_SIZES = (25, 50, 100, 200)
@@ -193,4 +192,4 @@ def page_values(environment: Environment, execution_ids: list[str]) -> dict[str,
 def statuses() -> list[str]:
     """Every status of the execution lifecycle, whatever the filter (none ever vanishes
     from the status filter)."""
-    return [*RUNNING_STATUSES, *FINAL]
+    return [status.value for status in ExecutionStatus]
