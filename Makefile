@@ -12,7 +12,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: openapi install install-run ui-assets run test test-postgres-s3 test-unit bench lint clean
+.PHONY: openapi install install-run ui-assets sandbox-tool run test test-postgres-s3 test-unit bench lint clean
 
 $(UV):
 	@echo "==> uv $(UV_VERSION) into $(TOOLS)/ (once)"
@@ -45,7 +45,18 @@ install-run: $(VENV)/.installed-run ui-assets  ## what running needs: the servic
 
 install: install-run $(VENV)/.installed-test  ## and the test tools
 
-run: install-run  ## start the platform on its embedded defaults
+# The step code sandbox's tool (docs/sandbox.md): Debian's bubblewrap, when root can install it.
+sandbox-tool:  ## install bubblewrap (apt-get, waiting for the dpkg lock)
+	@if ! command -v bwrap >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 bubblewrap >/dev/null \
+	    || { apt-get update -qq -o DPkg::Lock::Timeout=300 && apt-get install -y -qq \
+	         --no-install-recommends -o DPkg::Lock::Timeout=300 bubblewrap >/dev/null; }; \
+	  else echo "bwrap not found: step code runs without a sandbox (apt-get install bubblewrap)"; fi; \
+	fi
+
+run: install-run sandbox-tool  ## start the platform on its embedded defaults
 	$(VENV)/bin/shipyard serve --data-dir $(DATA_DIR) --host $(HOST) --port $(PORT)
 
 test: install  ## run every test (unit, integration with real servers and runners, compat)

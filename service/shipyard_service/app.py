@@ -141,7 +141,13 @@ def _register_error_handlers(app: Flask) -> None:
         data = getattr(exc, "data", None) or {}
         extra = data.get("messages") if isinstance(data, dict) else None
         name = (exc.name or "Error").replace(" ", "")
-        return _error_body(exc.code or 500, name, exc.description or exc.name, extra)
+        response, status = _error_body(exc.code or 500, name, exc.description or exc.name,
+                                       extra)
+        # The exception's own headers, e.g. a 405's `Allow` (RFC 9110 requires it).
+        for key, value in exc.get_headers():
+            if key.lower() != "content-type":
+                response.headers[key] = value
+        return response, status
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

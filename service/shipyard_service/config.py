@@ -53,6 +53,9 @@ class Settings:
     max_io_bytes: int = 60_000
     threads: int = 64
     uv_cache_dir: str | None = None
+    # Step code sandbox in embedded mode (orchestrators/local/sandbox.py): auto (bubblewrap
+    # when it runs here, else a warning and no sandbox), bwrap (required), off.
+    sandbox: str = "auto"
     # Backends, chosen by configuration only (see orchestrators/__init__.py and
     # datastore/__init__.py). The defaults are the embedded ones.
     orchestrator: str = "local"  # local | argo
@@ -104,6 +107,7 @@ class Settings:
             "database_url": _env("DATABASE_URL", os.environ.get("DATABASE_URL", "")),
             "long_poll_s": float(_env("LONG_POLL_S", "25")),
             "uv_cache_dir": _env("UV_CACHE_DIR"),
+            "sandbox": _env("SANDBOX", "auto"),
             "secret_key": _env("SECRET_KEY", ""),
             "orchestrator": _env("ORCHESTRATOR", "local"),
             "datastore": _env("DATASTORE", "local"),

@@ -127,3 +127,46 @@ def test_backends_are_chosen_by_configuration(tmp_path):
         argo.client  # noqa: B018 - connecting needs the Argo Server's address
     with pytest.raises(ValueError, match="SHIPYARD_ORCHESTRATOR"):
         make_orchestrator(Settings(data_dir=tmp_path, orchestrator="nomad"))
+
+
+def test_step_pods_run_as_non_root_with_only_their_token():
+    """Issue 13: step code in a cluster runs as the image's user `step`, cannot gain
+    privileges, and holds no credential but its execution (or deployment) token: no
+    service account token in the step's container (Argo's executor gets its own)."""
+    documents = _render_module().documents()
+    template = documents["step-workflowtemplate.yaml"]["spec"]
+    assert template["automountServiceAccountToken"] is False
+    assert template["executor"] == {"serviceAccountName": builders.SERVICE_ACCOUNT}
+    assert template["securityContext"] == {"runAsNonRoot": True, "runAsUser": 1000,
+                                           "runAsGroup": 1000}
+    [step] = template["templates"]
+    container = step["container"]
+    _assert_locked(container["securityContext"])
+    secrets = [e for e in container["env"] if "valueFrom" in e]
+    assert [e["name"] for e in secrets] == ["SHIPYARD_EXECUTION_TOKEN"]
+    assert "volumeMounts" not in container
+
+    pod = documents["low-latency-deployment.yaml"]["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000}
+    [runner] = pod["containers"]
+    _assert_locked(runner["securityContext"])
+    secrets = [e["name"] for e in runner["env"] if "secretKeyRef" in e.get("valueFrom", {})]
+    assert secrets == ["SHIPYARD_DEPLOYMENT_TOKEN"]
+    assert "volumes" not in pod and "volumeMounts" not in runner
+    assert "USER 1000" in (ROOT / "worker_image" / "Dockerfile").read_text()
+
+
+def _assert_locked(context: dict) -> None:
+    assert context == {"runAsNonRoot": True, "allowPrivilegeEscalation": False,
+                       "capabilities": {"drop": ["ALL"]}}
+
+
+def _render_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("shipyard_templates_render_b",
+                                                  ROOT / "templates" / "render.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

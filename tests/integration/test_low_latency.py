@@ -75,7 +75,9 @@ def _wait_up(sdk, name: str, timeout_s: float = 120) -> dict:
 def _runner_pids(pod_prefix: str, data_dir) -> list[int]:
     """Resident runners of one server (others may run on this machine at the same time)."""
     pids = []
-    for proc in psutil.process_iter(["cmdline", "environ", "cwd"]):
+    for proc in psutil.process_iter(["cmdline", "environ", "cwd", "name"]):
+        if proc.info["name"] == "bwrap":  # the sandbox around the runner, not the runner
+            continue
         try:
             cmd = " ".join(proc.info["cmdline"] or [])
             env = proc.info["environ"] or {}

@@ -30,10 +30,14 @@ from hera.workflows import (
     WorkflowTemplate,
 )
 from hera.workflows.models import (
+    Capabilities,
     EmptyDirVolumeSource,
+    ExecutorConfig,
     PodGC,
+    PodSecurityContext,
     SecretKeySelector,
     SecretVolumeSource,
+    SecurityContext,
     TTLStrategy,
     Volume,
     VolumeMount,
@@ -48,6 +52,7 @@ from . import names
 
 RUNNER_PORT = 8080
 WORKSPACE = "/workspace"
+STEP_UID = 1000  # the user `step` of worker_image/Dockerfile: step code never runs as root
 # Small CPU image that fetches a build context; needs tarfile's "data" filter (3.12).
 FETCH_IMAGE = "python:3.12-slim"
 # Requests of an elastic execution pod; low-latency pods take the deployment's ram/gpu.
@@ -171,12 +176,20 @@ def step_template(cfg: ClusterConfig, image: str) -> dict:
         annotations={"shipyard.io/image": image},
         arguments=[Parameter(name="execution-id"), Parameter(name="api-url"),
                    Parameter(name="token-secret")],
-        service_account_name=SERVICE_ACCOUNT,
+        # Step code holds no Kubernetes credential: the service account's token goes to
+        # Argo's executor containers only, never to the step's (issue 13).
+        service_account_name=SERVICE_ACCOUNT, automount_service_account_token=False,
+        executor=ExecutorConfig(service_account_name=SERVICE_ACCOUNT),
+        security_context=PodSecurityContext(run_as_non_root=True, run_as_user=STEP_UID,
+                                            run_as_group=STEP_UID),
         ttl_strategy=TTLStrategy(seconds_after_completion=WORKFLOW_TTL_S),
         pod_gc=PodGC(strategy="OnPodSuccess"),
     ) as template:
         Container(
             name="run", image=image, command=["python", "-m", "shipyard_runner"],
+            security_context=SecurityContext(
+                run_as_non_root=True, allow_privilege_escalation=False,
+                capabilities=Capabilities(drop=["ALL"])),
             args=["run", "--execution-id", "{{workflow.parameters.execution-id}}"],
             env=[
                 Env(name="SHIPYARD_API_URL", value="{{workflow.parameters.api-url}}"),
@@ -300,6 +313,9 @@ def resident_deployment(cfg: ClusterConfig, spec: DeploymentSpec) -> dict:
                 field_ref=k8s.V1ObjectFieldSelector(field_path="metadata.name"))),
         ],
         resources=k8s.V1ResourceRequirements(requests=requests, limits=limits or None),
+        security_context=k8s.V1SecurityContext(
+            run_as_non_root=True, allow_privilege_escalation=False,
+            capabilities=k8s.V1Capabilities(drop=["ALL"])),
         # Importing the module may take long (models to load): the startup probe allows
         # 30 minutes, then liveness restarts a runner that stops answering.
         startup_probe=k8s.V1Probe(http_get=health, period_seconds=5, failure_threshold=360),
@@ -322,7 +338,10 @@ def resident_deployment(cfg: ClusterConfig, spec: DeploymentSpec) -> dict:
                     annotations={names.GENERATION: str(spec.generation),
                                  names.TOKEN_DIGEST: token_digest}),
                 spec=k8s.V1PodSpec(containers=[container], termination_grace_period_seconds=30,
-                                   automount_service_account_token=False)),
+                                   automount_service_account_token=False,
+                                   security_context=k8s.V1PodSecurityContext(
+                                       run_as_non_root=True, run_as_user=STEP_UID,
+                                       run_as_group=STEP_UID))),
         ),
     )
     return k8s.ApiClient().sanitize_for_serialization(body)

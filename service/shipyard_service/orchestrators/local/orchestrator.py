@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
 
 from ...config import Settings
+from ..artifact_urls import remote_inputs
 from ..base import BuildRequest, DeploymentSpec, DeploymentState, Launch, Orchestrator
 from . import sysdeps
 from .envs import BuildError, EnvironmentBuilder
 from .processes import RunnerProcesses, create_time, kill_tree, process_alive
 from .pythons import available_versions
 from .resident import Residents
+from .sandbox import Sandbox
 from .scheduler import Schedules
 
 
@@ -20,11 +23,13 @@ class LocalOrchestrator(Orchestrator):
     def __init__(self, settings: Settings):
         self.settings = settings
         self.envs = EnvironmentBuilder(settings.data_dir / "envs", settings.uv_cache_dir)
-        self.processes = RunnerProcesses(settings.data_dir / "work", self._exited)
+        self.sandbox = Sandbox(settings.data_dir, settings.sandbox)
+        self.processes = RunnerProcesses(settings.data_dir / "work", self._exited, self.sandbox)
         self._builds = ThreadPoolExecutor(max_workers=2, thread_name_prefix="build")
         self.schedules = Schedules(lambda dep_id, tick: self.callbacks.schedule_fired(dep_id, tick))
         self.residents = Residents(settings.data_dir / "resident", self.envs.python_of,
-                                   lambda: self.callbacks)
+                                   lambda: self.callbacks, self.sandbox,
+                                   functools.partial(remote_inputs, settings))
 
     def start(self) -> None:
         self.residents.kill_orphans()

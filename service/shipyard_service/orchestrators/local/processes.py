@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 
 from ..base import Launch
+from .sandbox import Sandbox
 
 # Variables of the server's own environment that an execution may see.
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE",
@@ -31,6 +32,14 @@ def _package_parent(name: str, fallback: Path) -> str:
 REPO = Path(__file__).resolve().parents[4]
 RUNNER_PATH = _package_parent("shipyard_runner", REPO / "worker_image")
 SDK_PATH = _package_parent("shipyard", REPO / "sdk")
+
+
+def runner_read_only(python: Path, code_dir: Path, inputs: dict | None = None) -> list[Path]:
+    """What a sandboxed runner reads besides its interpreter: its step environment, its
+    step's code, the runner and SDK packages, and its file inputs given as local paths."""
+    files = [Path(v["path"]) for v in (inputs or {}).values()
+             if isinstance(v, dict) and isinstance(v.get("path"), str)]
+    return [python.parent.parent, Path(code_dir), Path(RUNNER_PATH), Path(SDK_PATH), *files]
 
 
 def runner_environment(launch: Launch) -> dict[str, str]:
@@ -73,8 +82,10 @@ def job_document(launch: Launch, with_environment: bool = True) -> dict:
 
 
 class RunnerProcesses:
-    def __init__(self, work_root: Path, on_exit: Callable[[str, int, str], None]):
+    def __init__(self, work_root: Path, on_exit: Callable[[str, int, str], None],
+                 sandbox: Sandbox):
         self.work_root = work_root
+        self.sandbox = sandbox
         self.on_exit = on_exit
         self._procs: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
@@ -88,10 +99,12 @@ class RunnerProcesses:
         with os.fdopen(fd, "w") as f:
             json.dump(job_document(launch, with_environment=False), f)
         log_file = open(work / "runner.log", "wb")
+        argv = self.sandbox.wrap(
+            [str(python), "-s", "-m", "shipyard_runner", "run", "--job", str(job)], work,
+            read_only=runner_read_only(python, launch.code_dir, launch.inputs))
         try:
             proc = subprocess.Popen(
-                [str(python), "-s", "-m", "shipyard_runner", "run", "--job", str(job)],
-                cwd=work, env=runner_environment(launch), stdin=subprocess.DEVNULL,
+                argv, cwd=work, env=runner_environment(launch), stdin=subprocess.DEVNULL,
                 stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
             )
         finally:

@@ -27,7 +27,8 @@ from multiprocessing.connection import Client, Connection
 from pathlib import Path
 
 from ..base import Callbacks, DeploymentSpec, DeploymentState, Launch, Pod
-from .processes import PASSED_THROUGH, RUNNER_PATH, SDK_PATH, job_document
+from .processes import PASSED_THROUGH, RUNNER_PATH, SDK_PATH, job_document, runner_read_only
+from .sandbox import Sandbox
 
 START_TIMEOUT_S = 300.0
 MAX_START_FAILURES = 3
@@ -76,8 +77,10 @@ class Replica:
 
 
 class ResidentDeployment:
-    def __init__(self, spec: DeploymentSpec, python: Path, root: Path, callbacks: Callbacks):
+    def __init__(self, spec: DeploymentSpec, python: Path, root: Path, callbacks: Callbacks,
+                 sandbox: Sandbox):
         self.spec = spec
+        self.sandbox = sandbox
         self.python = python
         self.root = root
         self.callbacks = callbacks
@@ -86,13 +89,16 @@ class ResidentDeployment:
         self._stopped_procs: list = []
         self.failed_detail: str | None = None
         self.replicas = [Replica(pod_id=f"{spec.name}-{i}") for i in range(spec.replicas)]
-        # Unix socket paths are limited to ~107 bytes: a private short folder if needed.
+        # Each runner's socket is in a folder of its own, the one folder it may write
+        # besides its work folder. Unix socket paths are limited to ~107 bytes: a private
+        # short folder if needed.
         self._socket_dir = None
-        if len(str(root / f"{spec.name}-{spec.replicas}.sock")) > 100:
+        if len(str(root / f"{spec.name}-{spec.replicas}" / "sockets" / "r.sock")) > 100:
             self._socket_dir = Path(tempfile.mkdtemp(prefix="shipyard-"))
         for i, replica in enumerate(self.replicas):
-            replica.socket_path = (str(self._socket_dir / f"{i}.sock") if self._socket_dir
-                                   else str(root / f"{replica.pod_id}.sock"))
+            folder = (self._socket_dir / str(i) if self._socket_dir
+                      else root / replica.pod_id / "sockets")
+            replica.socket_path = str(folder / "r.sock")
         self._next = itertools.cycle(range(spec.replicas))
         self.threads = [threading.Thread(target=self._supervise, args=(r,), daemon=True,
                                          name=f"resident-{r.pod_id}") for r in self.replicas]
@@ -124,15 +130,20 @@ class ResidentDeployment:
         replica.generation += 1
         work = self.root / replica.pod_id
         work.mkdir(parents=True, exist_ok=True)
+        socket_dir = Path(replica.socket_path).parent
+        socket_dir.mkdir(parents=True, exist_ok=True)
         log = open(work / "runner.log", "ab")
+        argv = self.sandbox.wrap(
+            [str(self.python), "-s", "-m", "shipyard_runner", "serve", "--host", "127.0.0.1",
+             "--port", str(replica.port), "--code-dir", str(spec.code_dir),
+             "--function-path", spec.function_path, "--function-name", spec.function_name,
+             "--max-parallel", str(spec.max_parallel), "--api-url", spec.environment_url,
+             "--socket", replica.socket_path],
+            work, read_only=runner_read_only(self.python, spec.code_dir),
+            writable=[socket_dir])
         try:
             proc = subprocess.Popen(
-                [str(self.python), "-s", "-m", "shipyard_runner", "serve", "--host", "127.0.0.1",
-                 "--port", str(replica.port), "--code-dir", str(spec.code_dir),
-                 "--function-path", spec.function_path, "--function-name", spec.function_name,
-                 "--max-parallel", str(spec.max_parallel), "--api-url", spec.environment_url,
-                 "--socket", replica.socket_path],
-                cwd=work, env=self._environment(replica), stdin=subprocess.DEVNULL, stdout=log,
+                argv, cwd=work, env=self._environment(replica), stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True)
         finally:
             log.close()
@@ -291,8 +302,13 @@ class ResidentDeployment:
 
 
 class Residents:
-    def __init__(self, root: Path, python_of: Callable[[str], Path], callbacks_ref):
+    def __init__(self, root: Path, python_of: Callable[[str], Path], callbacks_ref,
+                 sandbox: Sandbox, remote_inputs: Callable[[dict], dict]):
         self.root = root
+        self.sandbox = sandbox
+        # A sandboxed resident runner cannot read the data folder, where file inputs are
+        # kept: they go to it as signed URLs, which it downloads.
+        self.remote_inputs = remote_inputs
         self.python_of = python_of
         self._callbacks_ref = callbacks_ref
         self._deployments: dict[int, ResidentDeployment] = {}
@@ -332,7 +348,7 @@ class Residents:
             return
         self.root.mkdir(parents=True, exist_ok=True)
         resident = ResidentDeployment(spec, self.python_of(spec.env_key), self.root,
-                                      self.callbacks)
+                                      self.callbacks, self.sandbox)
         with self._lock:
             self._deployments[spec.deployment_id] = resident
         resident.start()
@@ -392,6 +408,8 @@ class Residents:
         with resident.lock:
             replica.inflight.add(launch.execution_id)
         job = job_document(launch)
+        if self.sandbox.active:
+            job["inputs"] = self.remote_inputs(job["inputs"])
         job["token"] = launch.token
         job["report_finish"] = False  # the answer carries the payload: recorded below
         conn = None
