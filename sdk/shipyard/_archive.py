@@ -49,7 +49,9 @@ def build_archive(local_folder: str, items: Iterable[str]) -> io.BytesIO:
                 f"'{item}' is included but does not exist in the local folder {root!r}"
             )
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+    # The server refuses link members (symbolic or hard): what links point at is sent as
+    # plain files and folders.
+    with tarfile.open(fileobj=buffer, mode="w:gz", dereference=True) as archive:
         for item in items:
             archive.add(os.path.join(root, item), arcname=item)
     buffer.seek(0)

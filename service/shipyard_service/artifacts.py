@@ -6,40 +6,62 @@ import io
 import os
 import shutil
 import tarfile
+import zlib
 from pathlib import Path
 from typing import BinaryIO
 
 from .errors import BadRequest, PayloadTooLarge
 
 
-def inspect_archive(data: bytes, max_bytes: int) -> None:
-    """Refuse archives that are not gzip tars, escape their folder, or exceed the limit.
+def inspect_archive(data: bytes, max_bytes: int, max_members: int) -> None:
+    """Refuse archives that are not gzip tars, hold anything but regular files and folders,
+    name a path outside their folder, or exceed the size or member limits (each member
+    costs a header and a file or folder on disk, whatever its size).
 
-    Checked before anything is stored, so a bad upload leaves no trace."""
+    Symbolic and hard links are refused outright: on Python < 3.11.13 (this server runs
+    3.11.7) a chain of symlinks resolving past PATH_MAX gets through tarfile's `data` filter
+    (CVE-2025-4517) and writes outside the folder. Members are read one at a time and the
+    limits checked as they come, so a decompression bomb stops at the limit. Checked before
+    anything is stored, so a bad upload leaves no trace."""
+    total = count = 0
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-            sizes: dict[str, int] = {}
-            for member in tar.getmembers():
-                try:
-                    if member.name.startswith("/") or "\\" in member.name:
-                        raise tarfile.AbsolutePathError(member)
-                    tarfile.data_filter(member, "/nonexistent-root")
-                except tarfile.FilterError as exc:
+            for member in tar:
+                count += 1
+                if count > max_members:
                     raise BadRequest(
-                        f"Unsafe path in the step archive: {member.name!r} ({exc})",
-                        {"member": member.name},
-                    ) from exc
-                if member.isfile():
-                    sizes[os.path.normpath(member.name)] = member.size
-    except tarfile.TarError as exc:
+                        f"The step archive has over {max_members} files and folders: narrow "
+                        "included_folders", {"limit": max_members})
+                _check_member(member)
+                total += member.size if member.isfile() else 0
+                if total > max_bytes:
+                    raise PayloadTooLarge(
+                        f"The step's files take over {max_bytes // (1024 * 1024)} MB (the "
+                        "limit): narrow included_folders", {"size": total, "limit": max_bytes})
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise BadRequest(f"The step archive is not a valid tar.gz file: {exc}") from exc
-    total = sum(sizes.values())
-    if total > max_bytes:
-        raise PayloadTooLarge(
-            f"The step's files take {total} bytes, over the {max_bytes // (1024 * 1024)} MB "
-            "limit: narrow included_folders",
-            {"size": total, "limit": max_bytes},
-        )
+
+
+def _check_member(member: tarfile.TarInfo) -> None:
+    kind = ("a symbolic link" if member.issym() else "a hard link" if member.islnk()
+            else None if member.isfile() or member.isdir() else "a special file")
+    if kind:
+        raise BadRequest(f"Unsafe member in the step archive: {member.name!r} is {kind}; "
+                         "only regular files and folders are accepted",
+                         {"member": member.name})
+    name = member.name
+    if (name.startswith("/") or "\\" in name or "\x00" in name
+            or ".." in name.split("/")):
+        raise BadRequest(f"Unsafe path in the step archive: {name!r}", {"member": name})
+
+
+def _extraction_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+    """The `data` filter, links refused again, and modes any runner user can read (the
+    sandbox runs step code as `nobody`)."""
+    _check_member(member)
+    member = tarfile.data_filter(member, dest)
+    executable = member.isdir() or bool((member.mode or 0) & 0o100)
+    return member.replace(mode=0o755 if executable else 0o644, deep=False)
 
 
 class Artifacts:
@@ -66,7 +88,7 @@ class Artifacts:
         self.step_archive(step_id).write_bytes(data)
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
             # Duplicate members (a folder and a file inside it) are expected: later wins.
-            tar.extractall(code, filter="data")
+            tar.extractall(code, filter=_extraction_filter)
         return code
 
     def delete_step(self, step_id: int) -> None:

@@ -50,6 +50,7 @@ class Settings:
     signed_url_lifetime_s: int = 3600
     long_poll_s: float = 25.0
     max_step_folder_bytes: int = 5 * 1024 * 1024
+    max_step_archive_members: int = 10_000  # files and folders in one step archive
     max_io_bytes: int = 60_000
     threads: int = 64
     uv_cache_dir: str | None = None

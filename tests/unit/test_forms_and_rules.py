@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 import tarfile
 
 import pytest
@@ -144,17 +145,58 @@ def _file(name: str, data: bytes = b"x"):
 
 
 def test_archive_checks():
-    inspect_archive(_tar([_file("src/main.py"), _file("src/main.py")]), 1000)  # duplicates ok
+    inspect_archive(_tar([_file("src/main.py"), _file("src/main.py")]), 1000, 10)  # duplicates ok
     with pytest.raises(BadRequest, match="Unsafe"):
-        inspect_archive(_tar([_file("../evil.py")]), 1000)
+        inspect_archive(_tar([_file("../evil.py")]), 1000, 10)
     with pytest.raises(BadRequest, match="Unsafe"):
-        inspect_archive(_tar([_file("/etc/evil.py")]), 1000)
+        inspect_archive(_tar([_file("/etc/evil.py")]), 1000, 10)
     link = tarfile.TarInfo("src/link")
     link.type = tarfile.SYMTYPE
     link.linkname = "../../../../etc/passwd"
     with pytest.raises(BadRequest, match="Unsafe"):
-        inspect_archive(_tar([(link, None)]), 1000)
+        inspect_archive(_tar([(link, None)]), 1000, 10)
     with pytest.raises(PayloadTooLarge):
-        inspect_archive(_tar([_file("big.bin", b"0" * 2000)]), 1000)
+        inspect_archive(_tar([_file("big.bin", b"0" * 2000)]), 1000, 10)
     with pytest.raises(BadRequest, match="not a valid"):
-        inspect_archive(b"not a tarball", 1000)
+        inspect_archive(b"not a tarball", 1000, 10)
+    hard = tarfile.TarInfo("src/hard")
+    hard.type, hard.linkname = tarfile.LNKTYPE, "src/main.py"
+    with pytest.raises(BadRequest, match="hard link"):
+        inspect_archive(_tar([_file("src/main.py"), (hard, None)]), 1000, 10)
+    inside = tarfile.TarInfo("src/inside")  # even a link that stays inside
+    inside.type, inside.linkname = tarfile.SYMTYPE, "main.py"
+    with pytest.raises(BadRequest, match="symbolic link"):
+        inspect_archive(_tar([_file("src/main.py"), (inside, None)]), 1000, 10)
+    fifo = tarfile.TarInfo("src/fifo")
+    fifo.type = tarfile.FIFOTYPE
+    with pytest.raises(BadRequest, match="special file"):
+        inspect_archive(_tar([(fifo, None)]), 1000, 10)
+    many = [_file(f"f{i}.py") for i in range(11)]
+    with pytest.raises(BadRequest, match="over 10 files"):
+        inspect_archive(_tar(many), 1000, 10)
+    inspect_archive(_tar(many[:10]), 1000, 10)
+
+
+def test_path_max_symlink_chain_is_refused(tmp_path):
+    """CVE-2025-4517 on the Python the server runs: the `data` filter alone lets this
+    archive write outside the folder; our check and our extraction filter refuse it."""
+    from shipyard_service.artifacts import _extraction_filter
+
+    from ..archives import path_max_escape
+
+    archive = path_max_escape(2, "pwned.txt")
+    if sys.version_info < (3, 11, 13):  # the unfixed tarfile: the pattern is real here
+        dest = tmp_path / "plain" / "code"
+        dest.mkdir(parents=True)
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(dest, filter="data")
+        assert (tmp_path / "pwned.txt").read_bytes() == b"pwned"
+        (tmp_path / "pwned.txt").unlink()
+    with pytest.raises(BadRequest, match="symbolic link"):
+        inspect_archive(archive, 5 * 1024 * 1024, 10_000)
+    dest = tmp_path / "ours" / "code"
+    dest.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar, \
+            pytest.raises(BadRequest, match="symbolic link"):
+        tar.extractall(dest, filter=_extraction_filter)
+    assert not (tmp_path / "pwned.txt").exists() and not (tmp_path / "ours" / "pwned.txt").exists()

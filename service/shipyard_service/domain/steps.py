@@ -124,7 +124,8 @@ def create_step(svc, environment: Environment, user_id: str, data: dict,
             config["repository_branch"] = fetched.branch  # the default branch it resolved to
     from ..artifacts import inspect_archive
 
-    inspect_archive(archive, svc.settings.max_step_folder_bytes)
+    inspect_archive(archive, svc.settings.max_step_folder_bytes,
+                    svc.settings.max_step_archive_members)
     try:
         step = Step.create(
             environment=environment, name=name, function_path=function_path,
