@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from .domain import deployments, executions, steps
+from .domain import deployments, executions, graph_runs, steps
 from .services import Services
 from .store import db_session
 from .store.db import Checkpointer
@@ -27,18 +27,32 @@ class DomainCallbacks:
             steps.record_build_done(step_id, env_key, error)
         self.services.events.notify(f"step:{step_id}")
 
-    def execution_started(self, execution_id: str, pid: int | None,
+    # A run key names an execution, or one step of it (graph_runs.run_key).
+    def execution_started(self, run_key: str, pid: int | None,
                           pid_started_at: float | None = None) -> None:
+        execution_id, step_name = graph_runs.split_run_key(run_key)
         with db_session():
-            executions.mark_running(self.services, execution_id, pid, pid_started_at)
+            if step_name is None:
+                executions.mark_running(self.services, execution_id, pid, pid_started_at)
+            else:
+                graph_runs.step_started(execution_id, step_name, pid, pid_started_at)
 
-    def execution_exited(self, execution_id: str, return_code: int, detail: str) -> None:
+    def execution_exited(self, run_key: str, return_code: int, detail: str) -> None:
+        execution_id, step_name = graph_runs.split_run_key(run_key)
         with db_session():
-            executions.runner_exited(self.services, execution_id, return_code, detail)
+            if step_name is None:
+                executions.runner_exited(self.services, execution_id, return_code, detail)
+            else:
+                graph_runs.step_exited(self.services, execution_id, step_name, return_code,
+                                       detail)
 
-    def execution_finished(self, execution_id: str, payload: dict) -> None:
+    def execution_finished(self, run_key: str, payload: dict) -> None:
+        execution_id, step_name = graph_runs.split_run_key(run_key)
         with db_session():
-            executions.record_result(self.services, execution_id, payload)
+            if step_name is None:
+                executions.record_result(self.services, execution_id, payload)
+            else:
+                graph_runs.record_step_result(self.services, execution_id, step_name, payload)
 
     def schedule_fired(self, deployment_id: int, fire_time) -> None:
         with db_session():

@@ -206,9 +206,11 @@ class ExecutionsMixin(SdkBase):
         from_datetime: datetime | int | None = None,
         to_datetime: datetime | int | None = None,
         limit: int | None = None,
+        *,
+        step_name: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Get the logs of an execution (dicts with ``timestamp``, ``message`` and
-        ``stream``).
+        """Get the logs of an execution (dicts with ``timestamp``, ``message``,
+        ``stream`` and ``step_name``); ``step_name=…`` keeps one step's lines.
 
         Documented form: ``get_pipeline_execution_logs(pipeline_name, execution_id,
         from_datetime=None, to_datetime=None, limit=None)``. The craft-ai-sdk 0.60 form
@@ -227,6 +229,8 @@ class ExecutionsMixin(SdkBase):
         if not execution_id:
             raise ValueError("'execution_id' must be given.")
         body = logs_query(from_datetime, to_datetime, limit)  # type: ignore[arg-type]
+        if step_name is not None:
+            body["step_name"] = step_name
         log_action(self, "Please wait while logs are being fetched. This may take a while...")
         logs_by_step = self._post(self._env(f"executions/{execution_id}/logs"), json=body)
         if not logs_by_step:

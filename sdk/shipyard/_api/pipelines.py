@@ -43,9 +43,13 @@ class PipelinesMixin(SdkBase):
         timeout_s: float | None = None,
         *,
         step_name: str | None = None,
+        step_names: Sequence[str] | None = None,
+        connections: Sequence[tuple[str, str]] | None = None,
     ) -> dict[str, Any]:
-        """Create a pipeline from a function (repository or ``local_folder``), or from an
-        existing step with ``step_name=…``.
+        """Create a pipeline from a function (repository or ``local_folder``), from an
+        existing step with ``step_name=…``, or from several existing steps with
+        ``step_names=[…]`` and ``connections=[("a.out", "b.in"), …]`` (each carries one
+        step's output to another step's input).
 
         The function form takes the same arguments as :meth:`create_step` and waits
         until the pipeline is ready when ``wait_for_completion`` is True. The step form
@@ -58,6 +62,22 @@ class PipelinesMixin(SdkBase):
             value is None
             for value in (function_name, description, container_config, inputs, outputs, timeout_s)
         )
+        if step_names is not None or connections is not None:
+            if not others_unset or function_path is not None or step_name is not None:
+                raise ValueError(
+                    "create_pipeline() got unexpected arguments. With 'step_names' and "
+                    "'connections', no other argument than 'pipeline_name' should be provided."
+                )
+            if isinstance(step_names, str) or not step_names:
+                raise ValueError("'step_names' must be a non-empty list of step names.")
+            body = {
+                "pipeline_name": pipeline_name,
+                "step_names": list(step_names),
+                "connections": [
+                    {"source": source, "target": target} for source, target in connections or []
+                ],
+            }
+            return self._post(self._env("pipelines"), json=body)
         if step_name is not None:
             if not others_unset or function_path is not None:
                 raise ValueError(

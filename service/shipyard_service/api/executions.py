@@ -65,5 +65,6 @@ def execution_logs(execution_id: str):
     execution = executions.get_execution(g.environment, execution_id)
     body = json_body(required=False)
     entries = executions.logs(execution, from_ms(body.get("from"), "from"),
-                              from_ms(body.get("to"), "to"), limit_of(body))
+                              from_ms(body.get("to"), "to"), limit_of(body),
+                              step_name=body.get("step_name"))
     return ok([entries])

@@ -26,18 +26,28 @@ def _execution(execution_id: str) -> Execution:
 def logs(execution_id: str):
     execution = _execution(execution_id)
     body = request.get_json(silent=True) or {}
-    return ok({"received": executions.record_logs(execution, body.get("logs"))})
+    step = execution.step_run
+    return ok({"received": executions.record_logs(execution, body.get("logs"),
+                                                  step.step_name if step else None)})
 
 
 @blp.route("/executions/<execution_id>/outputs/<name>", methods=["PUT"])
 def upload_output(execution_id: str, name: str):
-    execution = _execution(execution_id)
-    declared = {o["pipeline_output_name"]: o for o in execution.outputs}
-    if declared.get(name, {}).get("data_type") != "file":
-        from ..errors import BadRequest
+    from ..domain import graph_runs
+    from ..errors import BadRequest
 
-        raise BadRequest(f"'{name}' is not a file output of this execution")
-    services().artifacts.save_execution_file(execution_id, "outputs", name, request.stream)
+    execution = _execution(execution_id)
+    if execution.step_run is not None:
+        step_name = execution.step_run.step_name
+        if graph_runs.output_type(execution, step_name, name) != "file":
+            raise BadRequest(f"'{name}' is not a file output of step '{step_name}'")
+        kind = graph_runs.outputs_kind(step_name)
+    else:
+        declared = {o["pipeline_output_name"]: o for o in execution.outputs}
+        if declared.get(name, {}).get("data_type") != "file":
+            raise BadRequest(f"'{name}' is not a file output of this execution")
+        kind = "outputs"
+    services().artifacts.save_execution_file(execution_id, kind, name, request.stream)
     return ok({"name": name})
 
 
@@ -45,6 +55,12 @@ def upload_output(execution_id: str, name: str):
 def finish(execution_id: str):
     execution = _execution(execution_id)
     body = request.get_json(silent=True) or {}
+    if execution.step_run is not None:
+        from ..domain import graph_runs
+
+        status = graph_runs.finish_step(services(), execution, execution.step_run, body)
+        return ok({"execution_id": execution_id, "step_name": execution.step_run.step_name,
+                   "status": status})
     finished = executions.finish(services(), execution, body)
     return ok({"execution_id": finished.execution_id, "status": finished.status})
 

@@ -12,7 +12,7 @@ import jwt
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..errors import BadRequest, Conflict, NotFound, Unauthorized
-from ..store.models import Execution, User
+from ..store.models import Execution, StepExecution, User
 from .lifecycle import ACTIVE
 
 
@@ -103,6 +103,10 @@ class TokenService:
         if user is not None:
             return self._mint({"sub": user.id, "gen": user.token_generation})
         execution = Execution.get_or_none(Execution.token_hash == digest)
+        if execution is None:  # a step's token: it acts for its execution
+            step = StepExecution.get_or_none(StepExecution.token_hash == digest)
+            if step is not None and step.status in ACTIVE:
+                execution = Execution.get_or_none(Execution.execution_id == step.execution_id)
         if execution is not None and execution.status in ACTIVE:
             return self._mint(
                 {
@@ -145,12 +149,23 @@ class TokenService:
 
     @staticmethod
     def runner_principal(execution_id: str, raw_token: str) -> Execution:
-        """Runner callbacks: the raw execution token, valid while the execution runs."""
+        """Runner callbacks: the raw execution token, valid while the execution runs. In a
+        multi-step execution the token is one step's: `execution.step_run` is its row."""
         execution = Execution.get_or_none(Execution.execution_id == execution_id)
-        if execution is None or not execution.token_hash:
+        if execution is None:
             raise Unauthorized("Unknown execution")
-        if not secrets.compare_digest(execution.token_hash, hash_token(raw_token)):
-            raise Unauthorized("Invalid execution token")
+        execution.step_run = None
+        if execution.token_hash:
+            if not secrets.compare_digest(execution.token_hash, hash_token(raw_token)):
+                raise Unauthorized("Invalid execution token")
+        else:
+            step = StepExecution.get_or_none((StepExecution.execution == execution_id)
+                                             & (StepExecution.token_hash == hash_token(raw_token)))
+            if step is None:
+                raise Unauthorized("Invalid execution token")
+            if step.status not in ACTIVE:
+                raise Unauthorized("The step has ended")
+            execution.step_run = step
         if execution.status not in ACTIVE:
             raise Unauthorized("The execution has ended")
         return execution

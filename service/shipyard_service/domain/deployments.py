@@ -21,7 +21,7 @@ from . import executions, lifecycle, schedules
 from .auth import hash_token, new_secret
 from .mappings import MAPPING_TYPE, parse_input_mappings, parse_output_mappings
 from .names import check_resource_name
-from .pipelines import get_pipeline
+from .pipelines import get_pipeline, is_multi_step, not_ready, pipeline_io
 from .times import iso
 
 MODES = ("elastic", "low_latency")
@@ -78,11 +78,12 @@ def _completed(decl: dict, maps: dict, rule: str, kind: str) -> dict:
     return {f"pipeline_{kind}_name": decl["name"], **mapping}
 
 
-def _complete_mappings(step, rule: str, in_maps: dict, out_maps: dict) -> tuple[list, list]:
+def _complete_mappings(declared_in: list[dict], declared_out: list[dict], rule: str,
+                       in_maps: dict, out_maps: dict) -> tuple[list, list]:
     """Auto-map what the endpoint rule leaves unmapped; periodic needs everything mapped."""
-    inputs = [_completed(decl, in_maps, rule, "input") for decl in step.inputs]
-    outputs = [_completed(decl, out_maps, rule, "output") for decl in step.outputs]
-    types = {d["name"]: d["data_type"] for d in step.inputs + step.outputs}
+    inputs = [_completed(decl, in_maps, rule, "input") for decl in declared_in]
+    outputs = [_completed(decl, out_maps, rule, "output") for decl in declared_out]
+    types = {d["name"]: d["data_type"] for d in declared_in + declared_out}
     for kind, items, key in (("input", inputs, "pipeline_input_name"),
                              ("output", outputs, "pipeline_output_name")):
         endpoint = [i for i in items if i["mapping_type"] == "endpoint"]
@@ -108,12 +109,17 @@ def create_deployment(svc, environment: Environment, user_id: str, rule: str,
     if not isinstance(pipeline_name, str):
         raise BadRequest("'pipeline_name' is required", {"field": "pipeline_name"})
     pipeline = get_pipeline(environment, pipeline_name)
+    waiting = not_ready(pipeline)
+    if waiting is not None:
+        raise BadRequest(f"Pipeline '{pipeline_name}' is not ready "
+                         f"(step '{waiting.name}' status {waiting.status})")
     step = pipeline.step
-    if step.status != "ready":
-        raise BadRequest(f"Pipeline '{pipeline_name}' is not ready (status {step.status})")
     mode = body.get("mode", "elastic")
     if mode not in MODES:
         raise BadRequest("'mode' must be 'elastic' or 'low_latency'", {"field": "mode"})
+    if mode == "low_latency" and is_multi_step(pipeline):
+        raise BadRequest("Low-latency mode takes single-step pipelines for now",
+                         {"field": "mode"})
     if mode == "low_latency" and step.container_config.get("dockerfile_path"):
         raise BadRequest("Low-latency mode is not available for steps built from a dockerfile")
     description = body.get("description")
@@ -144,9 +150,10 @@ def create_deployment(svc, environment: Environment, user_id: str, rule: str,
         token = body.get("endpoint_token") or secrets.token_urlsafe(32)
         if not isinstance(token, str) or len(token) < 16:
             raise BadRequest("'endpoint_token' must be a string of at least 16 characters")
-    in_maps = parse_input_mappings(body.get("inputs_mapping"), step.inputs, rule)
-    out_maps = parse_output_mappings(body.get("outputs_mapping"), step.outputs, rule)
-    inputs, outputs = _complete_mappings(step, rule, in_maps, out_maps)
+    declared_in, declared_out = pipeline_io(pipeline)
+    in_maps = parse_input_mappings(body.get("inputs_mapping"), declared_in, rule)
+    out_maps = parse_output_mappings(body.get("outputs_mapping"), declared_out, rule)
+    inputs, outputs = _complete_mappings(declared_in, declared_out, rule, in_maps, out_maps)
     if Deployment.select().where((Deployment.environment == environment)
                                  & (Deployment.name == name)).exists():
         raise Conflict(f"Deployment '{name}' already exists", {"name": name})
@@ -264,8 +271,8 @@ def _mapping_view(items: list[dict], types: dict, kind: str) -> list[dict]:
 
 
 def deployment_to_dict(svc, deployment: Deployment) -> dict:
-    step = deployment.pipeline.step
-    types = {d["name"]: d for d in step.inputs + step.outputs}
+    declared_in, declared_out = pipeline_io(deployment.pipeline)
+    types = {d["name"]: d for d in declared_in + declared_out}
     status, health, pods = current_status(svc, deployment)
     body = {
         "name": deployment.name, "mode": deployment.mode,
@@ -424,18 +431,18 @@ def trigger(svc, deployment: Deployment, given: dict, files: dict,
 def _start(svc, deployment: Deployment, given: dict, files: dict, user_id: str | None,
            wait_s: float = 0.0) -> Execution:
     pipeline = deployment.pipeline
-    step = pipeline.step
+    declared_in, declared_out = pipeline_io(pipeline)
     maps = {m["pipeline_input_name"]: m for m in deployment.inputs_mapping}
     execution_id = executions.new_execution_id(pipeline.name)
     try:
         inputs, job_inputs = executions.resolve_inputs(
-            svc, deployment.environment, execution_id, step.inputs, given, files, maps,
+            svc, deployment.environment, execution_id, declared_in, given, files, maps,
             source_type="endpoint")
     except Exception:
         svc.artifacts.delete_execution(execution_id)
         raise
     outputs = [{"pipeline_output_name": m["pipeline_output_name"],
-                "data_type": next(o["data_type"] for o in step.outputs
+                "data_type": next(o["data_type"] for o in declared_out
                                   if o["name"] == m["pipeline_output_name"]),
                 "mapping_type": m["mapping_type"], "mapping_value": m["mapping_value"],
                 "value": None} for m in deployment.outputs_mapping]

@@ -152,25 +152,29 @@ def output_items(declared: list[dict], mappings: dict[str, dict],
 def run_pipeline(svc, environment: Environment, user_id: str, pipeline: Pipeline,
                  json_inputs: dict, files: dict[str, UploadedFile],
                  inputs_mapping: Any = None, outputs_mapping: Any = None) -> Execution:
-    step = pipeline.step
-    if step.status != "ready":
+    from .pipelines import not_ready, pipeline_io
+
+    step = not_ready(pipeline)
+    if step is not None:
         raise BadRequest(
-            f"Pipeline '{pipeline.name}' is not ready (status {step.status})",
-            {"pipeline_name": pipeline.name, "status": step.status, "error": step.error},
+            f"Pipeline '{pipeline.name}' is not ready (step '{step.name}' status {step.status})",
+            {"pipeline_name": pipeline.name, "step_name": step.name, "status": step.status,
+             "error": step.error},
         )
     if not isinstance(json_inputs, dict):
         raise BadRequest("'json_inputs' must be a JSON object", {"field": "json_inputs"})
-    in_maps = parse_input_mappings(inputs_mapping, step.inputs, "run")
-    out_maps = parse_output_mappings(outputs_mapping, step.outputs, "run")
+    declared_in, declared_out = pipeline_io(pipeline)
+    in_maps = parse_input_mappings(inputs_mapping, declared_in, "run")
+    out_maps = parse_output_mappings(outputs_mapping, declared_out, "run")
     execution_id = new_execution_id(pipeline.name)
     try:
-        inputs, job_inputs = resolve_inputs(svc, environment, execution_id, step.inputs,
+        inputs, job_inputs = resolve_inputs(svc, environment, execution_id, declared_in,
                                             json_inputs, files, in_maps)
     except Exception:
         svc.artifacts.delete_execution(execution_id)
         raise
     return start_execution(svc, environment, user_id, pipeline, execution_id, inputs,
-                           job_inputs, output_items(step.outputs, out_maps))
+                           job_inputs, output_items(declared_out, out_maps))
 
 
 def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipeline,
@@ -181,6 +185,14 @@ def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipel
     """Record the execution and hand it to the orchestrator. `wait_s` > 0 for a caller
     about to wait that long for the result: a resident call may then end before this
     returns (the returned object is then final)."""
+    if pipeline.connections is not None:  # several steps: the graph's scheduler runs them
+        from . import graph_runs
+
+        if resident_deployment_id is not None or svc.orchestrator.name != "local":
+            raise BadRequest("Multi-step pipelines run in elastic mode on the embedded "
+                             "backend for now", {"pipeline_name": pipeline.name})
+        return graph_runs.start(svc, environment, user_id, pipeline, execution_id, inputs,
+                                outputs, deployment_name)
     step = pipeline.step
     token = new_secret("exe")
     config = step.container_config
@@ -232,28 +244,43 @@ def mark_running(svc, execution_id: str, pid: int | None, pid_started_at: float 
 
 
 def mark_failed(svc, execution_id: str, reason: str) -> bool:
+    """The execution failed as a whole (start refused, server stopped): its steps too."""
+    from .graph_runs import end_steps
+
+    end_steps(svc, execution_id, reason)
     return transition(svc, Execution, {"execution_id": execution_id}, ExecutionStatus.FAILED,
                       execution_id, {"error": reason, "end_date": utcnow()})
 
 
-def record_logs(execution: Execution, logs: Any) -> int:
+def record_logs(execution: Execution, logs: Any, step_name: str | None = None) -> int:
     from .logs import checked_entries
 
     rows = [{"execution": execution.execution_id, "timestamp": r["timestamp"],
-             "stream": r["stream"], "message": r["message"]} for r in checked_entries(logs)]
+             "stream": r["stream"], "message": r["message"], "step_name": step_name}
+            for r in checked_entries(logs)]
     prepared.insert_many(ExecutionLog, rows)
     return len(rows)
 
 
+def parse_final_status(payload: Any) -> ExecutionStatus:
+    status = payload.get("status") if isinstance(payload, dict) else None
+    if status not in (ExecutionStatus.SUCCEEDED.value, ExecutionStatus.FAILED.value):
+        raise BadRequest("'status' must be Succeeded or Failed")
+    return ExecutionStatus(status)
+
+
+def failure_message(error: Any) -> str:
+    if isinstance(error, dict):
+        message = f"{error.get('type', 'Error')}: {error.get('message', '')}".strip()
+        if error.get("traceback"):
+            message += "\n" + str(error["traceback"])[-8000:]
+        return message
+    return str(error or "The step failed")
+
+
 def finish(svc, execution: Execution, payload: dict) -> Execution:
     """The runner's final report: outputs to their destinations, status, resources."""
-    try:
-        status = ExecutionStatus(payload.get("status"))
-    except ValueError:
-        status = None
-    if status not in (ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED):
-        raise BadRequest("'status' must be Succeeded or Failed")
-    error = payload.get("error")
+    status = parse_final_status(payload)
     message = None
     outputs = [dict(o) for o in execution.outputs]
     if status is ExecutionStatus.SUCCEEDED:
@@ -263,12 +290,7 @@ def finish(svc, execution: Execution, payload: dict) -> Execution:
         except BadRequest as exc:
             status, message = ExecutionStatus.FAILED, f"Invalid outputs: {exc.message}"
     else:
-        if isinstance(error, dict):
-            message = f"{error.get('type', 'Error')}: {error.get('message', '')}".strip()
-            if error.get("traceback"):
-                message += "\n" + str(error["traceback"])[-8000:]
-        else:
-            message = str(error or "The step failed")
+        message = failure_message(payload.get("error"))
     resources = payload.get("resources") or {}
     changes = {"error": message, "outputs": outputs, "end_date": utcnow(),
                "cpu_time_s": resources.get("cpu_time_s"),
@@ -347,8 +369,11 @@ def recover_after_restart(svc) -> int:
     run in a cluster, where they went on without the API)."""
     if svc.orchestrator.executions_survive_restart:
         return 0
+    from .graph_runs import recover
+
     count = 0
     for execution in Execution.select().where(Execution.status.in_(ACTIVE)):
+        recover(svc, execution)
         if svc.orchestrator.is_alive(execution.execution_id, execution.pid,
                                      execution.pid_started_at):
             svc.orchestrator.cancel_execution(execution.execution_id)
@@ -369,13 +394,24 @@ def get_execution(environment: Environment, execution_id: str) -> Execution:
     return execution
 
 
-def summary(execution: Execution) -> dict:
-    return {
+def summary(execution: Execution, steps: list | None = None) -> dict:
+    body = {
         "execution_id": execution.execution_id, "status": execution.status,
         "pipeline_name": execution.pipeline_name, "deployment_name": execution.deployment_name,
         "created_at": iso(execution.created_at), "created_by": execution.created_by,
         "start_date": iso(execution.start_date), "end_date": iso(execution.end_date),
     }
+    if steps is not None:
+        body["steps"] = steps
+    return body
+
+
+def _step_rows(execution: Execution) -> list | None:
+    """The StepExecution rows of a multi-step execution; None for a single step (whose
+    execution row is its step: no query)."""
+    from .graph_runs import rows_of
+
+    return rows_of(execution.execution_id) if "steps" in (execution.step_info or {}) else None
 
 
 def execution_to_dict(execution: Execution, include_values: bool = True) -> dict:
@@ -385,15 +421,16 @@ def execution_to_dict(execution: Execution, include_values: bool = True) -> dict
             result.pop("value", None)
         return result
 
-    body = summary(execution)
+    from .graph_runs import steps_view
+
+    steps = steps_view(execution, _step_rows(execution))
+    if not include_values:
+        for step in steps:
+            for entry in step.get("inputs", []) + step.get("outputs", []):
+                entry.pop("value", None)
+    body = summary(execution, steps)
     body.update(
         error=execution.error,
-        steps=[{
-            **execution.step_info,
-            "name": execution.step_info.get("name") or execution.step_name,
-            "status": execution.status,
-            "start_date": iso(execution.start_date), "end_date": iso(execution.end_date),
-        }],
         inputs=[item(i) for i in execution.inputs],
         outputs=[item(o) for o in execution.outputs],
         resources={"cpu_time_s": execution.cpu_time_s, "peak_rss_bytes": execution.peak_rss_bytes},
@@ -402,10 +439,14 @@ def execution_to_dict(execution: Execution, include_values: bool = True) -> dict
 
 
 def list_for_pipeline(environment: Environment, pipeline_name: str) -> list[dict]:
-    query = Execution.select().where(
+    from .graph_runs import rows_for, steps_view
+
+    query = list(Execution.select().where(
         (Execution.environment == environment) & (Execution.pipeline_name == pipeline_name)
-    ).order_by(Execution.created_at.desc())
-    return [summary(e) for e in query]
+    ).order_by(Execution.created_at.desc()))
+    rows = rows_for([e.execution_id for e in query if "steps" in (e.step_info or {})])
+    return [summary(e, steps_view(e, rows.get(e.execution_id) if "steps" in (e.step_info or {})
+                                  else None)) for e in query]
 
 
 def latest_for_pipeline(environment: Environment, pipeline_name: str) -> dict | None:
@@ -447,13 +488,22 @@ def io_value(svc, execution: Execution, kind: str, name: str):
                    {"execution_id": execution.execution_id, "name": name})
 
 
-def logs(execution: Execution, start, end, limit) -> list[dict]:
+def logs(execution: Execution, start, end, limit, step_name: str | None = None) -> list[dict]:
+    """Log lines, each naming its step; `step_name` keeps one step's."""
     from .logs import window
 
-    query = window(ExecutionLog.select().where(ExecutionLog.execution == execution.execution_id),
-                   ExecutionLog, start, end, limit)
-    return [{"timestamp": iso(r.timestamp), "message": r.message, "stream": r.stream}
-            for r in query]
+    condition = ExecutionLog.execution == execution.execution_id
+    single = execution.step_name
+    if step_name is not None:
+        if not isinstance(step_name, str):
+            raise BadRequest("'step_name' must be a string", {"field": "step_name"})
+        if "steps" in (execution.step_info or {}):
+            condition &= ExecutionLog.step_name == step_name
+        elif step_name != single:
+            condition &= ExecutionLog.id.is_null()  # a single step: no line of another
+    query = window(ExecutionLog.select().where(condition), ExecutionLog, start, end, limit)
+    return [{"timestamp": iso(r.timestamp), "message": r.message, "stream": r.stream,
+             "step_name": r.step_name or single} for r in query]
 
 
 def delete_execution(svc, execution: Execution) -> dict:
@@ -463,14 +513,18 @@ def delete_execution(svc, execution: Execution) -> dict:
 
 def delete_many(svc, execution_ids: list[str]) -> None:
     """Executions and everything hanging off them: runners, files, logs, metrics."""
+    from ..store.models import StepExecution
+    from .graph_runs import cancel_steps
     from .metrics import delete_for_executions
 
     for execution_id in execution_ids:
         svc.orchestrator.cancel_execution(execution_id)
+        cancel_steps(svc, execution_id)
         svc.artifacts.delete_execution(execution_id)
     for start in range(0, len(execution_ids), 500):
         ids = execution_ids[start:start + 500]
         ExecutionLog.delete().where(ExecutionLog.execution.in_(ids)).execute()
+        StepExecution.delete().where(StepExecution.execution.in_(ids)).execute()
         Execution.delete().where(Execution.execution_id.in_(ids)).execute()
         for execution_id in ids:
             inflight.ended(execution_id)

@@ -253,9 +253,13 @@ def step_to_dict(step: Step) -> dict:
 
 
 def delete_step(svc, step: Step, force: bool) -> dict:
+    from ..store.models import PipelineStep
     from .pipelines import delete_pipeline_cascade
 
-    pipelines = list(Pipeline.select().where(Pipeline.step == step))
+    pipelines = list(Pipeline.select().where(
+        (Pipeline.step == step)
+        | Pipeline.id.in_(PipelineStep.select(PipelineStep.pipeline).where(
+            PipelineStep.step == step))))
     if pipelines and not force:
         raise Conflict(
             f"Step '{step.name}' is used by pipelines; delete them first or force the deletion",

@@ -38,6 +38,13 @@ class Launch:
     outputs: list[dict]  # declarations: name, data_type
     environment_variables: dict[str, str]
     input_types: dict[str, str] = field(default_factory=dict)  # name -> data_type
+    # What the backend and its callbacks name this run by: one step of a multi-step
+    # execution is "<execution_id>.<step_name>"; empty for a single-step execution.
+    run_id: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.run_id or self.execution_id
 
 
 @dataclass(frozen=True)

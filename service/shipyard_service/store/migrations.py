@@ -55,9 +55,16 @@ def _0003_list_metric_summary(db: peewee.Database) -> None:
                               ).where(ListMetric.id == header_id).execute()
 
 
+def _0004_pipeline_graphs(db: peewee.Database) -> None:
+    """Multi-step pipelines: their connections, and the step of each execution log line
+    (the PipelineStep and StepExecution tables are new: create_tables made them)."""
+    _add_column(db, "pipeline", "connections", peewee.TextField(null=True))
+    _add_column(db, "executionlog", "step_name", peewee.CharField(null=True))
+
+
 # Append migrations here; never edit one that has shipped.
 MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
-                    _0003_list_metric_summary]
+                    _0003_list_metric_summary, _0004_pipeline_graphs]
 
 
 def apply(db: peewee.Database) -> None:

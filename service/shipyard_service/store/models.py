@@ -97,13 +97,27 @@ class BuildLog(BaseModel):
 class Pipeline(BaseModel):
     environment = peewee.ForeignKeyField(Environment, on_delete="CASCADE")
     name = peewee.CharField()
+    # The first step; the only one of a single-step pipeline.
     step = peewee.ForeignKeyField(Step, on_delete="RESTRICT")
+    # Multi-step pipelines: [{"source": "a.out", "target": "b.in"}] (null: a single step).
+    connections = JSONField(null=True)
     created_by = peewee.CharField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
 
     class Meta:
         indexes = ((("environment", "name"), True),)
+
+
+class PipelineStep(BaseModel):
+    """The steps of a multi-step pipeline, in the order `step_names` gave them."""
+
+    pipeline = peewee.ForeignKeyField(Pipeline, on_delete="CASCADE")
+    step = peewee.ForeignKeyField(Step, on_delete="RESTRICT")
+    position = peewee.IntegerField()
+
+    class Meta:
+        indexes = ((("pipeline", "position"), True),)
 
 
 class Execution(BaseModel):
@@ -135,11 +149,36 @@ class Execution(BaseModel):
                    (("environment", "deployment_name", "created_at"), False))
 
 
+class StepExecution(BaseModel):
+    """One attempt of one step in an execution of a multi-step pipeline. Its own token
+    (the runner's credentials) tells which step a runner callback is about."""
+
+    execution = peewee.ForeignKeyField(Execution, on_delete="CASCADE")
+    step_name = peewee.CharField()
+    position = peewee.IntegerField()
+    attempt = peewee.IntegerField(default=1)
+    status = peewee.CharField(default="Pending")  # lifecycle.StepExecutionStatus
+    error = peewee.TextField(null=True)
+    inputs = JSONField(default=list)  # [{"name", "data_type", "value", "source"}]
+    outputs = JSONField(default=list)  # [{"name", "data_type", "value"}]
+    token_hash = peewee.CharField(null=True, index=True)
+    pid = peewee.IntegerField(null=True)
+    pid_started_at = peewee.FloatField(null=True)
+    cpu_time_s = peewee.FloatField(null=True)
+    peak_rss_bytes = peewee.BigIntegerField(null=True)
+    start_date = peewee.DateTimeField(null=True)
+    end_date = peewee.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("execution", "step_name", "attempt"), True),)
+
+
 class ExecutionLog(BaseModel):
     execution = peewee.ForeignKeyField(Execution, on_delete="CASCADE")
     timestamp = peewee.DateTimeField(index=True)
     stream = peewee.CharField(default="stdout")
     message = peewee.TextField()
+    step_name = peewee.CharField(null=True)  # null: the only step of the pipeline
 
 
 class Metric(BaseModel):
@@ -285,4 +324,6 @@ ALL_MODELS = [
     ScheduleTick,
     ListMetricChunk,
     ResourceSample,
+    PipelineStep,
+    StepExecution,
 ]

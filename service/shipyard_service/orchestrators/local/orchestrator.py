@@ -74,7 +74,7 @@ class LocalOrchestrator(Orchestrator):
         if not python.exists():
             raise RuntimeError(f"the step environment {launch.env_key!r} is missing")
         proc = self.processes.start(python, launch)
-        self.callbacks.execution_started(launch.execution_id, proc.pid, create_time(proc.pid))
+        self.callbacks.execution_started(launch.key, proc.pid, create_time(proc.pid))
 
     def _exited(self, execution_id: str, code: int, detail: str) -> None:
         self.callbacks.execution_exited(execution_id, code, detail)

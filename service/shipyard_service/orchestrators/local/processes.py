@@ -91,7 +91,7 @@ class RunnerProcesses:
         self._lock = threading.Lock()
 
     def start(self, python: Path, launch: Launch) -> subprocess.Popen:
-        work = self.work_root / launch.execution_id
+        work = self.work_root / launch.key
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         job = work / "job.json"
@@ -110,9 +110,9 @@ class RunnerProcesses:
         finally:
             log_file.close()
         with self._lock:
-            self._procs[launch.execution_id] = proc
-        threading.Thread(target=self._watch, args=(launch.execution_id, proc, work),
-                         name=f"runner-{launch.execution_id}", daemon=True).start()
+            self._procs[launch.key] = proc
+        threading.Thread(target=self._watch, args=(launch.key, proc, work),
+                         name=f"runner-{launch.key}", daemon=True).start()
         return proc
 
     def _watch(self, execution_id: str, proc: subprocess.Popen, work: Path) -> None:

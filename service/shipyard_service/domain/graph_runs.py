@@ -1,0 +1,372 @@
+"""Running a multi-step pipeline: one execution, one StepExecution row per step.
+
+The scheduler sits above the Orchestrator, so it is the same whatever runs the steps: each
+step is an ordinary launch, told apart by its run key (`<execution_id>.<step_name>`) and by
+its own token. The runner itself sees the execution id, so the SDK inside a step records
+metrics and reads the data store for its execution.
+
+`advance` is the whole schedule, called after every change: a Pending step whose upstream
+steps all Succeeded starts (the Pending -> Running compare-and-set lets one caller start
+it); once a step failed, the Pending ones are Skipped and the execution fails when nothing
+runs any more; once all Succeeded, the open outputs go to their destinations."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from ..errors import BadRequest
+from ..orchestrators.base import Launch
+from ..store.db import database, utcnow
+from ..store.models import Environment, Execution, Pipeline, StepExecution
+from . import envvars
+from .auth import hash_token, new_secret
+from .io_types import check_total_size, check_value
+from .lifecycle import ACTIVE, ExecutionStatus, StepExecutionStatus, transition
+
+SEPARATOR = "."  # never in resource names (lowercase letters, digits and '-')
+
+
+def run_key(execution_id: str, step_name: str) -> str:
+    return f"{execution_id}{SEPARATOR}{step_name}"
+
+
+def split_run_key(key: str) -> tuple[str, str | None]:
+    execution_id, _, step_name = key.partition(SEPARATOR)
+    return execution_id, step_name or None
+
+
+def outputs_kind(step_name: str) -> str:
+    """Where a step's file outputs live among its execution's files."""
+    return f"steps/{step_name}/outputs"
+
+
+def start(svc, environment: Environment, user_id: str, pipeline: Pipeline, execution_id: str,
+          inputs: list[dict], outputs: list[dict], deployment_name: str | None = None) -> Execution:
+    from .pipelines import steps_of
+
+    steps = steps_of(pipeline)
+    with database.atomic():
+        Execution.create(
+            execution_id=execution_id, environment=environment, pipeline_name=pipeline.name,
+            deployment_name=deployment_name, step_name=None, inputs=inputs, outputs=outputs,
+            status=ExecutionStatus.PENDING.value, created_by=user_id,
+            step_info={"steps": [s.name for s in steps]})
+        StepExecution.insert_many([
+            {"execution": execution_id, "step_name": step.name, "position": index,
+             "status": StepExecutionStatus.PENDING.value}
+            for index, step in enumerate(steps)]).execute()
+    advance(svc, execution_id)
+    return Execution.get_by_id(execution_id)
+
+
+def rows_of(execution_id: str) -> list[StepExecution]:
+    return list(StepExecution.select().where(StepExecution.execution == execution_id)
+                .order_by(StepExecution.position))
+
+
+def advance(svc, execution_id: str) -> None:
+    from .pipelines import graph_of, steps_of
+
+    execution = Execution.get_or_none(Execution.execution_id == execution_id)
+    if execution is None or execution.status not in ACTIVE:
+        return
+    pipeline = Pipeline.get_or_none((Pipeline.environment == execution.environment_id)
+                                    & (Pipeline.name == execution.pipeline_name))
+    rows = {r.step_name: r for r in rows_of(execution_id)}
+    if pipeline is None:
+        _fail(svc, execution_id, rows, "The pipeline was deleted while it ran")
+        return
+    failed = [r for r in rows.values() if r.status == StepExecutionStatus.FAILED.value]
+    if failed:
+        _fail(svc, execution_id, rows,
+              f"Step '{failed[0].step_name}' failed: {failed[0].error or 'unknown error'}")
+        return
+    done = StepExecutionStatus.SUCCEEDED.value
+    if all(r.status == done for r in rows.values()):
+        _succeed(svc, execution, rows)
+        return
+    graph = graph_of(pipeline)
+    steps = {s.name: s for s in steps_of(pipeline)}
+    for name in graph.order:
+        row = rows[name]
+        if row.status == StepExecutionStatus.PENDING.value and all(
+                rows[up].status == done for up in graph.upstream[name]):
+            _launch(svc, execution, graph, steps[name], row, rows)
+
+
+def _fail(svc, execution_id: str, rows: dict[str, StepExecution], reason: str) -> None:
+    now = utcnow()
+    for row in rows.values():
+        if row.status == StepExecutionStatus.PENDING.value:
+            transition(svc, StepExecution, {"id": row.id}, StepExecutionStatus.SKIPPED,
+                       execution_id, {"end_date": now})
+    # The execution ends once no step runs: their runners report to a running execution.
+    still = StepExecution.select().where((StepExecution.execution == execution_id)
+                                         & (StepExecution.status.in_(ACTIVE))).exists()
+    if not still:
+        transition(svc, Execution, {"execution_id": execution_id}, ExecutionStatus.FAILED,
+                   execution_id, {"error": reason, "end_date": now})
+
+
+def _succeed(svc, execution: Execution, rows: dict[str, StepExecution]) -> None:
+    from .executions import _place_outputs
+
+    outputs = [dict(o) for o in execution.outputs]
+    values: dict[str, Any] = {}
+    producers = {}
+    for row in rows.values():
+        for item in row.outputs:
+            producers[item["name"]] = (row.step_name, item)
+    try:
+        for item in outputs:
+            name = item["pipeline_output_name"]
+            step_name, produced = producers[name]
+            if item["data_type"] == "file":
+                source = svc.artifacts.execution_file(execution.execution_id,
+                                                      outputs_kind(step_name), name)
+                target = svc.artifacts.execution_file(execution.execution_id, "outputs", name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
+            else:
+                values[name] = produced.get("value")
+        _place_outputs(svc, execution, outputs, values)
+    except (BadRequest, KeyError, OSError) as exc:
+        message = exc.message if isinstance(exc, BadRequest) else str(exc)
+        transition(svc, Execution, {"execution_id": execution.execution_id},
+                   ExecutionStatus.FAILED, execution.execution_id,
+                   {"error": f"Invalid outputs: {message}", "end_date": utcnow()})
+        return
+    transition(svc, Execution, {"execution_id": execution.execution_id},
+               ExecutionStatus.SUCCEEDED, execution.execution_id,
+               {"outputs": outputs, "end_date": utcnow(), "error": None})
+
+
+def _step_inputs(svc, execution: Execution, graph, step, rows) -> tuple[list[dict], dict]:
+    """The step's inputs: from the upstream step a connection names, else the open input
+    of the same name. Returns the recorded items and the runner's job inputs."""
+    given = {i["pipeline_input_name"]: i for i in execution.inputs}
+    items, job = [], {}
+    for decl in step.inputs:
+        name, data_type = decl["name"], decl["data_type"]
+        connection = graph.feeds.get((step.name, name))
+        if connection is not None:
+            source = {"step_name": connection.source_step, "output_name": connection.source_output}
+            if data_type == "file":
+                path = svc.artifacts.execution_file(execution.execution_id,
+                                                    outputs_kind(connection.source_step),
+                                                    connection.source_output)
+                value = None
+                job[name] = {"path": str(path)} if path.exists() else None
+            else:
+                produced = {o["name"]: o for o in rows[connection.source_step].outputs}
+                value = produced.get(connection.source_output, {}).get("value")
+                job[name] = value
+        else:
+            source = {"pipeline_input_name": name}
+            item = given.get(name, {})
+            if data_type == "file":
+                path = svc.artifacts.execution_file(execution.execution_id, "inputs", name)
+                value = None
+                job[name] = {"path": str(path)} if path.exists() else None
+            else:
+                value = item.get("value")
+                job[name] = value
+        items.append({"name": name, "data_type": data_type, "value": value, "source": source})
+    return items, job
+
+
+def _launch(svc, execution: Execution, graph, step, row: StepExecution, rows) -> None:
+    execution_id = execution.execution_id
+    items, job = _step_inputs(svc, execution, graph, step, rows)
+    token = new_secret("exe")
+    now = utcnow()
+    if not transition(svc, StepExecution, {"id": row.id}, StepExecutionStatus.RUNNING,
+                      execution_id, {"token_hash": hash_token(token), "start_date": now,
+                                     "inputs": items}):
+        return  # another caller started it
+    transition(svc, Execution, {"execution_id": execution_id}, ExecutionStatus.RUNNING,
+               execution_id, {"start_date": now})
+    environment = execution.environment
+    launch = Launch(
+        execution_id=execution_id, run_id=run_key(execution_id, step.name), token=token,
+        env_key=step.env_key or "",
+        environment_url=svc.environment_url(environment.project.name, environment.name),
+        control_url=svc.settings.public_url, code_dir=svc.artifacts.step_code_dir(step.id),
+        function_path=step.function_path, function_name=step.function_name, inputs=job,
+        outputs=[{"name": o["name"], "data_type": o["data_type"]} for o in step.outputs],
+        environment_variables=envvars.as_dict(environment),
+        input_types={d["name"]: d["data_type"] for d in step.inputs},
+    )
+    try:
+        svc.orchestrator.start_execution(launch)
+    except Exception as exc:  # the backend refused: the step must not stay running
+        step_ended(svc, execution_id, step.name, StepExecutionStatus.FAILED,
+                   {"error": f"Could not start the step: {exc}"})
+
+
+# Reports about one step ------------------------------------------------------------------
+
+def _step_of(execution: Execution, step_name: str):
+    from .pipelines import get_pipeline, steps_of
+
+    pipeline = get_pipeline(execution.environment, execution.pipeline_name)
+    return next(s for s in steps_of(pipeline) if s.name == step_name)
+
+
+def output_type(execution: Execution, step_name: str, name: str) -> str | None:
+    return next((o["data_type"] for o in _step_of(execution, step_name).outputs
+                 if o["name"] == name), None)
+
+
+def step_row(execution_id: str, step_name: str) -> StepExecution | None:
+    return (StepExecution.select().where((StepExecution.execution == execution_id)
+                                         & (StepExecution.step_name == step_name))
+            .order_by(StepExecution.attempt.desc()).first())
+
+
+def step_ended(svc, execution_id: str, step_name: str, status: StepExecutionStatus,
+               changes: dict) -> bool:
+    row = step_row(execution_id, step_name)
+    if row is None:
+        return False
+    moved = transition(svc, StepExecution, {"id": row.id}, status, execution_id,
+                       {"end_date": utcnow(), **changes})
+    if moved:
+        advance(svc, execution_id)
+    return moved
+
+
+def step_started(execution_id: str, step_name: str, pid: int | None,
+                 pid_started_at: float | None) -> None:
+    StepExecution.update(pid=pid, pid_started_at=pid_started_at).where(
+        (StepExecution.execution == execution_id) & (StepExecution.step_name == step_name)
+    ).execute()
+
+
+def step_exited(svc, execution_id: str, step_name: str, return_code: int, detail: str) -> None:
+    reason = f"The runner exited with code {return_code} before reporting a result"
+    if detail:
+        reason += f": {detail[-4000:]}"
+    step_ended(svc, execution_id, step_name, StepExecutionStatus.FAILED, {"error": reason})
+
+
+def finish_step(svc, execution: Execution, row: StepExecution, payload: dict) -> str:
+    """A step runner's final report (its /finish call or a backend's answer); the status
+    recorded."""
+    from .executions import failure_message, parse_final_status
+
+    status = parse_final_status(payload)
+    step = _step_of(execution, row.step_name)
+    outputs: list[dict] = []
+    message = None
+    if status is ExecutionStatus.SUCCEEDED:
+        try:
+            outputs = _checked_outputs(svc, execution.execution_id, step, payload.get("outputs"))
+        except BadRequest as exc:
+            status, message = ExecutionStatus.FAILED, f"Invalid outputs: {exc.message}"
+    else:
+        message = failure_message(payload.get("error"))
+    resources = payload.get("resources") or {}
+    target = StepExecutionStatus(status.value)
+    if not step_ended(svc, execution.execution_id, row.step_name, target,
+                      {"error": message, "outputs": outputs,
+                       "cpu_time_s": resources.get("cpu_time_s"),
+                       "peak_rss_bytes": resources.get("peak_rss_bytes")}):
+        raise BadRequest("The step has already ended")
+    return target.value
+
+
+def record_step_result(svc, execution_id: str, step_name: str, payload: dict) -> None:
+    """A backend's answer for one step: recorded like the step runner's own /finish."""
+    execution = Execution.get_or_none(Execution.execution_id == execution_id)
+    row = step_row(execution_id, step_name)
+    if execution is None or row is None or row.status not in ACTIVE:
+        return
+    try:
+        finish_step(svc, execution, row, payload)
+    except BadRequest as exc:
+        step_ended(svc, execution_id, step_name, StepExecutionStatus.FAILED,
+                   {"error": f"Invalid result from the runner: {exc.message}"})
+
+
+def _checked_outputs(svc, execution_id: str, step, values: Any) -> list[dict]:
+    values = values or {}
+    if not isinstance(values, dict):
+        raise BadRequest("'outputs' must be an object")
+    items, non_file = [], {}
+    for decl in step.outputs:
+        name, data_type = decl["name"], decl["data_type"]
+        if data_type == "file":
+            path = svc.artifacts.execution_file(execution_id, outputs_kind(step.name), name)
+            if not path.exists():
+                raise BadRequest(f"File output '{name}' was not uploaded")
+            items.append({"name": name, "data_type": data_type, "value": None})
+            continue
+        if name not in values:
+            raise BadRequest(f"Output '{name}' is missing")
+        value = values[name]
+        if value is not None:
+            check_value(data_type, value, name)
+        non_file[name] = value
+        items.append({"name": name, "data_type": data_type, "value": value})
+    check_total_size(non_file, "outputs")
+    return items
+
+
+def end_steps(svc, execution_id: str, reason: str) -> None:
+    """The execution ended from outside (server stop, start failure): no step stays active."""
+    now = utcnow()
+    for row in StepExecution.select().where((StepExecution.execution == execution_id)
+                                            & (StepExecution.status.in_(ACTIVE))):
+        if row.status == StepExecutionStatus.PENDING.value:
+            transition(svc, StepExecution, {"id": row.id}, StepExecutionStatus.SKIPPED,
+                       execution_id, {"end_date": now})
+        else:
+            transition(svc, StepExecution, {"id": row.id}, StepExecutionStatus.FAILED,
+                       execution_id, {"end_date": now, "error": reason})
+
+
+def steps_view(execution: Execution, rows: list[StepExecution] | None) -> list[dict]:
+    """`steps` of an execution record: per step, its status, dates, inputs and outputs."""
+    from .times import iso
+
+    if rows is None:  # a single-step pipeline: the execution is its step
+        return [{
+            **execution.step_info,
+            "name": execution.step_info.get("name") or execution.step_name,
+            "step_name": execution.step_info.get("name") or execution.step_name,
+            "status": execution.status,
+            "start_date": iso(execution.start_date), "end_date": iso(execution.end_date),
+        }]
+    return [{
+        "name": r.step_name, "step_name": r.step_name, "status": r.status,
+        "start_date": iso(r.start_date), "end_date": iso(r.end_date), "error": r.error,
+        "inputs": r.inputs, "outputs": r.outputs,
+    } for r in rows]
+
+
+def rows_for(execution_ids: list[str]) -> dict[str, list[StepExecution]]:
+    found: dict[str, list[StepExecution]] = {}
+    for start_at in range(0, len(execution_ids), 500):
+        chunk = execution_ids[start_at:start_at + 500]
+        for row in (StepExecution.select().where(StepExecution.execution.in_(chunk))
+                    .order_by(StepExecution.position)):
+            found.setdefault(row.execution_id, []).append(row)
+    return found
+
+
+def cancel_steps(svc, execution_id: str) -> None:
+    for row in StepExecution.select(StepExecution.step_name).where(
+            StepExecution.execution == execution_id):
+        svc.orchestrator.cancel_execution(run_key(execution_id, row.step_name))
+
+
+def recover(svc, execution: Execution) -> None:
+    """Restart recovery: runners of a stopped server's steps are killed."""
+    for row in StepExecution.select().where((StepExecution.execution == execution.execution_id)
+                                            & (StepExecution.status.in_(ACTIVE))):
+        key = run_key(execution.execution_id, row.step_name)
+        if svc.orchestrator.is_alive(key, row.pid, row.pid_started_at):
+            svc.orchestrator.cancel_execution(key)
+
