@@ -111,8 +111,10 @@ def _register_routes(app: Flask) -> None:
                    metrics, runner, deployments, endpoints, resources):
         api.register_blueprint(module.blp)
     from .api import projects as projects_api
+    from .api import users as users_api
 
     api.register_blueprint(projects_api.blp)  # control API: projects, settings, environments
+    api.register_blueprint(users_api.blp)  # control API for platform admins: users
     app.register_blueprint(signed.blp)
     app.register_blueprint(health.blp)
     app.register_blueprint(assets)  # Swagger UI's files for OPENAPI_SWAGGER_UI_PATH

@@ -66,8 +66,12 @@ def admin(args) -> int:
         if args.admin_cmd == "project-settings":
             out = _project_settings(args, settings)
         elif args.admin_cmd == "create-user":
-            user, token = auth.create_user(args.name, args.email, args.password)
-            out = {"id": user.id, "email": user.email, "sdk_token": token}
+            user, token = auth.create_user(args.name, args.email, args.password,
+                                           is_admin=args.platform_admin)
+            out = {"id": user.id, "email": user.email, "sdk_token": token,
+                   "is_platform_admin": user.is_admin}
+        elif args.admin_cmd in ("set-role", "remove-member", "disable-user"):
+            out = _access_command(args)
         elif args.admin_cmd == "regenerate-sdk-token":
             user = User.get_or_none(User.email == args.email)
             if user is None:
@@ -95,6 +99,20 @@ def admin(args) -> int:
             raise SystemExit(2)
     print(json.dumps(out))
     return 0
+
+
+def _access_command(args) -> dict:
+    """set-role, remove-member, disable-user: the same domain calls as the HTTP routes."""
+    from .domain import access, auth, projects
+
+    if args.admin_cmd == "disable-user":
+        return auth.user_admin_view(auth.set_disabled(auth.find_user(args.email)))
+    project = projects.get_project(args.project)
+    user = auth.find_user(args.email)
+    if args.admin_cmd == "set-role":
+        return {"project": project.name,
+                **access.set_role(project, user, access.parse_role(args.role))}
+    return access.remove_member(project, user)
 
 
 LIST_SETTINGS = ("included_folders", "system_dependencies")
@@ -169,6 +187,18 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--name", required=True)
     u.add_argument("--email", required=True)
     u.add_argument("--password", default=None)
+    u.add_argument("--platform-admin", action="store_true",
+                   help="a platform admin (users, projects, admin of every project); "
+                        "without it, a plain user with no project until given a role")
+    sr = asub.add_parser("set-role", help="give a user a role in a project (adds the member)")
+    sr.add_argument("project")
+    sr.add_argument("email")
+    sr.add_argument("role", choices=["viewer", "editor", "admin"])
+    rm = asub.add_parser("remove-member", help="take a user out of a project")
+    rm.add_argument("project")
+    rm.add_argument("email")
+    du = asub.add_parser("disable-user", help="stop a user from signing in or using tokens")
+    du.add_argument("email")
     r = asub.add_parser("regenerate-sdk-token")
     r.add_argument("--email", required=True)
     pw = asub.add_parser("set-password")

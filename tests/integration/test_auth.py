@@ -68,6 +68,8 @@ def test_admin_cli_and_regenerated_token(tmp_path):
 
         user = json.loads(admin("create-user", "--name", "Ada", "--email", "ada@example.com"))
         old = Api(server, sdk_token=user["sdk_token"])
+        assert_error(old.request("GET", "/steps"), 404)  # a plain user, in no project yet
+        admin("set-role", "default", "ada@example.com", "editor")
         assert old.request("GET", "/steps").status_code == 200
         duplicate = subprocess.run(
             [sys.executable, "-m", "shipyard_service.cli", "admin", "--data-dir",
@@ -82,6 +84,7 @@ def test_admin_cli_and_regenerated_token(tmp_path):
         assert_error(r, 401)
         assert Api(server, sdk_token=new_token).request("GET", "/steps").status_code == 200
         admin("create-project", "vision", "--environment", "prod")
+        admin("set-role", "vision", "ada@example.com", "viewer")
         r = requests.get(server.url + "/environments/vision/prod/api/v1/steps",
                          headers={"Authorization": f"Bearer {Api(server, new_token).token()}"}, timeout=10)
         assert r.status_code == 200 and r.json() == []

@@ -7,7 +7,8 @@ from typing import Any
 
 from flask import current_app, g, jsonify, request
 
-from ..domain import projects
+from ..domain import access, projects
+from ..domain.access import Role
 from ..domain.auth import Principal
 from ..errors import BadRequest, Forbidden, Unauthorized
 from ..services import Services
@@ -38,13 +39,49 @@ def load_environment_names(endpoint: str | None, values: dict | None) -> None:
         g.env_names = (project_name, environment_name)
 
 
+# The role a route needs follows its method (GET reads: viewer; anything else changes:
+# editor) except for these, whose method says otherwise because the official client sends
+# them so: reads sent as POST (data-store lookups and downloads, log windows), and the
+# data-store upload, a GET handing out a URL that writes.
+ROLE_BY_ENDPOINT = {
+    "datastore.information": Role.VIEWER,
+    "datastore.download": Role.VIEWER,
+    "deployments.deployment_logs": Role.VIEWER,
+    "executions.execution_logs": Role.VIEWER,
+    "pipelines.pipeline_logs": Role.VIEWER,
+    "steps.step_logs": Role.VIEWER,
+    "datastore.upload": Role.EDITOR,
+}
+
+
+def needed_role(method: str, endpoint: str | None) -> Role:
+    if endpoint in ROLE_BY_ENDPOINT:
+        return ROLE_BY_ENDPOINT[endpoint]
+    return Role.VIEWER if method in ("GET", "HEAD", "OPTIONS") else Role.EDITOR
+
+
 def _authenticate() -> None:
+    """The one resolver of `{env}` for bearer routes: who calls, in which environment,
+    with which role (domain/access.py decides)."""
     principal = bearer_principal()
-    environment = projects.get_environment(*g.env_names)
-    if principal.in_execution and principal.environment_id != environment.id:
-        raise Forbidden("An execution token is only valid in its own environment")
+    if principal.in_execution:
+        # An execution token acts inside the environment it runs in, whoever started it
+        # (a deployment keeps working when its author leaves the project).
+        environment = projects.get_environment(*g.env_names)
+        if principal.environment_id != environment.id:
+            raise Forbidden("An execution token is only valid in its own environment")
+        role = Role.EDITOR
+    else:
+        environment, role = access.environment_for(
+            principal, *g.env_names, needed_role(request.method, request.endpoint))
     g.principal = principal
     g.environment = environment
+    g.role = role
+
+
+def may_see_secrets() -> bool:
+    """Environment-variable values and endpoint tokens: editors and admins only."""
+    return g.role >= Role.EDITOR
 
 
 def env_blueprint(name: str, import_name: str, path: str, description: str,

@@ -8,7 +8,15 @@ from ..domain import deployments
 from ..domain.executions import UploadedFile
 from ..domain.times import from_ms
 from ..store.models import Deployment
-from .common import env_blueprint, flag, forbid_in_execution, json_body, ok, services
+from .common import (
+    env_blueprint,
+    flag,
+    forbid_in_execution,
+    json_body,
+    may_see_secrets,
+    ok,
+    services,
+)
 from .steps import limit_of
 
 blp = env_blueprint("deployments", __name__, "", "Deployments")
@@ -50,7 +58,10 @@ def get_deployment(name: str):
 
         svc.events.wait_until(f"deployment:{deployment.id}", settled, svc.settings.long_poll_s)
         deployment = deployments.get_deployment(g.environment, name)
-    return ok(deployments.deployment_to_dict(svc, deployment))
+    body = deployments.deployment_to_dict(svc, deployment)
+    if "endpoint_token" in body and not may_see_secrets():
+        body["endpoint_token"] = None  # calling the endpoint is running: editors and admins
+    return ok(body)
 
 
 @blp.route("/deployments/<name>", methods=["PATCH"])

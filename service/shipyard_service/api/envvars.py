@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import g
 
 from ..domain import envvars
-from .common import env_blueprint, forbid_in_execution, ok
+from .common import env_blueprint, forbid_in_execution, may_see_secrets, ok
 from .schemas import Name
 from .schemas.envvars import UpsertBody, Variable
 
@@ -24,7 +24,8 @@ def upsert(body: dict):
 @blp.route("", methods=["GET"])
 @blp.response(200, Variable(many=True))
 def list_variables():
-    return ok(envvars.list_variables(g.environment))
+    """Viewers get the names; the values (null for them) are for editors and admins."""
+    return ok(envvars.list_variables(g.environment, with_values=may_see_secrets()))
 
 
 @blp.route("/<name>", methods=["DELETE"])

@@ -31,6 +31,7 @@ class Principal:
     user_id: str
     execution_id: str | None = None
     environment_id: int | None = None
+    is_admin: bool = False  # a platform admin (users, projects, every project's admin role)
 
     @property
     def in_execution(self) -> bool:
@@ -55,6 +56,32 @@ def create_user(name: str, email: str, password: str | None = None, is_admin: bo
     return user, token
 
 
+def principal_of(user: User) -> Principal:
+    """The web UI's caller: the logged-in user."""
+    return Principal(user_id=user.id, is_admin=bool(user.is_admin))
+
+
+def find_user(email: str) -> User:
+    user = User.get_or_none(User.email == email)
+    if user is None:
+        raise NotFound(f"No user with email '{email}'", {"email": email})
+    return user
+
+
+def list_users() -> list[User]:
+    return list(User.select().order_by(User.email))
+
+
+def set_disabled(user: User, disabled: bool = True) -> User:
+    """A disabled user can no longer sign in nor use its tokens; its rows stay."""
+    if disabled and user.is_admin and not User.select().where(
+            User.is_admin & ~User.disabled & (User.id != user.id)).exists():
+        raise Conflict("The last platform admin cannot be disabled", {"email": user.email})
+    User.update(disabled=disabled).where(User.id == user.id).execute()
+    user.disabled = disabled
+    return user
+
+
 def regenerate_sdk_token(user: User) -> str:
     """A new SDK token; the old one and every access token minted from it stop working."""
     token = new_secret("sdk")
@@ -73,7 +100,7 @@ def set_password(user: User, password: str) -> None:
 def check_password(email: str, password: str) -> User | None:
     user = User.get_or_none(User.email == email)
     if user and user.password_hash and check_password_hash(user.password_hash, password):
-        return user
+        return None if user.disabled else user
     return None
 
 
@@ -88,6 +115,12 @@ def user_to_dict(user: User) -> dict:
     return {"id": user.id, "name": user.name, "email": user.email}
 
 
+def user_admin_view(user: User) -> dict:
+    """What platform admins see of a user (never a hash)."""
+    return {**user_to_dict(user), "is_platform_admin": bool(user.is_admin),
+            "disabled": bool(user.disabled)}
+
+
 class TokenService:
     """Mints and checks access tokens. Refresh tokens are SDK tokens or execution tokens."""
 
@@ -100,6 +133,8 @@ class TokenService:
             raise Unauthorized("Missing refresh_token")
         digest = hash_token(refresh_token)
         user = User.get_or_none(User.sdk_token_hash == digest)
+        if user is not None and user.disabled:
+            raise Unauthorized("This user is disabled")
         if user is not None:
             return self._mint({"sub": user.id, "gen": user.token_generation})
         execution = Execution.get_or_none(Execution.token_hash == digest)
@@ -134,7 +169,9 @@ class TokenService:
         user = User.get_or_none(User.id == claims.get("sub"))
         if user is None or user.token_generation != claims.get("gen"):
             raise Unauthorized("Access token revoked")
-        return Principal(user_id=user.id)
+        if user.disabled:
+            raise Unauthorized("This user is disabled")
+        return Principal(user_id=user.id, is_admin=bool(user.is_admin))
 
     @staticmethod
     def execution_principal(execution_id: str, user_id: str) -> Principal:

@@ -9,10 +9,12 @@ from .executions import summary
 from .times import iso
 
 
-def list_projects() -> list[dict]:
-    projects = list(Project.select().order_by(Project.name))
+def list_projects(visible: list[Project]) -> list[dict]:
+    """The given projects (domain/access.visible_projects) with their environments."""
+    projects = visible
     envs: dict[int, list[str]] = {p.id: [] for p in projects}
-    for env in Environment.select().order_by(Environment.name):
+    for env in Environment.select().where(Environment.project.in_(list(envs))).order_by(
+            Environment.name):
         envs.setdefault(env.project_id, []).append(env.name)
     return [{"name": p.name, "created_at": iso(p.created_at), "environments": envs[p.id],
              "language": p.settings.get("language")} for p in projects]

@@ -47,7 +47,11 @@ def as_dict(environment: Environment) -> dict[str, str]:
     return {name: crypto.open_sealed(value) for name, value in rows}
 
 
-def list_variables(environment: Environment) -> list[dict]:
+def list_variables(environment: Environment, with_values: bool = True) -> list[dict]:
+    """Without values (viewers), nothing is opened and each value is null."""
+    if not with_values:
+        rows = prepared.select(EnvironmentVariable, ("name", "value"), {"environment": environment})
+        return [{"name": n, "value": None} for n in sorted(name for name, _ in rows)]
     return [{"name": n, "value": v} for n, v in sorted(as_dict(environment).items())]
 
 

@@ -62,9 +62,25 @@ def _0004_pipeline_graphs(db: peewee.Database) -> None:
     _add_column(db, "executionlog", "step_name", peewee.CharField(null=True))
 
 
+def _0005_project_memberships(db: peewee.Database) -> None:
+    """Project roles arrive: before them every user could read and change every project,
+    so each existing user becomes admin of each existing project (nobody loses access).
+    Users get the `disabled` flag."""
+    from .models import Membership, Project, User
+
+    _add_column(db, "user", "disabled", peewee.BooleanField(default=False))
+    db.create_tables([Membership], safe=True)
+    users = [u.id for u in User.select(User.id)]
+    projects = [p.id for p in Project.select(Project.id)]
+    rows = [{"user": u, "project": p, "role": "admin"} for u in users for p in projects]
+    for start in range(0, len(rows), 500):
+        Membership.insert_many(rows[start:start + 500]).on_conflict_ignore().execute()
+
+
 # Append migrations here; never edit one that has shipped.
 MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
-                    _0003_list_metric_summary, _0004_pipeline_graphs]
+                    _0003_list_metric_summary, _0004_pipeline_graphs,
+                    _0005_project_memberships]
 
 
 def apply(db: peewee.Database) -> None:

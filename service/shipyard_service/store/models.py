@@ -34,7 +34,9 @@ class User(BaseModel):
     sdk_token_hash = peewee.CharField(index=True)
     # Bumped when the SDK token is regenerated: access tokens minted before are refused.
     token_generation = peewee.IntegerField(default=1)
-    is_admin = peewee.BooleanField(default=False)
+    is_admin = peewee.BooleanField(default=False)  # platform admin: users, projects, all roles
+    # A disabled user keeps its rows (created_by, memberships) but can no longer sign in.
+    disabled = peewee.BooleanField(default=False)
     created_at = peewee.DateTimeField(default=utcnow)
 
 
@@ -305,6 +307,18 @@ class ResourceSample(BaseModel):
         indexes = ((("worker", "timestamp_ms"), True),)
 
 
+class Membership(BaseModel):
+    """A user's role in a project (domain/access.py holds what each role may do)."""
+
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE")
+    project = peewee.ForeignKeyField(Project, on_delete="CASCADE")
+    role = peewee.CharField()  # viewer | editor | admin
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("project", "user"), True),)
+
+
 # Models added by later features go above this line and into ALL_MODELS.
 ALL_MODELS = [
     SchemaVersion,
@@ -326,4 +340,5 @@ ALL_MODELS = [
     ResourceSample,
     PipelineStep,
     StepExecution,
+    Membership,
 ]

@@ -24,6 +24,7 @@ def init_ui(app: Flask) -> None:
     csrf.init_app(app)
 
     from . import (  # noqa: F401  (each module adds its routes to the blueprint)
+        views_access,
         views_auth,
         views_compare,
         views_executions,

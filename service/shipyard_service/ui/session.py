@@ -37,7 +37,7 @@ def current_user() -> User | None:
             user = auth.get_user(user_id)
         except NotFound:
             user = None
-        if user is not None and session.get("fp") != fingerprint(user):
+        if user is not None and (user.disabled or session.get("fp") != fingerprint(user)):
             user = None
     g.ui_user = user
     return user

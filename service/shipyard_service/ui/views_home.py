@@ -6,11 +6,12 @@ from collections.abc import Callable
 
 from flask import flash, redirect, render_template, request, url_for
 
-from ..domain import browse, envvars, projects, resources
+from ..domain import access, browse, envvars, projects, resources
+from ..domain.access import Role
 from ..domain.steps import LANGUAGE
 from ..errors import BadRequest, ShipyardError
 from .blueprint import bp
-from .context import place
+from .context import caller, place
 from .services import services
 
 _TEXT_SETTINGS = ("language", "repository_url", "repository_branch", "requirements_path",
@@ -56,11 +57,14 @@ def _settings_from_form(form, keep_deploy_key: bool) -> dict:
 
 @bp.route("/")
 def home():
-    return render_template("home.html", projects=browse.list_projects(), nav="home")
+    who = caller()
+    return render_template("home.html", projects=browse.list_projects(access.visible_projects(who)),
+                           can_create=who.is_admin, nav="home")
 
 
 @bp.route("/projects/new", methods=["GET", "POST"])
 def new_project():
+    access.require_platform_admin(caller(), "Creating projects")
     form = request.form
     if request.method == "POST":
         try:
@@ -85,12 +89,13 @@ def _as_form(settings: dict) -> dict:
 
 @bp.route("/projects/<project_name>/")
 def project_home(project_name: str):
+    place(project_name)  # a non-member gets the 404 page, not a redirect
     return redirect(url_for("ui.environments", project_name=project_name))
 
 
 @bp.route("/projects/<project_name>/settings", methods=["GET", "POST"])
 def project_settings(project_name: str):
-    here = place(project_name)
+    here = place(project_name, needed=Role.ADMIN if request.method == "POST" else None)
     project = here.project
     error = None
     form = _as_form(project.settings)
@@ -113,7 +118,7 @@ def project_settings(project_name: str):
 
 @bp.route("/projects/<project_name>/environments", methods=["GET", "POST"])
 def environments(project_name: str):
-    here = place(project_name)
+    here = place(project_name, needed=Role.ADMIN if request.method == "POST" else None)
     if request.method == "POST":
         name = (request.form.get("name") or "").strip()
         _flash_outcome(lambda: projects.create_environment(here.project, name),
@@ -130,7 +135,8 @@ def environments(project_name: str):
 def environment(project_name: str, environment_name: str):
     here = place(project_name, environment_name)
     return render_template(
-        "environment.html", variables=envvars.list_variables(here.environment),
+        "environment.html",
+        variables=envvars.list_variables(here.environment, with_values=here.may_see_secrets),
         counts=browse.environment_counts(here.environment), workers=_worker_rows(),
         **here.template_args("environments"),
     )

@@ -119,6 +119,8 @@ def deployment(project_name: str, environment_name: str, deployment_name: str):
     here = place(project_name, environment_name)
     found = deployments.get_deployment(here.environment, deployment_name)
     body = deployments.deployment_to_dict(services(), found)
+    if not here.may_see_secrets:
+        body["endpoint_token"] = "(shown to editors and admins)"
     samples = None
     endpoint_url = None
     if body["execution_rule"] == "endpoint":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields
 
-from . import Body, Out
+from . import Body, Out, Strict
 
 
 class RefreshBody(Body):
@@ -20,3 +20,24 @@ class User(Out):
     id = fields.String(required=True)
     name = fields.String(required=True, allow_none=True)
     email = fields.String(required=True, allow_none=True)
+
+
+class UserAdminView(User):
+    is_platform_admin = fields.Boolean(required=True)
+    disabled = fields.Boolean(required=True)
+
+
+class UserCreate(Strict):
+    name = fields.String(required=True)
+    email = fields.String(required=True)
+    password = fields.String(allow_none=True,
+                             metadata={"description": "For the web UI; at least 8 characters"})
+    is_platform_admin = fields.Boolean(load_default=False, truthy={True}, falsy={False})
+
+
+class UserCreated(UserAdminView):
+    sdk_token = fields.String(required=True, metadata={"description": "Shown only here"})
+
+
+class UserUpdate(Strict):
+    disabled = fields.Boolean(required=True, truthy={True}, falsy={False})

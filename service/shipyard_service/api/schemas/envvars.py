@@ -16,4 +16,6 @@ class UpsertBody(Body):
 
 class Variable(Out):
     name = fields.String(required=True)
-    value = fields.String(required=True)
+    value = fields.String(required=True, allow_none=True,
+                          metadata={"description": "null for viewers: values are shown to "
+                                                   "the project's editors and admins"})

@@ -61,3 +61,41 @@ class ProjectView(Out):
     name = fields.String(required=True)
     settings = fields.Nested(Settings, required=True)
     environments = fields.List(fields.Nested(EnvironmentView), required=True)
+
+
+class DeleteQuery(Strict):
+    confirm = fields.String(required=True,
+                            metadata={"description": "The project's name, repeated"})
+
+
+class DeletedCounts(Out):
+    deployments = fields.Integer()
+    executions = fields.Integer()
+    pipelines = fields.Integer()
+    steps = fields.Integer()
+    environment_variables = fields.Integer()
+    environments = fields.Integer()
+    data_store_objects = fields.Integer()
+
+
+class ProjectDeleted(Out):
+    name = fields.String(required=True)
+    deleted = fields.Nested(DeletedCounts, required=True)
+
+
+class RoleBody(Strict):
+    role = fields.String(required=True, metadata={"description": "viewer, editor or admin"})
+
+
+class Member(Out):
+    user_id = fields.String(required=True)
+    email = fields.String(required=True)
+    name = fields.String(required=True)
+    role = fields.String(required=True)
+    is_platform_admin = fields.Boolean(required=True)
+    disabled = fields.Boolean(required=True)
+
+
+class MemberRemoved(Out):
+    email = fields.String(required=True)
+    project_name = fields.String(required=True)
