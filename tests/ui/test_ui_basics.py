@@ -137,3 +137,10 @@ def test_parameters_regenerate_sdk_token(page, ui_server):
     assert requests.post(refresh, json={"refresh_token": old}, timeout=10).status_code == 401
     assert requests.post(refresh, json={"refresh_token": new}, timeout=10).status_code == 200
     assert ui_server.credentials["sdk_token"] == new  # credentials.json stays true
+    # POST-redirect-GET: the result is a GET page; reloading it regenerates nothing and no
+    # longer shows the token.
+    assert page.url.endswith("/ui/parameters#sdk-token")
+    page.reload()
+    expect(page.locator("#new-sdk-token")).to_have_count(0)
+    assert requests.post(refresh, json={"refresh_token": new}, timeout=10).status_code == 200
+    assert ui_server.credentials["sdk_token"] == new

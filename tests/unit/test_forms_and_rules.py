@@ -200,3 +200,18 @@ def test_path_max_symlink_chain_is_refused(tmp_path):
             pytest.raises(BadRequest, match="symbolic link"):
         tar.extractall(dest, filter=_extraction_filter)
     assert not (tmp_path / "pwned.txt").exists() and not (tmp_path / "ours" / "pwned.txt").exists()
+
+
+
+def test_time_chart_breaks_lines_at_gaps_only():
+    from shipyard_service.ui.charts import time_chart
+
+    regular = [(t * 1000, 1.0) for t in range(0, 10)] + [(t * 1000, 2.0) for t in range(60, 70)]
+    other = [(t * 1000 + 500, 3.0) for t in range(0, 10)]
+    chart = time_chart("cpu", {"a": regular, "b": other}, "%", 100, x_range=(0, 100_000))
+    a, b = chart["series"]
+    assert len(a["gaps"]) == 1  # one hole, 10 s to 60 s, in `a` only
+    gap_x = chart["x"][a["gaps"][0]]
+    assert 9 < gap_x < 60 and a["values"][a["gaps"][0]] is None
+    assert b["gaps"] == []  # `b`'s absent values at `a`'s ticks are not holes
+    assert (chart["x_min"], chart["x_max"]) == (0, 100)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Flask
+from flask import Flask, redirect, url_for
 from flask_wtf.csrf import CSRFProtect
 
 csrf = CSRFProtect()
@@ -37,3 +37,5 @@ def init_ui(app: Flask) -> None:
 
     register_filters(app)
     app.register_blueprint(bp)
+    # `/` is where people type the server's address: it leads to the UI.
+    app.add_url_rule("/", "root", lambda: redirect(url_for("ui.home")))

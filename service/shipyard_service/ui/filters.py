@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 from flask import Flask
+
+from ..domain.names import ENV_VAR_NAME, RESOURCE_NAME
 
 
 def when(value) -> str:
@@ -61,6 +64,14 @@ def pct(value) -> str:
     return "—" if value is None else f"{float(value):.1f} %"
 
 
+def html_pattern(regex: re.Pattern) -> str:
+    """A domain name rule as an HTML `pattern`: browsers anchor it themselves and compile it
+    with the `v` flag, where a `-` inside a class must be escaped."""
+    return regex.pattern.removeprefix("^").removesuffix("$").replace("-]", "\\-]")
+
+
 def register_filters(app: Flask) -> None:
+    app.jinja_env.globals.update(name_pattern=html_pattern(RESOURCE_NAME),
+                                 env_var_pattern=html_pattern(ENV_VAR_NAME))
     app.jinja_env.filters.update(when=when, duration=duration, size=size, jsonvalue=jsonvalue,
                                  number=number, pct=pct)

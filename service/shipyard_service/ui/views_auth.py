@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, session, url_for
 
 from ..bootstrap import read_credentials, write_credentials
 from ..domain import auth
@@ -47,20 +47,25 @@ def logout():
 
 @bp.route("/parameters")
 def parameters():
-    return render_template("parameters.html", user=current_user(), new_token=None,
-                           nav="parameters")
+    """Shows a token regenerated just before, once: it is taken out of the session here, so
+    reloading this page shows it no more and regenerates nothing."""
+    return render_template("parameters.html", user=current_user(),
+                           new_token=session.pop("new_sdk_token", None), nav="parameters")
 
 
 @bp.route("/parameters/sdk-token", methods=["POST"])
 def regenerate_token():
-    """The new token is shown once, in this response; only its hash is stored."""
+    """POST, then redirect (POST-redirect-GET): a reload of the result cannot regenerate.
+    The new token rides in the signed, HttpOnly session cookie to the next page only;
+    only its hash is stored."""
     user = current_user()
     token = auth.regenerate_sdk_token(user)
     creds = read_credentials(settings())
     if creds.get("admin_email") == user.email:  # keep `make run`'s credentials file true
         creds["sdk_token"] = token
         write_credentials(settings(), creds)
-    return render_template("parameters.html", user=user, new_token=token, nav="parameters")
+    session["new_sdk_token"] = token
+    return redirect(url_for("ui.parameters") + "#sdk-token", code=303)
 
 
 @bp.route("/parameters/password", methods=["POST"])

@@ -14,8 +14,8 @@ from .daterange import PRESETS, from_args
 _RESOURCE_CHARTS = (("cpu_usage", "CPU", "%", 100), ("ram_usage", "RAM", "%", 100),
                     ("disk_usage", "Disk", "%", 100), ("gpu_usage", "GPU", "%", 100),
                     ("vram_usage", "VRAM", "%", 100),
-                    ("network_input_usage", "Network in", "bytes", None),
-                    ("network_output_usage", "Network out", "bytes", None))
+                    ("network_input_usage", "Network in per sample", "bytes", None),
+                    ("network_output_usage", "Network out per sample", "bytes", None))
 
 
 @bp.route("/projects/<project_name>/environments/<environment_name>/monitoring/pipeline-metrics")
@@ -32,7 +32,8 @@ def pipeline_metrics(project_name: str, environment_name: str):
         scope = ("deployment_name", deployment) if deployment else ("pipeline_name", pipeline)
         series = metrics.single_series(here.environment, scope[0], scope[1], span.start, span.end)
         for name, points in sorted(series.items()):
-            charts.append(time_chart(name, {name: [(to_ms(t), v) for t, v, _ in points]}))
+            charts.append(time_chart(name, {name: [(to_ms(t), v) for t, v, _ in points]},
+                                     x_range=(span.start_ms, span.end_ms)))
             latest.append({"name": name, "count": len(points), "value": points[-1][1],
                            "at": points[-1][0], "execution_id": points[-1][2]})
     return render_template("pipeline_metrics.html", sources=sources, deployment=deployment,
@@ -56,7 +57,7 @@ def resource_metrics(project_name: str, environment_name: str):
         if entries is None:
             continue  # GPU charts only where a GPU exists
         charts.append(time_chart(title, {e["metric"]["worker"]: e["values"] for e in entries},
-                                 unit, y_max))
+                                 unit, y_max, x_range=(span.start_ms, span.end_ms)))
     return render_template(
         "resources.html", span=span, presets=PRESETS, worker=worker,
         workers=[*resources.workers(), resources.CUMULATED], charts=charts,

@@ -24,15 +24,55 @@
     tab.addEventListener("click", function () {
       document.querySelectorAll("[data-sample]").forEach(function (t) {
         t.classList.toggle("active", t === tab);
+        t.setAttribute("aria-selected", t === tab ? "true" : "false");
       });
       document.querySelectorAll("[data-sample-block]").forEach(function (block) {
         block.hidden = block.dataset.sampleBlock !== tab.dataset.sample;
       });
     });
   });
+  // Filters that apply as soon as they change; `data-clear` names a field they reset
+  // (choosing a pipeline clears the deployment, and the other way round).
   document.querySelectorAll(".autosubmit").forEach(function (input) {
     input.addEventListener("change", function () {
-      if (input.form.requestSubmit) { input.form.requestSubmit(); } else { input.form.submit(); }
+      var form = input.form;
+      if (input.dataset.clear && form.elements[input.dataset.clear]) {
+        form.elements[input.dataset.clear].value = "";
+      }
+      if (form.requestSubmit) { form.requestSubmit(); } else { form.submit(); }
+    });
+  });
+  // Forms asking for a confirmation first (no inline handlers: a strict CSP holds).
+  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      if (!window.confirm(form.dataset.confirm)) { event.preventDefault(); event.stopImmediatePropagation(); }
+    });
+  });
+  // Every submitted form shows that it is working until the next page arrives.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (event.defaultPrevented || form.getAttribute("aria-busy") === "true") { return; }
+    form.setAttribute("aria-busy", "true");
+    form.classList.add("busy");
+    var button = event.submitter || form.querySelector("button[type=submit], button:not([type])");
+    if (button) {
+      button.dataset.label = button.textContent;
+      setTimeout(function () {  // after the browser has read the button's name and value
+        button.disabled = true;
+        button.classList.add("working");
+        if (form.method.toLowerCase() === "post") { button.textContent = "Working…"; }
+      }, 0);
+    }
+  });
+  // Coming back with the browser's Back button shows the page as it was, not busy.
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) { return; }
+    document.querySelectorAll("form.busy").forEach(function (form) {
+      form.removeAttribute("aria-busy"); form.classList.remove("busy");
+      form.querySelectorAll("button.working").forEach(function (b) {
+        b.disabled = false; b.classList.remove("working");
+        if (b.dataset.label) { b.textContent = b.dataset.label; }
+      });
     });
   });
 })();
