@@ -44,6 +44,17 @@ def test_delete_project_with_everything_in_it(server, api):
         assert r.status_code in (200, 204), r.text
     execution_id, out = run_and_wait(doomed, "echo", {"x": 2})
     assert {o["pipeline_output_name"]: o["value"] for o in out.json()["outputs"]} == {"y": 4}
+    # A multi-step pipeline too: its step list and step executions go with the project.
+    create_step_http(doomed, "double", {"main.py": ECHO}, fields=ECHO_FIELDS)
+    create_step_http(doomed, "again", {"main.py": "def run(y):\n    return {'z': y + 1}\n"},
+                     fields={**ECHO_FIELDS, "inputs[0][name]": "y",
+                                    "outputs[0][name]": "z"})
+    r = doomed.request("POST", "/pipelines", json={
+        "pipeline_name": "chain", "step_names": ["double", "again"],
+        "connections": [{"source": "double.y", "target": "again.y"}]})
+    assert r.status_code in (200, 201), r.text
+    _, out = run_and_wait(doomed, "chain", {"x": 1})
+    assert out.status_code == 200, out.text
     r = doomed.request("POST", "/endpoints", json={
         "pipeline_name": "echo", "name": "echo-ll", "mode": "low_latency",
         "inputs_mapping": [], "outputs_mapping": []})
@@ -78,8 +89,8 @@ def test_delete_project_with_everything_in_it(server, api):
                         timeout=60)
     assert r.status_code == 200, r.text
     deleted = r.json()["deleted"]
-    assert deleted["deployments"] == 2 and deleted["pipelines"] == 2
-    assert deleted["executions"] >= 1 and deleted["environments"] == 1
+    assert deleted["deployments"] == 2 and deleted["pipelines"] == 3
+    assert deleted["executions"] >= 2 and deleted["environments"] == 1
     assert deleted["environment_variables"] == 1 and deleted["data_store_objects"] == 1
 
     assert_error(requests.get(url, headers=_admin_headers(api), timeout=30), 404, "NotFound")

@@ -92,3 +92,32 @@ class ProjectsMixin(SdkBase):
             self._ctl(f"projects/{self._project_name(project_name)}/environments"),
             json={"name": environment_name},
         )
+
+    @logged("Project deletion")
+    def delete_project(self, project_name: str, confirm: str) -> dict[str, Any]:
+        """Delete a project with everything in it (environments, steps, pipelines,
+        deployments, executions, data-store files, environment variables). ``confirm`` must
+        repeat the project's name. Needs the project's admin role."""
+        return self._delete(self._ctl(f"projects/{project_name}"), params={"confirm": confirm})
+
+    def list_project_members(self, project_name: str | None = None) -> list[dict[str, Any]]:
+        """The members of a project: ``email``, ``name``, ``role`` (viewer, editor, admin)."""
+        return self._get(self._ctl(f"projects/{self._project_name(project_name)}/members"))
+
+    @logged("Project role change")
+    def set_project_member_role(
+        self, email: str, role: str, project_name: str | None = None
+    ) -> dict[str, Any]:
+        """Give a user a role in a project (``viewer``, ``editor`` or ``admin``), adding it
+        to the members if needed. Needs the project's admin role."""
+        return self._put(
+            self._ctl(f"projects/{self._project_name(project_name)}/members/{email}"),
+            json={"role": role},
+        )
+
+    @logged("Project member removal")
+    def remove_project_member(self, email: str, project_name: str | None = None) -> dict[str, Any]:
+        """Take a user out of a project. Needs the project's admin role."""
+        return self._delete(
+            self._ctl(f"projects/{self._project_name(project_name)}/members/{email}")
+        )
