@@ -13,11 +13,12 @@ from bench import (  # noqa: E402
     bench_datastore,
     bench_endpoints,
     bench_git_steps,
+    bench_graphs,
     bench_metrics,
     bench_run_pipeline,
 )
 
-BENCHMARKS = [bench_run_pipeline, bench_endpoints, bench_metrics, bench_git_steps,
+BENCHMARKS = [bench_run_pipeline, bench_graphs, bench_endpoints, bench_metrics, bench_git_steps,
               bench_datastore, bench_compare]
 
 

@@ -264,3 +264,52 @@ def test_low_latency_deployment_runs_resident_pods(argo_api, cluster):
         time.sleep(0.5)
     assert api.request("DELETE", "/deployments/count-ll").status_code == 200
     _wait_objects_deleted(cluster, "count-ll")
+
+
+def _io_fields(inputs, outputs) -> dict:
+    fields = {}
+    for i, (name, data_type) in enumerate(inputs):
+        fields.update({f"inputs[{i}][name]": name, f"inputs[{i}][data_type]": data_type})
+    for i, (name, data_type) in enumerate(outputs):
+        fields.update({f"outputs[{i}][name]": name, f"outputs[{i}][data_type]": data_type})
+    return fields
+
+
+def test_diamond_runs_as_one_workflow_per_step(argo_api, cluster):
+    """Issue 11 on the cluster backend: the graph scheduler above the orchestrator starts
+    one Workflow per step; each pod fetches its step's job (inputs from upstream steps as
+    signed URLs) and reports with its step's token."""
+    from ..integration.test_pipeline_graphs import CODE as GRAPH_CODE
+
+    declared = {
+        "a": ([("text", "string")], [("num", "number"), ("data", "file")]),
+        "b": ([("num", "number"), ("data", "file")], [("b_out", "number")]),
+        "c": ([("data", "file")], [("c_file", "file")]),
+        "d": ([("b_out", "number"), ("c_file", "file")],
+              [("result", "string"), ("report", "file")]),
+    }
+    for name, (inputs, outputs) in declared.items():
+        body = create_step_http(argo_api, f"argo-{name}", {"steps.py": GRAPH_CODE},
+                                function_path="steps.py", function_name=name,
+                                fields=_io_fields(inputs, outputs))
+        assert body["creation_info"]["status"] == "ready", body
+    pairs = [("a.num", "b.num"), ("a.data", "b.data"), ("a.data", "c.data"),
+             ("b.b_out", "d.b_out"), ("c.c_file", "d.c_file")]
+    created = argo_api.request("POST", "/pipelines", json={
+        "pipeline_name": "argo-diamond", "step_names": [f"argo-{s}" for s in "abcd"],
+        "connections": [{"source": f"argo-{s}", "target": f"argo-{t}"} for s, t in pairs]})
+    assert created.status_code == 201, created.text
+    execution_id, out = run_and_wait(argo_api, "argo-diamond", {"text": "dag"})
+    assert out.status_code == 200, out.text
+    outputs = {o["pipeline_output_name"]: o for o in out.json()["outputs"]}
+    assert outputs["result"]["value"] == "DAG-6"
+    report = argo_api.request("GET", f"/executions/{execution_id}/outputs/report")
+    assert report.content == b"DAG:6"
+    body = argo_api.request("GET", f"/executions/{execution_id}").json()
+    assert [(s["name"], s["status"]) for s in body["steps"]] == [
+        (f"argo-{s}", "Succeeded") for s in "abcd"]
+    annotated = {w["metadata"]["annotations"]["shipyard.io/execution-id"]
+                 for w in cluster.objects["workflows"].values()
+                 if w["metadata"].get("annotations", {}).get("shipyard.io/execution-id", "")
+                 .startswith(execution_id)}
+    assert annotated == {f"{execution_id}.argo-{s}" for s in "abcd"}

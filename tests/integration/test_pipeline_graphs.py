@@ -238,10 +238,24 @@ def test_diamond_as_endpoint_and_schedule(diamond_steps):
     execution = sdk.get_pipeline_execution(result["execution_id"])
     assert execution["deployment_name"] == "diamond-ep"
     assert [s["status"] for s in execution["steps"]] == ["Succeeded"] * 4
-    # Low latency takes single-step pipelines only (for now): a clear 400.
-    with pytest.raises(Exception) as caught:
-        sdk.create_deployment("diamond-d", "diamond-ll", "endpoint", mode="low_latency")
-    assert "single-step" in str(caught.value)
+    # Low latency: each step has its own resident runner.
+    low = sdk.create_deployment(
+        "diamond-d", "diamond-ll", "endpoint", mode="low_latency",
+        inputs_mapping=[InputSource(pipeline_input_name="text", endpoint_input_name="text")],
+        outputs_mapping=[OutputDestination(pipeline_output_name="report", is_null=True)])
+    pods = sdk.get_deployment("diamond-ll")["pods"]
+    assert {p["pod_id"] for p in pods} == {f"diamond-ll.g-{s}-0" for s in "abcd"}, pods
+    for word in ("low", "latency"):
+        fast = sdk.trigger_endpoint("diamond-ll", low["endpoint_token"], {"text": word})
+        assert fast["outputs"]["result"] == f"{word.upper()}-{2 * len(word)}", fast
+    steps = {s["name"]: s for s in sdk.get_pipeline_execution(fast["execution_id"])["steps"]}
+    assert all(s["status"] == "Succeeded" for s in steps.values())
+    b_start, b_end = _dates(steps["g-b"])
+    c_start, c_end = _dates(steps["g-c"])
+    assert b_start < c_end and c_start < b_end
+    lines = sdk.get_pipeline_execution_logs(execution_id=fast["execution_id"], step_name="g-b")
+    assert [line["message"] for line in lines] == ["b read latency"]
+    sdk.delete_deployment("diamond-ll")
 
     sdk.create_deployment(
         "diamond-d", "diamond-cron", "periodic", schedule="* * * * *",

@@ -110,8 +110,11 @@ class Harness:
     def launch(self, env_key: str, code_dir: Path, function_name: str = "run",
                inputs: dict | None = None, outputs: list | None = None,
                environment_variables: dict | None = None,
-               input_types: dict | None = None) -> Launch:
-        execution_id = f"contract-{os.urandom(4).hex()}"
+               input_types: dict | None = None, execution_id: str | None = None,
+               step_name: str | None = None) -> Launch:
+        """A launch; with `step_name`, one step of the execution `execution_id` (its run
+        key "<execution_id>.<step_name>", as the graph scheduler makes them)."""
+        execution_id = execution_id or f"contract-{os.urandom(4).hex()}"
         launch = Launch(
             execution_id=execution_id, token=f"exe_{os.urandom(8).hex()}", env_key=env_key,
             environment_url=self.api.environment_url, control_url=self.api.url,
@@ -119,8 +122,9 @@ class Harness:
             inputs=inputs or {}, outputs=outputs or [],
             environment_variables=environment_variables or {},
             input_types=input_types or {name: "file" if isinstance(value, dict) else "json"
-                                        for name, value in (inputs or {}).items()})
-        self.api.launches[execution_id] = launch
+                                        for name, value in (inputs or {}).items()},
+            run_id=f"{execution_id}.{step_name}" if step_name else "", step_name=step_name)
+        self.api.launches[launch.key] = launch
         return launch
 
     def next_tick(self, spec: DeploymentSpec, timeout_s: float = 75) -> tuple:

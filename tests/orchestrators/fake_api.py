@@ -30,6 +30,7 @@ class FakeRunnerApi:
         self.bind = bind
         self.public_url = public_url
         self.settings_ref = settings_ref  # () -> Settings, set once the harness has one
+        # By run key (Launch.key): the steps of one execution share its id, not their token.
         self.launches: dict[str, Launch] = {}
         self.finished: dict[str, dict] = {}
         self.logs: dict[str, list[dict]] = {}
@@ -78,9 +79,11 @@ class FakeRunnerApi:
         runner = ENV_PATH + "/api/v1/runner"
 
         def launch_of(execution_id: str) -> Launch:
-            launch = fake.launches.get(execution_id)
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-            if launch is None or scheme != "ExecutionToken" or token != launch.token:
+            launch = next((candidate for candidate in list(fake.launches.values())
+                           if candidate.execution_id == execution_id
+                           and candidate.token == token), None)
+            if launch is None or scheme != "ExecutionToken":
                 raise PermissionError(execution_id)
             return launch
 
@@ -93,7 +96,7 @@ class FakeRunnerApi:
             launch = launch_of(execution_id)
             return jsonify({
                 "execution_id": execution_id, "api_url": fake.environment_url,
-                "code_dir": None, "code_url": f"{fake.url}/code/{execution_id}.tgz",
+                "code_dir": None, "code_url": f"{fake.url}/code/{launch.key}.tgz",
                 "function_path": launch.function_path, "function_name": launch.function_name,
                 "inputs": remote_inputs(fake.settings_ref(), launch.inputs),
                 "input_data_types": launch.input_types,
@@ -102,27 +105,27 @@ class FakeRunnerApi:
 
         @app.post(runner + "/executions/<execution_id>/logs")
         def logs(execution_id):
-            launch_of(execution_id)
+            key = launch_of(execution_id).key
             entries = (request.get_json(silent=True) or {}).get("logs") or []
-            fake.logs.setdefault(execution_id, []).extend(entries)
+            fake.logs.setdefault(key, []).extend(entries)
             fake._notify()
             return jsonify({"received": len(entries)})
 
         @app.put(runner + "/executions/<execution_id>/outputs/<name>")
         def output(execution_id, name):
-            launch_of(execution_id)
-            fake.outputs.setdefault(execution_id, {})[name] = request.get_data()
+            key = launch_of(execution_id).key
+            fake.outputs.setdefault(key, {})[name] = request.get_data()
             return jsonify({"name": name})
 
         @app.post(runner + "/executions/<execution_id>/finish")
         def finish(execution_id):
-            launch_of(execution_id)
-            if execution_id in fake.finished:
+            key = launch_of(execution_id).key
+            if key in fake.finished:
                 return jsonify({"message": "already ended", "name": "BadRequest"}), 400
-            fake.finished[execution_id] = request.get_json(silent=True) or {}
+            fake.finished[key] = request.get_json(silent=True) or {}
             fake._notify()
             return jsonify({"execution_id": execution_id,
-                            "status": fake.finished[execution_id].get("status")})
+                            "status": fake.finished[key].get("status")})
 
         @app.post(runner + "/deployments/logs")
         def deployment_logs():
@@ -145,9 +148,9 @@ class FakeRunnerApi:
             fake._notify()
             return jsonify({"execution_id": None, "started": True})
 
-        @app.get("/code/<execution_id>.tgz")
-        def code(execution_id):
-            launch = fake.launches[execution_id]
+        @app.get("/code/<key>.tgz")
+        def code(key):
+            launch = fake.launches[key]
             buffer = io.BytesIO()
             with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
                 tar.add(str(launch.code_dir), arcname=".")

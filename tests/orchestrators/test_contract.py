@@ -68,7 +68,7 @@ def _built(harness, code: str):
 def _finished(harness, launch):
     """The finish payload, posted by the runner to the API or, for resident runners,
     handed back by the backend (callbacks.execution_finished)."""
-    eid = launch.execution_id
+    eid = launch.key
 
     def done() -> bool:
         return eid in harness.api.finished or bool(harness.recorder.find("execution_finished", eid))
@@ -118,6 +118,39 @@ def test_execution_reports_outputs_logs_and_exit(harness):
     exited = harness.recorder.wait("execution_exited", launch.execution_id)
     assert exited[2] == 0
     assert not harness.is_alive(launch.execution_id)
+
+
+STEP = '''
+import os, time
+
+def run(tag):
+    time.sleep(1)
+    print("step", tag)
+    return {"seen": os.environ.get("SHIPYARD_EXECUTION_ID", "") + "/" + tag}
+'''
+
+
+def test_steps_of_one_execution_run_side_by_side(harness):
+    """A multi-step execution's steps: launches sharing the execution id, told apart by
+    their run key (callbacks, objects) and token, running at once (fan-out)."""
+    env_key, code_dir = _built(harness, STEP)
+    execution_id = f"graph-{time.monotonic_ns() % 10**6}"
+    launches = [harness.launch(env_key, code_dir, inputs={"tag": name},
+                               outputs=[{"name": "seen", "data_type": "string"}],
+                               execution_id=execution_id, step_name=name)
+                for name in ("left", "right")]
+    for launch in launches:
+        harness.orchestrator.start_execution(launch)
+    for launch, name in zip(launches, ("left", "right")):
+        result = _finished(harness, launch)
+        assert result["status"] == "Succeeded", result
+        # The runner works for the execution (its SDK calls, metrics), as one of its steps.
+        assert result["outputs"] == {"seen": f"{execution_id}/{name}"}
+        assert harness.recorder.wait("execution_exited", launch.key)[2] == 0
+        assert any(f"step {name}" in e.get("message", "")
+                   for e in harness.api.logs.get(launch.key, []))
+    assert not harness.recorder.find("execution_exited", execution_id)
+    assert not any(harness.is_alive(launch.key) for launch in launches)
 
 
 def test_file_inputs_and_outputs(harness):

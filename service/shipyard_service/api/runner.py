@@ -88,21 +88,27 @@ def job(execution_id: str):
     the code and file inputs as signed URLs, since the pod cannot read the API's disk."""
     from pathlib import Path
 
-    from ..domain import envvars
+    from ..domain import envvars, graph_runs
     from ..domain.pipelines import get_pipeline
     from .signed import artifact_url
 
     execution = _execution(execution_id)
     svc = services()
     environment = execution.environment
-    step = get_pipeline(environment, execution.pipeline_name).step
     data_dir = Path(svc.settings.data_dir)
 
     def signed(path: Path) -> str:
         return artifact_url(path.relative_to(data_dir).as_posix())
 
     inputs = {}
-    for item in execution.inputs:
+    if execution.step_run is not None:  # one step of a multi-step execution
+        step = graph_runs.step_of(execution, execution.step_run.step_name)
+        for name, value in graph_runs.job_inputs(svc, execution, execution.step_run).items():
+            inputs[name] = ({"url": signed(Path(value["path"]))}
+                            if isinstance(value, dict) and "path" in value else value)
+    else:
+        step = get_pipeline(environment, execution.pipeline_name).step
+    for item in execution.inputs if execution.step_run is None else []:
         name = item["pipeline_input_name"]
         if item["data_type"] != "file":
             inputs[name] = item.get("value")

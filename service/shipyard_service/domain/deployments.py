@@ -21,7 +21,7 @@ from . import executions, lifecycle, schedules
 from .auth import hash_token, new_secret
 from .mappings import MAPPING_TYPE, parse_input_mappings, parse_output_mappings
 from .names import check_resource_name
-from .pipelines import get_pipeline, is_multi_step, not_ready, pipeline_io
+from .pipelines import get_pipeline, is_multi_step, not_ready, pipeline_io, steps_of
 from .times import iso
 
 MODES = ("elastic", "low_latency")
@@ -113,14 +113,14 @@ def create_deployment(svc, environment: Environment, user_id: str, rule: str,
     if waiting is not None:
         raise BadRequest(f"Pipeline '{pipeline_name}' is not ready "
                          f"(step '{waiting.name}' status {waiting.status})")
-    step = pipeline.step
     mode = body.get("mode", "elastic")
     if mode not in MODES:
         raise BadRequest("'mode' must be 'elastic' or 'low_latency'", {"field": "mode"})
-    if mode == "low_latency" and is_multi_step(pipeline):
-        raise BadRequest("Low-latency mode takes single-step pipelines for now",
-                         {"field": "mode"})
-    if mode == "low_latency" and step.container_config.get("dockerfile_path"):
+    if mode == "low_latency" and is_multi_step(pipeline) and svc.orchestrator.name != "local":
+        raise BadRequest("Low-latency multi-step pipelines run on the embedded backend only "
+                         "for now", {"field": "mode"})
+    if mode == "low_latency" and any(s.container_config.get("dockerfile_path")
+                                     for s in steps_of(pipeline)):
         raise BadRequest("Low-latency mode is not available for steps built from a dockerfile")
     description = body.get("description")
     if description is not None and not isinstance(description, str):
@@ -192,10 +192,20 @@ def _runner_token(deployment: Deployment) -> str:
     return crypto.open_sealed(stored)
 
 
-def spec_for(svc, deployment: Deployment) -> DeploymentSpec:
+def specs_for(svc, deployment: Deployment) -> list[DeploymentSpec]:
+    """One spec; a multi-step pipeline in low-latency mode has one per step (each step its
+    own resident runners)."""
+    pipeline = deployment.pipeline
+    if deployment.mode == "low_latency" and is_multi_step(pipeline):
+        return [spec_for(svc, deployment, step, step.name) for step in steps_of(pipeline)]
+    return [spec_for(svc, deployment)]
+
+
+def spec_for(svc, deployment: Deployment, step=None,
+             step_name: str | None = None) -> DeploymentSpec:
     token = _runner_token(deployment)
     env = deployment.environment
-    step = deployment.pipeline.step
+    step = step or deployment.pipeline.step
     return DeploymentSpec(
         deployment_id=deployment.id, name=deployment.name, project=env.project.name,
         environment=env.name, execution_rule=deployment.execution_rule, mode=deployment.mode,
@@ -209,6 +219,7 @@ def spec_for(svc, deployment: Deployment) -> DeploymentSpec:
         environment_url=svc.environment_url(env.project.name, env.name),
         control_url=svc.settings.public_url, runner_token=token,
         ram_request=deployment.ram_request, gpu_request=deployment.gpu_request,
+        step_name=step_name,
     )
 
 
@@ -216,7 +227,8 @@ def apply(svc, deployment: Deployment) -> None:
     """Make the backend match the stored deployment."""
     _forget_endpoints()
     if deployment.execution_rule == "periodic" or deployment.mode == "low_latency":
-        svc.orchestrator.ensure_deployment(spec_for(svc, deployment))
+        for spec in specs_for(svc, deployment):
+            svc.orchestrator.ensure_deployment(spec)
     svc.events.notify(f"deployment:{deployment.id}")
 
 

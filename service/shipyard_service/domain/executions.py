@@ -188,11 +188,11 @@ def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipel
     if pipeline.connections is not None:  # several steps: the graph's scheduler runs them
         from . import graph_runs
 
-        if resident_deployment_id is not None or svc.orchestrator.name != "local":
-            raise BadRequest("Multi-step pipelines run in elastic mode on the embedded "
-                             "backend for now", {"pipeline_name": pipeline.name})
+        if resident_deployment_id is not None and svc.orchestrator.name != "local":
+            raise BadRequest("Low-latency multi-step pipelines run on the embedded backend "
+                             "only for now", {"pipeline_name": pipeline.name})
         return graph_runs.start(svc, environment, user_id, pipeline, execution_id, inputs,
-                                outputs, deployment_name)
+                                outputs, deployment_name, resident_deployment_id)
     step = pipeline.step
     token = new_secret("exe")
     config = step.container_config

@@ -42,7 +42,11 @@ def outputs_kind(step_name: str) -> str:
 
 
 def start(svc, environment: Environment, user_id: str, pipeline: Pipeline, execution_id: str,
-          inputs: list[dict], outputs: list[dict], deployment_name: str | None = None) -> Execution:
+          inputs: list[dict], outputs: list[dict], deployment_name: str | None = None,
+          resident_deployment_id: int | None = None) -> Execution:
+    """Record the execution and its steps (one transaction), then start what can start.
+    `resident_deployment_id`: a low-latency deployment, whose resident runner of each step
+    takes that step."""
     from .pipelines import steps_of
 
     steps = steps_of(pipeline)
@@ -51,7 +55,8 @@ def start(svc, environment: Environment, user_id: str, pipeline: Pipeline, execu
             execution_id=execution_id, environment=environment, pipeline_name=pipeline.name,
             deployment_name=deployment_name, step_name=None, inputs=inputs, outputs=outputs,
             status=ExecutionStatus.PENDING.value, created_by=user_id,
-            step_info={"steps": [s.name for s in steps]})
+            step_info={"steps": [s.name for s in steps],
+                       "resident_deployment_id": resident_deployment_id})
         StepExecution.insert_many([
             {"execution": execution_id, "step_name": step.name, "position": index,
              "status": StepExecutionStatus.PENDING.value}
@@ -196,10 +201,14 @@ def _launch(svc, execution: Execution, graph, step, row: StepExecution, rows) ->
         function_path=step.function_path, function_name=step.function_name, inputs=job,
         outputs=[{"name": o["name"], "data_type": o["data_type"]} for o in step.outputs],
         environment_variables=envvars.as_dict(environment),
-        input_types={d["name"]: d["data_type"] for d in step.inputs},
+        input_types={d["name"]: d["data_type"] for d in step.inputs}, step_name=step.name,
     )
+    resident = execution.step_info.get("resident_deployment_id")
     try:
-        svc.orchestrator.start_execution(launch)
+        if resident is not None:
+            svc.orchestrator.dispatch(resident, launch)
+        else:
+            svc.orchestrator.start_execution(launch)
     except Exception as exc:  # the backend refused: the step must not stay running
         step_ended(svc, execution_id, step.name, StepExecutionStatus.FAILED,
                    {"error": f"Could not start the step: {exc}"})
@@ -207,15 +216,34 @@ def _launch(svc, execution: Execution, graph, step, row: StepExecution, rows) ->
 
 # Reports about one step ------------------------------------------------------------------
 
-def _step_of(execution: Execution, step_name: str):
+def step_of(execution: Execution, step_name: str):
     from .pipelines import get_pipeline, steps_of
 
     pipeline = get_pipeline(execution.environment, execution.pipeline_name)
     return next(s for s in steps_of(pipeline) if s.name == step_name)
 
 
+def job_inputs(svc, execution: Execution, row: StepExecution) -> dict:
+    """The runner's job inputs of a started step, from what its start recorded: values, or
+    {"path"} of the file (an upstream step's output, or an open input)."""
+    job = {}
+    for item in row.inputs:
+        if item["data_type"] != "file":
+            job[item["name"]] = item.get("value")
+            continue
+        source = item.get("source") or {}
+        if "step_name" in source:
+            path = svc.artifacts.execution_file(execution.execution_id,
+                                                outputs_kind(source["step_name"]),
+                                                source["output_name"])
+        else:
+            path = svc.artifacts.execution_file(execution.execution_id, "inputs", item["name"])
+        job[item["name"]] = {"path": str(path)} if path.exists() else None
+    return job
+
+
 def output_type(execution: Execution, step_name: str, name: str) -> str | None:
-    return next((o["data_type"] for o in _step_of(execution, step_name).outputs
+    return next((o["data_type"] for o in step_of(execution, step_name).outputs
                  if o["name"] == name), None)
 
 
@@ -257,7 +285,7 @@ def finish_step(svc, execution: Execution, row: StepExecution, payload: dict) ->
     from .executions import failure_message, parse_final_status
 
     status = parse_final_status(payload)
-    step = _step_of(execution, row.step_name)
+    step = step_of(execution, row.step_name)
     outputs: list[dict] = []
     message = None
     if status is ExecutionStatus.SUCCEEDED:

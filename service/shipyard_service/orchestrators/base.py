@@ -41,6 +41,7 @@ class Launch:
     # What the backend and its callbacks name this run by: one step of a multi-step
     # execution is "<execution_id>.<step_name>"; empty for a single-step execution.
     run_id: str = ""
+    step_name: str | None = None  # the step of a multi-step pipeline (its resident runner)
 
     @property
     def key(self) -> str:
@@ -72,6 +73,9 @@ class DeploymentSpec:
     runner_token: str  # lets resident runners post deployment logs
     ram_request: str | None = None
     gpu_request: int | None = None
+    # Multi-step pipelines in low-latency mode: one spec per step, each its own resident
+    # runners (None: the pipeline's only step).
+    step_name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -203,16 +203,21 @@ def step_template(cfg: ClusterConfig, image: str) -> dict:
     return template.to_dict()
 
 
-def execution_workflow(cfg: ClusterConfig, image: str, execution_id: str, api_url: str) -> dict:
+def execution_workflow(cfg: ClusterConfig, image: str, execution_id: str, api_url: str,
+                       run_key: str | None = None) -> dict:
+    """One run of a step. `run_key` names one step of a multi-step execution
+    ("<execution_id>.<step>"): the objects and the status reports go by it, while the
+    runner works for the execution itself (its job, its metrics)."""
+    key = run_key or execution_id
     return Workflow(
-        name=names.execution_workflow(execution_id), namespace=cfg.namespace,
+        name=names.execution_workflow(key), namespace=cfg.namespace,
         labels={**names.MANAGED_BY, names.KIND: "execution",
-                names.EXECUTION_ID: names.label_value(execution_id)},
-        annotations={"shipyard.io/execution-id": execution_id},
+                names.EXECUTION_ID: names.label_value(key)},
+        annotations={"shipyard.io/execution-id": key},
         workflow_template_ref=WorkflowTemplateRef(name=names.step_template(image)),
         arguments=[Parameter(name="execution-id", value=execution_id),
                    Parameter(name="api-url", value=api_url),
-                   Parameter(name="token-secret", value=names.execution_secret(execution_id))],
+                   Parameter(name="token-secret", value=names.execution_secret(key))],
     ).to_dict()
 
 

@@ -176,16 +176,18 @@ class ArgoOrchestrator(Orchestrator):
         if not launch.env_key:
             raise RuntimeError("the step has no image: rebuild it")
         self._ensure_template(launch.env_key)
-        self.client.apply_secret(builders.execution_secret(self.cfg, launch.execution_id,
-                                                           launch.token))
+        # Everything goes by the run key: one Workflow per step of a multi-step execution.
+        key = launch.key
+        self.client.apply_secret(builders.execution_secret(self.cfg, key, launch.token))
         try:
             self.client.create_workflow(builders.execution_workflow(
-                self.cfg, launch.env_key, launch.execution_id, launch.environment_url))
+                self.cfg, launch.env_key, launch.execution_id, launch.environment_url,
+                run_key=launch.run_id or None))
         except ClusterError:
-            self.client.delete_secret(names.execution_secret(launch.execution_id))
+            self.client.delete_secret(names.execution_secret(key))
             raise
         with self._lock:
-            self._phases.setdefault(launch.execution_id, "Pending")
+            self._phases.setdefault(key, "Pending")
 
     def cancel_execution(self, execution_id: str) -> None:
         try:

@@ -88,12 +88,14 @@ class ResidentDeployment:
         self.stopping = False
         self._stopped_procs: list = []
         self.failed_detail: str | None = None
-        self.replicas = [Replica(pod_id=f"{spec.name}-{i}") for i in range(spec.replicas)]
+        # A step's runners carry its name ('.' is in no resource name: no clash).
+        base = spec.name if spec.step_name is None else f"{spec.name}.{spec.step_name}"
+        self.replicas = [Replica(pod_id=f"{base}-{i}") for i in range(spec.replicas)]
         # Each runner's socket is in a folder of its own, the one folder it may write
         # besides its work folder. Unix socket paths are limited to ~107 bytes: a private
         # short folder if needed.
         self._socket_dir = None
-        if len(str(root / f"{spec.name}-{spec.replicas}" / "sockets" / "r.sock")) > 100:
+        if len(str(root / f"{base}-{spec.replicas}" / "sockets" / "r.sock")) > 100:
             self._socket_dir = Path(tempfile.mkdtemp(prefix="shipyard-"))
         for i, replica in enumerate(self.replicas):
             folder = (self._socket_dir / str(i) if self._socket_dir
@@ -311,7 +313,8 @@ class Residents:
         self.remote_inputs = remote_inputs
         self.python_of = python_of
         self._callbacks_ref = callbacks_ref
-        self._deployments: dict[int, ResidentDeployment] = {}
+        # By (deployment id, step name): a multi-step pipeline has residents per step.
+        self._deployments: dict[tuple[int, str | None], ResidentDeployment] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=128, thread_name_prefix="dispatch")
 
@@ -335,12 +338,13 @@ class Residents:
             pid_file.unlink(missing_ok=True)
 
     def ensure(self, spec: DeploymentSpec) -> None:
+        key = (spec.deployment_id, spec.step_name)
         with self._lock:
-            current = self._deployments.get(spec.deployment_id)
+            current = self._deployments.get(key)
             if current is not None and spec.is_enabled and _same(current.spec, spec):
                 return
             if current is not None:
-                del self._deployments[spec.deployment_id]
+                del self._deployments[key]
         if current is not None:
             current.stop()
         if not spec.is_enabled:
@@ -350,14 +354,15 @@ class Residents:
         resident = ResidentDeployment(spec, self.python_of(spec.env_key), self.root,
                                       self.callbacks, self.sandbox)
         with self._lock:
-            self._deployments[spec.deployment_id] = resident
+            self._deployments[key] = resident
         resident.start()
         self.callbacks.deployment_state_changed(spec.deployment_id)
 
     def remove(self, deployment_id: int) -> None:
         with self._lock:
-            resident = self._deployments.pop(deployment_id, None)
-        if resident is not None:
+            residents = [self._deployments.pop(key) for key in list(self._deployments)
+                         if key[0] == deployment_id]
+        for resident in residents:
             resident.stop()
 
     def stop_all(self) -> None:
@@ -373,14 +378,23 @@ class Residents:
 
     def state(self, deployment_id: int) -> DeploymentState:
         with self._lock:
-            resident = self._deployments.get(deployment_id)
-        if resident is None:
+            residents = [r for key, r in self._deployments.items() if key[0] == deployment_id]
+        if not residents:
             return DeploymentState(status="creation_pending")
-        return resident.state()
+        if len(residents) == 1:
+            return residents[0].state()
+        # Several steps: up when every step's runners are; else the worst of them.
+        states = [r.state() for r in residents]
+        pods = [pod for state in states for pod in state.pods]
+        for status in ("creation_failed", "down_retrying", "creation_pending"):
+            worst = [s for s in states if s.status == status]
+            if worst:
+                return DeploymentState(status=status, pods=pods, detail=worst[0].detail)
+        return DeploymentState(status="up", pods=pods)
 
     def dispatch(self, deployment_id: int, launch: Launch, wait_s: float = 0.0) -> None:
         with self._lock:
-            resident = self._deployments.get(deployment_id)
+            resident = self._deployments.get((deployment_id, launch.step_name))
         if resident is None:
             raise RuntimeError("the deployment has no resident runner")
         if wait_s > 0:
@@ -396,7 +410,7 @@ class Residents:
     def _send(self, resident: ResidentDeployment, launch: Launch) -> None:
         replica = resident.pick()
         if replica is None:
-            self.callbacks.execution_exited(launch.execution_id, -1,
+            self.callbacks.execution_exited(launch.key, -1,
                                             "no resident runner is up for this deployment")
             return
         self._call(resident, replica, launch, None)
@@ -406,7 +420,7 @@ class Residents:
         """Send the job; receive the answer here, or in the background once `wait_s` has
         passed without one."""
         with resident.lock:
-            replica.inflight.add(launch.execution_id)
+            replica.inflight.add(launch.key)
         job = job_document(launch)
         if self.sandbox.active:
             job["inputs"] = self.remote_inputs(job["inputs"])
@@ -448,11 +462,11 @@ class Residents:
     def _ended(self, resident: ResidentDeployment, replica: Replica, launch: Launch,
                payload: dict | None, failure: str | None) -> None:
         with resident.lock:
-            replica.inflight.discard(launch.execution_id)
+            replica.inflight.discard(launch.key)
         if payload is not None:
-            self.callbacks.execution_finished(launch.execution_id, payload)
+            self.callbacks.execution_finished(launch.key, payload)
         else:
-            self.callbacks.execution_exited(launch.execution_id, -1, failure or "")
+            self.callbacks.execution_exited(launch.key, -1, failure or "")
 
 
 def _same(a: DeploymentSpec, b: DeploymentSpec) -> bool:
