@@ -233,7 +233,7 @@ def _measure_domain(database_url: str) -> None:
                               ("deployment every-minute",
                                {"deployment_name": "every-minute"})):
             print(_row(f"page of 50 executions of the {label}",
-                       _ms(lambda: browse.list_executions(env, limit=50, **kwargs)),
+                       _ms(lambda kw=kwargs: browse.list_executions(env, limit=50, **kw)),
                        one), flush=True)
 
 

@@ -115,6 +115,9 @@ def _register_routes(app: Flask) -> None:
 
     api.register_blueprint(projects_api.blp)  # control API: projects, settings, environments
     api.register_blueprint(users_api.blp)  # control API for platform admins: users
+    from .api import retention as retention_api
+
+    api.register_blueprint(retention_api.blp)  # control API: environments' retention
     app.register_blueprint(signed.blp)
     app.register_blueprint(health.blp)
     app.register_blueprint(assets)  # Swagger UI's files for OPENAPI_SWAGGER_UI_PATH

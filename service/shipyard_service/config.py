@@ -53,6 +53,8 @@ class Settings:
     max_step_archive_members: int = 10_000  # files and folders in one step archive
     max_io_bytes: int = 60_000
     threads: int = 64
+    # How often the retention sweeper applies environments' retention policies.
+    retention_interval_s: float = 600.0
     uv_cache_dir: str | None = None
     # Step code sandbox in embedded mode (orchestrators/local/sandbox.py): auto (bubblewrap
     # when it runs here, else a warning and no sandbox), bwrap (required), off.
@@ -107,6 +109,7 @@ class Settings:
             "public_url": _env("PUBLIC_URL", ""),
             "database_url": _env("DATABASE_URL", os.environ.get("DATABASE_URL", "")),
             "long_poll_s": float(_env("LONG_POLL_S", "25")),
+            "retention_interval_s": max(0.1, float(_env("RETENTION_INTERVAL_S", "600"))),
             "uv_cache_dir": _env("UV_CACHE_DIR"),
             "sandbox": _env("SANDBOX", "auto"),
             "secret_key": _env("SECRET_KEY", ""),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from .domain import deployments, executions, graph_runs, steps
+from .retention import RetentionSweeper
 from .services import Services
 from .store import db_session
 from .store.db import Checkpointer
@@ -74,6 +75,8 @@ def start_background_work(services: Services) -> None:
     if failed or rebuilt:
         log.warning("recovery: %d executions marked failed, %d step builds restarted", failed, rebuilt)
     Checkpointer().start()
+    services.retention = RetentionSweeper(services, services.settings.retention_interval_s)
+    services.retention.start()
     services.orchestrator.start()
     with db_session():
         deployments.restore_all(services)

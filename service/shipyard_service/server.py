@@ -45,6 +45,9 @@ def _worker_exit(server, worker) -> None:
     services = getattr(app, "extensions", {}).get("shipyard") if app else None
     if services is not None:
         from .domain import executions, lifecycle
+
+        if services.retention is not None:
+            services.retention.stop()
         from .store import db_session
         from .store.models import Execution
 

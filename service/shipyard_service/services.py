@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .artifacts import Artifacts
 from .config import Settings
@@ -20,6 +21,8 @@ class Services:
     datastore: DataStore
     orchestrator: Orchestrator
     events: Events
+    # Started by lifecycle.start_background_work, stopped at worker exit (server.py).
+    retention: Any = None
 
     def environment_url(self, project: str, environment: str) -> str:
         return f"{self.settings.public_url}/environments/{project}/{environment}"

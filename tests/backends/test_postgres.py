@@ -10,7 +10,7 @@ import pytest
 from playhouse.migrate import SchemaMigrator, migrate
 from shipyard_service.store import db as store_db
 from shipyard_service.store import migrations
-from shipyard_service.store.models import SchemaVersion, User
+from shipyard_service.store.models import Environment, Metric, Project, SchemaVersion, User
 
 from ..helpers import Api, ServerProcess, assert_error, create_step_http, run_and_wait
 from .servers import PostgresServer
@@ -149,3 +149,35 @@ def test_execution_index_migration_on_both_databases(database_url):
     assert "execution_token_hash" in names
     assert not names & {"execution_environment_id", "execution_pipeline_name",
                         "execution_deployment_name", "execution_status", "execution_created_at"}
+
+
+def test_store_index_migration_on_both_databases(database_url):
+    """Migration 0006 turns the metric tables' single-column indexes into the composite
+    (environment, filter, created_at, id) ones and adds the environment's date index on
+    executions; a migrated store ends with the indexes of a fresh one, and its rows."""
+    db = store_db.init_db(database_url)
+    tables = ("metric", "listmetric", "execution")
+    with db.connection_context():
+        fresh = {t: {i.name for i in db.get_indexes(t)} for t in tables}
+        env = Environment.create(project=Project.create(name="p"), name="e")
+        Metric.create(environment=env, execution_id="x-1", pipeline_name="p", name="m", value=1)
+        # The store as migration 0005 left it.
+        for table in ("metric", "listmetric"):
+            for name in fresh[table]:
+                if name.endswith("_created_at_id"):
+                    db.execute_sql(f'DROP INDEX "{name}"')
+            for column in ("environment_id", "execution_id", "pipeline_name",
+                           "deployment_name", "name"):
+                db.execute_sql(f'CREATE INDEX "{table}_{column}" ON "{table}" ("{column}")')
+        db.execute_sql('DROP INDEX "execution_environment_id_created_at_execution_id"')
+        SchemaVersion.update(version=5).execute()
+    db = store_db.init_db(database_url)
+    with db.connection_context():
+        assert SchemaVersion.get().version == len(migrations.MIGRATIONS)
+        migrated = {t: {i.name for i in db.get_indexes(t)} for t in tables}
+        assert Metric.select().count() == 1
+    assert migrated == fresh
+    assert "metric_environment_id_pipeline_name_created_at_id" in fresh["metric"]
+    assert "listmetric_environment_id_deployment_name_created_at_id" in fresh["listmetric"]
+    assert "execution_environment_id_created_at_execution_id" in fresh["execution"]
+    assert not fresh["metric"] & {"metric_pipeline_name", "metric_name", "metric_execution_id"}

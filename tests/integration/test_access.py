@@ -48,6 +48,8 @@ ROUTE_RULES = {
     "GET projects.list_members": VIEWER,
     "PUT projects.set_member_role": ADMIN,
     "DELETE projects.remove_member": ADMIN,
+    "GET retention.get_retention": VIEWER,
+    "PUT retention.set_retention": ADMIN,
     # Environment API
     "POST datastore.information": VIEWER,
     "GET datastore.list_objects": VIEWER,

@@ -77,10 +77,41 @@ def _0005_project_memberships(db: peewee.Database) -> None:
         Membership.insert_many(rows[start:start + 500]).on_conflict_ignore().execute()
 
 
+def _0006_store_indexes(db: peewee.Database) -> None:
+    """Indexes for stores of millions of executions: the environment's executions by date,
+    and metric pages by (environment, filter, created_at, id) in place of single-column
+    indexes, which made every filtered page sort all matching rows."""
+    from .models import METRIC_INDEXES
+
+    for table in ("metric", "listmetric"):
+        for column in ("environment_id", "execution_id", "pipeline_name", "deployment_name",
+                       "name"):
+            db.execute_sql(f'DROP INDEX IF EXISTS "{table}_{column}"')
+        for columns, unique in METRIC_INDEXES[1:]:
+            _create_index(db, table, [c + "_id" if c == "environment" else c
+                                      for c in columns], unique)
+    _create_index(db, "execution", ["environment_id", "created_at", "execution_id"], False)
+
+
+def _create_index(db: peewee.Database, table: str, columns: list[str], unique: bool) -> None:
+    # Peewee's own name for a model index, so fresh and migrated stores are alike.
+    name = f"{table}_" + "_".join(columns)
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    kind = "UNIQUE INDEX" if unique else "INDEX"
+    db.execute_sql(f'CREATE {kind} IF NOT EXISTS "{name}" ON "{table}" ({quoted})')
+
+
+def _0007_environment_retention(db: peewee.Database) -> None:
+    """Each environment's retention policy; null (off) for existing ones."""
+    _add_column(db, "environment", "retention_days", peewee.IntegerField(null=True))
+    _add_column(db, "environment", "retention_keep_last", peewee.IntegerField(null=True))
+
+
 # Append migrations here; never edit one that has shipped.
 MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
                     _0003_list_metric_summary, _0004_pipeline_graphs,
-                    _0005_project_memberships]
+                    _0005_project_memberships, _0006_store_indexes,
+                    _0007_environment_retention]
 
 
 def apply(db: peewee.Database) -> None:

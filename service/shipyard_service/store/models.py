@@ -51,6 +51,9 @@ class Environment(BaseModel):
     project = peewee.ForeignKeyField(Project, backref="environments", on_delete="CASCADE")
     name = peewee.CharField()
     created_at = peewee.DateTimeField(default=utcnow)
+    # Retention policy (domain/retention.py), off while both are null (migration 0007).
+    retention_days = peewee.IntegerField(null=True)
+    retention_keep_last = peewee.IntegerField(null=True)  # per deployment
 
     class Meta:
         indexes = ((("project", "name"), True),)
@@ -147,8 +150,11 @@ class Execution(BaseModel):
         # Each index is written by every insert on the endpoint hot path: only those the
         # lists need (per pipeline, per deployment, newest first) and the token lookup.
         # Active executions are searched only at start and stop: a scan is fine there.
+        # (environment, created_at, execution_id): the environment's page, newest first, and
+        # retention's cut by age (migration 0006).
         indexes = ((("environment", "pipeline_name", "created_at"), False),
-                   (("environment", "deployment_name", "created_at"), False))
+                   (("environment", "deployment_name", "created_at"), False),
+                   (("environment", "created_at", "execution_id"), False))
 
 
 class StepExecution(BaseModel):
@@ -183,25 +189,37 @@ class ExecutionLog(BaseModel):
     step_name = peewee.CharField(null=True)  # null: the only step of the pipeline
 
 
+# Metric pages are read by environment and one filter, in (created_at, id) order: one
+# composite index per filter serves the count and the page's ids without touching rows, at
+# any depth (migration 0006). (execution_id, name) also serves lookups by execution.
+METRIC_INDEXES = (
+    (("execution_id", "name"), True),
+    (("environment", "created_at", "id"), False),
+    (("environment", "pipeline_name", "created_at", "id"), False),
+    (("environment", "deployment_name", "created_at", "id"), False),
+    (("environment", "name", "created_at", "id"), False),
+)
+
+
 class Metric(BaseModel):
-    environment = peewee.ForeignKeyField(Environment, on_delete="CASCADE")
-    execution_id = peewee.CharField(index=True)
-    pipeline_name = peewee.CharField(null=True, index=True)
-    deployment_name = peewee.CharField(null=True, index=True)
-    name = peewee.CharField(index=True)
+    environment = peewee.ForeignKeyField(Environment, on_delete="CASCADE", index=False)
+    execution_id = peewee.CharField()
+    pipeline_name = peewee.CharField(null=True)
+    deployment_name = peewee.CharField(null=True)
+    name = peewee.CharField()
     value = peewee.FloatField()
     created_at = peewee.DateTimeField(default=utcnow)
 
     class Meta:
-        indexes = ((("execution_id", "name"), True),)
+        indexes = METRIC_INDEXES
 
 
 class ListMetric(BaseModel):
-    environment = peewee.ForeignKeyField(Environment, on_delete="CASCADE")
-    execution_id = peewee.CharField(index=True)
-    pipeline_name = peewee.CharField(null=True, index=True)
-    deployment_name = peewee.CharField(null=True, index=True)
-    name = peewee.CharField(index=True)
+    environment = peewee.ForeignKeyField(Environment, on_delete="CASCADE", index=False)
+    execution_id = peewee.CharField()
+    pipeline_name = peewee.CharField(null=True)
+    deployment_name = peewee.CharField(null=True)
+    name = peewee.CharField()
     values = JSONField(default=list)
     count = peewee.IntegerField(default=0)
     # Running summary of the values, kept by each append, so the comparison table can sort
@@ -213,7 +231,7 @@ class ListMetric(BaseModel):
     created_at = peewee.DateTimeField(default=utcnow)
 
     class Meta:
-        indexes = ((("execution_id", "name"), True),)
+        indexes = METRIC_INDEXES
 
 
 class Deployment(BaseModel):
