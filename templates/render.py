@@ -61,6 +61,13 @@ def documents() -> dict[str, dict]:
         "execution-workflow.yaml": builders.execution_workflow(CFG, image, "churn-ab12c", ENV_URL),
         "execution-secret.yaml": builders.execution_secret(CFG, "churn-ab12c",
                                                            "<execution token>"),
+        # Multi-step pipelines: the graph scheduler (domain/graph_runs.py) starts one
+        # Workflow per step when its inputs are ready; here step "train" of a diamond
+        # prepare -> (train, evaluate-baseline) -> report, named by its run key.
+        "pipeline-step-workflow.yaml": builders.execution_workflow(
+            CFG, image, "diamond-ab12c", ENV_URL, run_key="diamond-ab12c.train"),
+        "pipeline-step-secret.yaml": builders.execution_secret(
+            CFG, "diamond-ab12c.train", "<token of step train>"),
         "periodic-cronworkflow.yaml": builders.cron_workflow(CFG, periodic, CATCH_UP_WINDOW_S),
         "deployment-secret.yaml": builders.deployment_secret(CFG, resident),
         "low-latency-deployment.yaml": builders.resident_deployment(CFG, resident),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Response, redirect, render_template, request, url_for
 
 from ..domain import auth, browse, executions, metrics
+from ..domain.lifecycle import ACTIVE
 from ..errors import NotFound
 from .blueprint import bp
 from .charts import list_metric_chart
@@ -38,6 +39,11 @@ def tracking(project_name: str, environment_name: str):
     selected_id = request.args.get("execution") or (listed[0]["execution_id"] if listed else None)
     tab = request.args.get("tab") if request.args.get("tab") in TABS else "general"
     detail = _detail(env, selected_id, tab) if selected_id else None
+    if detail is not None and tab == "general":
+        _graph_detail(env, detail, request.args.get("step"), lambda step: url_for(
+            "ui.tracking", project_name=project_name, environment_name=environment_name,
+            execution=selected_id, tab="general", step=step,
+            **{k: v for k, v in (("pipeline", pipeline), ("deployment", deployment)) if v}))
     return render_template(
         "tracking.html", sources=browse.execution_sources(env), executions=listed,
         pipeline=pipeline, deployment=deployment, selected=selected_id, tab=tab, detail=detail,
@@ -65,6 +71,35 @@ def _detail(environment, execution_id: str, tab: str) -> dict:
     elif tab == "logs":
         detail["logs"] = executions.logs(execution, None, None, MAX_LOG_LINES)
     return detail
+
+
+def _graph_detail(environment, detail: dict, selected: str | None, link) -> None:
+    """A multi-step execution: its graph with each step's status (each step a link), and
+    the selected step's dates, inputs/outputs and log lines."""
+    from ..domain import pipelines
+    from ..errors import NotFound as Missing
+    from . import graph_svg
+
+    body = detail["execution"]
+    steps = body.get("steps") or []
+    if len(steps) < 2:
+        return
+    try:
+        found = pipelines.get_pipeline(environment, body["pipeline_name"])
+    except Missing:
+        return
+    shape = pipelines.pipeline_to_dict(found)
+    statuses = {s["name"]: s["status"] for s in steps}
+    detail["graph"] = graph_svg.render(shape["steps"], shape["connections"],
+                                       shape["open_inputs"], shape["open_outputs"],
+                                       statuses=statuses, link=link, selected=selected)
+    step = next((s for s in steps if s["name"] == selected), None)
+    if step is not None:
+        execution = executions.get_execution(environment, body["execution_id"])
+        detail["step"] = step
+        detail["step_logs"] = executions.logs(execution, None, None, MAX_LOG_LINES,
+                                              step_name=step["name"])
+    detail["active"] = body["status"] in ACTIVE  # the page refreshes itself meanwhile
 
 
 @bp.route("/projects/<project_name>/environments/<environment_name>/executions/<execution_id>")

@@ -30,8 +30,15 @@ def pipelines_page(project_name: str, environment_name: str):
 def pipeline(project_name: str, environment_name: str, pipeline_name: str):
     here = place(project_name, environment_name)
     found = pipelines.get_pipeline(here.environment, pipeline_name)
+    shape = pipelines.pipeline_to_dict(found)
+    graph = None
+    if pipelines.is_multi_step(found):
+        from . import graph_svg
+
+        graph = graph_svg.render(shape["steps"], shape["connections"], shape["open_inputs"],
+                                 shape["open_outputs"])
     return render_template(
-        "pipeline.html", pipeline=pipelines.pipeline_to_dict(found), step=found.step,
+        "pipeline.html", pipeline=shape, step=found.step, graph=graph,
         deployments=deployments.deployments_of_pipeline(found),
         executions=browse.list_executions(here.environment, pipeline_name=pipeline_name, limit=20),
         **here.template_args("pipelines"),
@@ -39,7 +46,8 @@ def pipeline(project_name: str, environment_name: str, pipeline_name: str):
 
 
 def _declared(pipeline_obj) -> tuple[list[dict], list[dict]]:
-    return pipeline_obj.step.inputs, pipeline_obj.step.outputs
+    """What the wizard maps: the pipeline's open inputs and outputs (a single step's I/O)."""
+    return pipelines.pipeline_io(pipeline_obj)
 
 
 @bp.route("/projects/<project_name>/environments/<environment_name>/pipelines/<pipeline_name>/deploy",
