@@ -156,7 +156,7 @@ ROUTE_RULES = {
     "GET ui.resource_metrics_csv": VIEWER,
     "GET ui.pipelines": VIEWER,
     "GET ui.pipeline": VIEWER,
-    "GET ui.deploy": VIEWER,
+    "GET ui.deploy": EDITOR,  # the deployment wizard
     "POST ui.deploy": EDITOR,
     "POST ui.deploy_create": EDITOR,
 }

@@ -7,6 +7,7 @@ import json
 from flask import flash, redirect, render_template, request, url_for
 
 from ..domain import browse, deployments, pipelines
+from ..domain.access import Role
 from ..errors import ShipyardError
 from . import wizard
 from .blueprint import bp
@@ -53,8 +54,8 @@ def _declared(pipeline_obj) -> tuple[list[dict], list[dict]]:
 @bp.route("/projects/<project_name>/environments/<environment_name>/pipelines/<pipeline_name>/deploy",
           methods=["GET", "POST"])
 def deploy(project_name: str, environment_name: str, pipeline_name: str):
-    """Step 1 (GET, or POST back with an error), then the mapping page (POST)."""
-    here = place(project_name, environment_name)
+    """Step 1 (GET, or POST back with an error), then the mapping page (POST): editors."""
+    here = place(project_name, environment_name, needed=Role.EDITOR)
     found = pipelines.get_pipeline(here.environment, pipeline_name)
     args = here.template_args("pipelines")
     if request.method == "GET":
