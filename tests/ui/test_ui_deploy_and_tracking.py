@@ -1,5 +1,5 @@
 """The web UI in a browser: the Deploy wizard (endpoint, renamed input, environment
-variable, data store output), the deployment page and its curl sample (run as printed),
+variable, an output to none), the deployment page and its curl sample (run as printed),
 execution tracking (General, Inputs/Outputs, Metrics, Logs with refresh and download),
 and pipeline-metric monitoring of the deployment."""
 
@@ -57,16 +57,18 @@ def test_deploy_wizard_endpoint_call_and_tracking(page, ui_server, ui_api):
     expect(page.locator("#deploy-mapping")).to_be_visible()
     # Step 2: one source per input, one destination per output.
     page.select_option("select[name='input.name.source']", "endpoint")
-    page.fill("input[name='input.name.value']", "who")
+    page.fill("input[name='input.name.endpoint']", "who")
     page.select_option("select[name='input.greeting.source']", "environment_variable")
-    page.fill("input[name='input.greeting.value']", "")
-    page.select_option("select[name='output.report.source']", "datastore")
-    page.fill("input[name='output.report.value']", "reports/{execution_id}.json")
+    # A JSON output cannot go to the data store (files only): not offered.
+    report_choices = page.locator("select[name='output.report.source'] option").evaluate_all(
+        "options => options.map(o => o.value)")
+    assert report_choices == ["endpoint", "is_null"], report_choices
+    page.select_option("select[name='output.report.source']", "is_null")
     page.click("#create-deployment")
     # A missing variable name is refused and nothing is created.
     expect(page.locator("#wizard-error")).to_contain_text("Name the environment variable")
     assert ui_api.request("GET", "/deployments/greeter-ep").status_code == 404
-    page.fill("input[name='input.greeting.value']", "GREETING")
+    page.select_option("select[name='input.greeting.environment_variable']", "GREETING")
     shot(page, "13-deploy-mapping")
     page.click("#create-deployment")
     expect(page.locator(".flash-success")).to_contain_text("Deployment 'greeter-ep' created")
@@ -80,7 +82,7 @@ def test_deploy_wizard_endpoint_call_and_tracking(page, ui_server, ui_api):
     assert inputs["name"]["endpoint_input_name"] == "who"
     assert inputs["greeting"]["environment_variable_name"] == "GREETING"
     outputs = {m["pipeline_output_name"]: m for m in deployment["outputs_mapping"]}
-    assert outputs["report"]["datastore_path"] == "reports/{execution_id}.json"
+    assert outputs["report"]["is_null"] is True
     assert outputs["message"]["endpoint_output_name"] == "message"
 
     # The curl sample, run exactly as the page shows it.
@@ -118,7 +120,7 @@ def test_deploy_wizard_endpoint_call_and_tracking(page, ui_server, ui_api):
     expect(page.locator("tr[data-io=name]")).to_contain_text("text")
     expect(page.locator("tr[data-io=greeting]")).to_contain_text("environment_variable")
     expect(page.locator("tr[data-io=greeting]")).to_contain_text("GREETING")
-    expect(page.locator("tr[data-io=report]")).to_contain_text(f"reports/{execution_id}.json")
+    expect(page.locator("tr[data-io=report]")).to_contain_text("is_null")
     shot(page, "16-tracking-io")
     page.click("a[data-tab=metrics]")
     expect(page.locator("tr[data-metric=name_length]")).to_contain_text("4")
@@ -133,11 +135,6 @@ def test_deploy_wizard_endpoint_call_and_tracking(page, ui_server, ui_api):
         page.click("#download-logs")
     text = open(download.value.path()).read()
     assert "[stdout] Hello, text!" in text and download.value.suggested_filename == f"{execution_id}.log"
-
-    # The data store holds the report the mapping sent there.
-    info = ui_api.request("POST", "/data-store/information",
-                          json={"path_to_object": f"reports/{execution_id}.json"})
-    assert info.status_code == 200, info.text
 
     # A second call, then the deployment's single metric over time.
     done = subprocess.run(["bash", "-c", curl.replace('"text"', '"Ada Lovelace"')

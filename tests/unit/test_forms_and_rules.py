@@ -108,7 +108,7 @@ def test_mappings_rules():
     with pytest.raises(BadRequest, match="not allowed"):
         parse_input_mappings([{"pipeline_input_name": "n", "endpoint_input_name": "x"}],
                              DECLARED_IN, "run")
-    with pytest.raises(BadRequest, match="Constant"):
+    with pytest.raises(BadRequest, match="constant mapping cannot carry the file"):
         parse_input_mappings([{"pipeline_input_name": "f", "constant_value": "x"}],
                              DECLARED_IN, "run")
     with pytest.raises(BadRequest, match="exactly one"):

@@ -24,6 +24,16 @@ ALLOWED = {
 }
 
 
+def allowed_for_type(mapping_type: str, data_type: str) -> bool:
+    """The seeds' type rule: data store -> only files; constant and environment variable ->
+    only values (string, number, ...); endpoint and none -> both."""
+    if mapping_type == "datastore":
+        return data_type == "file"
+    if mapping_type in ("constant", "environment_variable"):
+        return data_type != "file"
+    return True
+
+
 def _parse(items: Any, kind: str, declared: list[dict], rule: str) -> dict[str, dict]:
     """Return {pipeline io name: {"mapping_type", "mapping_value"}} after every rule check."""
     if items is None:
@@ -62,8 +72,11 @@ def _parse(items: Any, kind: str, declared: list[dict], rule: str) -> dict[str, 
             )
         data_type = by_name[name]["data_type"]
         value = item[key]
-        if mapping_type == "constant" and data_type == "file":
-            raise BadRequest(f"Constant values are not allowed for the file {io} '{name}'")
+        if not allowed_for_type(mapping_type, data_type):
+            raise BadRequest(
+                f"A {mapping_type} mapping cannot carry the {data_type} {io} '{name}': the data "
+                "store takes files only, constants and environment variables values only",
+                {"field": where, "data_type": data_type, "mapping_type": mapping_type})
         if mapping_type == "constant":
             from .io_types import check_value
 

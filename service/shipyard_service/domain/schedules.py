@@ -50,3 +50,9 @@ def missed_tick(expr: str, since: dt.datetime, now: dt.datetime) -> dt.datetime 
     if (now - tick).total_seconds() > CATCH_UP_WINDOW_S:
         return None
     return tick
+
+
+def next_runs(expr: str, now: dt.datetime, count: int = 5) -> list[dt.datetime]:
+    """The next `count` ticks after `now` (naive UTC)."""
+    ticks = croniter(expr, now)
+    return [ticks.get_next(dt.datetime) for _ in range(count)]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, jsonify, redirect, render_template, request, url_for
 
-from ..domain import browse, deployments, pipelines
+from ..domain import browse, deployments, envvars, pipelines
 from ..domain.access import Role
 from ..errors import ShipyardError
 from . import wizard
@@ -46,48 +46,63 @@ def pipeline(project_name: str, environment_name: str, pipeline_name: str):
     )
 
 
-def _declared(pipeline_obj) -> tuple[list[dict], list[dict]]:
-    """What the wizard maps: the pipeline's open inputs and outputs (a single step's I/O)."""
-    return pipelines.pipeline_io(pipeline_obj)
-
-
 @bp.route("/projects/<project_name>/environments/<environment_name>/pipelines/<pipeline_name>/deploy",
           methods=["GET", "POST"])
 def deploy(project_name: str, environment_name: str, pipeline_name: str):
-    """Step 1 (GET, or POST back with an error), then the mapping page (POST): editors."""
+    """Step 1 (GET, POST back with an error, or Back from step 2), then the mapping page:
+    editors."""
     here = place(project_name, environment_name, needed=Role.EDITOR)
     found = pipelines.get_pipeline(here.environment, pipeline_name)
     args = here.template_args("pipelines")
     if request.method == "GET":
         values = {"name": f"{pipeline_name}-endpoint"[:63], "execution_rule": "endpoint",
-                  "mode": "elastic", "schedule": "0 * * * *"}
-        return render_template("deploy_step1.html", pipeline_name=pipeline_name, values=values,
-                               error=None, **args)
+                  "mode": "elastic", "schedule": ""}
+        return _step1_page(pipeline_name, values, None, args)
+    if request.form.get("back"):
+        return _step1_page(pipeline_name, request.form, None, args)
     try:
         values = wizard.step1(request.form)
     except ShipyardError as exc:
-        return render_template("deploy_step1.html", pipeline_name=pipeline_name,
-                               values=request.form, error=exc.message, **args), exc.status_code
-    return _mapping_page(pipeline_name, found, values, request.form, None, args)
+        return _step1_page(pipeline_name, request.form, exc.message, args, exc.status_code)
+    return _mapping_page(here, pipeline_name, found, values, request.form, None, args)
 
 
-def _mapping_page(pipeline_name, found, values, form, error, args, status: int = 200):
-    inputs, outputs = _declared(found)
+def _step1_page(pipeline_name: str, values, error: str | None, args: dict, status: int = 200):
+    preview = wizard.schedule_preview(values.get("schedule") or "") \
+        if values.get("schedule") else None
+    return render_template("deploy_step1.html", pipeline_name=pipeline_name, values=values,
+                           preview=preview, error=error, **args), status
+
+
+def _mapping_page(here, pipeline_name, found, values, form, error, args, status: int = 200):
+    inputs, outputs = wizard.open_io(found)
     rule = values["execution_rule"]
     rows = {"input": [], "output": []}
     for kind, declared in (("input", inputs), ("output", outputs)):
         for decl in declared:
-            choice = form.get(f"{kind}.{decl['name']}.source") or \
-                wizard.default_choice(rule, kind, decl["data_type"])
-            rows[kind].append({"decl": decl, "choice": choice,
-                               "value": form.get(f"{kind}.{decl['name']}.value", ""),
-                               "required": form.get(f"{kind}.{decl['name']}.required",
-                                                    "on" if decl.get("is_required") else "")})
+            field = f"{kind}.{decl['name']}"
+            choices = wizard.sources_for(rule, kind, decl["data_type"])
+            choice = form.get(f"{field}.source")
+            if choice not in choices:
+                choice = wizard.default_choice(rule, kind, decl["data_type"])
+            rows[kind].append({
+                "decl": decl, "field": field, "choices": choices, "choice": choice,
+                "values": {key: form.get(f"{field}.{key}", "") for key in
+                           ("endpoint", "default", "constant", "environment_variable",
+                            "datastore")},
+                "required": form.get(f"{field}.required",
+                                     "on" if decl.get("is_required") else "")})
     return render_template(
         "deploy_mapping.html", pipeline_name=pipeline_name, values=values, rows=rows,
-        input_sources=wizard.sources_for(rule, "input"),
-        output_destinations=wizard.sources_for(rule, "output"), error=error, **args,
+        variables=[v["name"] for v in envvars.list_variables(here.environment, with_values=False)],
+        error=error, **args,
     ), status
+
+
+@bp.route("/schedule-preview")
+def schedule_preview():
+    """The Deploy wizard's live reading of a cron schedule: meaning and next runs (JSON)."""
+    return jsonify(wizard.schedule_preview(request.args.get("schedule") or ""))
 
 
 @bp.route("/projects/<project_name>/environments/<environment_name>/pipelines/<pipeline_name>/deploy/create",
@@ -99,15 +114,14 @@ def deploy_create(project_name: str, environment_name: str, pipeline_name: str):
     try:
         values = wizard.step1(request.form)
     except ShipyardError as exc:
-        return render_template("deploy_step1.html", pipeline_name=pipeline_name,
-                               values=request.form, error=exc.message, **args), exc.status_code
+        return _step1_page(pipeline_name, request.form, exc.message, args, exc.status_code)
     try:
-        inputs, outputs = _declared(found)
+        inputs, outputs = wizard.open_io(found)
         body = wizard.deployment_body(pipeline_name, values, inputs, outputs, request.form)
         created = deployments.create_deployment(services(), here.environment, current_user().id,
                                                 values["execution_rule"], body)
     except ShipyardError as exc:
-        return _mapping_page(pipeline_name, found, values, request.form, exc.message, args,
+        return _mapping_page(here, pipeline_name, found, values, request.form, exc.message, args,
                              exc.status_code)
     flash(f"Deployment '{created.name}' created.", "success")
     return redirect(url_for("ui.deployment", project_name=project_name,

@@ -4,22 +4,36 @@ contract §6.5.1 that `deployments.create_deployment` takes. No Flask here."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from ..domain.deployments import MODES, RULES
+from ..domain.mappings import ALLOWED, allowed_for_type
 from ..domain.names import check_resource_name
-from ..domain.schedules import check_schedule
+from ..domain.pipelines import pipeline_io
+from ..domain.schedules import check_schedule, describe, next_runs
 from ..errors import BadRequest
 
 INPUT_SOURCES = {
     "endpoint": "Endpoint input", "constant": "Constant", "environment_variable":
-    "Environment variable", "datastore": "Data store file", "is_null": "Null",
+    "Environment variable", "datastore": "Data store file", "is_null": "None",
 }
 OUTPUT_DESTINATIONS = {"endpoint": "Endpoint output", "datastore": "Data store file",
-                       "is_null": "Null"}
+                       "is_null": "None"}
 STEP1_FIELDS = ("name", "execution_rule", "mode", "schedule", "description",
                 "endpoint_url_path", "enable_parallel_executions",
                 "max_parallel_executions_per_pod")
+
+
+def schedule_preview(expr: str, count: int = 5) -> dict:
+    """What a cron expression means and its next runs (UTC), as the user types it."""
+    try:
+        expr = check_schedule(expr)
+    except BadRequest as exc:
+        return {"valid": False, "message": exc.message}
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return {"valid": True, "schedule": expr, "description": describe(expr),
+            "next_runs": [t.strftime("%Y-%m-%d %H:%M UTC") for t in next_runs(expr, now, count)]}
 
 
 def step1(form) -> dict:
@@ -41,55 +55,79 @@ def step1(form) -> dict:
     return values
 
 
-def sources_for(rule: str, kind: str) -> dict[str, str]:
+def open_io(pipeline) -> tuple[list[dict], list[dict]]:
+    """The pipeline inputs and outputs the deployment maps (each {name, data_type, ...}).
+    The one place the wizard learns them from: a multi-step pipeline's open I/O too."""
+    return pipeline_io(pipeline)
+
+
+def sources_for(rule: str, kind: str, data_type: str) -> dict[str, str]:
+    """The sources (or destinations) the rule and the type allow, per the seeds' tables."""
     choices = INPUT_SOURCES if kind == "input" else OUTPUT_DESTINATIONS
-    if rule == "periodic":
-        return {k: v for k, v in choices.items() if k != "endpoint"}
-    return dict(choices)
+    return {key: label for key, label in choices.items()
+            if key in ALLOWED[rule] and allowed_for_type(key, data_type)}
 
 
 def default_choice(rule: str, kind: str, data_type: str) -> str:
-    if rule == "endpoint":
-        return "endpoint"
-    if kind == "input":
-        return "datastore" if data_type == "file" else "constant"
-    return "datastore"
+    allowed = sources_for(rule, kind, data_type)
+    for key in ("endpoint", "datastore" if data_type == "file" else "constant", "is_null"):
+        if key in allowed:
+            return key
+    return next(iter(allowed))
 
 
-def _constant(raw: str, data_type: str, name: str):
-    """Form text to a typed constant: strings as typed, the rest as JSON."""
-    if data_type == "string":
-        return raw
+def typed_value(raw: str, data_type: str, name: str):
+    """Form text to a value of the declared type (constants, endpoint default values)."""
     try:
+        if data_type == "string":
+            return raw
+        if data_type == "number":
+            number = float(raw)
+            return int(number) if number.is_integer() and "." not in raw and "e" not in raw.lower() \
+                else number
+        if data_type == "boolean":
+            if raw.strip().lower() not in ("true", "false"):
+                raise ValueError(raw)
+            return raw.strip().lower() == "true"
         return json.loads(raw)
     except ValueError as exc:
-        raise BadRequest(f"The constant of '{name}' must be JSON text for a {data_type} "
-                         "(e.g. 3, true, [1, 2], {\"k\": 1})", {"name": name}) from exc
+        raise BadRequest(f"The value of '{name}' must be a {data_type}"
+                         + (" (JSON text)" if data_type in ("json", "array") else ""),
+                         {"name": name, "data_type": data_type}) from exc
 
 
-def mapping_item(kind: str, name: str, data_type: str, choice: str, value: str,
-                 required: bool = False) -> dict:
-    """One InputSource / OutputDestination dict (contract §7.2)."""
+def mapping_item(kind: str, name: str, data_type: str, rule: str, form) -> dict:
+    """One InputSource / OutputDestination dict (contract §7.2) from the fields of the
+    chosen source: `{kind}.{name}.source`, then `.endpoint` (+ `.default`, `.required`),
+    `.constant`, `.environment_variable` or `.datastore`."""
+    field = f"{kind}.{name}"
+    choice = form.get(f"{field}.source") or ""
+    if choice not in sources_for(rule, kind, data_type):
+        raise BadRequest(f"'{name}' ({data_type}) cannot come from {choice or 'nowhere'!r} in an "
+                         f"{rule} deployment", {"name": name})
+    raw = form.get(f"{field}.{choice}") or ""
     item: dict = {f"pipeline_{kind}_name": name}
-    value = value.strip() if choice != "constant" or data_type != "string" else value
     if choice == "endpoint":
-        item[f"endpoint_{kind}_name"] = value or name
+        item[f"endpoint_{kind}_name"] = raw.strip() or name
         if kind == "input":
-            item["is_required"] = required
+            item["is_required"] = form.get(f"{field}.required") == "on"
+            default = form.get(f"{field}.default") or ""
+            if default.strip() and data_type != "file":
+                item["default_value"] = typed_value(default, data_type, name)
     elif choice == "constant":
-        item["constant_value"] = _constant(value, data_type, name)
+        if raw == "" and data_type != "string":
+            raise BadRequest(f"Give the constant value of '{name}'", {"name": name})
+        item["constant_value"] = typed_value(raw, data_type, name)
     elif choice == "environment_variable":
-        if not value:
+        if not raw.strip():
             raise BadRequest(f"Name the environment variable for '{name}'", {"name": name})
-        item["environment_variable_name"] = value
+        item["environment_variable_name"] = raw.strip()
     elif choice == "datastore":
-        if not value:
+        if not raw.strip():
             raise BadRequest(f"Give the data store path for '{name}'", {"name": name})
-        item["datastore_path"] = value
-    elif choice == "is_null":
-        item["is_null"] = True
+        item["datastore_path"] = raw.strip()
     else:
-        raise BadRequest(f"Unknown mapping choice {choice!r} for '{name}'", {"name": name})
+        item["is_null"] = True
     return item
 
 
@@ -114,11 +152,6 @@ def deployment_body(pipeline_name: str, values: dict, inputs: list[dict], output
                 raise BadRequest("'max parallel executions' must be a whole number") from exc
     for kind, declared, key in (("input", inputs, "inputs_mapping"),
                                 ("output", outputs, "outputs_mapping")):
-        body[key] = [
-            mapping_item(kind, d["name"], d["data_type"],
-                         form.get(f"{kind}.{d['name']}.source") or "",
-                         form.get(f"{kind}.{d['name']}.value") or "",
-                         form.get(f"{kind}.{d['name']}.required") == "on")
-            for d in declared
-        ]
+        body[key] = [mapping_item(kind, d["name"], d["data_type"], values["execution_rule"], form)
+                     for d in declared]
     return body

@@ -64,6 +64,57 @@
       }, 0);
     }
   });
+  // Parts of a form that only apply to one choice (the Deploy wizard's schedule for the
+  // periodic rule, parallelism for low latency): hidden and left out otherwise.
+  function setActive(el, active) {
+    el.hidden = !active;
+    el.querySelectorAll("input, select, textarea").forEach(function (f) { f.disabled = !active; });
+  }
+  document.querySelectorAll("[data-show-when]").forEach(function (el) {
+    var rule = el.dataset.showWhen.split("="), form = el.closest("form");
+    var update = function () {
+      var field = form.elements[rule[0]];
+      setActive(el, !!field && field.value === rule[1]);
+    };
+    form.addEventListener("change", update);
+    update();
+  });
+  // Each mapping row shows the control of its chosen source only.
+  document.querySelectorAll("select[data-source-select]").forEach(function (select) {
+    var row = select.closest("tr");
+    var update = function () {
+      row.querySelectorAll(".source-field").forEach(function (f) {
+        setActive(f, f.dataset.for === select.value);
+      });
+    };
+    select.addEventListener("change", update);
+    update();
+  });
+  // The schedule's plain-language reading and next runs, as it is typed.
+  var schedule = document.querySelector("input[data-preview-url]");
+  if (schedule) {
+    var reading = document.getElementById("schedule-reading");
+    var next = document.getElementById("schedule-next");
+    var timer = null, asked = 0;
+    var show = function (answer) {
+      reading.textContent = answer.valid ? answer.description : answer.message;
+      reading.classList.toggle("error-inline", !answer.valid);
+      next.replaceChildren.apply(next, (answer.next_runs || []).map(function (run) {
+        var li = document.createElement("li"); li.textContent = run; return li;
+      }));
+    };
+    schedule.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        var mine = ++asked;
+        if (!schedule.value.trim()) { show({valid: false, message: "Type a schedule: its meaning and next runs show here."}); return; }
+        fetch(schedule.dataset.previewUrl + "?schedule=" + encodeURIComponent(schedule.value),
+              {credentials: "same-origin"})
+          .then(function (r) { return r.json(); })
+          .then(function (answer) { if (mine === asked) { show(answer); } });
+      }, 200);
+    });
+  }
   // Coming back with the browser's Back button shows the page as it was, not busy.
   window.addEventListener("pageshow", function (event) {
     if (!event.persisted) { return; }
