@@ -16,9 +16,11 @@ from bench import (  # noqa: E402
     bench_graphs,
     bench_metrics,
     bench_run_pipeline,
+    bench_sandbox,
 )
 
-BENCHMARKS = [bench_run_pipeline, bench_graphs, bench_endpoints, bench_metrics, bench_git_steps,
+BENCHMARKS = [bench_run_pipeline, bench_sandbox, bench_graphs, bench_endpoints, bench_metrics,
+              bench_git_steps,
               bench_datastore, bench_compare]
 
 

@@ -79,6 +79,10 @@ def create_app(settings: Settings, orchestrator=None, start_background: bool = T
     def _release_db(exc):
         release_connection()
 
+    from .request_limits import install as install_request_limits
+
+    install_request_limits(app, settings)  # after _open_db: errors carry the request id
+
     if start_background:
         from .lifecycle import start_background_work
 
@@ -153,6 +157,14 @@ def _register_error_handlers(app: Flask) -> None:
             if key.lower() != "content-type":
                 response.headers[key] = value
         return response, status
+
+    @app.errorhandler(RecursionError)
+    def _too_deep(exc: RecursionError):
+        # Only hostile input nests this deep (JSON form fields, values within values).
+        from .request_limits import nesting_error
+
+        error = nesting_error(app.config["SHIPYARD_SETTINGS"].max_json_depth)
+        return _error_body(error.status_code, error.name, error.message, error.additional_data)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -51,6 +51,14 @@ class Settings:
     long_poll_s: float = 25.0
     max_step_folder_bytes: int = 5 * 1024 * 1024
     max_step_archive_members: int = 10_000  # files and folders in one step archive
+    # Every request body but the streamed uploads (api/common.py `streamed_upload`).
+    max_request_bytes: int = 16 * 1024 * 1024
+    max_json_depth: int = 64  # nesting of JSON bodies and JSON form fields
+    ui_session_lifetime_s: int = 12 * 3600  # the web UI's login (documented: 12 h)
+    # Failed logins allowed per account and per client address within the window.
+    login_failures_per_account: int = 5
+    login_failures_per_address: int = 20
+    login_failure_window_s: int = 15 * 60
     max_io_bytes: int = 60_000
     threads: int = 64
     # How often the retention sweeper applies environments' retention policies.
@@ -112,6 +120,7 @@ class Settings:
             "retention_interval_s": max(0.1, float(_env("RETENTION_INTERVAL_S", "600"))),
             "uv_cache_dir": _env("UV_CACHE_DIR"),
             "sandbox": _env("SANDBOX", "auto"),
+            "max_request_bytes": int(_env("MAX_REQUEST_BYTES", str(16 * 1024 * 1024))),
             "secret_key": _env("SECRET_KEY", ""),
             "orchestrator": _env("ORCHESTRATOR", "local"),
             "datastore": _env("DATASTORE", "local"),

@@ -7,6 +7,7 @@
      ├── Forbidden                403  valid credentials, action not allowed (execution scope)
      ├── NotFound                 404
      ├── Conflict                 409  duplicate names, objects still in use
+     ├── TooManyRequests          429  too many failed logins (per account, per address)
      └── ExecutionFailed          500  a user function failed (results routes)
 
 Every error is rendered as {"message", "name", "request_id", "additional_data"}.
@@ -57,6 +58,11 @@ class NotFound(ShipyardError):
 class Conflict(ShipyardError):
     status_code = 409
     name = "Conflict"
+
+
+class TooManyRequests(ShipyardError):
+    status_code = 429
+    name = "TooManyRequests"
 
 
 class ExecutionFailed(ShipyardError):

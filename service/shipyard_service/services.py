@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .artifacts import Artifacts
 from .config import Settings
 from .datastore.base import DataStore
-from .domain.auth import TokenService
+from .domain.auth import LoginThrottle, TokenService
 from .events import Events
 from .orchestrators.base import Orchestrator
 
@@ -23,6 +23,14 @@ class Services:
     events: Events
     # Started by lifecycle.start_background_work, stopped at worker exit (server.py).
     retention: Any = None
+    login_throttle: LoginThrottle = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.login_throttle is None:
+            s = self.settings
+            self.login_throttle = LoginThrottle(s.login_failures_per_account,
+                                                s.login_failures_per_address,
+                                                s.login_failure_window_s)
 
     def environment_url(self, project: str, environment: str) -> str:
         return f"{self.settings.public_url}/environments/{project}/{environment}"

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 import warnings
 
 import pytest
 
-from ..helpers import assert_error, create_step_http, run_and_wait
+from ..helpers import ROOT, assert_error, create_step_http, run_and_wait
 
 RECORDER = '''
 from shipyard import CraftAiSdk
@@ -189,7 +190,10 @@ def test_rules_while_running_and_after(api, tmp_path):
     create_step_http(api, "metrics-cross", {"main.py": CROSS}, kind="pipelines", fields={
         "inputs[0][name]": "other", "inputs[0][data_type]": "string",
         "outputs[0][name]": "status", "outputs[0][data_type]": "number"})
-    release = tmp_path / "release"
+    # Outside /tmp and the data folder: the step's sandbox shows it the rest of the machine
+    # (read-only), not the test's temporary folder.
+    release = ROOT / "test-output" / f"metrics-release-{uuid.uuid4().hex}"
+    release.parent.mkdir(parents=True, exist_ok=True)
     r = api.request("POST", "/pipelines/metrics-hold/run",
                     data={"json_inputs": json.dumps({"release": str(release)})})
     held = r.json()["execution_id"]
@@ -238,6 +242,7 @@ def test_rules_while_running_and_after(api, tmp_path):
     finally:
         release.write_text("go")
     out = api.request("GET", f"/executions/{held}/outputs?wait_for_completion=true")
+    release.unlink()
     for _ in range(10):
         if out.status_code != 307:
             break

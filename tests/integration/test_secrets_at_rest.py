@@ -184,3 +184,46 @@ def test_bad_encryption_key_setting_stops_the_server(tmp_path):
         server.start(timeout_s=20)
     assert "SHIPYARD_ENCRYPTION_KEY" in str(error.value)
     assert not (tmp_path / "data" / "encryption.key").exists()
+
+
+def test_endpoint_tokens_sealed_at_rest_and_legacy_ones_sealed_at_start(tmp_path):
+    """Issue 13: endpoint tokens are sealed in the store like other secrets; a store from
+    before (clear tokens) has them sealed at the next start, and they keep working."""
+    from ..helpers import create_step_http
+
+    server = ServerProcess(tmp_path / "data").start()
+    db = tmp_path / "data" / "shipyard.db"
+    token = "endpoint-secret-" + secrets.token_hex(16)
+    legacy = "legacy-endpoint-" + secrets.token_hex(16)
+    try:
+        api = Api(server)
+        create_step_http(api, "echo", {"main.py": "def run():\n    return {}\n"},
+                         kind="pipelines")
+        for name, chosen in (("sealed-ep", token), ("legacy-ep", None)):
+            body = {"pipeline_name": "echo", "name": name}
+            if chosen:
+                body["endpoint_token"] = chosen
+            assert api.request("POST", "/endpoints", json=body).status_code == 201
+        assert api.request("GET", "/deployments/sealed-ep").json()["endpoint_token"] == token
+        assert _trigger(api, "sealed-ep", token) == 200
+        assert _trigger(api, "sealed-ep", "wrong-" + token) == 403
+        stored = dict(sqlite3.connect(db).execute("SELECT name, endpoint_token FROM deployment"))
+        assert stored["sealed-ep"].startswith("fernet:") and token not in stored["sealed-ep"]
+        assert server.stop() == 0
+        assert files_holding(tmp_path / "data", [token.encode()]) == []
+        # A store written before this change: the token in clear.
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE deployment SET endpoint_token = ? WHERE name = 'legacy-ep'",
+                         (legacy,))
+        server.start()
+        stored = dict(sqlite3.connect(db).execute("SELECT name, endpoint_token FROM deployment"))
+        assert stored["legacy-ep"].startswith("fernet:") and legacy not in stored["legacy-ep"]
+        assert _trigger(api, "legacy-ep", legacy) == 200
+        assert api.request("GET", "/deployments/legacy-ep").json()["endpoint_token"] == legacy
+    finally:
+        server.stop()
+
+
+def _trigger(api: Api, url_path: str, token: str) -> int:
+    return requests.post(f"{api.env_url}/endpoints/{url_path}", json={}, timeout=60,
+                         headers={"Authorization": f"EndpointToken {token}"}).status_code

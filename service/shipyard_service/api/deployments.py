@@ -7,6 +7,7 @@ from flask import g, request
 from ..domain import deployments
 from ..domain.executions import UploadedFile
 from ..domain.times import from_ms
+from ..request_limits import streamed_upload
 from ..store.models import Deployment
 from .common import (
     env_blueprint,
@@ -22,11 +23,16 @@ from .steps import limit_of
 blp = env_blueprint("deployments", __name__, "", "Deployments")
 
 
+def _with_token() -> bool:
+    """Step code (an execution's token) never reads endpoint tokens; viewers neither."""
+    return not g.principal.in_execution and may_see_secrets()
+
+
 def _create(rule: str):
     forbid_in_execution("Creating a deployment")
     deployment = deployments.create_deployment(services(), g.environment, g.principal.user_id,
                                                rule, json_body())
-    return ok(deployments.deployment_to_dict(services(), deployment), 201)
+    return ok(deployments.deployment_to_dict(services(), deployment, _with_token()), 201)
 
 
 @blp.route("/endpoints", methods=["POST"])
@@ -58,8 +64,9 @@ def get_deployment(name: str):
 
         svc.events.wait_until(f"deployment:{deployment.id}", settled, svc.settings.long_poll_s)
         deployment = deployments.get_deployment(g.environment, name)
-    body = deployments.deployment_to_dict(svc, deployment)
-    if "endpoint_token" in body and not may_see_secrets():
+    body = deployments.deployment_to_dict(svc, deployment, _with_token())
+    if (deployment.execution_rule == "endpoint" and "endpoint_token" not in body
+            and not g.principal.in_execution):
         body["endpoint_token"] = None  # calling the endpoint is running: editors and admins
     return ok(body)
 
@@ -70,7 +77,7 @@ def update_deployment(name: str):
     deployment = deployments.get_deployment(g.environment, name)
     updated = deployments.update_deployment(services(), deployment, g.principal.user_id,
                                             json_body(required=False))
-    return ok(deployments.deployment_to_dict(services(), updated))
+    return ok(deployments.deployment_to_dict(services(), updated, _with_token()))
 
 
 @blp.route("/deployments/<name>", methods=["DELETE"])
@@ -96,6 +103,7 @@ def latest_execution(name: str):
 
 
 @blp.route("/deployments/<name>/executions", methods=["POST"])
+@streamed_upload
 def trigger_with_bearer(name: str):
     """0.74.7 clients trigger endpoint deployments with their bearer token."""
     deployment = deployments.get_deployment(g.environment, name)

@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 
 from ..domain import deployments, executions, lifecycle, projects
 from ..errors import NotFound
+from ..request_limits import streamed_upload
 from .common import ENV_PREFIX, load_environment_names, ok, services
 from .deployments import endpoint_inputs
 
@@ -44,6 +45,7 @@ def _header_token() -> str | None:
 
 
 @blp.route("/<url_path>", methods=["POST"])
+@streamed_upload
 def trigger(url_path: str):
     _, deployment = _deployment(url_path, _header_token())
     given, files = endpoint_inputs()
@@ -65,7 +67,7 @@ def trigger(url_path: str):
     response.headers["Craft-Ai-Execution-Id"] = execution.execution_id
     response.headers["Location"] = (
         f"{request.base_url}/executions/{execution.execution_id}?"
-        + urlencode({"token": deployment.endpoint_token}))
+        + urlencode({"token": deployments.endpoint_token(deployment)}))
     return response
 
 

@@ -10,6 +10,7 @@ from ..domain import executions, pipelines
 from ..domain.executions import UploadedFile
 from ..domain.times import from_ms
 from ..errors import BadRequest
+from ..request_limits import streamed_upload
 from .common import env_blueprint, flag, forbid_in_execution, json_body, ok, services
 from .forms import creation_body
 from .signed import artifact_url
@@ -93,6 +94,7 @@ def _json_field(name: str, default):
 
 
 @blp.route("/<pipeline_name>/run", methods=["POST"])
+@streamed_upload
 def run_pipeline(pipeline_name: str):
     pipeline = pipelines.get_pipeline(g.environment, pipeline_name)
     if request.is_json:

@@ -7,6 +7,7 @@ from flask import request
 from ..domain import executions
 from ..domain.auth import TokenService
 from ..errors import Unauthorized
+from ..request_limits import streamed_upload
 from ..store.models import Execution
 from .common import env_blueprint as _env_blueprint
 from .common import ok, services
@@ -32,6 +33,7 @@ def logs(execution_id: str):
 
 
 @blp.route("/executions/<execution_id>/outputs/<name>", methods=["PUT"])
+@streamed_upload
 def upload_output(execution_id: str, name: str):
     from ..domain import graph_runs
     from ..errors import BadRequest

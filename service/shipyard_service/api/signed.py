@@ -18,6 +18,7 @@ from flask import Blueprint, Response, request, send_file
 
 from ..datastore.local import LocalDataStore
 from ..errors import NotFound, PayloadTooLarge, ShipyardError
+from ..request_limits import streamed_upload
 from ..signing import ExpiredSignature, InvalidSignature, Signer
 from .common import services
 
@@ -102,6 +103,7 @@ def get_object():
 
 
 @blp.route("/upload", methods=_ALL_METHODS)
+@streamed_upload
 def post_object():
     _method("POST")
     store = _local_store()
@@ -118,6 +120,7 @@ def post_object():
 
 
 @blp.route("/part", methods=_ALL_METHODS)
+@streamed_upload
 def put_part():
     _method("PUT")
     store = _local_store()

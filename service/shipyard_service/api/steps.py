@@ -61,8 +61,10 @@ def limit_of(body: dict):
     from ..errors import BadRequest
 
     limit = body.get("limit")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise BadRequest("'limit' must be a positive integer", {"field": "limit"})
+    # SQLite and PostgreSQL take 64-bit integers: a larger one ended in a 500.
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or not 0 <= limit < 2 ** 63):
+        raise BadRequest("'limit' must be a positive integer (64 bits)", {"field": "limit"})
     return limit
 
 

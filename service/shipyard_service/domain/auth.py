@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import collections
+import functools
 import hashlib
 import secrets
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import jwt
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ..errors import BadRequest, Conflict, NotFound, Unauthorized
+from ..errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
 from ..store.models import Execution, StepExecution, User
 from .lifecycle import ACTIVE
 
@@ -97,11 +101,70 @@ def set_password(user: User, password: str) -> None:
     User.update(password_hash=generate_password_hash(password)).where(User.id == user.id).execute()
 
 
+@functools.cache
+def _decoy_hash() -> str:
+    """A hash checked when the email is unknown (or has no password), so that answering
+    takes as long as for a known account: timing does not tell which emails exist."""
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
 def check_password(email: str, password: str) -> User | None:
     user = User.get_or_none(User.email == email)
-    if user and user.password_hash and check_password_hash(user.password_hash, password):
-        return None if user.disabled else user
-    return None
+    stored = user.password_hash if user is not None and user.password_hash else None
+    matches = check_password_hash(stored or _decoy_hash(), password)
+    return user if stored and matches and not user.disabled else None
+
+
+class LoginThrottle:
+    """Failed logins counted per account and per client address over a sliding window;
+    past either limit, logins are refused (429) until the oldest failure ages out, even
+    with the right password. Kept by the app (Services), per API process."""
+
+    def __init__(self, per_account: int, per_address: int, window_s: float,
+                 clock: Callable[[], float] = time.monotonic):
+        self.limits = {"account": per_account, "address": per_address}
+        self.window_s = window_s
+        self.clock = clock
+        self._failures: dict[tuple[str, str], collections.deque] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: tuple[str, str], now: float) -> collections.deque:
+        failures = self._failures.setdefault(key, collections.deque())
+        while failures and failures[0] <= now - self.window_s:
+            failures.popleft()
+        return failures
+
+    def check(self, email: str, address: str) -> None:
+        now = self.clock()
+        with self._lock:
+            for kind, value in (("account", email.lower()), ("address", address)):
+                failures = self._recent((kind, value), now)
+                if len(failures) >= self.limits[kind]:
+                    wait = int(failures[0] + self.window_s - now) + 1
+                    raise TooManyRequests(
+                        f"Too many failed logins for this {kind}: try again in {wait} s",
+                        {"retry_after_s": wait})
+
+    def record(self, email: str, address: str, succeeded: bool) -> None:
+        now = self.clock()
+        with self._lock:
+            if succeeded:
+                self._failures.pop(("account", email.lower()), None)
+                return
+            for key in (("account", email.lower()), ("address", address)):
+                self._recent(key, now).append(now)
+            if len(self._failures) > 100_000:  # bounded memory under a spray of emails
+                self._failures = {k: v for k, v in self._failures.items()
+                                  if v and v[-1] > now - self.window_s}
+
+
+def log_in(throttle: LoginThrottle, email: str, password: str, address: str) -> User | None:
+    """The user whose email and password these are, None if wrong; TooManyRequests when
+    the account or the address failed too often lately."""
+    throttle.check(email, address)
+    user = check_password(email, password)
+    throttle.record(email, address, user is not None)
+    return user
 
 
 def get_user(user_id: str) -> User:

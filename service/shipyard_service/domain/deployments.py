@@ -12,6 +12,7 @@ from typing import Any
 import peewee
 from cachetools import TTLCache
 
+from .. import crypto
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from ..orchestrators.base import DeploymentSpec
 from ..store import prepared
@@ -165,7 +166,8 @@ def create_deployment(svc, environment: Environment, user_id: str, rule: str,
         deployment = Deployment.create(
             environment=environment, name=name, pipeline=pipeline, execution_rule=rule,
             mode=mode, description=description, endpoint_url_path=url_path,
-            endpoint_token=token, schedule=schedule, inputs_mapping=inputs,
+            endpoint_token=crypto.seal(token) if token else None, schedule=schedule,
+            inputs_mapping=inputs,
             outputs_mapping=outputs, enable_parallel_executions=parallel,
             max_parallel_executions_per_pod=max_parallel, replicas=replicas, ram_request=ram,
             gpu_request=gpu, status="up" if mode == "elastic" else "creation_pending",
@@ -282,7 +284,8 @@ def _mapping_view(items: list[dict], types: dict, kind: str) -> list[dict]:
     return view
 
 
-def deployment_to_dict(svc, deployment: Deployment) -> dict:
+def deployment_to_dict(svc, deployment: Deployment, with_token: bool = True) -> dict:
+    """`with_token=False` for an execution's token: step code reads no endpoint token."""
     declared_in, declared_out = pipeline_io(deployment.pipeline)
     types = {d["name"]: d for d in declared_in + declared_out}
     status, health, pods = current_status(svc, deployment)
@@ -298,8 +301,9 @@ def deployment_to_dict(svc, deployment: Deployment) -> dict:
         "updated_at": iso(deployment.updated_at), "updated_by": deployment.updated_by,
     }
     if deployment.execution_rule == "endpoint":
-        body.update(endpoint_url_path=deployment.endpoint_url_path,
-                    endpoint_token=deployment.endpoint_token)
+        body.update(endpoint_url_path=deployment.endpoint_url_path)
+        if with_token:
+            body.update(endpoint_token=endpoint_token(deployment))
     else:
         body.update(schedule=deployment.schedule,
                     human_readable_schedule=schedules.describe(deployment.schedule))
@@ -360,7 +364,7 @@ def _updated_mappings(current: list[dict], changes: Any, kind: str) -> list[dict
         if not isinstance(change, dict):
             raise BadRequest(f"Each {kind} mapping must be an object")
         name = change.get(f"pipeline_{kind}_name", change.get(f"step_{kind}_name"))
-        if name not in by_name:
+        if not isinstance(name, str) or name not in by_name:  # a list or object: unhashable
             raise BadRequest(f"Unknown pipeline {kind} {name!r}")
         existing = by_name[name]
         keys = [k for k in ("constant_value", "datastore_path", "endpoint_input_name",
@@ -387,11 +391,16 @@ def delete_deployment(svc, deployment: Deployment) -> dict:
     return {"name": deployment.name, "execution_rule": deployment.execution_rule}
 
 
+def endpoint_token(deployment: Deployment) -> str:
+    """The endpoint token in clear: stored sealed (crypto.py), like other secrets."""
+    return crypto.open_sealed(deployment.endpoint_token) if deployment.endpoint_token else ""
+
+
 def new_endpoint_token(deployment: Deployment) -> str:
     if deployment.execution_rule != "endpoint":
         raise BadRequest("Only endpoint deployments have a token")
     token = secrets.token_urlsafe(32)
-    Deployment.update(endpoint_token=token, updated_at=utcnow()).where(
+    Deployment.update(endpoint_token=crypto.seal(token), updated_at=utcnow()).where(
         Deployment.id == deployment.id).execute()
     _forget_endpoints()
     return token
@@ -404,20 +413,21 @@ def endpoint_deployment(environment: Environment, url_path: str, token: str | No
 
     key = (environment.id, url_path)
     with _endpoint_cache_lock:
-        deployment = _endpoint_cache.get(key)
+        deployment, expected = _endpoint_cache.get(key, (None, ""))
     if deployment is None:
         # One joined query: this is the hot path of every endpoint call.
         deployment = (Deployment.select(Deployment, Pipeline, Step).join(Pipeline).join(Step)
                       .where((Deployment.environment == environment)
                              & (Deployment.endpoint_url_path == url_path)).first())
         if deployment is not None:
+            expected = endpoint_token(deployment)  # opened once per cache entry
             with _endpoint_cache_lock:
-                _endpoint_cache[key] = deployment
+                _endpoint_cache[key] = (deployment, expected)
     if deployment is None:
         raise NotFound(f"Endpoint '{url_path}' not found", {"endpoint_url_path": url_path})
     if not token:
         raise Unauthorized("Missing endpoint token: send 'Authorization: EndpointToken <token>'")
-    if not secrets.compare_digest(deployment.endpoint_token or "", token):
+    if not expected or not secrets.compare_digest(expected, token):
         raise Forbidden("Invalid endpoint token")
     return deployment
 

@@ -49,7 +49,7 @@ def _parse(items: Any, kind: str, declared: list[dict], rule: str) -> dict[str, 
         if not isinstance(item, dict):
             raise BadRequest(f"'{where}' must be an object", {"field": where})
         name = item.get(f"pipeline_{io}_name", item.get(f"step_{io}_name"))
-        if name not in by_name:
+        if not isinstance(name, str) or name not in by_name:  # a list or object: unhashable
             raise BadRequest(
                 f"'{where}' names unknown pipeline {io} {name!r}",
                 {"field": where, "known": sorted(by_name)},

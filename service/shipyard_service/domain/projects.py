@@ -14,7 +14,7 @@ import peewee
 from .. import crypto
 from ..errors import BadRequest, Conflict, NotFound
 from ..store.db import database, utcnow
-from ..store.models import Environment, EnvironmentVariable, Project
+from ..store.models import Deployment, Environment, EnvironmentVariable, Project
 from .names import check_resource_name
 from .repositories import (
     check_deploy_key,
@@ -208,7 +208,10 @@ def seal_stored_secrets() -> int:
     legacy_projects = [p for p in Project.select()
                        if p.settings.get(SECRET_KEY) and not crypto.is_sealed(p.settings[SECRET_KEY])]
     legacy_values = [r for r in EnvironmentVariable.select() if not crypto.is_sealed(r.value)]
-    if not legacy_projects and not legacy_values:
+    legacy_tokens = [d for d in Deployment.select(Deployment.id, Deployment.endpoint_token)
+                     .where(Deployment.endpoint_token.is_null(False))
+                     if not crypto.is_sealed(d.endpoint_token)]
+    if not legacy_projects and not legacy_values and not legacy_tokens:
         return 0
     sqlite = isinstance(database.obj, peewee.SqliteDatabase)
     if sqlite:
@@ -216,7 +219,7 @@ def seal_stored_secrets() -> int:
         database.execute_sql("PRAGMA secure_delete = ON")
     try:
         with database.atomic():
-            count = _seal(legacy_projects, legacy_values)
+            count = _seal(legacy_projects, legacy_values, legacy_tokens)
     finally:
         if sqlite:
             database.execute_sql("PRAGMA secure_delete = OFF")
@@ -225,8 +228,13 @@ def seal_stored_secrets() -> int:
     return count
 
 
-def _seal(legacy_projects: list[Project], legacy_values: list[EnvironmentVariable]) -> int:
+def _seal(legacy_projects: list[Project], legacy_values: list[EnvironmentVariable],
+          legacy_tokens: list[Deployment]) -> int:
     count = 0
+    for deployment in legacy_tokens:  # endpoint tokens, in clear before issue 13
+        Deployment.update(endpoint_token=crypto.seal(deployment.endpoint_token)).where(
+            Deployment.id == deployment.id).execute()
+        count += 1
     for project in legacy_projects:
         project.settings = {**project.settings, SECRET_KEY: crypto.seal(project.settings[SECRET_KEY])}
         project.save()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 from pathlib import Path
 
@@ -78,6 +79,7 @@ def init_db(url: str) -> peewee.Database:
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///"):])
         path.parent.mkdir(parents=True, exist_ok=True)
+        _owner_only(path)
         db = LockedSqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, check_same_thread=False)
     else:
         # Pooled: requests and background threads return their connection instead of
@@ -94,6 +96,16 @@ def init_db(url: str) -> peewee.Database:
         db.create_tables(models.ALL_MODELS, safe=True)
         migrations.apply(db)
     return db
+
+
+def _owner_only(path: Path) -> None:
+    """The database file readable by the server's user only (0600), created so if new;
+    SQLite gives its -wal and -shm files the database file's mode. A file from an older
+    version (0644) is tightened too."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists():
+            os.chmod(file, 0o600)
 
 
 class Checkpointer:

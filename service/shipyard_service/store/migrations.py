@@ -107,11 +107,20 @@ def _0007_environment_retention(db: peewee.Database) -> None:
     _add_column(db, "environment", "retention_keep_last", peewee.IntegerField(null=True))
 
 
+def _0008_endpoint_token_sealed(db: peewee.Database) -> None:
+    """Endpoint tokens are stored sealed (crypto.py): a sealed chosen token can pass 255
+    characters, so the column becomes TEXT on PostgreSQL (SQLite does not bound VARCHAR).
+    The clear tokens already stored are sealed at the next start, once the encryption key
+    is loaded (projects.seal_stored_secrets): migrations run before it is."""
+    if not isinstance(db, peewee.SqliteDatabase):
+        db.execute_sql("ALTER TABLE deployment ALTER COLUMN endpoint_token TYPE TEXT")
+
+
 # Append migrations here; never edit one that has shipped.
 MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
                     _0003_list_metric_summary, _0004_pipeline_graphs,
                     _0005_project_memberships, _0006_store_indexes,
-                    _0007_environment_retention]
+                    _0007_environment_retention, _0008_endpoint_token_sealed]
 
 
 def apply(db: peewee.Database) -> None:

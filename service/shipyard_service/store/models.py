@@ -242,7 +242,7 @@ class Deployment(BaseModel):
     mode = peewee.CharField(default="elastic")  # elastic | low_latency
     description = peewee.TextField(null=True)
     endpoint_url_path = peewee.CharField(null=True)
-    endpoint_token = peewee.CharField(null=True)
+    endpoint_token = peewee.TextField(null=True)  # sealed (crypto.py)
     schedule = peewee.CharField(null=True)
     inputs_mapping = JSONField(default=list)
     outputs_mapping = JSONField(default=list)

@@ -15,12 +15,17 @@ csrf = CSRFProtect()
 def init_ui(app: Flask) -> None:
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked by the UI blueprint only
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid as long as the session
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", dt.timedelta(hours=12))
+    # Set, not setdefault: Flask defines these keys already, so setdefault changed nothing
+    # (no SameSite, 31-day sessions, never Secure).
     settings = app.config.get("SHIPYARD_SETTINGS")
-    if settings is not None and settings.public_url.startswith("https://"):
-        app.config.setdefault("SESSION_COOKIE_SECURE", True)  # served over TLS: cookie too
+    app.config.update(
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_HTTPONLY=True,
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(
+            seconds=settings.ui_session_lifetime_s if settings is not None else 12 * 3600),
+        # Served over TLS (the public URL is https): the cookie never travels in clear.
+        SESSION_COOKIE_SECURE=bool(settings and settings.public_url.startswith("https://")),
+    )
     csrf.init_app(app)
 
     from . import (  # noqa: F401  (each module adds its routes to the blueprint)

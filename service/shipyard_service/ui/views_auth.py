@@ -6,9 +6,9 @@ from flask import flash, redirect, render_template, request, session, url_for
 
 from ..bootstrap import read_credentials, write_credentials
 from ..domain import auth
-from ..errors import ShipyardError
+from ..errors import ShipyardError, TooManyRequests
 from .blueprint import bp
-from .services import settings
+from .services import services, settings
 from .session import current_user, log_in, log_out
 
 
@@ -23,17 +23,23 @@ def _safe_next(target: str | None) -> str:
 def login():
     error = None
     email = ""
+    status = 200
     if request.method == "POST":
         email = (request.form.get("email") or "").strip()
         password = request.form.get("password") or ""
-        user = auth.check_password(email, password) if email and password else None
+        status = 401
+        try:
+            user = (auth.log_in(services().login_throttle, email, password,
+                                request.remote_addr or "") if email and password else None)
+        except TooManyRequests as exc:
+            user, error, status = None, exc.message, exc.status_code
         if user is not None:
             log_in(user)
             return redirect(_safe_next(request.form.get("next")))
-        error = "Wrong email or password."
+        error = error or "Wrong email or password."
     elif current_user() is not None:
         return redirect(_safe_next(request.args.get("next")))
-    status = 401 if error else 200
+    status = status if error else 200
     return render_template("login.html", error=error, email=email,
                            next=request.values.get("next", "")), status
 

@@ -1,0 +1,70 @@
+"""Limits every request meets before its handler runs: body size (except the streamed
+uploads) and JSON nesting. Without them an unauthenticated caller could make the server
+read a body of any size, and deeply nested JSON ended in a RecursionError (a 500)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask, request
+
+from .config import Settings
+from .errors import BadRequest, PayloadTooLarge
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def streamed_upload(view: View) -> View:
+    """Marks a route whose body is a file streamed to disk: no size limit here (the
+    route or its store bounds what it keeps)."""
+    view.streamed_upload = True  # type: ignore[attr-defined]
+    return view
+
+
+def too_deep(value: Any, limit: int) -> bool:
+    """Whether lists and objects nest more than `limit` levels (without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def nesting_error(limit: int) -> BadRequest:
+    return BadRequest(f"The request's JSON nests more than {limit} levels deep",
+                      {"max_depth": limit})
+
+
+def install(app: Flask, settings: Settings) -> None:
+    @app.before_request
+    def _limit_request() -> None:
+        view = app.view_functions.get(request.endpoint or "")
+        if getattr(view, "streamed_upload", False) and not request.is_json:
+            return  # files streamed to disk; a JSON body (endpoint inputs) is read whole
+        limit = settings.max_request_bytes
+        request.max_content_length = limit  # also bounds bodies sent without a length
+        if request.content_length is not None and request.content_length > limit:
+            raise PayloadTooLarge(f"The request body is over the {limit} bytes limit",
+                                  {"size": request.content_length, "limit": limit})
+        if request.is_json:
+            data = request.get_data(cache=True)
+            if not data:
+                return
+            try:
+                value = json.loads(data)
+            except RecursionError:
+                raise nesting_error(settings.max_json_depth) from None
+            except ValueError:
+                return  # malformed: the route answers it in its own words
+            if too_deep(value, settings.max_json_depth):
+                raise nesting_error(settings.max_json_depth)
