@@ -272,5 +272,9 @@ def test_logins_are_throttled_and_unknown_emails_take_as_long(tmp_path):
         for i in range(11):
             assert _ui_login(server.url, f"spray{i}@example.com", "x" * 8).status_code == 401
         assert _ui_login(server.url, "other@example.com", "x" * 8).status_code == 429
+        # Counted in the store: a restart (or another API process) forgets nothing.
+        server.stop()
+        server.start()
+        assert _ui_login(server.url, admin, password).status_code == 429
     finally:
         server.stop()

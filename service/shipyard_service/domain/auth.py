@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import collections
+import datetime as dt
 import functools
 import hashlib
 import secrets
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -16,7 +15,8 @@ import jwt
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
-from ..store.models import Execution, StepExecution, User
+from ..store.db import utcnow
+from ..store.models import Execution, LoginFailure, StepExecution, User
 from .lifecycle import ACTIVE
 
 
@@ -116,46 +116,44 @@ def check_password(email: str, password: str) -> User | None:
 
 
 class LoginThrottle:
-    """Failed logins counted per account and per client address over a sliding window;
-    past either limit, logins are refused (429) until the oldest failure ages out, even
-    with the right password. Kept by the app (Services), per API process."""
+    """Failed logins counted per account and per client address over a sliding window, in
+    the store (LoginFailure): past either limit, logins are refused (429) until the oldest
+    failure ages out, even with the right password."""
 
     def __init__(self, per_account: int, per_address: int, window_s: float,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], dt.datetime] = utcnow):
         self.limits = {"account": per_account, "address": per_address}
-        self.window_s = window_s
+        self.window = dt.timedelta(seconds=window_s)
         self.clock = clock
-        self._failures: dict[tuple[str, str], collections.deque] = {}
-        self._lock = threading.Lock()
 
-    def _recent(self, key: tuple[str, str], now: float) -> collections.deque:
-        failures = self._failures.setdefault(key, collections.deque())
-        while failures and failures[0] <= now - self.window_s:
-            failures.popleft()
-        return failures
+    @staticmethod
+    def _keys(email: str, address: str) -> dict[str, str]:
+        return {"account": f"account:{email.strip().lower()[:200]}",
+                "address": f"address:{address[:64]}"}
 
     def check(self, email: str, address: str) -> None:
         now = self.clock()
-        with self._lock:
-            for kind, value in (("account", email.lower()), ("address", address)):
-                failures = self._recent((kind, value), now)
-                if len(failures) >= self.limits[kind]:
-                    wait = int(failures[0] + self.window_s - now) + 1
-                    raise TooManyRequests(
-                        f"Too many failed logins for this {kind}: try again in {wait} s",
-                        {"retry_after_s": wait})
+        for kind, key in self._keys(email, address).items():
+            recent = (LoginFailure.select(LoginFailure.at)
+                      .where((LoginFailure.key == key) & (LoginFailure.at > now - self.window))
+                      .order_by(LoginFailure.at.desc()).limit(self.limits[kind]))
+            times = [row.at for row in recent]
+            if len(times) >= self.limits[kind]:
+                wait = int((times[-1] + self.window - now).total_seconds()) + 1
+                raise TooManyRequests(
+                    f"Too many failed logins for this {kind}: try again in {wait} s",
+                    {"retry_after_s": wait})
 
     def record(self, email: str, address: str, succeeded: bool) -> None:
+        keys = self._keys(email, address)
         now = self.clock()
-        with self._lock:
+        with LoginFailure._meta.database.atomic():
             if succeeded:
-                self._failures.pop(("account", email.lower()), None)
+                LoginFailure.delete().where(LoginFailure.key == keys["account"]).execute()
                 return
-            for key in (("account", email.lower()), ("address", address)):
-                self._recent(key, now).append(now)
-            if len(self._failures) > 100_000:  # bounded memory under a spray of emails
-                self._failures = {k: v for k, v in self._failures.items()
-                                  if v and v[-1] > now - self.window_s}
+            LoginFailure.insert_many([{"key": key, "at": now} for key in keys.values()]).execute()
+            # Old failures count no more: dropped as new ones come (the table stays small).
+            LoginFailure.delete().where(LoginFailure.at <= now - self.window).execute()
 
 
 def log_in(throttle: LoginThrottle, email: str, password: str, address: str) -> User | None:

@@ -116,11 +116,19 @@ def _0008_endpoint_token_sealed(db: peewee.Database) -> None:
         db.execute_sql("ALTER TABLE deployment ALTER COLUMN endpoint_token TYPE TEXT")
 
 
+def _0009_login_failures(db: peewee.Database) -> None:
+    """Failed logins, counted per account and per address by the login throttle."""
+    from .models import LoginFailure
+
+    db.create_tables([LoginFailure], safe=True)
+
+
 # Append migrations here; never edit one that has shipped.
 MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
                     _0003_list_metric_summary, _0004_pipeline_graphs,
                     _0005_project_memberships, _0006_store_indexes,
-                    _0007_environment_retention, _0008_endpoint_token_sealed]
+                    _0007_environment_retention, _0008_endpoint_token_sealed,
+                    _0009_login_failures]
 
 
 def apply(db: peewee.Database) -> None:

@@ -337,6 +337,17 @@ class Membership(BaseModel):
         indexes = ((("project", "user"), True),)
 
 
+class LoginFailure(BaseModel):
+    """A failed login (domain/auth.LoginThrottle), once under its account and once under
+    its client address: in the store, so every API process and restart sees them."""
+
+    key = peewee.CharField()  # "account:<email>" | "address:<ip>"
+    at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("key", "at"), False),)
+
+
 # Models added by later features go above this line and into ALL_MODELS.
 ALL_MODELS = [
     SchemaVersion,
@@ -359,4 +370,5 @@ ALL_MODELS = [
     PipelineStep,
     StepExecution,
     Membership,
+    LoginFailure,
 ]

@@ -83,8 +83,10 @@ class EnvironmentBuilder:
             req_file = tmp / "requirements.txt"
             req_file.write_text(requirements + "\n" + "\n".join(BASE_PACKAGES) + "\n")
             log("Installing requirements:\n" + (requirements.strip() or "(none)"))
-            self._run([self.uv, "pip", "install", "--python", str(tmp / "bin" / "python"),
-                       "-r", str(req_file)], env, log)
+            # Bytecode compiled now: a sandboxed runner sees the environment read-only and
+            # would otherwise compile every module it imports at every start.
+            self._run([self.uv, "pip", "install", "--compile-bytecode", "--python",
+                       str(tmp / "bin" / "python"), "-r", str(req_file)], env, log)
             (tmp / ".ready").write_text(python)
             os.rename(tmp, target)
         except BaseException:
