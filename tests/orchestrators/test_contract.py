@@ -50,11 +50,13 @@ def run():
 
 RESIDENT = '''
 import os
-LOADED = os.getpid()
+# One number per import of the module: a pid would not tell processes apart inside the
+# sandbox's pid namespace, where every runner sees the same small pid.
+LOADED = int.from_bytes(os.urandom(6), "big")
 print("module imported")
 
 def run(x=1):
-    return {"pid": LOADED, "double": x * 2}
+    return {"load_id": LOADED, "double": x * 2}
 '''
 
 
@@ -231,7 +233,7 @@ def test_low_latency_replicas_serve_dispatched_executions_and_reload(harness):
     results = []
     for value in (1, 2, 3):
         launch = harness.launch(env_key, code_dir, inputs={"x": value},
-                                outputs=[{"name": "pid", "data_type": "number"},
+                                outputs=[{"name": "load_id", "data_type": "number"},
                                          {"name": "double", "data_type": "number"}])
         harness.orchestrator.dispatch(41, launch)
         results.append(_finished(harness, launch))
@@ -239,7 +241,7 @@ def test_low_latency_replicas_serve_dispatched_executions_and_reload(harness):
 
     # update_deployment: a new generation replaces the resident runners, so the module is
     # imported again (a new process) and executions then run there.
-    old_pids = {r["outputs"]["pid"] for r in results}
+    old_loads = {r["outputs"]["load_id"] for r in results}
     harness.orchestrator.ensure_deployment(harness.spec(41, env_key, code_dir, replicas=2,
                                                         max_parallel=2, generation=2))
     deadline = time.monotonic() + 120
@@ -247,12 +249,12 @@ def test_low_latency_replicas_serve_dispatched_executions_and_reload(harness):
         assert time.monotonic() < deadline, "the runners were not reloaded"
         if harness.orchestrator.deployment_state(41).status == "up":
             launch = harness.launch(env_key, code_dir, inputs={"x": 5},
-                                    outputs=[{"name": "pid", "data_type": "number"},
+                                    outputs=[{"name": "load_id", "data_type": "number"},
                                              {"name": "double", "data_type": "number"}])
             harness.orchestrator.dispatch(41, launch)
             result = _finished(harness, launch)
             assert result["outputs"]["double"] == 10
-            if result["outputs"]["pid"] not in old_pids:
+            if result["outputs"]["load_id"] not in old_loads:
                 break
         time.sleep(0.5)
 
