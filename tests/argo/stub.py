@@ -104,6 +104,61 @@ class LocalPod:
             self.proc.wait(10)
 
 
+class DagRun:
+    """A workflow whose entrypoint is a DAG: each task a LocalPod, started once every task
+    it depends on succeeded; a task after a failed one is omitted, as Argo does."""
+
+    def __init__(self, name: str, tasks: list[dict], templates: dict[str, dict], cwd: Path,
+                 start_pod):
+        self.name = name
+        self.tasks = tasks
+        self.templates = templates
+        self.cwd = cwd
+        self.start_pod = start_pod  # (task name, container template, cwd) -> LocalPod
+        self.pods: dict[str, LocalPod] = {}
+        self.phases: dict[str, str | None] = {t["name"]: None for t in tasks}
+        self.order: list[str] = []  # the order tasks started in
+        self.started = time.monotonic()
+        self.deadline = 0.0
+
+    def step(self) -> str | None:
+        """Advance; the workflow's final phase once every task is done."""
+        for task, pod in self.pods.items():
+            if self.phases[task] == "Running" and pod.proc.poll() is not None:
+                self.phases[task] = "Succeeded" if pod.proc.returncode == 0 else "Failed"
+        for task in self.tasks:
+            name, deps = task["name"], task.get("dependencies") or []
+            if self.phases[name] is not None:
+                continue
+            if any(self.phases[d] in ("Failed", "Omitted") for d in deps):
+                self.phases[name] = "Omitted"
+            elif all(self.phases[d] == "Succeeded" for d in deps):
+                cwd = self.cwd / name
+                cwd.mkdir(parents=True, exist_ok=True)
+                self.pods[name] = self.start_pod(f"{self.name}-{name}",
+                                                 self.templates[task["template"]], cwd)
+                self.phases[name] = "Running"
+                self.order.append(name)
+        if any(p in (None, "Running") for p in self.phases.values()):
+            return None
+        return "Succeeded" if all(p == "Succeeded" for p in self.phases.values()) else "Failed"
+
+    def nodes(self) -> dict:
+        return {f"{self.name}-{task}": {
+            "id": f"{self.name}-{task}", "name": f"{self.name}.{task}", "displayName": task,
+            "type": "Pod" if phase != "Omitted" else "Skipped", "phase": phase or "Pending",
+            **({"outputs": {"exitCode": str(self.pods[task].proc.returncode)}}
+               if task in self.pods and self.pods[task].proc.returncode is not None else {})}
+            for task, phase in self.phases.items()}
+
+    def log(self) -> str:
+        return "".join(self.pods[task].log() for task in self.order)
+
+    def kill(self) -> None:
+        for pod in self.pods.values():
+            pod.kill()
+
+
 class ClusterStub:
     namespace = "shipyard"
 
@@ -436,6 +491,11 @@ class ClusterStub:
                 self._watch_pod(workflow)
 
     def _resolved_template(self, workflow: dict) -> dict:
+        merged = self._resolved_spec(workflow)
+        entry = merged.get("entrypoint")
+        return next(t for t in merged["templates"] if t["name"] == entry)
+
+    def _resolved_spec(self, workflow: dict) -> dict:
         spec = workflow.get("spec") or {}
         ref = spec.get("workflowTemplateRef")
         base = copy.deepcopy(self._get("workflowtemplates", ref["name"])["spec"]) if ref else {}
@@ -447,9 +507,7 @@ class ClusterStub:
         text = json.dumps(merged)
         for key, value in params.items():
             text = text.replace("{{workflow.parameters.%s}}" % key, json.dumps(value)[1:-1])
-        merged = json.loads(text)
-        entry = merged.get("entrypoint")
-        return next(t for t in merged["templates"] if t["name"] == entry)
+        return json.loads(text)
 
     def _env(self, container: dict) -> dict:
         env = {}
@@ -479,8 +537,16 @@ class ClusterStub:
         status = workflow["status"]
         try:
             template = self._resolved_template(workflow)
-            container = template["container"]
             cwd = Path(tempfile.mkdtemp(prefix=name + "-", dir=self.work))
+            if "dag" in template:
+                templates = {t["name"]: t for t in self._resolved_spec(workflow)["templates"]}
+                pod = DagRun(name, template["dag"]["tasks"], templates, cwd,
+                             self._container_pod)
+                with self._lock:
+                    self.pods[name] = pod
+                    status.update(phase="Running", startedAt=_now())
+                return
+            container = template["container"]
             if (workflow["metadata"].get("labels") or {}).get("shipyard.io/kind") == "build":
                 pod = self._build_pod(name, template, cwd)
             else:
@@ -496,6 +562,13 @@ class ClusterStub:
         with self._lock:
             self.pods[name] = pod
             status.update(phase="Running", startedAt=_now())
+
+    def _container_pod(self, name: str, template: dict, cwd: Path) -> LocalPod:
+        container = dict(template["container"], _pod_name=name)
+        env = {**self._image_env(container["image"]), **self._env(container)}
+        argv = [sys.executable if a == "python" else a
+                for a in container.get("command", [])] + container.get("args", [])
+        return LocalPod(name, argv, env, cwd)
 
     def _build_pod(self, name: str, template: dict, cwd: Path) -> LocalPod:
         """Fetch the context for real (the init container's own script), then 'kaniko'."""
@@ -526,6 +599,23 @@ class ClusterStub:
         with self._lock:
             pod = self.pods.get(name)
         if pod is None:
+            return
+        if isinstance(pod, DagRun):
+            try:
+                phase = pod.step()
+            except Invalid as exc:  # e.g. an image never built: the workflow fails
+                pod.kill()
+                phase = "Failed"
+                workflow["status"]["message"] = str(exc)
+            with self._lock:
+                if workflow["status"].get("phase") in FINAL:
+                    return
+                workflow["status"]["nodes"] = pod.nodes()
+                if phase is not None:
+                    workflow["status"].update(
+                        phase=phase, finishedAt=_now(),
+                        message=workflow["status"].get("message")
+                        or (None if phase == "Succeeded" else "child failed"))
             return
         code = pod.proc.poll()
         if code is None:

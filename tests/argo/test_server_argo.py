@@ -275,10 +275,11 @@ def _io_fields(inputs, outputs) -> dict:
     return fields
 
 
-def test_diamond_runs_as_one_workflow_per_step(argo_api, cluster):
-    """Issue 11 on the cluster backend: the graph scheduler above the orchestrator starts
-    one Workflow per step; each pod fetches its step's job (inputs from upstream steps as
-    signed URLs) and reports with its step's token."""
+def test_diamond_runs_as_one_dag_workflow(argo_api, cluster):
+    """Issue 11 on the cluster backend: a multi-step pipeline is one WorkflowTemplate with
+    a DAG entrypoint (a task per step, dependencies from the connections); an execution is
+    one Workflow referencing it. Each task's pod fetches its step's job (inputs from
+    upstream steps: values, files as signed URLs) and reports with its step's token."""
     from ..integration.test_pipeline_graphs import CODE as GRAPH_CODE
 
     declared = {
@@ -308,8 +309,40 @@ def test_diamond_runs_as_one_workflow_per_step(argo_api, cluster):
     body = argo_api.request("GET", f"/executions/{execution_id}").json()
     assert [(s["name"], s["status"]) for s in body["steps"]] == [
         (f"argo-{s}", "Succeeded") for s in "abcd"]
-    annotated = {w["metadata"]["annotations"]["shipyard.io/execution-id"]
-                 for w in cluster.objects["workflows"].values()
-                 if w["metadata"].get("annotations", {}).get("shipyard.io/execution-id", "")
-                 .startswith(execution_id)}
-    assert annotated == {f"{execution_id}.argo-{s}" for s in "abcd"}
+    [workflow] = [w for w in cluster.objects["workflows"].values()
+                  if w["metadata"].get("annotations", {}).get("shipyard.io/execution-id", "")
+                  .startswith(execution_id)]
+    template = cluster.objects["workflowtemplates"][
+        workflow["spec"]["workflowTemplateRef"]["name"]]
+    [dag] = [t["dag"] for t in template["spec"]["templates"]
+             if t["name"] == template["spec"]["entrypoint"]]
+    assert {t["name"]: sorted(t.get("dependencies") or []) for t in dag["tasks"]} == {
+        "argo-a": [], "argo-b": ["argo-a"], "argo-c": ["argo-a"],
+        "argo-d": ["argo-b", "argo-c"]}
+    order = cluster.pods[workflow["metadata"]["name"]].order
+    assert order[0] == "argo-a" and order[-1] == "argo-d", order
+    steps = {s["name"]: s for s in body["steps"]}
+    assert steps["argo-b"]["inputs"][0]["source"] == {"step_name": "argo-a",
+                                                      "output_name": "num"}
+
+    # A failing middle step: the DAG stops there, what follows is Skipped.
+    for name, code in (("argo-bad", "def bad(num):\n    raise ValueError('no')\n"),):
+        body = create_step_http(argo_api, name, {"steps.py": code}, function_path="steps.py",
+                                function_name="bad",
+                                fields=_io_fields([("num", "number")], [("b_out", "number")]))
+        assert body["creation_info"]["status"] == "ready", body
+    created = argo_api.request("POST", "/pipelines", json={
+        "pipeline_name": "argo-broken", "step_names": ["argo-a", "argo-bad", "argo-d", "argo-c"],
+        "connections": [{"source": "argo-a.num", "target": "argo-bad.num"},
+                        {"source": "argo-a.data", "target": "argo-c.data"},
+                        {"source": "argo-bad.b_out", "target": "argo-d.b_out"},
+                        {"source": "argo-c.c_file", "target": "argo-d.c_file"}]})
+    assert created.status_code == 201, created.text
+    run = argo_api.request("POST", "/pipelines/argo-broken/run",
+                           data={"json_inputs": json.dumps({"text": "x"})})
+    assert run.status_code == 200, run.text
+    failed = _wait_execution(argo_api, run.json()["execution_id"], 90)
+    assert failed["status"] == "Failed" and "Step 'argo-bad' failed" in failed["error"]
+    assert {s["name"]: s["status"] for s in failed["steps"]} == {
+        "argo-a": "Succeeded", "argo-bad": "Failed", "argo-c": "Succeeded",
+        "argo-d": "Skipped"}

@@ -105,7 +105,8 @@ def job(execution_id: str):
     inputs = {}
     if execution.step_run is not None:  # one step of a multi-step execution
         step = graph_runs.step_of(execution, execution.step_run.step_name)
-        for name, value in graph_runs.job_inputs(svc, execution, execution.step_run).items():
+        row = graph_runs.begin_step(svc, execution, execution.step_run)
+        for name, value in graph_runs.job_inputs(svc, execution, row).items():
             inputs[name] = ({"url": signed(Path(value["path"]))}
                             if isinstance(value, dict) and "path" in value else value)
     else:

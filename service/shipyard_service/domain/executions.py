@@ -358,9 +358,14 @@ def _place_outputs(svc, execution: Execution, outputs: list[dict], values: dict)
 
 
 def runner_exited(svc, execution_id: str, return_code: int, detail: str) -> None:
-    reason = f"The runner exited with code {return_code} before reporting a result"
-    if detail:
-        reason += f": {detail[-4000:]}"
+    from .graph_runs import failed_step_reason
+
+    # A graph the backend ran (one Workflow) ends failed after a step failed: name it.
+    reason = failed_step_reason(execution_id) if return_code else None
+    if reason is None:
+        reason = f"The runner exited with code {return_code} before reporting a result"
+        if detail:
+            reason += f": {detail[-4000:]}"
     mark_failed(svc, execution_id, reason)
 
 

@@ -16,7 +16,7 @@ import shutil
 from typing import Any
 
 from ..errors import BadRequest
-from ..orchestrators.base import Launch
+from ..orchestrators.base import GraphLaunch, Launch
 from ..store.db import database, utcnow
 from ..store.models import Environment, Execution, Pipeline, StepExecution
 from . import envvars
@@ -47,21 +47,41 @@ def start(svc, environment: Environment, user_id: str, pipeline: Pipeline, execu
     """Record the execution and its steps (one transaction), then start what can start.
     `resident_deployment_id`: a low-latency deployment, whose resident runner of each step
     takes that step."""
-    from .pipelines import steps_of
+    from .pipelines import graph_of, steps_of
 
     steps = steps_of(pipeline)
+    # A backend that runs graphs itself (Argo: a DAG WorkflowTemplate) gets the whole graph
+    # at once, every step's token made now; else this module starts each step in turn.
+    whole = svc.orchestrator.runs_graphs and resident_deployment_id is None
+    tokens = {step.name: new_secret("exe") for step in steps} if whole else {}
     with database.atomic():
         Execution.create(
             execution_id=execution_id, environment=environment, pipeline_name=pipeline.name,
             deployment_name=deployment_name, step_name=None, inputs=inputs, outputs=outputs,
             status=ExecutionStatus.PENDING.value, created_by=user_id,
             step_info={"steps": [s.name for s in steps],
-                       "resident_deployment_id": resident_deployment_id})
+                       "resident_deployment_id": resident_deployment_id,
+                       "backend_runs_graph": whole})
         StepExecution.insert_many([
             {"execution": execution_id, "step_name": step.name, "position": index,
-             "status": StepExecutionStatus.PENDING.value}
+             "status": StepExecutionStatus.PENDING.value,
+             "token_hash": hash_token(tokens[step.name]) if whole else None}
             for index, step in enumerate(steps)]).execute()
-    advance(svc, execution_id)
+    if whole:
+        from .executions import mark_failed
+
+        graph = graph_of(pipeline)
+        environment_url = svc.environment_url(environment.project.name, environment.name)
+        try:
+            svc.orchestrator.start_graph(GraphLaunch(
+                execution_id=execution_id, environment_url=environment_url,
+                steps=[(s.name, s.env_key or "", tokens[s.name]) for s in steps],
+                upstream={name: sorted(ups) for name, ups in graph.upstream.items()}))
+        except Exception as exc:  # the backend refused: nothing may stay pending
+            mark_failed(svc, execution_id, f"Could not start the execution: {exc}")
+            raise
+    else:
+        advance(svc, execution_id)
     return Execution.get_by_id(execution_id)
 
 
@@ -80,38 +100,60 @@ def advance(svc, execution_id: str) -> None:
                                     & (Pipeline.name == execution.pipeline_name))
     rows = {r.step_name: r for r in rows_of(execution_id)}
     if pipeline is None:
-        _fail(svc, execution_id, rows, "The pipeline was deleted while it ran")
+        _skip(svc, execution_id, rows, set(rows))
+        _fail_when_idle(svc, execution_id, "The pipeline was deleted while it ran")
         return
+    graph = graph_of(pipeline)
     failed = [r for r in rows.values() if r.status == StepExecutionStatus.FAILED.value]
     if failed:
-        _fail(svc, execution_id, rows,
-              f"Step '{failed[0].step_name}' failed: {failed[0].error or 'unknown error'}")
-        return
+        # What depends on a failed step can no longer run; other branches go on.
+        _skip(svc, execution_id, rows,
+              set().union(*(graph.downstream(r.step_name) for r in failed)))
     done = StepExecutionStatus.SUCCEEDED.value
     if all(r.status == done for r in rows.values()):
         _succeed(svc, execution, rows)
         return
-    graph = graph_of(pipeline)
-    steps = {s.name: s for s in steps_of(pipeline)}
-    for name in graph.order:
-        row = rows[name]
-        if row.status == StepExecutionStatus.PENDING.value and all(
-                rows[up].status == done for up in graph.upstream[name]):
-            _launch(svc, execution, graph, steps[name], row, rows)
+    if not execution.step_info.get("backend_runs_graph"):
+        # (A backend running the graph starts the steps itself; each begins when its
+        # runner asks for its job.)
+        steps = {s.name: s for s in steps_of(pipeline)}
+        for name in graph.order:
+            row = rows[name]
+            if row.status == StepExecutionStatus.PENDING.value and all(
+                    rows[up].status == done for up in graph.upstream[name]):
+                _launch(svc, execution, graph, steps[name], row, rows)
+    if failed:
+        first = failed[0]
+        _fail_when_idle(svc, execution_id,
+                        f"Step '{first.step_name}' failed: {first.error or 'unknown error'}")
 
 
-def _fail(svc, execution_id: str, rows: dict[str, StepExecution], reason: str) -> None:
+def failed_step_reason(execution_id: str) -> str | None:
+    row = (StepExecution.select().where((StepExecution.execution == execution_id)
+                                        & (StepExecution.status
+                                           == StepExecutionStatus.FAILED.value))
+           .order_by(StepExecution.end_date).first())
+    return f"Step '{row.step_name}' failed: {row.error or 'unknown error'}" if row else None
+
+
+def _skip(svc, execution_id: str, rows: dict[str, StepExecution], names: set[str]) -> None:
     now = utcnow()
-    for row in rows.values():
-        if row.status == StepExecutionStatus.PENDING.value:
-            transition(svc, StepExecution, {"id": row.id}, StepExecutionStatus.SKIPPED,
-                       execution_id, {"end_date": now})
-    # The execution ends once no step runs: their runners report to a running execution.
+    for name in names:
+        row = rows[name]
+        if row.status == StepExecutionStatus.PENDING.value and transition(
+                svc, StepExecution, {"id": row.id}, StepExecutionStatus.SKIPPED, execution_id,
+                {"end_date": now}):
+            row.status = StepExecutionStatus.SKIPPED.value
+
+
+def _fail_when_idle(svc, execution_id: str, reason: str) -> None:
+    """The execution fails once no step is pending or running (their runners report to a
+    running execution; a step still to start is started by whoever finishes last)."""
     still = StepExecution.select().where((StepExecution.execution == execution_id)
                                          & (StepExecution.status.in_(ACTIVE))).exists()
     if not still:
         transition(svc, Execution, {"execution_id": execution_id}, ExecutionStatus.FAILED,
-                   execution_id, {"error": reason, "end_date": now})
+                   execution_id, {"error": reason, "end_date": utcnow()})
 
 
 def _succeed(svc, execution: Execution, rows: dict[str, StepExecution]) -> None:
@@ -221,6 +263,25 @@ def step_of(execution: Execution, step_name: str):
 
     pipeline = get_pipeline(execution.environment, execution.pipeline_name)
     return next(s for s in steps_of(pipeline) if s.name == step_name)
+
+
+def begin_step(svc, execution: Execution, row: StepExecution) -> StepExecution:
+    """A step the backend started itself asks for its job: it is now Running, with the
+    inputs its upstream steps left (recorded as `_launch` records them)."""
+    from .pipelines import get_pipeline, graph_of, steps_of
+
+    if row.status != StepExecutionStatus.PENDING.value:
+        return row
+    pipeline = get_pipeline(execution.environment, execution.pipeline_name)
+    step = next(s for s in steps_of(pipeline) if s.name == row.step_name)
+    rows = {r.step_name: r for r in rows_of(execution.execution_id)}
+    items, _ = _step_inputs(svc, execution, graph_of(pipeline), step, rows)
+    now = utcnow()
+    transition(svc, StepExecution, {"id": row.id}, StepExecutionStatus.RUNNING,
+               execution.execution_id, {"start_date": now, "inputs": items})
+    transition(svc, Execution, {"execution_id": execution.execution_id},
+               ExecutionStatus.RUNNING, execution.execution_id, {"start_date": now})
+    return step_row(execution.execution_id, row.step_name)
 
 
 def job_inputs(svc, execution: Execution, row: StepExecution) -> dict:

@@ -49,6 +49,17 @@ class Launch:
 
 
 @dataclass(frozen=True)
+class GraphLaunch:
+    """A whole multi-step execution, for a backend that runs graphs itself
+    (`Orchestrator.runs_graphs`): each step's runner fetches its job with its own token."""
+
+    execution_id: str
+    environment_url: str
+    steps: list[tuple[str, str, str]]  # (step_name, env_key, token) in the pipeline's order
+    upstream: dict[str, list[str]]  # step -> the steps it waits for
+
+
+@dataclass(frozen=True)
 class DeploymentSpec:
     """What a backend needs to keep a deployment running: a schedule (periodic rule) or
     resident runners (low-latency mode). Elastic endpoint deployments need nothing."""
@@ -125,6 +136,9 @@ class Orchestrator(ABC):
     # True when runners live outside the API process (a cluster): restarting or stopping
     # the API must then leave executions alone; the backend's status sync adopts them.
     executions_survive_restart = False
+    # True when the backend runs a multi-step execution's graph itself (start_graph): the
+    # domain then only records what the steps report. Else the domain starts each step.
+    runs_graphs = False
 
     def bind(self, callbacks: Callbacks) -> None:
         self.callbacks = callbacks
@@ -142,6 +156,10 @@ class Orchestrator(ABC):
     @abstractmethod
     def start_execution(self, launch: Launch) -> None:
         """Start asynchronously; the runner reports its result to the API itself."""
+
+    def start_graph(self, graph: GraphLaunch) -> None:
+        """Start a multi-step execution as one graph (only when `runs_graphs`)."""
+        raise NotImplementedError
 
     @abstractmethod
     def cancel_execution(self, execution_id: str) -> None:

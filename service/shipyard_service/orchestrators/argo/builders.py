@@ -6,6 +6,7 @@ Kubernetes kinds with the `kubernetes` client's models, serialised offline.
 
     step image      WorkflowTemplate  shipyard-step-<digest>   (one per step image)
     execution       Workflow          shipyard-exe-<id>        (workflowTemplateRef + Secret)
+    pipeline graph  WorkflowTemplate  shipyard-pipe-<digest>   (DAG entrypoint, task per step)
     step build      Workflow          shipyard-build-<digest>  (fetch context, kaniko)
     periodic        CronWorkflow      shipyard-dep-<id>        (HTTP tick to the API)
     low-latency     Deployment        shipyard-dep-<id>        (+ Service, + Secret)
@@ -18,6 +19,7 @@ import json
 from dataclasses import dataclass
 
 from hera.workflows import (
+    DAG,
     HTTP,
     Container,
     CronWorkflow,
@@ -25,6 +27,7 @@ from hera.workflows import (
     Parameter,
     Resources,
     SecretEnv,
+    Task,
     UserContainer,
     Workflow,
     WorkflowTemplate,
@@ -165,6 +168,26 @@ def build_workflow(cfg: ClusterConfig, digest: str, image: str, recipe: ImageRec
 
 
 # Elastic executions -------------------------------------------------------------------------
+def _runner_container(cfg: ClusterConfig, name: str, image: str, token_key: str) -> Container:
+    """`python -m shipyard_runner run` as the step user: it fetches its job from the API
+    (inputs, code) and reports back; its token is read from the execution's Secret."""
+    return Container(
+        name=name, image=image, command=["python", "-m", "shipyard_runner"],
+        security_context=SecurityContext(
+            run_as_non_root=True, allow_privilege_escalation=False,
+            capabilities=Capabilities(drop=["ALL"])),
+        args=["run", "--execution-id", "{{workflow.parameters.execution-id}}"],
+        env=[
+            Env(name="SHIPYARD_API_URL", value="{{workflow.parameters.api-url}}"),
+            SecretEnv(name="SHIPYARD_EXECUTION_TOKEN",
+                      secret_name="{{workflow.parameters.token-secret}}",
+                      secret_key=token_key),
+        ],
+        resources=Resources(cpu_request=EXECUTION_REQUESTS["cpu"],
+                            memory_request=EXECUTION_REQUESTS["memory"]),
+        active_deadline_seconds=str(cfg.execution_timeout_s))
+
+
 def step_template(cfg: ClusterConfig, image: str) -> dict:
     """The WorkflowTemplate of a step image: `python -m shipyard_runner run` fetches the job
     (inputs as signed URLs, code as a signed URL) from the API and reports back to it. The
@@ -185,22 +208,67 @@ def step_template(cfg: ClusterConfig, image: str) -> dict:
         ttl_strategy=TTLStrategy(seconds_after_completion=WORKFLOW_TTL_S),
         pod_gc=PodGC(strategy="OnPodSuccess"),
     ) as template:
-        Container(
-            name="run", image=image, command=["python", "-m", "shipyard_runner"],
-            security_context=SecurityContext(
-                run_as_non_root=True, allow_privilege_escalation=False,
-                capabilities=Capabilities(drop=["ALL"])),
-            args=["run", "--execution-id", "{{workflow.parameters.execution-id}}"],
-            env=[
-                Env(name="SHIPYARD_API_URL", value="{{workflow.parameters.api-url}}"),
-                SecretEnv(name="SHIPYARD_EXECUTION_TOKEN",
-                          secret_name="{{workflow.parameters.token-secret}}",
-                          secret_key=names.TOKEN_KEY),
-            ],
-            resources=Resources(cpu_request=EXECUTION_REQUESTS["cpu"],
-                                memory_request=EXECUTION_REQUESTS["memory"]),
-            active_deadline_seconds=str(cfg.execution_timeout_s))
+        _runner_container(cfg, "run", image, names.TOKEN_KEY)
     return template.to_dict()
+
+
+def graph_digest(steps: list[tuple[str, str]], upstream: dict[str, list[str]]) -> str:
+    """Same steps (names, images) and same dependencies: same WorkflowTemplate."""
+    payload = json.dumps({"steps": steps, "upstream": {k: sorted(v) for k, v in upstream.items()}},
+                         sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def graph_template(cfg: ClusterConfig, steps: list[tuple[str, str]],
+                   upstream: dict[str, list[str]]) -> dict:
+    """A multi-step pipeline: one WorkflowTemplate whose entrypoint is a DAG, a task per
+    step (in `steps` order, `(step_name, image)`) waiting for its upstream steps. Values and
+    files go from step to step through the API (each task's job holds its inputs: values,
+    and upstream files as signed URLs), so a task needs no Argo parameter or artifact
+    besides the execution's; each task reads its own token (`token-<step>`)."""
+    with WorkflowTemplate(
+        name=names.graph_template(graph_digest(steps, upstream)), namespace=cfg.namespace,
+        entrypoint="graph", labels={**names.MANAGED_BY, names.KIND: "pipeline"},
+        arguments=[Parameter(name="execution-id"), Parameter(name="api-url"),
+                   Parameter(name="token-secret")],
+        service_account_name=SERVICE_ACCOUNT, automount_service_account_token=False,
+        executor=ExecutorConfig(service_account_name=SERVICE_ACCOUNT),
+        security_context=PodSecurityContext(run_as_non_root=True, run_as_user=STEP_UID,
+                                            run_as_group=STEP_UID),
+        ttl_strategy=TTLStrategy(seconds_after_completion=WORKFLOW_TTL_S),
+        pod_gc=PodGC(strategy="OnPodSuccess"),
+    ) as template:
+        containers = {name: _runner_container(cfg, name, image, names.step_token_key(name))
+                      for name, image in steps}
+        with DAG(name="graph"):
+            for name, _ in steps:
+                Task(name=name, template=containers[name],
+                     dependencies=sorted(upstream.get(name, [])) or None)
+    return template.to_dict()
+
+
+def graph_workflow(cfg: ClusterConfig, template_name: str, execution_id: str,
+                   api_url: str) -> dict:
+    """One execution of a multi-step pipeline: its Workflow references the graph's
+    WorkflowTemplate (the same naming as a single-step execution's, so cancelling and
+    status reports do not tell them apart)."""
+    return Workflow(
+        name=names.execution_workflow(execution_id), namespace=cfg.namespace,
+        labels={**names.MANAGED_BY, names.KIND: "execution",
+                names.EXECUTION_ID: names.label_value(execution_id)},
+        annotations={"shipyard.io/execution-id": execution_id},
+        workflow_template_ref=WorkflowTemplateRef(name=template_name),
+        arguments=[Parameter(name="execution-id", value=execution_id),
+                   Parameter(name="api-url", value=api_url),
+                   Parameter(name="token-secret", value=names.execution_secret(execution_id))],
+    ).to_dict()
+
+
+def graph_secret(cfg: ClusterConfig, execution_id: str, tokens: dict[str, str]) -> dict:
+    labels = {**names.MANAGED_BY, names.KIND: "execution",
+              names.EXECUTION_ID: names.label_value(execution_id)}
+    return secret(cfg, names.execution_secret(execution_id), labels,
+                  {names.step_token_key(step): token for step, token in tokens.items()})
 
 
 def execution_workflow(cfg: ClusterConfig, image: str, execution_id: str, api_url: str,

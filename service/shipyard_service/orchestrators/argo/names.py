@@ -50,6 +50,16 @@ def execution_secret(execution_id: str) -> str:
     return execution_workflow(execution_id)
 
 
+def graph_template(digest: str) -> str:
+    """One WorkflowTemplate per pipeline graph (steps, images, dependencies)."""
+    return "shipyard-pipe-" + digest[:16]
+
+
+def step_token_key(step_name: str) -> str:
+    """A step's token in a multi-step execution's Secret (step names are valid keys)."""
+    return f"token-{step_name}"
+
+
 def step_template(image: str) -> str:
     """One WorkflowTemplate per step image: pipelines sharing a step share its template."""
     return "shipyard-step-" + hashlib.sha256(image.encode()).hexdigest()[:16]

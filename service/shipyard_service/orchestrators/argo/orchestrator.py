@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ...config import Settings
 from ...domain.schedules import CATCH_UP_WINDOW_S
-from ..base import BuildRequest, DeploymentSpec, DeploymentState, Launch, Orchestrator, Pod
+from ..base import BuildRequest, DeploymentSpec, DeploymentState, GraphLaunch, Launch, Orchestrator, Pod
 from . import builders, names
 from .client import ClusterClient, ClusterError, ConflictError
 from .context import ContextError, build_context
@@ -172,6 +172,34 @@ class ArgoOrchestrator(Orchestrator):
             self._templates.add(name)
 
     # Executions -------------------------------------------------------------------------
+    runs_graphs = True
+
+    def start_graph(self, graph: GraphLaunch) -> None:
+        """A multi-step execution: the graph's WorkflowTemplate (a DAG, created once per
+        graph), a Secret with each step's token, and one Workflow referencing them. It is
+        watched and cancelled like a single-step execution's (same names)."""
+        for _, env_key, _ in graph.steps:
+            if not env_key:
+                raise RuntimeError("a step has no image: rebuild it")
+        template = builders.graph_template(
+            self.cfg, [(name, env_key) for name, env_key, _ in graph.steps], graph.upstream)
+        name = template["metadata"]["name"]
+        if name not in self._templates:
+            self.client.ensure_workflow_template(template)
+            with self._lock:
+                self._templates.add(name)
+        key = graph.execution_id
+        self.client.apply_secret(builders.graph_secret(
+            self.cfg, key, {step: token for step, _, token in graph.steps}))
+        try:
+            self.client.create_workflow(builders.graph_workflow(
+                self.cfg, name, key, graph.environment_url))
+        except ClusterError:
+            self.client.delete_secret(names.execution_secret(key))
+            raise
+        with self._lock:
+            self._phases.setdefault(key, "Pending")
+
     def start_execution(self, launch: Launch) -> None:
         if not launch.env_key:
             raise RuntimeError("the step has no image: rebuild it")
