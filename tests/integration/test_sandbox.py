@@ -75,6 +75,10 @@ def sandboxed(tmp_path_factory):
     other = data / "datastore" / "other-project" / "production"
     other.mkdir(parents=True)
     (other / "secret.csv").write_text("theirs")
+    # Another step's code, where the server keeps it.
+    other_step = data / "steps" / "999" / "code"
+    other_step.mkdir(parents=True)
+    (other_step / "main.py").write_text("API_KEY = 'theirs'\n")
     server = ServerProcess(data, env={"SHIPYARD_SANDBOX": "bwrap"}).start()
     yield server
     server.stop()
@@ -88,7 +92,8 @@ def _targets(data) -> dict:
                  "database": str(data / "shipyard.db"),
                  "credentials": str(data / "credentials.json"),
                  "other_project_data": str(data / "datastore" / "other-project" / "production"
-                                           / "secret.csv")},
+                                           / "secret.csv"),
+                 "other_step_code": str(data / "steps" / "999" / "code" / "main.py")},
         "write": {"write_data_dir": str(data / "pwned.txt"),
                   "write_steps": str(data / "steps" / "pwned.txt"),
                   "write_system": "/etc/pwned.txt",
@@ -98,7 +103,7 @@ def _targets(data) -> dict:
 
 def _assert_contained(report: dict, data) -> None:
     for name in ("signing_key", "encryption_key", "database", "credentials",
-                 "other_project_data", "write_data_dir", "write_steps", "write_system",
+                 "other_project_data", "other_step_code", "write_data_dir", "write_steps", "write_system",
                  "write_repository"):
         assert report[name].startswith("refused"), (name, report)
     # Only the skeleton leading to the runner's own mounts: no key, database, data store.
@@ -167,3 +172,29 @@ def test_sandbox_off_is_a_setting(tmp_path):
     finally:
         server.stop()
 
+
+
+SIZE = "import os\n\ndef run(f):\n    return {'n': os.path.getsize(f['path'])}\n"
+
+
+def test_resident_runner_gets_file_inputs_it_cannot_read_on_disk(sandboxed):
+    """File inputs are kept in the data folder, which a sandboxed resident runner cannot
+    see: they reach it as signed URLs it downloads into its own folder."""
+    api = Api(sandboxed)
+    create_step_http(api, "sizer", {"main.py": SIZE}, kind="pipelines", fields={
+        "inputs[0][name]": "f", "inputs[0][data_type]": "file",
+        "outputs[0][name]": "n", "outputs[0][data_type]": "number"})
+    r = api.request("POST", "/endpoints", json={
+        "pipeline_name": "sizer", "name": "sizer-ll", "mode": "low_latency",
+        "inputs_mapping": [{"pipeline_input_name": "f", "endpoint_input_name": "f"}]})
+    assert r.status_code == 201, r.text
+    token = r.json()["endpoint_token"]
+    deadline = time.monotonic() + 120
+    while api.request("GET", "/deployments/sizer-ll").json()["status"] != "up":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    answer = requests.post(f"{api.env_url}/endpoints/sizer-ll",
+                           headers={"Authorization": f"EndpointToken {token}"},
+                           files={"f": ("blob.bin", b"z" * 12345)}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["outputs"] == {"n": 12345}
