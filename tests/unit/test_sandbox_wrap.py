@@ -4,10 +4,14 @@ sees an empty data folder, a read-only machine, and its own work folder."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 from shipyard_service.orchestrators.local import sandbox as sandbox_module
@@ -59,3 +63,50 @@ def test_child_sees_an_empty_data_folder_and_a_read_only_machine(tmp_path):
     assert not outside.exists() and not (data / "x").exists()
     if os.geteuid() == 0:
         assert lines[4] == "65534"
+
+
+NOT_ROOT = '''
+import importlib.util, json, os, subprocess, sys
+spec = importlib.util.spec_from_file_location("sandbox", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+data = os.path.join(sys.argv[2], "data")
+work = os.path.join(data, "work", "job")
+os.makedirs(work)
+open(os.path.join(data, "secret.key"), "w").write("signing key")
+box = module.Sandbox(data, "bwrap")
+child = ("import os, sys; print(sorted(os.listdir(sys.argv[1]))); "
+         "open('mine.txt', 'w').write('ok'); print(os.getuid())")
+argv = box.wrap([sys.executable, "-c", child, data], module.Path(work))
+done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+print(json.dumps({"drop": box.drop_to_nobody, "uid": os.getuid(), "code": done.returncode,
+                  "out": done.stdout.splitlines(), "err": done.stderr[-300:]}))
+'''
+
+
+def test_a_server_not_running_as_root_still_hides_the_data_folder(tmp_path):
+    """docs/sandbox.md: as another user, bubblewrap uses a user namespace; the runner keeps
+    the server's user id but sees the same mounts. Run here as `nobody` (from root) with
+    Debian's /usr/bin/python3 and sandbox.py alone."""
+    ensure_bwrap()
+    if os.geteuid() == 0:
+        root = tempfile.mkdtemp(prefix="shipyard-nonroot-")
+        os.chmod(root, 0o755)
+        os.chown(root, 65534, 65534)
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    else:
+        root, prefix = str(tmp_path), []
+    try:
+        done = subprocess.run([*prefix, "/usr/bin/python3", "-c", NOT_ROOT,
+                               sandbox_module.__file__, root],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        seen = json.loads(done.stdout)
+        assert not seen["drop"] and seen["code"] == 0, seen
+        # The data folder shows only the way to the work folder (no secret.key), and the
+        # runner keeps the server's user id.
+        assert seen["out"] == ["['work']", str(seen["uid"])], seen
+        assert (Path(root) / "data" / "work" / "job" / "mine.txt").read_text() == "ok"
+    finally:
+        if os.geteuid() == 0:
+            shutil.rmtree(root, ignore_errors=True)
