@@ -28,6 +28,19 @@ class Events:
         self._lock = threading.Lock()
         self._keys: dict[str, _Key] = {}
         self._recheck_s = recheck_s
+        self._closed = False
+
+    def close(self) -> None:
+        """The server stops: every wait returns now, and later ones at once. Called from a
+        signal handler, so it never blocks on the lock (waiters re-check within
+        `recheck_s` anyway)."""
+        self._closed = True
+        if self._lock.acquire(timeout=0.05):
+            try:
+                for entry in self._keys.values():
+                    entry.cond.notify_all()
+            finally:
+                self._lock.release()
 
     def notify(self, key: str) -> None:
         with self._lock:
@@ -51,7 +64,7 @@ class Events:
                 if done():
                     return True
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or self._closed:
                     return False
                 with self._lock:
                     if entry.version == seen:

@@ -4,12 +4,57 @@ schedules), many threads (long-polls hold theirs)."""
 from __future__ import annotations
 
 import logging
+import signal
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
 
 from .config import Settings
 
 log = logging.getLogger("shipyard")
+
+# How long a stop may take: in-flight requests end, then the shutdown hook runs.
+GRACEFUL_TIMEOUT_S = 10
+# Of which the shutdown hook keeps this much: the worker stops waiting for requests in
+# flight earlier than the master's SIGKILL, so the hook always runs.
+HOOK_RESERVE_S = 3
+
+
+class ShipyardWorker(ThreadWorker):
+    """gthread, with stops that always reach the shutdown hook.
+
+    A terminal's Ctrl-C sends SIGINT to the whole process group while the master sends the
+    worker SIGQUIT: two stop handlers, the second deadlocking on the thread pool's lock held
+    by the first, then a SIGKILL without the hook. So the worker ignores SIGINT (the master
+    is in charge) and runs its stop handler once. A stop also releases the long-polls at
+    once, instead of holding the stop for their whole hold."""
+
+    _stopping = False
+
+    def init_signals(self) -> None:
+        super().init_signals()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # This process's copy of the settings: the master keeps the full grace period.
+        self.cfg.set("graceful_timeout", GRACEFUL_TIMEOUT_S - HOOK_RESERVE_S)
+
+    def handle_exit(self, sig, frame) -> None:  # SIGTERM: finish the requests in flight
+        self._release_waiters()
+        super().handle_exit(sig, frame)
+
+    def handle_quit(self, sig, frame) -> None:  # SIGQUIT (the master's quick stop)
+        if self._stopping:
+            return
+        self._stopping = True
+        self._release_waiters()
+        super().handle_quit(sig, frame)
+
+    def _release_waiters(self) -> None:
+        services = getattr(getattr(self, "wsgi", None), "extensions", {}).get("shipyard")
+        if services is not None:
+            from .domain import inflight
+
+            services.events.close()
+            inflight.release_all()
 
 
 class ShipyardServer(BaseApplication):
@@ -22,10 +67,10 @@ class ShipyardServer(BaseApplication):
         s = self.settings
         self.cfg.set("bind", f"{s.host}:{s.port}")
         self.cfg.set("workers", 1)
-        self.cfg.set("worker_class", "gthread")
+        self.cfg.set("worker_class", ShipyardWorker)
         self.cfg.set("threads", s.threads)
         self.cfg.set("timeout", 0)  # long-polls and big uploads: no worker timeout
-        self.cfg.set("graceful_timeout", 10)
+        self.cfg.set("graceful_timeout", GRACEFUL_TIMEOUT_S)
         self.cfg.set("keepalive", 75)
         self.cfg.set("accesslog", None)
         self.cfg.set("errorlog", "-")
@@ -51,6 +96,7 @@ def _worker_exit(server, worker) -> None:
         from .store import db_session
         from .store.models import Execution
 
+        failed = 0
         if not services.orchestrator.executions_survive_restart:
             # Marked first, so the runners killed next cannot record a vaguer reason.
             with db_session():
@@ -58,4 +104,6 @@ def _worker_exit(server, worker) -> None:
                         Execution.status.in_(lifecycle.ACTIVE)):
                     executions.mark_failed(services, execution.execution_id,
                                            "The server stopped while this execution was running")
+                    failed += 1
         services.orchestrator.stop()
+        log.warning("shutdown hook: %d running executions marked failed, runners stopped", failed)

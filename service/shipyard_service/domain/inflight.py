@@ -55,3 +55,11 @@ def wait(execution_id: str, timeout_s: float) -> tuple[bool, Execution | None]:
         return False, None
     run.ended.wait(timeout_s)
     return True, run.execution
+
+
+def release_all() -> None:
+    """The server stops: every waiter answers now with the execution as it stands."""
+    with _lock:
+        runs = list(_runs.values())
+    for run in runs:
+        run.ended.set()
