@@ -1,47 +1,28 @@
 """Offline, strict validation of what the Argo orchestrator renders and sends.
 
-* Argo kinds: the Argo Workflows JSON schema from `../shared/schemas/` (or the folder in
-  SHIPYARD_ARGO_SCHEMAS), with `additionalProperties: false` added to every object
-  definition, so a misspelled or unknown field is an error.
-* Argo Server requests: the bodies of the routes the client calls, against the Argo Server
-  OpenAPI (swagger) definitions, made strict the same way.
+* Argo kinds and Argo Server request bodies: JSON schemas generated from Hera's pydantic
+  models of the Argo Workflows v4 API (`hera.workflows.models`, an installed package), with
+  `additionalProperties: false` added to every object definition, so a misspelled or
+  unknown field is an error (the models themselves ignore unknown fields).
 * Kubernetes kinds: `kubernetes_validate.validate(..., strict=True)`.
 
-The schemas are data of the Argo project and are not copied into this repository: when
-they are absent, the tests that need them skip with a clear message."""
+Nothing is read from outside the repository: the schemas come from installed packages."""
 
 from __future__ import annotations
 
 import copy
 import functools
-import json
-import os
-from pathlib import Path
 
 import jsonschema
-import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-ARGO_SCHEMA = "argo-workflows-v4.1.2.jsonschema.json"
-ARGO_SWAGGER = "argo-server-v4.1.2.swagger.json"
 K8S_VERSION = "1.33.0"
 ARGO_KINDS = ("Workflow", "WorkflowTemplate", "CronWorkflow", "ClusterWorkflowTemplate")
+ARGO_PREFIX = "io.argoproj.workflow.v1alpha1."
 
 
-def schema_dir() -> Path | None:
-    for candidate in (os.environ.get("SHIPYARD_ARGO_SCHEMAS"), ROOT.parent / "shared" / "schemas"):
-        if candidate and (Path(candidate) / ARGO_SCHEMA).is_file():
-            return Path(candidate)
-    return None
-
-
-def require_schemas() -> Path:
-    folder = schema_dir()
-    if folder is None:
-        pytest.skip("Argo schemas not found: put argo-workflows-v4.1.2.jsonschema.json and "
-                    "argo-server-v4.1.2.swagger.json in ../shared/schemas/ or set "
-                    "SHIPYARD_ARGO_SCHEMAS to their folder")
-    return folder
+def require_schemas() -> None:
+    """The schemas come from Hera, a dependency of the service: always there."""
+    _definitions(ARGO_PREFIX + "Workflow")
 
 
 def _strict(definitions: dict) -> dict:
@@ -54,15 +35,17 @@ def _strict(definitions: dict) -> dict:
 
 
 @functools.cache
-def _argo_definitions() -> dict:
-    folder = require_schemas()
-    return _strict(json.loads((folder / ARGO_SCHEMA).read_text())["definitions"])
+def _definitions(name: str) -> dict:
+    """`name` (an Argo definition name, e.g. io.argoproj.workflow.v1alpha1.Workflow) and
+    every definition it refers to, from Hera's model of the same name."""
+    from hera.workflows import models
 
-
-@functools.cache
-def _swagger_definitions() -> dict:
-    folder = require_schemas()
-    return _strict(json.loads((folder / ARGO_SWAGGER).read_text())["definitions"])
+    assert name.startswith(ARGO_PREFIX), name
+    model = getattr(models, name[len(ARGO_PREFIX):])
+    schema = model.model_json_schema(by_alias=True, ref_template="#/definitions/{model}")
+    definitions = schema.pop("$defs", {})
+    definitions[name] = schema
+    return _strict(definitions)
 
 
 def _validate(definitions: dict, name: str, document: object) -> None:
@@ -79,12 +62,13 @@ def validate_argo(document: dict) -> None:
     kind = document.get("kind")
     assert kind in ARGO_KINDS, f"not an Argo kind: {kind!r}"
     assert document.get("apiVersion") == "argoproj.io/v1alpha1", document.get("apiVersion")
-    _validate(_argo_definitions(), f"io.argoproj.workflow.v1alpha1.{kind}", document)
+    name = ARGO_PREFIX + kind
+    _validate(_definitions(name), name, document)
 
 
 def validate_argo_request(definition: str, body: object) -> None:
     """A request body of the Argo Server, e.g. `io.argoproj.workflow.v1alpha1.WorkflowCreateRequest`."""
-    _validate(_swagger_definitions(), definition, body)
+    _validate(_definitions(definition), definition, body)
 
 
 def validate_kubernetes(document: dict) -> None:
