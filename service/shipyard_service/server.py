@@ -53,6 +53,7 @@ class ShipyardWorker(ThreadWorker):
         if services is not None:
             from .domain import inflight
 
+            services.stopping.set()
             services.events.close()
             inflight.release_all()
 
@@ -103,7 +104,7 @@ def _worker_exit(server, worker) -> None:
                 for execution in Execution.select().where(
                         Execution.status.in_(lifecycle.ACTIVE)):
                     executions.mark_failed(services, execution.execution_id,
-                                           "The server stopped while this execution was running")
+                                           executions.SERVER_STOPPED)
                     failed += 1
         services.orchestrator.stop()
         log.warning("shutdown hook: %d running executions marked failed, runners stopped", failed)

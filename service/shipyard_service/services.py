@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,8 @@ class Services:
     # Started by lifecycle.start_background_work, stopped at worker exit (server.py).
     retention: Any = None
     login_throttle: LoginThrottle = field(default=None)  # type: ignore[assignment]
+    # Set when the server begins to stop (from the worker's signal handler).
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         if self.login_throttle is None:

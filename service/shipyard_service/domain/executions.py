@@ -357,7 +357,15 @@ def _place_outputs(svc, execution: Execution, outputs: list[dict], values: dict)
             item["value"] = non_file[name]
 
 
+SERVER_STOPPED = "The server stopped while this execution was running"
+
+
 def runner_exited(svc, execution_id: str, return_code: int, detail: str) -> None:
+    if svc.stopping.is_set():
+        # The stop ended it (the sandbox's parent-death signal may be quicker than the
+        # shutdown hook): say so rather than name a signal.
+        mark_failed(svc, execution_id, SERVER_STOPPED)
+        return
     from .graph_runs import failed_step_reason
 
     # A graph the backend ran (one Workflow) ends failed after a step failed: name it.
@@ -382,8 +390,7 @@ def recover_after_restart(svc) -> int:
         if svc.orchestrator.is_alive(execution.execution_id, execution.pid,
                                      execution.pid_started_at):
             svc.orchestrator.cancel_execution(execution.execution_id)
-        if mark_failed(svc, execution.execution_id,
-                       "The server stopped while this execution was running"):
+        if mark_failed(svc, execution.execution_id, SERVER_STOPPED):
             count += 1
     return count
 
