@@ -43,7 +43,8 @@ def create_app(settings: Settings, orchestrator=None, start_background: bool = T
     init_db(settings.database_url)
     from .crypto import configure as configure_secrets
 
-    configure_secrets(settings.data_dir)  # the key sealing deploy keys and env-var values
+    # the key sealing deploy keys and env-var values
+    configure_secrets(settings.data_dir, settings.encryption_key)
 
     from .bootstrap import ensure_defaults
 
@@ -86,7 +87,7 @@ def create_app(settings: Settings, orchestrator=None, start_background: bool = T
     if start_background:
         from .lifecycle import start_background_work
 
-        start_background_work(services)
+        app.extensions["shipyard_background"] = start_background_work(services)
     return app
 
 

@@ -61,7 +61,8 @@ def admin(args) -> int:
 
     settings = _settings(args)
     init_db(settings.database_url)
-    configure_secrets(settings.data_dir)  # project deploy keys are sealed with the server's key
+    # project deploy keys are sealed with the server's key
+    configure_secrets(settings.data_dir, settings.encryption_key)
     with db_session():
         if args.admin_cmd == "project-settings":
             out = _project_settings(args, settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 
@@ -35,6 +35,18 @@ def _recall_backends(values: dict) -> None:
 
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _parse(name: str, kind: str, raw: str):
+    """A variable's text as its field's type (annotations are strings here)."""
+    if kind == "bool":
+        return _flag(raw)
+    if kind in ("int", "float"):
+        try:
+            return int(raw) if kind == "int" else float(raw)
+        except ValueError:
+            raise ValueError(f"SHIPYARD_{name.upper()}={raw!r} is not a number") from None
+    return raw
 
 
 @dataclass
@@ -67,6 +79,21 @@ class Settings:
     # Step code sandbox in embedded mode (orchestrators/local/sandbox.py): auto (bubblewrap
     # when it runs here, else a warning and no sandbox), bwrap (required), off.
     sandbox: str = "auto"
+    # Debian system dependencies of steps: install what is missing (root only), or refuse.
+    allow_apt_install: bool = False
+    # Comma-separated Fernet keys sealing secrets at rest; empty: DATA_DIR/encryption.key.
+    encryption_key: str = ""
+    # Steps from Git: host key policy (accept-new | strict) and the bound on each fetch.
+    git_host_key_policy: str = "accept-new"
+    git_timeout_s: float = 120.0
+    # Where the web UI's npm assets are served from; empty: the UI package's node_modules.
+    ui_node_modules: str = ""
+    # Resource monitoring of this worker (monitoring/sampler.py).
+    resource_sampling: bool = True
+    resource_sample_s: float = 30.0
+    resource_retention_s: float = 7 * 24 * 3600.0
+    resource_max_rows: int = 500_000
+    worker_name: str = ""  # empty: the host name
     # Backends, chosen by configuration only (see orchestrators/__init__.py and
     # datastore/__init__.py). The defaults are the embedded ones.
     orchestrator: str = "local"  # local | argo
@@ -98,7 +125,6 @@ class Settings:
     # Where clients reach the object store, when not at s3_endpoint (presigned URLs embed
     # it), e.g. https://minio.example.com; empty: s3_endpoint.
     s3_public_endpoint: str = ""
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -144,6 +170,11 @@ class Settings:
             "s3_region": _env("S3_REGION", "us-east-1"),
             "s3_public_endpoint": _env("S3_PUBLIC_ENDPOINT", ""),
         }
+        # Every other field from its SHIPYARD_<NAME> variable, when set (docs/settings.md).
+        for f in fields(cls):
+            raw = _env(f.name.upper())
+            if f.name not in values and raw not in (None, ""):
+                values[f.name] = _parse(f.name, f.type, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         _recall_backends(values)
         return cls(**values)

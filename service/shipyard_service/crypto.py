@@ -59,10 +59,9 @@ def is_sealed(value: object) -> bool:
     return isinstance(value, str) and value.startswith(PREFIX)
 
 
-def load_keys(data_dir: Path, environ: dict | None = None) -> list[bytes]:
-    """The configured keys, creating the key file on first use when none is configured."""
-    environ = os.environ if environ is None else environ
-    configured = (environ.get(KEY_ENV) or "").strip()
+def load_keys(data_dir: Path, configured: str = "") -> list[bytes]:
+    """The configured keys (Settings.encryption_key), else the key file, made on first use."""
+    configured = (configured or "").strip()
     if configured:
         keys = [k.strip().encode() for k in configured.split(",") if k.strip()]
         for key in keys:
@@ -91,11 +90,11 @@ _box: SecretBox | None = None
 _guard = threading.Lock()
 
 
-def configure(data_dir: Path, environ: dict | None = None) -> SecretBox:
+def configure(data_dir: Path, configured: str = "") -> SecretBox:
     """Load the key for this process (idempotent for the same configuration)."""
     global _box
     with _guard:
-        _box = SecretBox(load_keys(data_dir, environ))
+        _box = SecretBox(load_keys(data_dir, configured))
         return _box
 
 

@@ -67,14 +67,31 @@ class DomainCallbacks:
             deployments.record_log(deployment_id, stream, message, pod_id=pod_id)
 
 
-def start_background_work(services: Services) -> None:
+class BackgroundWork:
+    """Owner of the app's background threads (orchestrator, WAL checkpoints, resource
+    sampler): started with the app, stopped by the server's shutdown hook."""
+
+    def __init__(self, services: Services, checkpointer: Checkpointer, sampler) -> None:
+        self.services = services
+        self.checkpointer = checkpointer
+        self.sampler = sampler
+
+    def stop(self) -> None:
+        self.services.orchestrator.stop()
+        if self.sampler is not None:
+            self.sampler.stop()
+        self.checkpointer.stop()
+
+
+def start_background_work(services: Services) -> BackgroundWork:
     services.orchestrator.bind(DomainCallbacks(services))
     with db_session():
         failed = executions.recover_after_restart(services)
         rebuilt = steps.rebuild_pending(services)
     if failed or rebuilt:
         log.warning("recovery: %d executions marked failed, %d step builds restarted", failed, rebuilt)
-    Checkpointer().start()
+    checkpointer = Checkpointer()
+    checkpointer.start()
     services.retention = RetentionSweeper(services, services.settings.retention_interval_s)
     services.retention.start()
     services.orchestrator.start()
@@ -83,4 +100,4 @@ def start_background_work(services: Services) -> None:
     # Resource monitoring (F17): this process samples the machine it runs on as one worker.
     from .monitoring import start_sampler
 
-    start_sampler(services.settings.data_dir)
+    return BackgroundWork(services, checkpointer, start_sampler(services.settings))

@@ -106,5 +106,9 @@ def _worker_exit(server, worker) -> None:
                     executions.mark_failed(services, execution.execution_id,
                                            executions.SERVER_STOPPED)
                     failed += 1
-        services.orchestrator.stop()
+        background = app.extensions.get("shipyard_background")
+        if background is not None:
+            background.stop()  # the orchestrator, then the sampler and checkpointer threads
+        else:
+            services.orchestrator.stop()
         log.warning("shutdown hook: %d running executions marked failed, runners stopped", failed)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import time
@@ -19,15 +18,6 @@ from .gpu import GpuProbe
 log = logging.getLogger("shipyard")
 
 
-def _number(name: str, default: float) -> float:
-    raw = os.environ.get(f"SHIPYARD_{name}")
-    try:
-        return float(raw) if raw not in (None, "") else default
-    except ValueError:
-        log.warning("SHIPYARD_%s=%r is not a number; using %s", name, raw, default)
-        return default
-
-
 @dataclass(frozen=True)
 class SamplerSettings:
     period_s: float = 30.0
@@ -37,14 +27,13 @@ class SamplerSettings:
     enabled: bool = True
 
     @classmethod
-    def from_env(cls) -> SamplerSettings:
+    def from_settings(cls, settings) -> SamplerSettings:
         return cls(
-            period_s=max(0.1, _number("RESOURCE_SAMPLE_S", 30.0)),
-            retention_s=max(1.0, _number("RESOURCE_RETENTION_S", 7 * 24 * 3600.0)),
-            max_rows=max(1, int(_number("RESOURCE_MAX_ROWS", 500_000))),
-            worker=os.environ.get("SHIPYARD_WORKER_NAME") or socket.gethostname() or "worker",
-            enabled=os.environ.get("SHIPYARD_RESOURCE_SAMPLING", "on").lower()
-            not in ("0", "off", "false", "no"),
+            period_s=max(0.1, settings.resource_sample_s),
+            retention_s=max(1.0, settings.resource_retention_s),
+            max_rows=max(1, int(settings.resource_max_rows)),
+            worker=settings.worker_name or socket.gethostname() or "worker",
+            enabled=settings.resource_sampling,
         )
 
 
@@ -117,11 +106,13 @@ class ResourceSampler:
         return sample
 
 
-def start_sampler(data_dir: Path) -> ResourceSampler | None:
-    settings = SamplerSettings.from_env()
-    if not settings.enabled:
+def start_sampler(settings) -> ResourceSampler | None:
+    """The sampler of `settings` (config.Settings), started; its owner stops it."""
+    sampler_settings = SamplerSettings.from_settings(settings)
+    if not sampler_settings.enabled:
         return None
+    data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
-    sampler = ResourceSampler(settings, data_dir)
+    sampler = ResourceSampler(sampler_settings, data_dir)
     sampler.start()
     return sampler

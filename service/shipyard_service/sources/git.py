@@ -55,13 +55,10 @@ class GitOptions:
 
     @classmethod
     def from_settings(cls, settings) -> GitOptions:
-        extra = getattr(settings, "extra", {}) or {}
-        policy = str(extra.get("git_host_key_policy")
-                     or os.environ.get("SHIPYARD_GIT_HOST_KEY_POLICY") or "accept-new")
+        policy = settings.git_host_key_policy or "accept-new"
         if policy not in POLICIES:
             raise ValueError(f"SHIPYARD_GIT_HOST_KEY_POLICY must be one of {sorted(POLICIES)}")
-        timeout = float(extra.get("git_timeout_s")
-                        or os.environ.get("SHIPYARD_GIT_TIMEOUT_S") or DEFAULT_TIMEOUT_S)
+        timeout = float(settings.git_timeout_s or DEFAULT_TIMEOUT_S)
         data_dir = Path(settings.data_dir)
         return cls(known_hosts=data_dir / "ssh" / "known_hosts", tmp_root=data_dir / "tmp",
                    host_key_policy=policy, timeout_s=timeout)

@@ -26,9 +26,11 @@ VENDOR_FILES = {
 
 
 def vendor_dir() -> Path:
-    import os
+    """Settings.ui_node_modules of the app serving the request, else the UI's own."""
+    from flask import current_app, has_app_context
 
-    return Path(os.environ.get("SHIPYARD_UI_NODE_MODULES") or HERE / "node_modules")
+    settings = current_app.config.get("SHIPYARD_SETTINGS") if has_app_context() else None
+    return Path(getattr(settings, "ui_node_modules", "") or HERE / "node_modules")
 
 
 @bp.before_request

@@ -32,9 +32,7 @@ _apt_lock = threading.Lock()
 
 
 def apt_install_allowed(settings) -> bool:
-    extra = getattr(settings, "extra", {}) or {}
-    value = extra.get("allow_apt_install", os.environ.get(ALLOW_ENV, ""))
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
+    return bool(settings.allow_apt_install)
 
 
 def missing_packages(packages: list[str]) -> list[str]:
