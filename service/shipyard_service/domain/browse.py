@@ -96,3 +96,28 @@ def execution_sources(environment: Environment) -> dict:
                    .tuples())
     return {"pipelines": [{"name": n, "count": c} for n, c in pipelines],
             "deployments": [{"name": n, "count": c} for n, c in deployments]}
+
+
+def _lines(query, model, after_id: int | None, limit: int) -> list[dict]:
+    from .logs import since, tail
+
+    rows = tail(query, model, limit) if after_id is None else since(query, model, after_id, limit)
+    return [{"id": r.id, "timestamp": iso(r.timestamp), "stream": r.stream, "message": r.message,
+             "source": getattr(r, "pod_id", None) or getattr(r, "step_name", None)} for r in rows]
+
+
+def execution_log_lines(execution: Execution, after_id: int | None = None,
+                        limit: int = 2_000) -> list[dict]:
+    """The log's last lines (after_id None), or the lines after one: a live page's tail."""
+    from ..store.models import ExecutionLog
+
+    query = ExecutionLog.select().where(ExecutionLog.execution == execution.execution_id)
+    return _lines(query, ExecutionLog, after_id, limit)
+
+
+def deployment_log_lines(deployment: Deployment, after_id: int | None = None,
+                         limit: int = 500) -> list[dict]:
+    from ..store.models import DeploymentLog
+
+    query = DeploymentLog.select().where(DeploymentLog.deployment == deployment)
+    return _lines(query, DeploymentLog, after_id, limit)

@@ -41,3 +41,13 @@ def window(query, model, start: dt.datetime | None, end: dt.datetime | None,
         query = query.where(model.timestamp <= end)
     query = query.order_by(model.timestamp, model.id)
     return query.limit(limit) if limit else query
+
+
+def tail(query, model, limit: int) -> list:
+    """The last `limit` rows of a log query, oldest first (a page opening on a long log)."""
+    return list(reversed(list(query.order_by(model.id.desc()).limit(limit))))
+
+
+def since(query, model, after_id: int, limit: int) -> list:
+    """Rows written after the row `after_id`, oldest first: what a live page appends."""
+    return list(query.where(model.id > after_id).order_by(model.id).limit(limit))

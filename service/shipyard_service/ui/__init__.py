@@ -32,6 +32,7 @@ def init_ui(app: Flask) -> None:
         views_access,
         views_auth,
         views_compare,
+        views_deployments,
         views_executions,
         views_home,
         views_monitoring,

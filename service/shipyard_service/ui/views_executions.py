@@ -3,11 +3,11 @@ with the General, Inputs/Outputs, Metrics and Logs tabs."""
 
 from __future__ import annotations
 
-from flask import Response, redirect, render_template, request, url_for
+from flask import Response, jsonify, redirect, render_template, request, url_for
 
 from ..domain import auth, browse, executions, metrics
-from ..domain.lifecycle import ACTIVE
-from ..errors import NotFound
+from ..domain.lifecycle import ACTIVE, FINAL
+from ..errors import BadRequest, NotFound
 from .blueprint import bp
 from .charts import list_metric_chart
 from .context import place
@@ -69,7 +69,7 @@ def _detail(environment, execution_id: str, tab: str) -> dict:
                             for name, values in sorted(found["list"].items())]
         detail["list_sizes"] = {name: len(v) for name, v in found["list"].items()}
     elif tab == "logs":
-        detail["logs"] = executions.logs(execution, None, None, MAX_LOG_LINES)
+        detail["logs"] = browse.execution_log_lines(execution, None, MAX_LOG_LINES)
     return detail
 
 
@@ -124,3 +124,22 @@ def download_logs(project_name: str, environment_name: str, execution_id: str):
              for entry in executions.logs(execution, None, None, None)]
     return Response("\n".join(lines) + ("\n" if lines else ""), mimetype="text/plain",
                     headers={"Content-Disposition": f"attachment; filename={execution_id}.log"})
+
+
+@bp.route("/projects/<project_name>/environments/<environment_name>/executions/<execution_id>/live")
+def execution_live(project_name: str, environment_name: str, execution_id: str):
+    """Polled by the tracking page while the execution runs: status, the log lines after
+    `after`, single metrics so far. `final` tells the page to stop."""
+    here = place(project_name, environment_name)
+    execution = executions.get_execution(here.environment, execution_id)
+    try:
+        after = int(request.args.get("after") or 0)
+    except ValueError as exc:
+        raise BadRequest("'after' must be a log line id", {"field": "after"}) from exc
+    found = metrics.for_executions(here.environment, [execution_id])[execution_id]
+    body = browse.with_resources(execution)
+    return jsonify({"status": execution.status, "final": execution.status in FINAL,
+                    "duration_s": body["duration_s"], "cpu_time_s": body["cpu_time_s"],
+                    "logs": browse.execution_log_lines(execution, after, MAX_LOG_LINES),
+                    "metrics": found["single"],
+                    "list_sizes": {name: len(v) for name, v in found["list"].items()}})

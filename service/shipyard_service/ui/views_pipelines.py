@@ -9,7 +9,7 @@ from flask import flash, jsonify, redirect, render_template, request, url_for
 from ..domain import browse, deployments, envvars, pipelines
 from ..domain.access import Role
 from ..errors import ShipyardError
-from . import wizard
+from . import views_deployments, wizard
 from .blueprint import bp
 from .context import place
 from .services import services
@@ -153,7 +153,7 @@ def deployment(project_name: str, environment_name: str, deployment_name: str):
         "deployment.html", deployment=body, endpoint_url=endpoint_url, samples=samples,
         executions=browse.list_executions(here.environment, deployment_name=deployment_name,
                                           limit=20),
-        **here.template_args("deployments"),
+        **views_deployments.page_extras(found, body), **here.template_args("deployments"),
     )
 
 

@@ -115,6 +115,104 @@
       }, 200);
     });
   }
+  // Live pages: a running execution (status, log tail, metrics) and a deployment (status,
+  // health, pods, logs) poll their JSON; bounded in count, stopped when the execution ends.
+  var live = document.querySelector("[data-live-url]");
+  if (live) {
+    var every = +(live.dataset.liveEvery || 3000), polls = 0, MAX_POLLS = 600;
+    var logs = document.querySelector("#deployment-logs, #logs[data-last-id]");
+    var setStatus = function (el, value) {
+      var badge = el.classList.contains("status") ? el : el.querySelector(".status");
+      if (!badge || !value) { return; }
+      badge.textContent = value;
+      badge.className = "status status-" + String(value).toLowerCase();
+    };
+    var appendLogs = function (lines) {
+      if (!logs || !lines || !lines.length) { return; }
+      var following = logs.scrollHeight - logs.scrollTop - logs.clientHeight < 40;
+      var empty = logs.querySelector(".log-empty");
+      if (empty) { empty.remove(); }
+      lines.forEach(function (line) {
+        var span = document.createElement("span");
+        span.className = "log-" + line.stream;
+        span.textContent = line.timestamp.replace("T", " ").slice(0, 19) + "  " +
+          (line.source && logs.id === "deployment-logs" ? "[" + line.source + "] " : "") + line.message;
+        logs.appendChild(span);
+        logs.appendChild(document.createTextNode("\n"));
+        logs.dataset.lastId = String(line.id);
+      });
+      if (following) { logs.scrollTop = logs.scrollHeight; }  // following the tail
+    };
+    var setMetrics = function (values) {
+      var table = document.querySelector("#single-metrics tbody");
+      if (!table || !values) { return; }
+      Object.keys(values).sort().forEach(function (name) {
+        var row = table.querySelector("tr[data-metric='" + CSS.escape(name) + "']");
+        if (!row) {
+          var empty = table.querySelector("td.empty");
+          if (empty) { empty.parentElement.remove(); }
+          row = document.createElement("tr");
+          row.dataset.metric = name;
+          row.appendChild(document.createElement("td")).textContent = name;
+          row.appendChild(document.createElement("td"));
+          table.appendChild(row);
+        }
+        row.lastElementChild.textContent = String(+Number(values[name]).toPrecision(6));
+      });
+    };
+    var setPods = function (pods) {
+      var body = document.querySelector("#deployment-pods tbody");
+      if (!body || !pods) { return; }
+      if (!pods.length) {
+        var none = document.createElement("tr"), cell = none.appendChild(document.createElement("td"));
+        cell.colSpan = 2; cell.className = "empty"; cell.textContent = "No pod.";
+        body.replaceChildren(none);
+        return;
+      }
+      body.replaceChildren.apply(body, pods.map(function (pod) {
+        var row = document.createElement("tr");
+        var id = row.appendChild(document.createElement("td")).appendChild(document.createElement("code"));
+        id.textContent = pod.pod_id;
+        row.appendChild(document.createElement("td")).textContent = pod.status;
+        return row;
+      }));
+    };
+    var note = document.getElementById("live-note");
+    var apply = function (data) {
+      document.querySelectorAll("[data-live-status], #deployment-status").forEach(function (el) {
+        setStatus(el, data.status);
+      });
+      if (live.dataset.liveExecution) {
+        var item = document.querySelector("a.exec-item[data-execution='" +
+                                          CSS.escape(live.dataset.liveExecution) + "']");
+        if (item) { setStatus(item, data.status); }
+      }
+      var health = document.getElementById("deployment-health");
+      if (health && data.health) { setStatus(health, data.health); }
+      setPods(data.pods);
+      appendLogs(data.logs);
+      setMetrics(data.metrics);
+      if (data.final && note) { note.textContent = "Finished (" + data.status + "): reload for its outputs and charts."; }
+    };
+    var next = function () {
+      if (++polls > MAX_POLLS) {
+        if (note) { note.textContent = "Live updates paused: reload to resume."; }
+        return;
+      }
+      setTimeout(poll, every);
+    };
+    var poll = function () {
+      var after = logs ? (logs.dataset.lastId || "0") : "0";
+      fetch(live.dataset.liveUrl + "?after=" + encodeURIComponent(after),
+            {credentials: "same-origin", headers: {Accept: "application/json"}})
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (data) {
+          if (data) { apply(data); }
+          if (!data || !data.final) { next(); }
+        }, next);
+    };
+    next();
+  }
   // Coming back with the browser's Back button shows the page as it was, not busy.
   window.addEventListener("pageshow", function (event) {
     if (!event.persisted) { return; }
