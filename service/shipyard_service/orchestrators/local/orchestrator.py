@@ -24,7 +24,8 @@ class LocalOrchestrator(Orchestrator):
         self.settings = settings
         self.envs = EnvironmentBuilder(settings.data_dir / "envs", settings.uv_cache_dir)
         self.sandbox = Sandbox(settings.data_dir, settings.sandbox)
-        self.processes = RunnerProcesses(settings.data_dir / "work", self._exited, self.sandbox)
+        self.processes = RunnerProcesses(settings.data_dir / "work", self._exited, self.sandbox,
+                                         settings.fork_server)
         self._builds = ThreadPoolExecutor(max_workers=2, thread_name_prefix="build")
         self.schedules = Schedules(lambda dep_id, tick: self.callbacks.schedule_fired(dep_id, tick))
         self.residents = Residents(settings.data_dir / "resident", self.envs.python_of,
@@ -73,8 +74,8 @@ class LocalOrchestrator(Orchestrator):
         python = self.envs.python_of(launch.env_key)
         if not python.exists():
             raise RuntimeError(f"the step environment {launch.env_key!r} is missing")
-        proc = self.processes.start(python, launch)
-        self.callbacks.execution_started(launch.key, proc.pid, create_time(proc.pid))
+        pid = self.processes.start(python, launch)
+        self.callbacks.execution_started(launch.key, pid, create_time(pid) if pid else None)
 
     def _exited(self, execution_id: str, code: int, detail: str) -> None:
         self.callbacks.execution_exited(execution_id, code, detail)

@@ -1,9 +1,15 @@
-"""Runner processes of elastic executions: started in a fresh folder, watched until exit."""
+"""Runner processes of elastic executions: started in a fresh folder, watched until exit.
+
+A runner is forked by its step environment's fork server (forkservers.py) when there is
+one: a fresh process without the start of an interpreter. It is started cold (a new
+interpreter) when fork servers are off, when an input is a local file (the fork server's
+sandbox cannot see it), or when the fork server fails."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import signal
@@ -15,7 +21,10 @@ from pathlib import Path
 import psutil
 
 from ..base import Launch
+from .forkservers import ForkedRun, ForkServerError, ForkServers
 from .sandbox import Sandbox
+
+log = logging.getLogger(__name__)
 
 # Variables of the server's own environment that an execution may see.
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE",
@@ -83,21 +92,54 @@ def job_document(launch: Launch, with_environment: bool = True) -> dict:
 
 class RunnerProcesses:
     def __init__(self, work_root: Path, on_exit: Callable[[str, int, str], None],
-                 sandbox: Sandbox):
+                 sandbox: Sandbox, fork_servers: bool = True):
         self.work_root = work_root
         self.sandbox = sandbox
         self.on_exit = on_exit
-        self._procs: dict[str, subprocess.Popen] = {}
+        self.forks = ForkServers(work_root, sandbox) if fork_servers else None
+        self._procs: dict[str, subprocess.Popen | ForkedRun] = {}
         self._lock = threading.Lock()
 
-    def start(self, python: Path, launch: Launch) -> subprocess.Popen:
-        work = self.work_root / launch.key
+    def start(self, python: Path, launch: Launch) -> int | None:
+        """Start the runner; its pid on this machine, or None when a fork server's child
+        (whose pid is one of the fork server's sandbox)."""
+        if self.forks is not None and not _local_files(launch.inputs):
+            try:
+                self._start_forked(python, launch)
+                return None
+            except ForkServerError as exc:
+                log.warning("execution %s starts cold: %s", launch.key, exc)
+        return self._start_cold(python, launch).pid
+
+    def _prepare(self, work: Path, launch: Launch) -> Path:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         job = work / "job.json"
         fd = os.open(job, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(job_document(launch, with_environment=False), f)
+        return job
+
+    def _start_forked(self, python: Path, launch: Launch) -> None:
+        assert self.forks is not None
+        server = self.forks.get(python, Path(launch.code_dir), _server_environment(),
+                                runner_read_only(python, launch.code_dir))
+        work = server.root / launch.key
+        job = self._prepare(work, launch)
+        self.sandbox.hand_over(work)
+        try:
+            run = server.launch(job, work, runner_environment(launch), work / "runner.log")
+        except ForkServerError:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        with self._lock:
+            self._procs[launch.key] = run
+        threading.Thread(target=self._watch_forked, args=(launch.key, run, work),
+                         name=f"runner-{launch.key}", daemon=True).start()
+
+    def _start_cold(self, python: Path, launch: Launch) -> subprocess.Popen:
+        work = self.work_root / launch.key
+        job = self._prepare(work, launch)
         log_file = open(work / "runner.log", "wb")
         argv = self.sandbox.wrap(
             [str(python), "-s", "-m", "shipyard_runner", "run", "--job", str(job)], work,
@@ -115,24 +157,33 @@ class RunnerProcesses:
                          name=f"runner-{launch.key}", daemon=True).start()
         return proc
 
+    def _watch_forked(self, execution_id: str, run: ForkedRun, work: Path) -> None:
+        code, why = run.wait()
+        self._finished(execution_id, code, work, why)
+
     def _watch(self, execution_id: str, proc: subprocess.Popen, work: Path) -> None:
-        code = proc.wait()
+        self._finished(execution_id, proc.wait(), work, "")
+
+    def _finished(self, execution_id: str, code: int, work: Path, why: str) -> None:
         with self._lock:
             self._procs.pop(execution_id, None)
-        detail = ""
+        detail = why
         try:
-            detail = (work / "runner.log").read_bytes()[-4000:].decode("utf-8", "replace").strip()
+            detail = ((why + "\n") if why else "") + (work / "runner.log").read_bytes()[
+                -4000:].decode("utf-8", "replace").strip()
         except OSError:
             pass
         try:
-            self.on_exit(execution_id, code, detail)
+            self.on_exit(execution_id, code, detail.strip())
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
     def cancel(self, execution_id: str) -> None:
         with self._lock:
             proc = self._procs.get(execution_id)
-        if proc is not None and proc.poll() is None:
+        if isinstance(proc, ForkedRun):
+            proc.kill()
+        elif proc is not None and proc.poll() is None:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -143,6 +194,22 @@ class RunnerProcesses:
             ids = list(self._procs)
         for execution_id in ids:
             self.cancel(execution_id)
+        if self.forks is not None:
+            self.forks.stop_all()
+
+
+def _local_files(inputs: dict | None) -> bool:
+    return any(isinstance(v, dict) and isinstance(v.get("path"), str)
+               for v in (inputs or {}).values())
+
+
+def _server_environment() -> dict[str, str]:
+    """A fork server's own variables: none of the server's secrets; each child gets its
+    execution's (runner_environment) when forked."""
+    env = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
+    env.update({"PYTHONPATH": os.pathsep.join([RUNNER_PATH, SDK_PATH]),
+                "PYTHONUNBUFFERED": "1"})
+    return env
 
 
 def process_alive(pid: int | None, started_at: float | None) -> bool:

@@ -100,6 +100,12 @@ class Sandbox:
         read_only = [Path(p) for p in read_only] + _interpreter_homes(argv[0])
         return self._wrapped(list(argv), work_dir, read_only, writable)
 
+    def hand_over(self, folder: Path) -> None:
+        """Make a folder created after `wrap` (inside a writable one) usable by the runner:
+        its own when the runner runs as `nobody`."""
+        if self.drop_to_nobody and self.active:
+            _give_to_nobody(Path(folder))
+
     def _wrapped(self, argv: list[str], work_dir: Path, read_only: list[Path],
                  writable: list[Path]) -> list[str]:
         assert self._bwrap is not None
