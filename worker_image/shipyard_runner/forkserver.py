@@ -173,10 +173,13 @@ def _from_client(conn, pid: int, selector, children: dict) -> None:
 
 
 def _kill(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    # The child's session, and the child itself: just forked, it may not have called
+    # setsid() yet, and then its group does not exist.
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _reap(children: dict, selector) -> None:
