@@ -113,3 +113,14 @@ def test_bad_paging_is_a_clear_400(page, ui_server, seeded):
     expect(page.locator("h1")).to_contain_text("400")
     page.goto(ui_server.url + ENV + "/executions?page=abc")
     expect(page.locator("h1")).to_contain_text("400")
+
+
+def test_tracking_io_long_values_are_summaries(page, ui_server, seeded):
+    login(page, ui_server, ENV + "/executions/train-a-000598?tab=io")
+    row = page.locator("tr[data-io=config]")
+    expect(row.locator("details.long-value")).to_have_count(1)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 1360, width  # nothing overflows the page
+    row.locator("summary").click()
+    expect(row.locator(".long-full")).to_contain_text('"optimizer"')
+    shot(page, "63-tracking-io-long")
