@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from .config import Settings
 
@@ -60,6 +61,12 @@ def admin(args) -> int:
     from .store.models import User
 
     settings = _settings(args)
+    if args.admin_cmd in ("backup", "restore"):
+        from . import backup
+
+        run = backup.backup if args.admin_cmd == "backup" else backup.restore
+        print(json.dumps(run(settings, Path(args.folder))))
+        return 0
     init_db(settings.database_url)
     # project deploy keys are sealed with the server's key
     configure_secrets(settings.data_dir, settings.encryption_key)
@@ -212,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     ps = asub.add_parser("project-settings", help="show or edit a project's step defaults")
     ps.add_argument("name")
     _add_settings_arguments(ps)
+    bk = asub.add_parser("backup", help="a consistent copy of the platform, taken while it runs")
+    bk.add_argument("folder", help="a new folder for the backup")
+    rs = asub.add_parser("restore", help="bring a stopped server back to a backup")
+    rs.add_argument("folder", help="the backup's folder")
     ce = asub.add_parser("create-environment")
     ce.add_argument("project")
     ce.add_argument("name")

@@ -83,7 +83,11 @@ def test_get_started_parts_1_to_4(module, client_python, tmp_path):
     assert names["input_model_path"]["value"] == "get_started/models/iris_knn_model.joblib"
     assert names["input_model_path"]["source"] == "run"
 
-    # Part 4: the endpoint reads the model from the data store and renames the output.
+    assert_part4(part4)
+
+
+def assert_part4(part4: dict) -> None:
+    """Part 4: the endpoint reads the model from the data store and renames the output."""
     dep = part4["deployment"]
     assert dep["status"] == "up" and dep["execution_rule"] == "endpoint"
     assert part4["http_status"] == 200

@@ -181,6 +181,16 @@ def _fetch_from_git(svc, config: dict, deploy_key: str | None, function_path: st
                           svc.settings.max_step_folder_bytes)
 
 
+def rebuild_where_missing(is_built) -> int:
+    """Ready steps whose environment `is_built(env_key)` denies go back to pending, so the
+    next start rebuilds them (a restored data folder has no environments)."""
+    missing = [step.id for step in Step.select(Step.id, Step.env_key).where(Step.status == "ready")
+               if not step.env_key or not is_built(step.env_key)]
+    if missing:
+        Step.update(status="creation_pending").where(Step.id.in_(missing)).execute()
+    return len(missing)
+
+
 def rebuild_pending(svc) -> int:
     """After a restart, builds that were under way start again."""
     count = 0

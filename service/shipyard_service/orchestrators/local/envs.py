@@ -37,6 +37,9 @@ class EnvironmentBuilder:
     def python_of(self, env_key: str) -> Path:
         return self.root / env_key / "bin" / "python"
 
+    def is_built(self, env_key: str) -> bool:
+        return (self.root / env_key / ".ready").exists()
+
     def build(self, request: BuildRequest, log: Callable[[str], None]) -> str:
         version = request.language.split(":", 1)[1].split("-", 1)[0]
         python = find_python(version)
