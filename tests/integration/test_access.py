@@ -159,6 +159,11 @@ ROUTE_RULES = {
     "GET ui.deploy": EDITOR,  # the deployment wizard
     "POST ui.deploy": EDITOR,
     "POST ui.deploy_create": EDITOR,
+    "GET ui.schedule_preview": USER,  # the wizard's live cron reading: no project data
+    "GET ui.deployment_live": VIEWER,  # polled by the deployment page
+    "GET ui.execution_live": VIEWER,  # polled by a running execution's page
+    "POST ui.deployment_delete": EDITOR,
+    "POST ui.deployment_edit": EDITOR,
 }
 
 # Two projects, four users; each user's role differs between the projects (None: no role).
