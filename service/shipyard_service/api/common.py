@@ -10,7 +10,7 @@ from flask import current_app, g, jsonify, request
 from ..domain import access, projects
 from ..domain.access import Role
 from ..domain.auth import Principal
-from ..errors import BadRequest, Forbidden, Unauthorized
+from ..errors import Forbidden, Unauthorized
 from ..services import Services
 from .smorest import BEARER, ApiBlueprint
 
@@ -102,27 +102,8 @@ def forbid_in_execution(what: str) -> None:
         raise Forbidden(f"{what} is not allowed from a running execution")
 
 
-def json_body(required: bool = True) -> dict:
-    data = request.get_json(silent=True)
-    if data is None:
-        if not required and not request.get_data():
-            return {}
-        raise BadRequest("The request body must be a JSON object")
-    if not isinstance(data, dict):
-        raise BadRequest("The request body must be a JSON object")
-    return data
-
-
 def ok(payload: Any = None, status: int = 200):
     return jsonify(payload if payload is not None else {}), status
-
-
-def flag(name: str, default: bool = False) -> bool:
-    """Query flags arrive as True/False, true/false or t."""
-    value = request.args.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in ("true", "t", "1", "yes")
 
 
 _SEGMENT = re.compile(r"\[([^\[\]]*)\]")

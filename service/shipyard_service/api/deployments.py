@@ -6,19 +6,23 @@ from flask import g, request
 
 from ..domain import deployments
 from ..domain.executions import UploadedFile
-from ..domain.times import from_ms
 from ..request_limits import streamed_upload
 from ..store.models import Deployment
-from .common import (
-    env_blueprint,
-    flag,
-    forbid_in_execution,
-    json_body,
-    may_see_secrets,
-    ok,
-    services,
+from .common import env_blueprint, forbid_in_execution, may_see_secrets, ok, services
+from .schemas import LogsQuery
+from .schemas.deployments import (
+    ENDPOINT_INPUTS,
+    DeploymentCreate,
+    DeploymentDeleted,
+    DeploymentLogLine,
+    DeploymentSummary,
+    DeploymentUpdate,
+    DeploymentView,
+    EndpointToken,
+    WaitQuery,
 )
-from .steps import limit_of
+from .schemas.executions import ExecutionCreated, LatestExecution
+from .steps import log_window
 
 blp = env_blueprint("deployments", __name__, "", "Deployments")
 
@@ -28,33 +32,42 @@ def _with_token() -> bool:
     return not g.principal.in_execution and may_see_secrets()
 
 
-def _create(rule: str):
+def _create(rule: str, body: dict):
     forbid_in_execution("Creating a deployment")
     deployment = deployments.create_deployment(services(), g.environment, g.principal.user_id,
-                                               rule, json_body())
+                                               rule, body)
     return ok(deployments.deployment_to_dict(services(), deployment, _with_token()), 201)
 
 
 @blp.route("/endpoints", methods=["POST"])
-def create_endpoint_deployment():
-    return _create("endpoint")
+@blp.arguments(DeploymentCreate)
+@blp.response(201, DeploymentView)
+@blp.alt_response(409, response="CONFLICT")
+def create_endpoint_deployment(body: dict):
+    return _create("endpoint", body)
 
 
 @blp.route("/periodic-deployment", methods=["POST"])
-def create_periodic_deployment():
-    return _create("periodic")
+@blp.arguments(DeploymentCreate)
+@blp.response(201, DeploymentView)
+@blp.alt_response(409, response="CONFLICT")
+def create_periodic_deployment(body: dict):
+    return _create("periodic", body)
 
 
 @blp.route("/deployments", methods=["GET"])
+@blp.response(200, DeploymentSummary(many=True))
 def list_deployments():
     return ok(deployments.list_deployments(g.environment))
 
 
 @blp.route("/deployments/<name>", methods=["GET"])
-def get_deployment(name: str):
+@blp.arguments(WaitQuery, location="query")
+@blp.response(200, DeploymentView)
+def get_deployment(args: dict, name: str):
     svc = services()
     deployment = deployments.get_deployment(g.environment, name)
-    if flag("wait_for_completion"):
+    if args["wait_for_completion"]:
         def settled() -> bool:
             row = Deployment.get_or_none(Deployment.id == deployment.id)
             if row is None:
@@ -72,15 +85,17 @@ def get_deployment(name: str):
 
 
 @blp.route("/deployments/<name>", methods=["PATCH"])
-def update_deployment(name: str):
+@blp.arguments(DeploymentUpdate, required=False)
+@blp.response(200, DeploymentView)
+def update_deployment(body: dict, name: str):
     forbid_in_execution("Updating a deployment")
     deployment = deployments.get_deployment(g.environment, name)
-    updated = deployments.update_deployment(services(), deployment, g.principal.user_id,
-                                            json_body(required=False))
+    updated = deployments.update_deployment(services(), deployment, g.principal.user_id, body)
     return ok(deployments.deployment_to_dict(services(), updated, _with_token()))
 
 
 @blp.route("/deployments/<name>", methods=["DELETE"])
+@blp.response(200, DeploymentDeleted)
 def delete_deployment(name: str):
     forbid_in_execution("Deleting a deployment")
     deployment = deployments.get_deployment(g.environment, name)
@@ -88,14 +103,15 @@ def delete_deployment(name: str):
 
 
 @blp.route("/deployments/<name>/logs", methods=["POST"])
-def deployment_logs(name: str):
+@blp.arguments(LogsQuery, required=False)
+@blp.response(200, DeploymentLogLine(many=True))
+def deployment_logs(window: dict, name: str):
     deployment = deployments.get_deployment(g.environment, name)
-    body = json_body(required=False)
-    return ok(deployments.logs(deployment, from_ms(body.get("from"), "from"),
-                               from_ms(body.get("to"), "to"), limit_of(body)))
+    return ok(deployments.logs(deployment, *log_window(window)))
 
 
 @blp.route("/deployments/<name>/executions/latest", methods=["GET"])
+@blp.response(200, LatestExecution)
 def latest_execution(name: str):
     deployment = deployments.get_deployment(g.environment, name)
     latest = deployments.latest_execution(g.environment, deployment)
@@ -104,6 +120,9 @@ def latest_execution(name: str):
 
 @blp.route("/deployments/<name>/executions", methods=["POST"])
 @streamed_upload
+@blp.response(200, ExecutionCreated)
+@blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
+@blp.doc(**ENDPOINT_INPUTS)
 def trigger_with_bearer(name: str):
     """0.74.7 clients trigger endpoint deployments with their bearer token."""
     deployment = deployments.get_deployment(g.environment, name)
@@ -113,6 +132,7 @@ def trigger_with_bearer(name: str):
 
 
 @blp.route("/endpoints/<name>/generate-new-token", methods=["POST"])
+@blp.response(200, EndpointToken)
 def generate_new_token(name: str):
     forbid_in_execution("Changing an endpoint token")
     deployment = deployments.get_deployment(g.environment, name)

@@ -7,17 +7,27 @@ from urllib.parse import urlencode
 
 from cachetools import TTLCache
 from flask import Response, jsonify, request, send_file
-from flask_smorest import Blueprint
 
 from ..domain import deployments, executions, lifecycle, projects
 from ..errors import NotFound
 from ..request_limits import streamed_upload
 from .common import ENV_PREFIX, load_environment_names, ok, services
 from .deployments import endpoint_inputs
+from .openapi import ErrorSchema
+from .schemas.deployments import ENDPOINT_INPUTS, EndpointOutputs
+from .schemas.executions import ExecutionCreated, StillRunning
+from .smorest import ENDPOINT_TOKEN, ApiBlueprint
 
-blp = Blueprint("endpoints", __name__, url_prefix=ENV_PREFIX + "/endpoints",
-                description="Deployed endpoints (EndpointToken auth)")
+blp = ApiBlueprint("endpoints", __name__, url_prefix=ENV_PREFIX + "/endpoints",
+                   description="Deployed endpoints (EndpointToken auth)", security=ENDPOINT_TOKEN,
+                   errors=(401, 403, 404))
 blp.url_value_preprocessor(load_environment_names)
+
+_FAILED = {"schema": ErrorSchema,
+           "description": "ExecutionFailed: the user function failed (error body)"}
+_FILE = {"schema": {"type": "string", "format": "binary"},
+         "content_type": "application/octet-stream",
+         "description": "A file output's bytes (Content-Disposition names it)"}
 
 RESULT_HOLD_S = 60.0
 
@@ -46,6 +56,14 @@ def _header_token() -> str | None:
 
 @blp.route("/<url_path>", methods=["POST"])
 @streamed_upload
+@blp.response(303, ExecutionCreated, description="Started: the results URL is in Location "
+              "and the id in Craft-Ai-Execution-Id")
+@blp.alt_response(200, schema=EndpointOutputs, success=True,
+                  description="Finished within the hold (callers without craft-ai-client)")
+@blp.alt_response(200, success=True, **_FILE)
+@blp.alt_response(500, **_FAILED)
+@blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
+@blp.doc(**ENDPOINT_INPUTS)
 def trigger(url_path: str):
     _, deployment = _deployment(url_path, _header_token())
     given, files = endpoint_inputs()
@@ -73,6 +91,10 @@ def trigger(url_path: str):
 
 @blp.route("/<url_path>/executions/<execution_id>", methods=["GET"])
 @blp.route("/v1/<url_path>/executions/<execution_id>", methods=["GET"])
+@blp.response(200, EndpointOutputs)
+@blp.alt_response(200, success=True, **_FILE)
+@blp.alt_response(307, schema=StillRunning, description="Still running: ask again")
+@blp.alt_response(500, **_FAILED)
 def results(url_path: str, execution_id: str):
     environment, deployment = _deployment(url_path, request.args.get("token") or _header_token())
     execution = executions.get_execution(environment, execution_id)

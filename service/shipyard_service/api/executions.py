@@ -4,21 +4,38 @@ from __future__ import annotations
 
 from flask import g, jsonify, request, send_file
 
-from ..domain import executions, lifecycle
-from ..domain.times import from_ms
-from .common import env_blueprint, flag, forbid_in_execution, json_body, ok, services
-from .steps import limit_of
+from ..domain import executions
+from .common import env_blueprint, forbid_in_execution, ok, services
+from .openapi import ErrorSchema
+from .schemas.executions import (
+    ExecutionDeleted,
+    ExecutionLogLine,
+    ExecutionLogsQuery,
+    ExecutionView,
+    IoQuery,
+    Outputs,
+    OutputsQuery,
+    StillRunning,
+)
+from .steps import log_window
 
 blp = env_blueprint("executions", __name__, "/executions", "Executions")
 
+_FAILED = {"description": "ExecutionFailed: the user function failed (error body)",
+           "schema": ErrorSchema}
+_FILE = {"type": "string", "format": "binary"}
+
 
 @blp.route("/<execution_id>", methods=["GET"])
-def get_execution(execution_id: str):
+@blp.arguments(IoQuery, location="query")
+@blp.response(200, ExecutionView)
+def get_execution(args: dict, execution_id: str):
     execution = executions.get_execution(g.environment, execution_id)
-    return ok(executions.execution_to_dict(execution, flag("include_io_values", True)))
+    return ok(executions.execution_to_dict(execution, args["include_io_values"]))
 
 
 @blp.route("/<execution_id>", methods=["DELETE"])
+@blp.response(200, ExecutionDeleted)
 def delete_execution(execution_id: str):
     forbid_in_execution("Deleting an execution")
     execution = executions.get_execution(g.environment, execution_id)
@@ -26,14 +43,19 @@ def delete_execution(execution_id: str):
 
 
 @blp.route("/<execution_id>/outputs", methods=["GET"])
-def outputs(execution_id: str):
+@blp.arguments(OutputsQuery, location="query")
+@blp.response(200, Outputs)
+@blp.alt_response(307, schema=StillRunning, description="Still running: ask again",
+                  headers={"Location": {"schema": {"type": "string"}}})
+@blp.alt_response(500, **_FAILED)
+def outputs(args: dict, execution_id: str):
     """With wait_for_completion=true: hold, then 307 (ask again) while it still runs."""
     execution = executions.get_execution(g.environment, execution_id)
-    if flag("wait_for_completion") and execution.status not in lifecycle.FINAL:
+    if args["wait_for_completion"] and execution.status not in executions.FINAL:
         svc = services()
         execution = executions.wait_finished(svc, execution_id, svc.settings.long_poll_s)
         execution = executions.get_execution(g.environment, execution_id)
-        if execution.status not in lifecycle.FINAL:
+        if execution.status not in executions.FINAL:
             response = jsonify({"execution_id": execution_id, "status": execution.status})
             response.status_code = 307
             response.headers["Location"] = request.full_path
@@ -50,21 +72,30 @@ def _io_value(execution_id: str, kind: str, name: str):
     return ok(value) if value is not None else (jsonify(None), 200)
 
 
+def io_value_doc(func):
+    """The value as JSON (null while not produced), or a file's bytes."""
+    func = blp.response(200, {}, description="The value as JSON; null while not produced")(func)
+    return blp.alt_response(200, schema=_FILE, content_type="application/octet-stream",
+                            description="A file's bytes", success=True)(func)
+
+
 @blp.route("/<execution_id>/outputs/<name>", methods=["GET"])
+@io_value_doc
 def output_value(execution_id: str, name: str):
     return _io_value(execution_id, "outputs", name)
 
 
 @blp.route("/<execution_id>/inputs/<name>", methods=["GET"])
+@io_value_doc
 def input_value(execution_id: str, name: str):
     return _io_value(execution_id, "inputs", name)
 
 
 @blp.route("/<execution_id>/logs", methods=["POST"])
-def execution_logs(execution_id: str):
+@blp.arguments(ExecutionLogsQuery, required=False)
+@blp.response(200, {"type": "array", "items": {"type": "array", "items": ExecutionLogLine}},
+              description="One list of lines per step")
+def execution_logs(window: dict, execution_id: str):
     execution = executions.get_execution(g.environment, execution_id)
-    body = json_body(required=False)
-    entries = executions.logs(execution, from_ms(body.get("from"), "from"),
-                              from_ms(body.get("to"), "to"), limit_of(body),
-                              step_name=body.get("step_name"))
-    return ok([entries])
+    return ok([executions.logs(execution, *log_window(window),
+                               step_name=window.get("step_name"))])

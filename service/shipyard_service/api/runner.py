@@ -1,42 +1,75 @@
-"""Callbacks from runners, authenticated by the execution's own token."""
+"""Callbacks from runners, authenticated by the execution's own token (ExecutionToken) or,
+for a deployment's resident runners and ticks, the deployment's (DeploymentToken)."""
 
 from __future__ import annotations
 
-from flask import request
+from flask import g, request
 
 from ..domain import executions
 from ..domain.auth import TokenService
-from ..errors import Unauthorized
+from ..errors import BadRequest, Unauthorized
 from ..request_limits import streamed_upload
 from ..store.models import Execution
 from .common import env_blueprint as _env_blueprint
 from .common import ok, services
+from .schemas.runner import (
+    DeploymentLogsBody,
+    FinishBody,
+    Finished,
+    Job,
+    LogsBody,
+    OutputStored,
+    Received,
+    Tick,
+    TickBody,
+)
+from .smorest import DEPLOYMENT_TOKEN, EXECUTION_TOKEN
 
 blp = _env_blueprint("runner", __name__, "/runner", "Runner callbacks (internal)",
                      authenticated=False)
+blp.common_errors = (401, 403, 404)
+
+
+def _token(scheme: str) -> str:
+    given, _, token = request.headers.get("Authorization", "").partition(" ")
+    if given != scheme or not token.strip():
+        raise Unauthorized(f"Runner calls need 'Authorization: {scheme} <token>'")
+    return token.strip()
+
+
+@blp.before_request
+def _authenticate() -> None:
+    """Before the body is read: a caller without the right token learns nothing else."""
+    args = request.view_args or {}
+    if "execution_id" in args:
+        g.execution = TokenService.runner_principal(args["execution_id"],
+                                                    _token("ExecutionToken"))
+    else:
+        g.runner_token = _token("DeploymentToken")
 
 
 def _execution(execution_id: str) -> Execution:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme != "ExecutionToken" or not token:
-        raise Unauthorized("Runner calls need 'Authorization: ExecutionToken <token>'")
-    return TokenService.runner_principal(execution_id, token.strip())
+    return g.execution
 
 
 @blp.route("/executions/<execution_id>/logs", methods=["POST"])
-def logs(execution_id: str):
+@blp.arguments(LogsBody)
+@blp.response(200, Received)
+@blp.doc(security=EXECUTION_TOKEN)
+def logs(body: dict, execution_id: str):
     execution = _execution(execution_id)
-    body = request.get_json(silent=True) or {}
     step = execution.step_run
-    return ok({"received": executions.record_logs(execution, body.get("logs"),
+    return ok({"received": executions.record_logs(execution, body["logs"],
                                                   step.step_name if step else None)})
 
 
 @blp.route("/executions/<execution_id>/outputs/<name>", methods=["PUT"])
 @streamed_upload
+@blp.response(200, OutputStored)
+@blp.doc(security=EXECUTION_TOKEN, requestBody={"required": True, "content": {
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}})
 def upload_output(execution_id: str, name: str):
     from ..domain import graph_runs
-    from ..errors import BadRequest
 
     execution = _execution(execution_id)
     if execution.step_run is not None:
@@ -54,9 +87,11 @@ def upload_output(execution_id: str, name: str):
 
 
 @blp.route("/executions/<execution_id>/finish", methods=["POST"])
-def finish(execution_id: str):
+@blp.arguments(FinishBody)
+@blp.response(200, Finished)
+@blp.doc(security=EXECUTION_TOKEN)
+def finish(body: dict, execution_id: str):
     execution = _execution(execution_id)
-    body = request.get_json(silent=True) or {}
     if execution.step_run is not None:
         from ..domain import graph_runs
 
@@ -67,24 +102,23 @@ def finish(execution_id: str):
     return ok({"execution_id": finished.execution_id, "status": finished.status})
 
 
-
-
 @blp.route("/deployments/logs", methods=["POST"])
-def deployment_logs():
+@blp.arguments(DeploymentLogsBody)
+@blp.response(200, Received)
+@blp.doc(security=DEPLOYMENT_TOKEN)
+def deployment_logs(body: dict):
     """Lines a resident runner printed outside executions (module import, preloading)."""
     from ..domain import deployments
 
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme != "DeploymentToken" or not token:
-        raise Unauthorized("Resident runners authenticate with 'DeploymentToken <token>'")
-    deployment_id = deployments.deployment_id_for_runner(token.strip())
-    body = request.get_json(silent=True) or {}
-    count = deployments.record_logs(deployment_id, body.get("logs"), body.get("pod_id"))
+    deployment_id = deployments.deployment_id_for_runner(g.runner_token)
+    count = deployments.record_logs(deployment_id, body["logs"], body.get("pod_id"))
     return ok({"received": count})
 
 
 # Cluster mode (orchestrators/argo): a pod fetches its job, a CronWorkflow reports its ticks.
 @blp.route("/executions/<execution_id>/job", methods=["GET"])
+@blp.response(200, Job)
+@blp.doc(security=EXECUTION_TOKEN)
 def job(execution_id: str):
     """The job of docs/runner-protocol.md for `python -m shipyard_runner run --execution-id`:
     the code and file inputs as signed URLs, since the pod cannot read the API's disk."""
@@ -134,7 +168,10 @@ def job(execution_id: str):
 
 
 @blp.route("/deployments/<int:deployment_id>/ticks", methods=["POST"])
-def tick(deployment_id: int):
+@blp.arguments(TickBody)
+@blp.response(200, Tick)
+@blp.doc(security=DEPLOYMENT_TOKEN)
+def tick(body: dict, deployment_id: int):
     """A CronWorkflow tick (`{"fire_time": "<RFC 3339>"}`, Argo's workflow.scheduledTime).
     The execution starts here, like an embedded tick, at most once per fire time; the answer
     names it (`execution_id` null when this tick had already fired)."""
@@ -145,15 +182,11 @@ def tick(deployment_id: int):
     from ..errors import BadRequest, Forbidden
     from ..store.db import utcnow
 
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme != "DeploymentToken" or not token.strip():
-        raise Unauthorized("Ticks authenticate with 'Authorization: DeploymentToken <token>'")
-    deployment = deployments.by_runner_token(token.strip())
+    deployment = deployments.by_runner_token(g.runner_token)
     if deployment.id != deployment_id:
         raise Forbidden("This token belongs to another deployment")
-    body = request.get_json(silent=True)
-    raw = body.get("fire_time") if isinstance(body, dict) else None
-    if not isinstance(raw, str) or not raw:
+    raw = body["fire_time"]
+    if not raw:
         raise BadRequest("'fire_time' (RFC 3339) is required", {"field": "fire_time"})
     try:
         fire_time = parse_iso(raw)

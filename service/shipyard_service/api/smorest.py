@@ -4,11 +4,13 @@ each operation's document every route has (auth scheme, error responses)."""
 
 from __future__ import annotations
 
+import json
 import typing
 
 import marshmallow as ma
 from flask_smorest import Blueprint
-from webargs.flaskparser import FlaskParser
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
 
 from ..errors import BadRequest
 
@@ -43,6 +45,8 @@ class Parser(FlaskParser):
     ride in additional_data.fields."""
 
     DEFAULT_VALIDATION_STATUS = 400
+    __location_map__ = dict(creation="load_creation", run="load_run",
+                            **FlaskParser.__location_map__)
 
     def handle_error(self, error: ma.ValidationError, req, schema, *, error_status_code,
                      error_headers) -> typing.NoReturn:
@@ -53,6 +57,30 @@ class Parser(FlaskParser):
     def _handle_invalid_json_error(self, error, req, *args, **kwargs) -> typing.NoReturn:
         raise BadRequest("The request body is not valid JSON")
 
+    def load_creation(self, req, schema: ma.Schema) -> typing.Any:
+        """Step and pipeline creation: a JSON object, or bracketed form fields (contract
+        §3.2, urlencoded or multipart) decoded into the same nested object."""
+        from .common import unflatten
+
+        if is_json_request(req):
+            return self.load_json(req, schema)
+        return unflatten(req.form.to_dict()) if req.form else core.missing
+
+    def load_run(self, req, schema: ma.Schema) -> typing.Any:
+        """A pipeline run: a JSON object, or form fields each holding JSON text (file inputs
+        ride beside them as file parts)."""
+        if is_json_request(req):
+            return self.load_json(req, schema)
+        decoded = {}
+        for name, raw in req.form.items():
+            if name not in schema.fields:
+                continue
+            try:
+                decoded[name] = json.loads(raw)
+            except ValueError:
+                raise BadRequest(f"'{name}' must be JSON text", {"field": name}) from None
+        return decoded
+
 
 class ApiBlueprint(Blueprint):
     """A flask-smorest blueprint whose operations all document their auth scheme and the
@@ -62,6 +90,8 @@ class ApiBlueprint(Blueprint):
     DEFAULT_LOCATION_CONTENT_TYPE_MAPPING = {
         **Blueprint.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING,
         "json_or_form": "application/json",
+        "creation": "application/json",
+        "run": "application/json",
     }
 
     def __init__(self, *args: typing.Any, security: list | None = None,
@@ -87,3 +117,20 @@ class ApiBlueprint(Blueprint):
 _STATUS_REFS = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
                 405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 413: "REQUEST_ENTITY_TOO_LARGE",
                 500: "INTERNAL_SERVER_ERROR"}
+
+
+def form_alternatives(description: str, files: dict[str, str] | None = None,
+                      any_file: bool = False, urlencoded: bool = True) -> dict:
+    """`@blp.doc(**form_alternatives(...))`: the form encodings a route accepts beside the
+    JSON body its schema documents."""
+    properties = {name: {"type": "string", "format": "binary", "description": text}
+                  for name, text in (files or {}).items()}
+    multipart = {"type": "object", "description": description, "properties": properties,
+                 "additionalProperties": {"type": "string", "format": "binary"} if any_file
+                 else {"type": "string"}}
+    content = {"multipart/form-data": {"schema": multipart}}
+    if urlencoded:
+        content["application/x-www-form-urlencoded"] = {"schema": {
+            "type": "object", "description": description,
+            "additionalProperties": {"type": "string"}}}
+    return {"requestBody": {"content": content}}

@@ -64,9 +64,9 @@ def count(**kwargs: typing.Any) -> fields.Integer:
     return fields.Integer(strict=False, validate=ma.validate.Range(min=0, max=MAX_INT), **kwargs)
 
 
-def epoch_ms(**kwargs: typing.Any) -> fields.Integer:
-    return fields.Integer(validate=ma.validate.Range(min=0, max=MAX_INT), allow_none=True,
-                          **kwargs)
+def epoch_ms(**kwargs: typing.Any) -> fields.Float:
+    return fields.Float(allow_nan=False, allow_none=True,
+                        metadata={"description": "Milliseconds since the epoch"}, **kwargs)
 
 
 class LogsQuery(Body):

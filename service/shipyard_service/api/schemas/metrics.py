@@ -38,7 +38,8 @@ class MetricsQuery(Query):
     pipeline_name = fields.String(data_key="filters[pipeline_name]")
     deployment_name = fields.String(data_key="filters[deployment_name]")
     execution_id = fields.String(data_key="filters[execution_id]")
-    page = fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=MAX_INT))
+    # The page times its size must stay a database integer (the OFFSET).
+    page = fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=MAX_INT // MAX_PAGE))
     items_per_page = fields.Integer(load_default=MAX_PAGE,
                                     validate=ma.validate.Range(min=1, max=MAX_PAGE))
 
