@@ -121,6 +121,29 @@ def test_mappings_rules():
                              DECLARED_IN, "run")
 
 
+def test_input_source_without_source_and_compatibility_table():
+    """The seed: an InputSource naming no source is an endpoint input; environment variables
+    feed only non-file inputs and data store files only file inputs, for runs and deployments."""
+    bare = [{"pipeline_input_name": "n"}]
+    assert parse_input_mappings(bare, DECLARED_IN, "endpoint")["n"] == {
+        "mapping_type": "endpoint",
+        "mapping_value": {"endpoint_input_name": "n", "is_required": False,
+                          "default_value": None}}
+    assert parse_input_mappings(bare, DECLARED_IN, "run") == {}  # the run's own input
+    with pytest.raises(BadRequest, match="exactly one"):
+        parse_input_mappings(bare, DECLARED_IN, "periodic")
+    for rule in ("run", "endpoint", "periodic"):
+        with pytest.raises(BadRequest, match="environment_variable mapping cannot carry the file"):
+            parse_input_mappings([{"pipeline_input_name": "f", "environment_variable_name": "V"}],
+                                 DECLARED_IN, rule)
+        with pytest.raises(BadRequest, match="datastore mapping cannot carry the number"):
+            parse_input_mappings([{"pipeline_input_name": "n", "datastore_path": "in/n.txt"}],
+                                 DECLARED_IN, rule)
+        assert parse_input_mappings(
+            [{"pipeline_input_name": "n", "environment_variable_name": "V"},
+             {"pipeline_input_name": "f", "datastore_path": "in/f.csv"}], DECLARED_IN, rule)
+
+
 def test_datastore_placeholders():
     import datetime as dt
 

@@ -29,7 +29,7 @@ def _first_messages(messages: typing.Any, prefix: str = "") -> list[str]:
         for key, value in messages.items():
             # The location key (json, form, query) is noise in a message meant for people.
             label = prefix if key in ("json", "form", "querystring", "query", "files",
-                                      "json_or_form", "_schema") else (
+                                      "json_or_form", "creation", "run", "_schema") else (
                 f"{prefix}.{key}" if prefix else str(key))
             found.extend(_first_messages(value, label))
         return found

@@ -440,6 +440,9 @@ def trigger(svc, deployment: Deployment, given: dict, files: dict,
         raise Forbidden(f"Deployment '{deployment.name}' is disabled")
     if not isinstance(given, dict):
         raise BadRequest("The inputs must be a JSON object")
+    if len(files) > 1:  # the seed's table: endpoint files are limited to 1 per call
+        raise BadRequest("An endpoint call carries at most one file",
+                         {"files": sorted(files)})
     deadline = time.monotonic() + wait_s
     execution = _start(svc, deployment, given, files, user_id=deployment.created_by,
                        wait_s=wait_s)
@@ -456,6 +459,11 @@ def _start(svc, deployment: Deployment, given: dict, files: dict, user_id: str |
     declared_in, declared_out = pipeline_io(pipeline)
     maps = {m["pipeline_input_name"]: m for m in deployment.inputs_mapping}
     execution_id = executions.new_execution_id(pipeline.name)
+    # The seed's environment-variable example still sends number_a/number_b: inputs the
+    # mappings take elsewhere are left out and noted in the logs, not refused.
+    unused = executions.unused_inputs(declared_in, maps, given, files)
+    notes = [f"Inputs sent but not used (this deployment maps its inputs elsewhere): "
+             f"{', '.join(unused)}"] if unused else None
     try:
         inputs, job_inputs = executions.resolve_inputs(
             svc, deployment.environment, execution_id, declared_in, given, files, maps,
@@ -472,7 +480,7 @@ def _start(svc, deployment: Deployment, given: dict, files: dict, user_id: str |
         svc, deployment.environment, user_id or "", pipeline, execution_id, inputs, job_inputs,
         outputs, deployment_name=deployment.name,
         resident_deployment_id=deployment.id if deployment.mode == "low_latency" else None,
-        wait_s=wait_s)
+        wait_s=wait_s, notes=notes)
 
 
 def schedule_fired(svc, deployment_id: int, fire_time: dt.datetime) -> Execution | None:

@@ -52,12 +52,8 @@ def _coerce_env_value(data_type: str, raw: str, name: str) -> Any:
     return check_value(data_type, value, name)
 
 
-def resolve_inputs(svc, environment: Environment, execution_id: str, declared: list[dict],
-                   given: dict, files: dict[str, UploadedFile], mappings: dict[str, dict],
-                   source_type: str = "run") -> tuple[list[dict], dict]:
-    """Apply mappings, given values and defaults; check types, requirements and sizes.
-
-    Returns the stored input items and the job inputs handed to the runner."""
+def _accepted_inputs(declared: list[dict], mappings: dict[str, dict]) -> set[str]:
+    """The names a caller may send: unmapped inputs, and endpoint mappings' outer names."""
     known = set()
     for decl in declared:
         mapping = mappings.get(decl["name"])
@@ -65,10 +61,28 @@ def resolve_inputs(svc, environment: Environment, execution_id: str, declared: l
             known.add(decl["name"])
         elif mapping["mapping_type"] == "endpoint":
             known.add(mapping["mapping_value"]["endpoint_input_name"])
-    unknown = sorted((set(given) | set(files)) - known)
-    if unknown:
+    return known
+
+
+def unused_inputs(declared: list[dict], mappings: dict[str, dict], given: dict,
+                  files: dict) -> list[str]:
+    """Inputs sent that no declared input takes (mapped elsewhere, or unknown)."""
+    return sorted((set(given) | set(files)) - _accepted_inputs(declared, mappings))
+
+
+def resolve_inputs(svc, environment: Environment, execution_id: str, declared: list[dict],
+                   given: dict, files: dict[str, UploadedFile], mappings: dict[str, dict],
+                   source_type: str = "run") -> tuple[list[dict], dict]:
+    """Apply mappings, given values and defaults; check types, requirements and sizes.
+
+    Returns the stored input items and the job inputs handed to the runner. A run refuses
+    inputs it does not take; an endpoint call ignores them (the caller notes them in the
+    execution's logs: `unused_inputs`)."""
+    unknown = unused_inputs(declared, mappings, given, files)
+    if unknown and source_type != "endpoint":
         raise BadRequest(f"Unknown inputs: {', '.join(unknown)}",
-                         {"unknown_inputs": unknown, "known": sorted(known)})
+                         {"unknown_inputs": unknown,
+                          "known": sorted(_accepted_inputs(declared, mappings))})
     env_values = None
     items: list[dict] = []
     job: dict[str, Any] = {}
@@ -111,14 +125,10 @@ def resolve_inputs(svc, environment: Environment, execution_id: str, declared: l
                 raise BadRequest(f"Environment variable '{var}' (for input '{name}') is not set",
                                  {"name": var})
             value = _coerce_env_value(data_type, env_values[var], name)
-        elif mapping["mapping_type"] == "datastore":
+        elif mapping["mapping_type"] == "datastore":  # file inputs only (mappings.py)
             path = mapping["mapping_value"]["datastore_path"]
-            if data_type == "file":
-                staged.append((name, UploadedFile(datastore_rules.read_stream(svc, environment, path),
-                                                  path.rsplit("/", 1)[-1])))
-            else:
-                raw = datastore_rules.read_stream(svc, environment, path).read(60_001)
-                value = _coerce_env_value(data_type, raw.decode("utf-8", "replace"), name)
+            staged.append((name, UploadedFile(datastore_rules.read_stream(svc, environment, path),
+                                              path.rsplit("/", 1)[-1])))
         item = {"pipeline_input_name": name, "data_type": data_type, **mapping, "value": None}
         if data_type != "file":
             item["value"] = value
@@ -181,18 +191,21 @@ def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipel
                     execution_id: str, inputs: list[dict], job_inputs: dict,
                     outputs: list[dict], deployment_name: str | None = None,
                     resident_deployment_id: int | None = None,
-                    wait_s: float = 0.0) -> Execution:
+                    wait_s: float = 0.0, notes: list[str] | None = None) -> Execution:
     """Record the execution and hand it to the orchestrator. `wait_s` > 0 for a caller
     about to wait that long for the result: a resident call may then end before this
-    returns (the returned object is then final)."""
+    returns (the returned object is then final). `notes` become the execution's first log
+    lines (what the platform did with the request), written before it can run."""
     if pipeline.connections is not None:  # several steps: the graph's scheduler runs them
         from . import graph_runs
 
         if resident_deployment_id is not None and svc.orchestrator.name != "local":
             raise BadRequest("Low-latency multi-step pipelines run on the embedded backend "
                              "only for now", {"pipeline_name": pipeline.name})
-        return graph_runs.start(svc, environment, user_id, pipeline, execution_id, inputs,
-                                outputs, deployment_name, resident_deployment_id)
+        execution = graph_runs.start(svc, environment, user_id, pipeline, execution_id, inputs,
+                                     outputs, deployment_name, resident_deployment_id)
+        _note(execution_id, notes)
+        return execution
     step = pipeline.step
     token = new_secret("exe")
     config = step.container_config
@@ -213,6 +226,7 @@ def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipel
             "requirements_path": config.get("requirements_path"),
         },
     )
+    _note(execution_id, notes)
     env_url = svc.environment_url(environment.project.name, environment.name)
     launch = Launch(
         execution_id=execution_id, token=token, env_key=step.env_key or "",
@@ -233,6 +247,14 @@ def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipel
         mark_failed(svc, execution_id, f"Could not start the execution: {exc}")
         raise
     return execution
+
+
+def _note(execution_id: str, notes: list[str] | None) -> None:
+    if notes:
+        now = utcnow()
+        prepared.insert_many(ExecutionLog, [
+            {"execution": execution_id, "timestamp": now, "stream": "stdout",
+             "message": f"[shipyard] {note}", "step_name": None} for note in notes])
 
 
 # Reports from the runner and the orchestrator ------------------------------------------

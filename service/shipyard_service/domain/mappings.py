@@ -59,6 +59,14 @@ def _parse(items: Any, kind: str, declared: list[dict], rule: str) -> dict[str, 
         sources = [key for key in choices if key in item and item[key] is not None]
         if item.get("is_null") is False:
             sources.remove("is_null")
+        if not sources and io == "input":
+            # The seed: an InputSource naming no source is an endpoint input (of the same
+            # name); a run takes it from the run's inputs, as if unmapped.
+            if rule == "run":
+                continue
+            if rule == "endpoint":
+                item = {**item, "endpoint_input_name": name}
+                sources = ["endpoint_input_name"]
         if len(sources) != 1:
             raise BadRequest(
                 f"'{where}' needs exactly one of {', '.join(choices)}", {"field": where}

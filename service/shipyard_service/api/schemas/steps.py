@@ -30,9 +30,12 @@ class StepCreation(_Creation):
 
 class PipelineCreation(_Creation):
     pipeline_name = fields.String(required=True)
-    step_names = fields.List(fields.String(), metadata={
-        "description": "JSON only: a pipeline from existing steps instead of a function"})
-    connections = fields.List(fields.Dict(), allow_none=True, metadata={
+    # A list of names, or one name: checked by the graph rules (domain/graph.py).
+    step_names = fields.Raw(metadata={
+        "description": "JSON only: a pipeline from existing steps instead of a function",
+        "oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]})
+    connections = fields.List(fields.Dict(), allow_none=True, error_messages={
+        "invalid": "'connections' must be a list of {{source, target}}"}, metadata={
         "description": "With step_names: which step output feeds which step input"})
 
 
