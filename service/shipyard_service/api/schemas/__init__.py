@@ -13,7 +13,7 @@ import marshmallow as ma
 from marshmallow import fields
 
 # Integers SQLite and PostgreSQL can hold: bigger ones are shape errors, not database errors.
-MAX_INT = 2**62
+MAX_INT = 2**63 - 1
 
 
 class Body(ma.Schema):
