@@ -17,11 +17,12 @@ from bench import (  # noqa: E402
     bench_metrics,
     bench_run_pipeline,
     bench_sandbox,
+    bench_store,
 )
 
 BENCHMARKS = [bench_run_pipeline, bench_sandbox, bench_graphs, bench_endpoints, bench_metrics,
               bench_git_steps,
-              bench_datastore, bench_compare]
+              bench_datastore, bench_compare, bench_store]
 
 
 def main() -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from flask import g, request
+from flask import Response, g, request
 
 from ..domain import metrics
 from .common import env_blueprint, ok
@@ -41,7 +41,9 @@ def _query(kind: str, args: dict):
     # Every `filters[...]` key reaches the domain, which refuses the ones it does not know.
     filters = {m.group(1): value for key, value in request.args.items()
                if (m := _FILTER_KEY.match(key))}
-    return ok(metrics.query(kind, g.environment, filters, args["page"], args["items_per_page"]))
+    # The page's JSON is made in the domain (list values spliced in as stored).
+    return Response(metrics.query_json(kind, g.environment, filters, args["page"],
+                                       args["items_per_page"]), mimetype="application/json")
 
 
 @blp.route("/single-value", methods=["GET"])
