@@ -59,11 +59,6 @@ class Scalar(fields.Field):
         return str(value)
 
 
-def count(**kwargs: typing.Any) -> fields.Integer:
-    """A non-negative integer in the range the store can hold."""
-    return fields.Integer(strict=False, validate=ma.validate.Range(min=0, max=MAX_INT), **kwargs)
-
-
 def epoch_ms(**kwargs: typing.Any) -> fields.Float:
     return fields.Float(allow_nan=False, allow_none=True,
                         metadata={"description": "Milliseconds since the epoch"}, **kwargs)
@@ -87,6 +82,3 @@ class LogLine(Out):
 class Name(Out):
     name = fields.String(required=True)
 
-
-class Empty(Out):
-    """`{}` or a small acknowledgement object."""
