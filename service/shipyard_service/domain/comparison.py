@@ -141,11 +141,16 @@ def available_columns(environment: Environment, filters: Filters) -> dict[str, l
     present (read from each one's newest execution), metric and list-metric names recorded
     by the filtered executions, resource usage if measured."""
     base = filtered(environment, filters)
-    newest = (base.select(Execution.pipeline_name, fn.MAX(Execution.created_at))
+    # One pass over the filtered executions: each pipeline's newest run, and whether any
+    # has its resource usage measured.
+    newest = (base.select(Execution.pipeline_name, fn.MAX(Execution.created_at),
+                          fn.MAX(Execution.cpu_time_s))
               .group_by(Execution.pipeline_name).tuples())
     inputs: set[str] = set()
     outputs: set[str] = set()
-    for pipeline_name, created_at in list(newest):
+    measured = False
+    for pipeline_name, created_at, cpu in list(newest):
+        measured = measured or cpu is not None
         sample = (filtered(environment, filters)
                   .where((Execution.pipeline_name == pipeline_name)
                          & (Execution.created_at == created_at))
@@ -156,11 +161,12 @@ def available_columns(environment: Environment, filters: Filters) -> dict[str, l
     ids = _ids_of(environment, filters)
     names = {}
     for group, model in (("metrics", Metric), ("list_metrics", ListMetric)):
-        query = model.select(model.name).where(model.environment == environment).distinct()
-        if ids is not None:
-            query = query.where(model.execution_id.in_(ids))
+        query = model.select(model.name).distinct()
+        # Filtered: driven by the execution ids (the (execution_id, name) index), which are
+        # the environment's already; otherwise the environment's names.
+        query = query.where(model.execution_id.in_(ids)) if ids is not None \
+            else query.where(model.environment == environment)
         names[group] = sorted(n for (n,) in query.tuples())
-    measured = base.where(Execution.cpu_time_s.is_null(False)).exists()
     return {"metadata": list(METADATA), "inputs": sorted(n for n in inputs if n),
             "outputs": sorted(n for n in outputs if n), "metrics": names["metrics"],
             "list_metrics": names["list_metrics"],
