@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from datetime import datetime
 
 from bench.common import percentile, running_server, summary
 from tests.helpers import create_step_http
@@ -42,6 +43,10 @@ def _step(api, name: str, function_name: str, outputs: dict | None = None) -> No
     assert body["creation_info"]["status"] == "ready", body
 
 
+def _seconds(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
 def main() -> None:
     spawn = []
     for _ in range(SPAWNS):
@@ -73,15 +78,23 @@ def main() -> None:
         sdk.run_pipeline("single", {"trace": []})  # warm-up
 
         hops: list[float] = []
+        scheduling: list[float] = []  # a step's code end -> the next step's launch recorded
+        spawning: list[float] = []  # launch recorded -> the next step's code runs
         fan: list[float] = []
         single: list[float] = []
         deadline = time.monotonic() + TIME_LIMIT_S
         for _ in range(RUNS):
             if time.monotonic() > deadline:
                 break
-            trace = sdk.run_pipeline("chain", {"trace": []})["outputs"]["trace"]
+            run = sdk.run_pipeline("chain", {"trace": []})
+            trace = run["outputs"]["trace"]
             ends, starts = trace[1::2], trace[0::2]
             hops += [(starts[i + 1] - ends[i]) * 1000 for i in range(len(ends) - 1)]
+            steps = sdk.get_pipeline_execution(run["execution_id"])["steps"]
+            launched = [_seconds(step["start_date"]) for step in steps]
+            scheduling += [(launched[i + 1] - ends[i]) * 1000 for i in range(len(ends) - 1)]
+            spawning += [(starts[i + 1] - launched[i + 1]) * 1000
+                         for i in range(len(ends) - 1)]
             start = time.perf_counter()
             sdk.run_pipeline("single", {"trace": []})
             single.append((time.perf_counter() - start) * 1000)
@@ -90,6 +103,8 @@ def main() -> None:
             fan.append((time.perf_counter() - start) * 1000)
             assert len(result["outputs"]) == FAN_OUT, result
     print(summary(f"step-to-step ({CHAIN}-step chain)", hops))
+    print(summary("  of which: end -> next launched", scheduling))
+    print(summary("  of which: launched -> code runs", spawning))
     print(summary("one single-step run          ", single))
     print(summary(f"{FAN_OUT}-way fan-out run           ", fan))
     print(f"step-to-step p50 / bare spawn p50: "
