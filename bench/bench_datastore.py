@@ -208,9 +208,32 @@ def main() -> None:
         moto = MotoServer().start()
         try:
             (root / "s3").mkdir()
+            _moto_ceiling(moto, source, root / "s3" / "bare.bin", baseline)
             _round_trip("s3", root / "s3", moto.env("bench-datastore"), source, digest, baseline)
         finally:
             moto.stop()
+
+
+def _moto_ceiling(moto: MotoServer, source: Path, target: Path, baseline_s: float) -> None:
+    """What the S3 server itself allows: the minio client straight to it (parallel parts of
+    16 MiB), no Shipyard in the path. Client transfers through the S3 store cannot beat it."""
+    from minio import Minio
+
+    client = Minio(moto.endpoint, access_key=moto.access_key, secret_key=moto.secret_key,
+                   secure=False)
+    client.make_bucket("bench-ceiling")
+    os.sync()
+    start = time.perf_counter()
+    client.fput_object("bench-ceiling", "big.bin", str(source), part_size=16 * 1024 * 1024,
+                       num_parallel_uploads=4)
+    uploaded = time.perf_counter() - start
+    start = time.perf_counter()
+    client.fget_object("bench-ceiling", "big.bin", str(target))
+    downloaded = time.perf_counter() - start
+    target.unlink()
+    client.remove_object("bench-ceiling", "big.bin")
+    print(_line("s3 server alone (minio)", uploaded, downloaded, baseline_s, 0, 0)
+          .split("; peak")[0], flush=True)
 
 
 if __name__ == "__main__":
