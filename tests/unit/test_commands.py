@@ -73,3 +73,32 @@ def test_child_exits_while_a_grandchild_holds_the_pipe(tmp_path):
 def test_cannot_start():
     with pytest.raises(OSError):
         run_logged(["/nonexistent/command"], dict(os.environ), lambda _: None, 1)
+
+
+def test_a_stop_kills_what_runs(tmp_path):
+    import threading
+
+    from shipyard_service.orchestrators.local.commands import kill_running
+
+    pid_file = tmp_path / "pid"
+    running: set = set()
+    result: list = []
+    thread = threading.Thread(target=lambda: result.append(run_logged(
+        ["bash", "-c", f"sleep 60 & echo $! > {pid_file}; wait"], dict(os.environ),
+        lambda _: None, 120, running)))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not (running and pid_file.exists() and pid_file.read_text().strip()) \
+            and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert running
+    start = time.monotonic()
+    kill_running(running)
+    thread.join(10)
+    assert not thread.is_alive() and time.monotonic() - start < 3
+    assert result and result[0] != 0 and not running
+    grandchild = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while not _gone(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(grandchild)

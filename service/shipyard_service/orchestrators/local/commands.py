@@ -14,13 +14,33 @@ _POLL_S = 0.5
 
 
 def run_logged(cmd: list[str], env: dict, log: Callable[[str], None],
-               timeout_s: float) -> int | None:
+               timeout_s: float, running: set | None = None) -> int | None:
     """Run `cmd` with each output line sent to `log`: its exit code, or None when it ran
     past `timeout_s`, silent or not; its whole process group is then killed (uv and apt-get
     start children of their own; what a finished command leaves in it is killed as well).
+    While it runs, its process is in `running`, for its owner's `kill_running` at stop.
     OSError when it cannot start."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                             stdin=subprocess.DEVNULL, start_new_session=True)
+    if running is not None:
+        running.add(proc)
+    try:
+        return _follow(proc, log, timeout_s)
+    finally:
+        if running is not None:
+            running.discard(proc)
+
+
+def kill_running(running: set) -> None:
+    """End the commands of `running` now, with their process groups (a server stopping)."""
+    for proc in list(running):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _follow(proc: subprocess.Popen, log: Callable[[str], None], timeout_s: float) -> int | None:
     deadline = time.monotonic() + timeout_s
     assert proc.stdout is not None
     with proc.stdout, selectors.DefaultSelector() as selector:

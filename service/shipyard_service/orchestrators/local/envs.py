@@ -14,7 +14,7 @@ from pathlib import Path
 from uv import find_uv_bin
 
 from ..base import BuildRequest
-from .commands import run_logged
+from .commands import kill_running, run_logged
 from .pythons import available_versions, find_python
 
 # What the runner needs so `from shipyard import CraftAiSdk` works in step code.
@@ -32,6 +32,7 @@ class EnvironmentBuilder:
         self.uv = find_uv_bin()
         self.uv_cache_dir = uv_cache_dir
         self._locks: dict[str, threading.Lock] = {}
+        self._running: set = set()  # uv commands under way (run_logged)
         self._guard = threading.Lock()
 
     def python_of(self, env_key: str) -> Path:
@@ -97,9 +98,12 @@ class EnvironmentBuilder:
             raise
         log(f"Environment {key} is ready")
 
-    @staticmethod
-    def _run(cmd: list[str], env: dict, log: Callable[[str], None]) -> None:
-        code = run_logged(cmd, env, log, BUILD_TIMEOUT_S)
+    def stop(self) -> None:
+        """Builds under way end now: the server stops (no uv process outlives it)."""
+        kill_running(self._running)
+
+    def _run(self, cmd: list[str], env: dict, log: Callable[[str], None]) -> None:
+        code = run_logged(cmd, env, log, BUILD_TIMEOUT_S, self._running)
         if code is None:
             raise BuildError(f"The build took over {BUILD_TIMEOUT_S} s")
         if code != 0:

@@ -41,6 +41,7 @@ class LocalOrchestrator(Orchestrator):
         self.residents.stop_all()
         self.processes.stop_all()
         self._builds.shutdown(wait=False, cancel_futures=True)
+        self.envs.stop()  # a build in flight would hold the worker's exit, then be orphaned
 
     # Steps ------------------------------------------------------------------------------
     def build_step(self, request: BuildRequest) -> None:
