@@ -23,6 +23,13 @@ def streamed_upload(view: View) -> View:
     return view
 
 
+def raw_upload(view: View) -> View:
+    """A streamed upload whose body is never JSON, whatever its Content-Type says: nothing
+    reads it before the view (which checks its signature first)."""
+    view.raw_upload = True  # type: ignore[attr-defined]
+    return streamed_upload(view)
+
+
 def too_deep(value: Any, limit: int) -> bool:
     """Whether lists and objects nest more than `limit` levels (without recursion)."""
     stack = [(value, 1)]
@@ -49,6 +56,8 @@ def install(app: Flask, settings: Settings) -> None:
     @app.before_request
     def _limit_request() -> None:
         view = app.view_functions.get(request.endpoint or "")
+        if getattr(view, "raw_upload", False):
+            return  # the view checks who sends it before reading a byte
         if getattr(view, "streamed_upload", False) and not request.is_json:
             return  # files streamed to disk; a JSON body (endpoint inputs) is read whole
         limit = settings.max_request_bytes

@@ -227,7 +227,7 @@ def test_form_and_json_encodings_through_the_test_client(live):
     r = live.local("GET", "/data-store/upload?path_to_object=tc/x.bin")
     fields = r.get_json()["fields"]
     signed = urlparse(r.get_json()["signed_url"])
-    up = live.client.post(signed.path, data={**fields, "file": (io.BytesIO(b"xyz"), "file")},
+    up = live.client.post(signed.path + "?" + signed.query, data={**fields, "file": (io.BytesIO(b"xyz"), "file")},
                           content_type="multipart/form-data")
     assert up.status_code == 204
     r = live.local("POST", "/data-store/download", data={"path_to_object": "tc/x.bin"})
@@ -276,8 +276,14 @@ def test_signed_url_errors_are_xml(live, monkeypatch):
               "InvalidRequest")
     # A download token cannot be used to upload.
     token = url.split("token=")[1]
-    xml_error(requests.post(live.base + "/signed/upload", data={"token": token},
+    xml_error(requests.post(live.base + "/signed/upload", params={"token": token},
                             files={"file": ("file", b"evil")}, timeout=TIMEOUT),
+              403, "AccessDenied")
+    # A token in the form only is not looked for (that would mean reading the body first).
+    post = live.http("GET", "/data-store/upload", params={"path_to_object": "signed/c"}).json()
+    form_token = post["signed_url"].split("token=")[1]
+    xml_error(requests.post(live.base + "/signed/upload", data={"token": form_token},
+                            files={"file": ("file", b"late")}, timeout=TIMEOUT),
               403, "AccessDenied")
     post = live.http("GET", "/data-store/upload", params={"path_to_object": "signed/b"}).json()
     xml_error(requests.post(post["signed_url"], data=post["fields"], timeout=TIMEOUT), 400,
@@ -332,5 +338,5 @@ def test_artifact_urls(live):
     xml_error(requests.get(url[:-4] + "abcd", timeout=TIMEOUT), 403, "AccessDenied")
     # A data-store token is not an artifact token (different salt).
     ds = live.http("GET", "/data-store/upload", params={"path_to_object": "x"}).json()
-    xml_error(requests.get(live.base + "/signed/artifact?token=" + ds["fields"]["token"],
+    xml_error(requests.get(live.base + "/signed/artifact?token=" + ds["signed_url"].split("token=")[1],
                            timeout=TIMEOUT), 403, "AccessDenied")

@@ -166,6 +166,35 @@ def test_request_bodies_are_bounded_except_streamed_uploads(server, api):
     assert [o["value"] for o in out.json()["outputs"]] == [len(big)]
 
 
+def test_signed_uploads_refuse_a_bad_token_before_reading_the_body(server, api):
+    """A presigned upload's token is checked from the headers alone: 1 GB announced, nothing
+    sent, and a bad or missing token is still answered 403 at once (the server used to read
+    the whole form, or a JSON-typed part, before looking at the token)."""
+    url = api.request("GET", "/data-store/upload",
+                      params={"path_to_object": "early/403.bin"}).json()["signed_url"]
+    path = urlsplit(url).path + "?" + urlsplit(url).query
+    bad = path[:-3] + ("AAA" if not path.endswith("AAA") else "BBB")
+    multipart = {"Content-Type": "multipart/form-data; boundary=x"}
+    big = 1024 ** 3
+    for method, target, headers in [
+        ("POST", bad, multipart),
+        ("POST", "/signed/upload", multipart),  # no token at all
+        ("PUT", bad.replace("/signed/upload", "/signed/part"), {}),
+        # JSON-typed: not read as JSON before the view either (a length under the limit).
+        ("PUT", bad.replace("/signed/upload", "/signed/part"),
+         {"Content-Type": "application/json"}),
+        ("POST", bad, {"Content-Type": "application/json"}),
+    ]:
+        length = 1_000_000 if "json" in headers.get("Content-Type", "") else big
+        r = _headers_only(server.url, method, target, length, headers)
+        assert r.status_code == 403, (method, target, r.status_code, r.text[:300])
+        assert "<Code>AccessDenied</Code>" in r.text, r.text[:300]
+    # The good token still uploads, and the object is there.
+    assert requests.post(url, files={"file": ("f.bin", b"kept")}, timeout=30).status_code == 204
+    back = api.request("POST", "/data-store/download", data={"path_to_object": "early/403.bin"})
+    assert requests.get(back.json()["signed_url"], timeout=30).content == b"kept"
+
+
 # Web UI ----------------------------------------------------------------------------------------
 def _ui_login(url: str, email: str, password: str) -> requests.Response:
     """The login form, cookie sent back by hand (a Secure one would not go over http)."""

@@ -2,8 +2,11 @@
 signed token and answer errors in S3's XML shape, never JSON.
 
     GET  /signed/object?token=…     data-store object download
-    POST /signed/upload             single-part upload: form field `token` + file part `file`
+    POST /signed/upload?token=…     single-part upload: file part `file`
     PUT  /signed/part?token=…       one multipart part (raw body), answers an ETag
+
+Upload tokens ride in the query, so a bad one is refused from the headers alone, before any
+of the body is read.
     GET  /signed/artifact?token=…   files under the data dir (step archives)
 """
 
@@ -18,7 +21,7 @@ from flask import Blueprint, Response, request, send_file
 
 from ..datastore.local import LocalDataStore
 from ..errors import NotFound, PayloadTooLarge, ShipyardError
-from ..request_limits import streamed_upload
+from ..request_limits import raw_upload
 from ..signing import ExpiredSignature, InvalidSignature, Signer
 from .common import services
 
@@ -103,15 +106,12 @@ def get_object():
 
 
 @blp.route("/upload", methods=_ALL_METHODS)
-@streamed_upload
+@raw_upload
 def post_object():
     _method("POST")
     store = _local_store()
-    # Accepts the token as a form field (as handed out in `fields`) or in the query.
-    token = request.form.get("token") or request.args.get("token")
-    if not token:
-        raise XmlError(403, "AccessDenied", "The form carries no 'token' field")
-    claims = store.check_token(token, "post")
+    # Only the query's token: one in the form would mean reading the body to find it.
+    claims = store.check_token(_query_token(), "post")
     upload = request.files.get("file")
     if upload is None:
         raise XmlError(400, "InvalidRequest", "The form has no file part named 'file'")
@@ -120,7 +120,7 @@ def post_object():
 
 
 @blp.route("/part", methods=_ALL_METHODS)
-@streamed_upload
+@raw_upload
 def put_part():
     _method("PUT")
     store = _local_store()

@@ -201,7 +201,9 @@ class LocalDataStore(DataStore):
     def presigned_post(self, key: str) -> tuple[str, dict]:
         self.path_of(key)
         token = self._objects.sign({"op": "post", "key": key})
-        return f"{self.public_url}/signed/upload", {"token": token}
+        # The token rides in the URL, not in `fields`: the route checks it from the headers
+        # alone and refuses a bad one before reading (and spooling) any of the body.
+        return f"{self.public_url}/signed/upload?token={token}", {}
 
     def check_token(self, token: str, op: str) -> dict:
         """The claims of a presigned token for `op`; InvalidSignature / ExpiredSignature."""
