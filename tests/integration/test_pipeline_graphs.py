@@ -126,6 +126,8 @@ def test_diamond_passes_values_and_files(diamond_steps, api):
     assert {"g-a", "g-b"} <= {line["step_name"] for line in lines}
     only_b = sdk.get_pipeline_execution_logs(execution_id=execution_id, step_name="g-b")
     assert [line["message"] for line in only_b] == ["b read hello"]
+    assert execution["resources"]["cpu_time_s"] > 0  # the steps' CPU time, added up
+    assert execution["resources"]["peak_rss_bytes"] > 0
     listed = sdk.list_pipeline_executions("diamond")
     assert [s["status"] for s in listed[0]["steps"]] == ["Succeeded"] * 4
 

@@ -153,7 +153,17 @@ def _fail_when_idle(svc, execution_id: str, reason: str) -> None:
                                          & (StepExecution.status.in_(ACTIVE))).exists()
     if not still:
         transition(svc, Execution, {"execution_id": execution_id}, ExecutionStatus.FAILED,
-                   execution_id, {"error": reason, "end_date": utcnow()})
+                   execution_id, {"error": reason, "end_date": utcnow(),
+                                  **_resources(execution_id)})
+
+
+def _resources(execution_id: str) -> dict:
+    """The execution's resources: its steps' CPU time added up, the largest peak memory."""
+    rows = rows_of(execution_id)
+    cpu = [r.cpu_time_s for r in rows if r.cpu_time_s is not None]
+    rss = [r.peak_rss_bytes for r in rows if r.peak_rss_bytes is not None]
+    return {"cpu_time_s": round(sum(cpu), 3) if cpu else None,
+            "peak_rss_bytes": max(rss) if rss else None}
 
 
 def _succeed(svc, execution: Execution, rows: dict[str, StepExecution]) -> None:
@@ -186,7 +196,8 @@ def _succeed(svc, execution: Execution, rows: dict[str, StepExecution]) -> None:
         return
     transition(svc, Execution, {"execution_id": execution.execution_id},
                ExecutionStatus.SUCCEEDED, execution.execution_id,
-               {"outputs": outputs, "end_date": utcnow(), "error": None})
+               {"outputs": outputs, "end_date": utcnow(), "error": None,
+                **_resources(execution.execution_id)})
 
 
 def _step_inputs(svc, execution: Execution, graph, step, rows) -> tuple[list[dict], dict]:

@@ -75,12 +75,12 @@ def render(step_names: list[str], connections: list[dict], open_inputs: list[dic
         x, y = place[item["step_name"]]
         parts.append(f'<text class="open-output" x="{x + BOX_W + 8:.0f}" y="{y + BOX_H - 8:.0f}" '
                      f'font-size="11" fill="#4b5563">▸ {escape(item["output_name"])}</text>')
-    fills = {"Succeeded": "#dcfce7", "Failed": "#fee2e2", "Running": "#dbeafe",
-             "Pending": "#f3f4f6", "Skipped": "#fef9c3"}
     for name in step_names:
         x, y = place[name]
         status = (statuses or {}).get(name)
-        fill = fills.get(status or "", "#ffffff")
+        # Colours by status come from app.css ([data-status]), so the live page only
+        # changes the attribute.
+        fill = "#ffffff"
         stroke = "#111827" if name == selected else "#6b7280"
         node = (f'<g class="step-node" data-step="{escape(name)}"'
                 f'{f" data-status={chr(34)}{escape(status)}{chr(34)}" if status else ""}>'
@@ -88,9 +88,9 @@ def render(step_names: list[str], connections: list[dict], open_inputs: list[dic
                 f'fill="{fill}" stroke="{stroke}" stroke-width="{2 if name == selected else 1}"/>'
                 f'<text x="{x + 10:.0f}" y="{y + 20:.0f}" font-size="13" font-weight="600" '
                 f'fill="#111827">{escape(name)}</text>')
-        if status:
+        if statuses is not None:
             node += (f'<text class="step-status" x="{x + 10:.0f}" y="{y + 37:.0f}" '
-                     f'font-size="11" fill="#374151">{escape(status)}</text>')
+                     f'font-size="11" fill="#374151">{escape(status or "")}</text>')
         node += "</g>"
         if link is not None:
             node = f'<a href="{escape(link(name))}">{node}</a>'

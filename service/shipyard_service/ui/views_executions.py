@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Response, jsonify, redirect, render_template, request, url_for
 
 from ..domain import auth, browse, executions, metrics
-from ..domain.lifecycle import ACTIVE, FINAL
+from ..domain.lifecycle import FINAL
 from ..errors import BadRequest, NotFound
 from .blueprint import bp
 from .charts import list_metric_chart
@@ -99,7 +99,6 @@ def _graph_detail(environment, detail: dict, selected: str | None, link) -> None
         detail["step"] = step
         detail["step_logs"] = executions.logs(execution, None, None, MAX_LOG_LINES,
                                               step_name=step["name"])
-    detail["active"] = body["status"] in ACTIVE  # the page refreshes itself meanwhile
 
 
 @bp.route("/projects/<project_name>/environments/<environment_name>/executions/<execution_id>")
@@ -138,7 +137,13 @@ def execution_live(project_name: str, environment_name: str, execution_id: str):
         raise BadRequest("'after' must be a log line id", {"field": "after"}) from exc
     found = metrics.for_executions(here.environment, [execution_id])[execution_id]
     body = browse.with_resources(execution)
+    steps = None
+    if "steps" in (execution.step_info or {}):  # a multi-step execution: its graph's nodes
+        from ..domain.graph_runs import rows_of
+
+        steps = {row.step_name: row.status for row in rows_of(execution_id)}
     return jsonify({"status": execution.status, "final": execution.status in FINAL,
+                    "steps": steps,
                     "duration_s": body["duration_s"], "cpu_time_s": body["cpu_time_s"],
                     "logs": browse.execution_log_lines(execution, after, MAX_LOG_LINES),
                     "metrics": found["single"],

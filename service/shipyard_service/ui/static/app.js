@@ -177,6 +177,17 @@
         return row;
       }));
     };
+    var setSteps = function (steps) {  // a multi-step execution's graph (ui/graph_svg.py)
+      if (!steps) { return; }
+      Object.keys(steps).forEach(function (name) {
+        var node = document.querySelector("#execution-graph g.step-node[data-step='" +
+                                          CSS.escape(name) + "']");
+        if (!node) { return; }
+        node.setAttribute("data-status", steps[name]);
+        var text = node.querySelector("text.step-status");
+        if (text) { text.textContent = steps[name]; }
+      });
+    };
     var note = document.getElementById("live-note");
     var apply = function (data) {
       document.querySelectorAll("[data-live-status], #deployment-status").forEach(function (el) {
@@ -190,6 +201,7 @@
       var health = document.getElementById("deployment-health");
       if (health && data.health) { setStatus(health, data.health); }
       setPods(data.pods);
+      setSteps(data.steps);
       appendLogs(data.logs);
       setMetrics(data.metrics);
       if (data.final && note) { note.textContent = "Finished (" + data.status + "): reload for its outputs and charts."; }
