@@ -276,3 +276,19 @@ def test_diamond_as_endpoint_and_schedule(diamond_steps):
     assert executions and executions[0]["status"] == "Succeeded", executions
     assert [s["status"] for s in executions[0]["steps"]] == ["Succeeded"] * 4
     sdk.delete_deployment("diamond-cron")
+
+
+def test_deleting_graphs_and_their_steps(diamond_steps, api):
+    sdk = diamond_steps
+    sdk.create_pipeline("to-delete", step_names=["g-a", "g-c"],
+                        connections=[("g-a.data", "g-c.data")])
+    run = sdk.run_pipeline("to-delete", {"text": "bye"})
+    assert api.request("GET", f"/executions/{run['execution_id']}").status_code == 200
+    # A step used by a graph is protected like a pipeline's only step.
+    refused = api.request("DELETE", "/steps/g-c")
+    assert_error(refused, 409)
+    assert "to-delete" in refused.text
+    deleted = api.request("DELETE", "/pipelines/to-delete")
+    assert deleted.status_code == 200, deleted.text
+    assert api.request("GET", f"/executions/{run['execution_id']}").status_code == 404
+    assert api.request("GET", "/steps/g-c").status_code == 200  # steps stay
