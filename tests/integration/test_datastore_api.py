@@ -227,7 +227,8 @@ def test_form_and_json_encodings_through_the_test_client(live):
     r = live.local("GET", "/data-store/upload?path_to_object=tc/x.bin")
     fields = r.get_json()["fields"]
     signed = urlparse(r.get_json()["signed_url"])
-    up = live.client.post(signed.path + "?" + signed.query, data={**fields, "file": (io.BytesIO(b"xyz"), "file")},
+    up = live.client.post(signed.path + "?" + signed.query,
+                          data={**fields, "file": (io.BytesIO(b"xyz"), "file")},
                           content_type="multipart/form-data")
     assert up.status_code == 204
     r = live.local("POST", "/data-store/download", data={"path_to_object": "tc/x.bin"})

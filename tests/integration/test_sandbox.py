@@ -157,6 +157,39 @@ def test_resident_step_cannot_reach_the_servers_secrets(sandboxed):
     _assert_contained(answer.json()["outputs"]["report"], data)
 
 
+SLEEPER = "import time\ndef run():\n    print('started', flush=True)\n    time.sleep(300)\n"
+
+
+def test_a_server_killed_hard_leaves_no_runner_behind(tmp_path):
+    """Runners are started from one long-lived thread of the server (so that one started from
+    a thread that ends soon after lives on: see tests/orchestrators, test_a_runner_outlives_
+    the_thread_that_started_it); bubblewrap's parent-death signal still takes every runner,
+    and the fork server, down with a server killed by SIGKILL (no stop hook runs)."""
+    import psutil
+
+    ensure_bwrap()
+    server = ServerProcess(tmp_path / "data", env={"SHIPYARD_SANDBOX": "bwrap"}).start()
+    try:
+        api = Api(server)
+        create_step_http(api, "sleeper", {"main.py": SLEEPER}, kind="pipelines")
+        r = api.request("POST", "/pipelines/sleeper/run", data={"json_inputs": "{}"})
+        assert r.status_code in (200, 201), r.text
+        execution_id = r.json()["execution_id"]
+        deadline = time.monotonic() + 60
+        while api.request("GET", f"/executions/{execution_id}").json()["status"] != "Running":
+            assert time.monotonic() < deadline, "the step never ran"
+            time.sleep(0.1)
+        gunicorn = psutil.Process(server.proc.pid)
+        runners = [p for worker in gunicorn.children() for p in worker.children(recursive=True)
+                   if "shipyard_runner" in " ".join(p.cmdline())]
+        assert runners, "no runner process under the server"
+        server.kill9()
+        gone, alive = psutil.wait_procs(runners, timeout=15)
+        assert not alive, [(p.pid, p.cmdline()) for p in alive]
+    finally:
+        server.stop()
+
+
 def test_sandbox_off_is_a_setting(tmp_path):
     """SHIPYARD_SANDBOX=off runs step code as the server's user (documented); the same
     step then reads the signing key: what the sandbox prevents above."""

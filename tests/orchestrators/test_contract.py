@@ -5,6 +5,7 @@ API), never from an implementation's internals."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 
 import pytest
@@ -153,6 +154,44 @@ def test_steps_of_one_execution_run_side_by_side(harness):
                    for e in harness.api.logs.get(launch.key, []))
     assert not harness.recorder.find("execution_exited", execution_id)
     assert not any(harness.is_alive(launch.key) for launch in launches)
+
+
+LATE = '''
+import time
+
+def run(tag, data=None):
+    time.sleep(2)
+    if data is not None:
+        with open(data["path"]) as f:
+            tag += "+" + f.read()
+    return {"seen": tag}
+'''
+
+
+def test_a_runner_outlives_the_thread_that_started_it(harness):
+    """Executions are started from threads that end soon after (request threads, the graph
+    scheduler's, a finished runner's watcher): the runner must not end with its thread, as
+    it did with bubblewrap's --die-with-parent (a parent-death signal sent when the spawning
+    THREAD exits). One launch with only JSON inputs (forked, on the local backend, from a
+    fork server the first thread started), one with a local file (a cold start)."""
+    env_key, code_dir = _built(harness, LATE)
+    data = harness.settings.data_dir / "executions" / "late" / "inputs" / "data"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.write_text("file")
+    launches = [harness.launch(env_key, code_dir, inputs=inputs,
+                               outputs=[{"name": "seen", "data_type": "string"}])
+                for inputs in ({"tag": "json"}, {"tag": "cold", "data": {"path": str(data)}},
+                               {"tag": "again"})]
+    for launch in launches:
+        starter = threading.Thread(target=harness.orchestrator.start_execution, args=(launch,))
+        starter.start()
+        starter.join(60)
+        assert not starter.is_alive()
+    for launch, seen in zip(launches, ("json", "cold+file", "again")):
+        result = _finished(harness, launch)
+        assert result["status"] == "Succeeded", result
+        assert result["outputs"] == {"seen": seen}
+        assert harness.recorder.wait("execution_exited", launch.key)[2] == 0
 
 
 def test_file_inputs_and_outputs(harness):

@@ -91,9 +91,9 @@ class ForkServer:
              str(self.socket_path)], self.root, read_only=self.read_only,
             writable=[self.socket_path.parent])
         with open(self.root / "forkserver.log", "wb") as out:
-            self.proc = subprocess.Popen(argv, cwd=self.root, env=self.env,
-                                         stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = self.sandbox.popen(argv, cwd=self.root, env=self.env,
+                                           stdin=subprocess.DEVNULL, stdout=out,
+                                           stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -15,6 +15,7 @@ from .pythons import available_versions
 from .resident import Residents
 from .sandbox import Sandbox
 from .scheduler import Schedules
+from .spawner import Spawner
 
 
 class LocalOrchestrator(Orchestrator):
@@ -23,7 +24,9 @@ class LocalOrchestrator(Orchestrator):
     def __init__(self, settings: Settings):
         self.settings = settings
         self.envs = EnvironmentBuilder(settings.data_dir / "envs", settings.uv_cache_dir)
-        self.sandbox = Sandbox(settings.data_dir, settings.sandbox)
+        # Every runner and fork server is started from the spawner's one long-lived thread.
+        self.spawner = Spawner()
+        self.sandbox = Sandbox(settings.data_dir, settings.sandbox, popen=self.spawner.popen)
         self.processes = RunnerProcesses(settings.data_dir / "work", self._exited, self.sandbox,
                                          settings.fork_server)
         self._builds = ThreadPoolExecutor(max_workers=2, thread_name_prefix="build")
@@ -42,6 +45,7 @@ class LocalOrchestrator(Orchestrator):
         self.processes.stop_all()
         self._builds.shutdown(wait=False, cancel_futures=True)
         self.envs.stop()  # a build in flight would hold the worker's exit, then be orphaned
+        self.spawner.stop()  # last: its thread started the runners stopped above
 
     # Steps ------------------------------------------------------------------------------
     def build_step(self, request: BuildRequest) -> None:

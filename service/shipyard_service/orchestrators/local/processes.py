@@ -145,7 +145,7 @@ class RunnerProcesses:
             [str(python), "-s", "-m", "shipyard_runner", "run", "--job", str(job)], work,
             read_only=runner_read_only(python, launch.code_dir, launch.inputs))
         try:
-            proc = subprocess.Popen(
+            proc = self.sandbox.popen(
                 argv, cwd=work, env=runner_environment(launch), stdin=subprocess.DEVNULL,
                 stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
             )

@@ -144,7 +144,7 @@ class ResidentDeployment:
             work, read_only=runner_read_only(self.python, spec.code_dir),
             writable=[socket_dir])
         try:
-            proc = subprocess.Popen(
+            proc = self.sandbox.popen(
                 argv, cwd=work, env=self._environment(replica), stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True)
         finally:

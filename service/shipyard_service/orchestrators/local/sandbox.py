@@ -12,7 +12,11 @@ When the server runs as root, the runner also runs as the unprivileged user `nob
 way to what it needs that `nobody` may not cross (e.g. /root, 0700, holding pyenv's
 interpreters) are replaced by empty folders in which only what it needs is mounted. When
 the server runs as another user, bubblewrap uses an unprivileged user namespace and the
-runner keeps the server's user (see docs/sandbox.md)."""
+runner keeps the server's user (see docs/sandbox.md).
+
+A wrapped command is started with `Sandbox.popen`, which the orchestrator points at one
+long-lived thread (spawner.py): bubblewrap's --die-with-parent fires when the THREAD that
+started it exits. (This module imports nothing of the project: a test runs it alone.)"""
 
 from __future__ import annotations
 
@@ -22,8 +26,9 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +42,8 @@ class SandboxUnavailable(RuntimeError):
 
 
 class Sandbox:
-    def __init__(self, data_dir: Path, mode: str = "auto"):
+    def __init__(self, data_dir: Path, mode: str = "auto",
+                 popen: Callable[..., subprocess.Popen] = subprocess.Popen):
         if mode not in MODES:
             raise ValueError(f"sandbox mode must be one of {', '.join(MODES)}, not {mode!r}")
         self.data_dir = Path(data_dir).resolve()
@@ -47,6 +53,12 @@ class Sandbox:
         self._setpriv = shutil.which("setpriv")
         self._works: bool | None = None
         self._lock = threading.Lock()
+        self._popen = popen
+
+    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen:
+        """Start a command made by `wrap` (subprocess.Popen's arguments) with the `popen`
+        given: the orchestrator's spawner thread, so it does not die with the caller's."""
+        return self._popen(list(argv), **kwargs)
 
     @property
     def active(self) -> bool:
