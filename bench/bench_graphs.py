@@ -5,12 +5,10 @@ bare `python -c pass` measured in the same run."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from datetime import datetime
 
-from bench.common import percentile, running_server, summary
+from bench.common import percentile, python_c_pass_ms, running_server, sdk_for, summary
 from tests.helpers import create_step_http
 
 CHAIN = 10
@@ -48,19 +46,11 @@ def _seconds(iso: str) -> float:
 
 
 def main() -> None:
-    spawn = []
-    for _ in range(SPAWNS):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], check=True)
-        spawn.append((time.perf_counter() - start) * 1000)
+    spawn = python_c_pass_ms(SPAWNS)
     print(summary("baseline  python -c pass", spawn))
 
     with running_server() as (server, api):
-        from shipyard import CraftAiSdk
-
-        creds = server.credentials
-        sdk = CraftAiSdk(sdk_token=creds["sdk_token"], environment_url=creds["environment_url"],
-                         control_url=creds["control_url"])
+        sdk = sdk_for(server)
         names = [f"hop-{i}" for i in range(CHAIN)]
         for name in names:
             _step(api, name, "hop")

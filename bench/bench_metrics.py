@@ -15,7 +15,7 @@ import datetime as dt
 import json
 import time
 
-from bench.common import running_server
+from bench.common import running_server, sdk_for
 from tests.helpers import create_step_http, run_and_wait
 
 EXECUTIONS = 10_000
@@ -91,11 +91,7 @@ def _timed(fn, repeats: int = 3) -> tuple[float, object]:
 
 def main() -> None:
     with running_server() as (server, api):
-        from shipyard import CraftAiSdk
-
-        creds = server.credentials
-        sdk = CraftAiSdk(sdk_token=creds["sdk_token"], environment_url=creds["environment_url"],
-                         control_url=creds["control_url"])
+        sdk = sdk_for(server)
         create_step_http(api, "recorder", {"main.py": RECORDER}, kind="pipelines", fields={
             "outputs[0][name]": "timings", "outputs[0][data_type]": "json"})
         _, out = run_and_wait(api, "recorder")

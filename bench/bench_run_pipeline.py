@@ -3,11 +3,9 @@ starting a bare `python -c pass` subprocess, both measured now."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
-from bench.common import percentile, running_server, summary
+from bench.common import percentile, python_c_pass_ms, running_server, sdk_for, summary
 from tests.helpers import create_step_http
 
 RUNS = 40
@@ -15,19 +13,11 @@ TIME_LIMIT_S = 120
 
 
 def main() -> None:
-    spawn = []
-    for _ in range(RUNS):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], check=True)
-        spawn.append((time.perf_counter() - start) * 1000)
+    spawn = python_c_pass_ms(RUNS)
     print(summary("baseline  python -c pass", spawn))
 
     with running_server() as (server, api):
-        from shipyard import CraftAiSdk
-
-        creds = server.credentials
-        sdk = CraftAiSdk(sdk_token=creds["sdk_token"], environment_url=creds["environment_url"],
-                         control_url=creds["control_url"])
+        sdk = sdk_for(server)
         create_step_http(api, "trivial", {"main.py": "def run(x):\n    return {'y': x + 1}\n"},
                          kind="pipelines", fields={
                              "inputs[0][name]": "x", "inputs[0][data_type]": "number",

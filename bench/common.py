@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,3 +32,22 @@ def percentile(values: list[float], q: float) -> float:
 def summary(name: str, values_ms: list[float]) -> str:
     return (f"{name}: n={len(values_ms)} p50={percentile(values_ms, 50):.1f} ms "
             f"p95={percentile(values_ms, 95):.1f} ms mean={statistics.mean(values_ms):.1f} ms")
+
+
+def python_c_pass_ms(runs: int) -> list[float]:
+    """The baseline of every elastic figure: a fresh interpreter doing nothing, in ms."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def sdk_for(server: ServerProcess):
+    """Our SDK, signed in with the credentials the server printed."""
+    from shipyard import CraftAiSdk
+
+    creds = server.credentials
+    return CraftAiSdk(sdk_token=creds["sdk_token"], environment_url=creds["environment_url"],
+                      control_url=creds["control_url"])
