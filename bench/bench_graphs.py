@@ -8,7 +8,14 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-from bench.common import percentile, python_c_pass_ms, running_server, sdk_for, summary
+from bench.common import (
+    ELASTIC_MODES,
+    percentile,
+    python_c_pass_ms,
+    running_server,
+    sdk_for,
+    summary,
+)
 from tests.helpers import create_step_http
 
 CHAIN = 10
@@ -48,8 +55,13 @@ def _seconds(iso: str) -> float:
 def main() -> None:
     spawn = python_c_pass_ms(SPAWNS)
     print(summary("baseline  python -c pass", spawn))
+    for mode, env in ELASTIC_MODES:
+        print(f"-- {mode}")
+        _measure(env, spawn)
 
-    with running_server() as (server, api):
+
+def _measure(env: dict, spawn: list[float]) -> None:
+    with running_server(env) as (server, api):
         sdk = sdk_for(server)
         names = [f"hop-{i}" for i in range(CHAIN)]
         for name in names:

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import time
 
-from bench.common import percentile, python_c_pass_ms, running_server, sdk_for, summary
+from bench.common import (
+    ELASTIC_MODES,
+    percentile,
+    python_c_pass_ms,
+    running_server,
+    sdk_for,
+    summary,
+)
 from tests.helpers import create_step_http
 
 RUNS = 40
@@ -15,8 +22,13 @@ TIME_LIMIT_S = 120
 def main() -> None:
     spawn = python_c_pass_ms(RUNS)
     print(summary("baseline  python -c pass", spawn))
+    for mode, env in ELASTIC_MODES:
+        print(f"-- {mode}")
+        _measure(env, spawn)
 
-    with running_server() as (server, api):
+
+def _measure(env: dict, spawn: list[float]) -> None:
+    with running_server(env) as (server, api):
         sdk = sdk_for(server)
         create_step_http(api, "trivial", {"main.py": "def run(x):\n    return {'y': x + 1}\n"},
                          kind="pipelines", fields={

@@ -12,11 +12,16 @@ from pathlib import Path
 
 from tests.helpers import Api, ServerProcess
 
+# The elastic starts a benchmark compares: the default (a fresh interpreter per execution)
+# and the opt-in fork server (docs/sandbox.md).
+ELASTIC_MODES = [("fresh interpreter (default)", {}),
+                 ("fork server (SHIPYARD_FORK_SERVER=true)", {"SHIPYARD_FORK_SERVER": "true"})]
+
 
 @contextmanager
-def running_server():
+def running_server(env: dict | None = None):
     with tempfile.TemporaryDirectory(prefix="shipyard-bench-") as tmp:
-        server = ServerProcess(Path(tmp) / "data").start()
+        server = ServerProcess(Path(tmp) / "data", env=env).start()
         try:
             yield server, Api(server)
         finally:

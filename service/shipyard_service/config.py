@@ -95,8 +95,9 @@ class Settings:
     resource_max_rows: int = 500_000
     worker_name: str = ""  # empty: the host name
     # Elastic runners forked by a warm fork server per step environment (else a fresh
-    # interpreter each): orchestrators/local/forkservers.py.
-    fork_server: bool = True
+    # interpreter each): orchestrators/local/forkservers.py. Off by default: concurrent
+    # executions of one step would share the fork server's sandbox (docs/sandbox.md).
+    fork_server: bool = False
     # Backends, chosen by configuration only (see orchestrators/__init__.py and
     # datastore/__init__.py). The defaults are the embedded ones.
     orchestrator: str = "local"  # local | argo
@@ -150,7 +151,7 @@ class Settings:
             "uv_cache_dir": _env("UV_CACHE_DIR"),
             "sandbox": _env("SANDBOX", "auto"),
             "max_request_bytes": int(_env("MAX_REQUEST_BYTES", str(16 * 1024 * 1024))),
-            "fork_server": _flag(_env("FORK_SERVER", "true")),
+            "fork_server": _flag(_env("FORK_SERVER", "false")),
             "secret_key": _env("SECRET_KEY", ""),
             "orchestrator": _env("ORCHESTRATOR", "local"),
             "datastore": _env("DATASTORE", "local"),

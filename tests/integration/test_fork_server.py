@@ -43,9 +43,8 @@ def run(tag):
 
 @pytest.fixture(params=["fork-server", "cold"])
 def server(request, tmp_path):
-    env = {"SERVER_ONLY_SECRET": "do-not-leak"}
-    if request.param == "cold":
-        env["SHIPYARD_FORK_SERVER"] = "false"
+    env = {"SERVER_ONLY_SECRET": "do-not-leak",
+           "SHIPYARD_FORK_SERVER": "true" if request.param == "fork-server" else "false"}
     server = ServerProcess(tmp_path / "data", env=env).start()
     yield request.param, server
     server.stop()
@@ -76,7 +75,7 @@ def test_executions_never_see_each_others_state(server):
 
 
 def test_a_failing_step_and_a_deleted_execution_under_the_fork_server(tmp_path):
-    server = ServerProcess(tmp_path / "data").start()
+    server = ServerProcess(tmp_path / "data", env={"SHIPYARD_FORK_SERVER": "true"}).start()
     try:
         api = Api(server)
         create_step_http(api, "crashes", {"main.py": (

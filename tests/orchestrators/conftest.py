@@ -194,7 +194,9 @@ def harness(request, tmp_path):
     if kind == "local":
         from shipyard_service.orchestrators.local import LocalOrchestrator
 
-        settings = _settings(tmp_path, api)
+        # The fork server is opt-in; the contract holds with it (the cold start is the
+        # integration suite's default path).
+        settings = _settings(tmp_path, api, fork_server=True)
         orchestrator = LocalOrchestrator(settings)
     elif kind == "argo":
         from shipyard_service.orchestrators.argo import ArgoOrchestrator
