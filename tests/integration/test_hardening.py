@@ -13,6 +13,7 @@ import statistics
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
+import pytest
 import requests
 
 from ..archives import path_max_escape
@@ -166,6 +167,10 @@ def test_request_bodies_are_bounded_except_streamed_uploads(server, api):
     assert [o["value"] for o in out.json()["outputs"]] == [len(big)]
 
 
+@pytest.mark.skipif(
+    os.environ.get("SHIPYARD_TEST_BACKEND") == "postgres-s3",
+    reason="the local data store's signed routes; on S3 the URL is the S3 server's own "
+           "(moto, which checks no signature)")
 def test_signed_uploads_refuse_a_bad_token_before_reading_the_body(server, api):
     """A presigned upload's token is checked from the headers alone: 1 GB announced, nothing
     sent, and a bad or missing token is still answered 403 at once (the server used to read
