@@ -9,7 +9,7 @@ import time
 from datetime import datetime
 
 from bench.common import (
-    ELASTIC_MODES,
+    each_elastic_mode,
     percentile,
     python_c_pass_ms,
     running_server,
@@ -55,9 +55,7 @@ def _seconds(iso: str) -> float:
 def main() -> None:
     spawn = python_c_pass_ms(SPAWNS)
     print(summary("baseline  python -c pass", spawn))
-    for mode, env in ELASTIC_MODES:
-        print(f"-- {mode}")
-        _measure(env, spawn)
+    each_elastic_mode(_measure, spawn)
 
 
 def _measure(env: dict, spawn: list[float]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from bench.common import (
-    ELASTIC_MODES,
+    each_elastic_mode,
     percentile,
     python_c_pass_ms,
     running_server,
@@ -22,9 +22,7 @@ TIME_LIMIT_S = 120
 def main() -> None:
     spawn = python_c_pass_ms(RUNS)
     print(summary("baseline  python -c pass", spawn))
-    for mode, env in ELASTIC_MODES:
-        print(f"-- {mode}")
-        _measure(env, spawn)
+    each_elastic_mode(_measure, spawn)
 
 
 def _measure(env: dict, spawn: list[float]) -> None:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,6 +17,13 @@ from tests.helpers import Api, ServerProcess
 # and the opt-in fork server (docs/sandbox.md).
 ELASTIC_MODES = [("fresh interpreter (default)", {}),
                  ("fork server (SHIPYARD_FORK_SERVER=true)", {"SHIPYARD_FORK_SERVER": "true"})]
+
+
+def each_elastic_mode(measure: Callable[[dict, list[float]], None], baseline: list[float]) -> None:
+    """`measure(server_env, baseline)` once per elastic start mode, each under its heading."""
+    for mode, env in ELASTIC_MODES:
+        print(f"-- {mode}")
+        measure(env, baseline)
 
 
 @contextmanager

@@ -4,7 +4,6 @@ read a body of any size, and deeply nested JSON ended in a RecursionError (a 500
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -66,14 +65,13 @@ def install(app: Flask, settings: Settings) -> None:
             raise PayloadTooLarge(f"The request body is over the {limit} bytes limit",
                                   {"size": request.content_length, "limit": limit})
         if request.is_json:
-            data = request.get_data(cache=True)
-            if not data:
-                return
+            # Parsed through the request's JSON cache, so a route reading get_json (the
+            # endpoint trigger, on the low-latency path) does not parse the body again.
             try:
-                value = json.loads(data)
+                value = request.get_json(silent=True)
             except RecursionError:
                 raise nesting_error(settings.max_json_depth) from None
-            except ValueError:
-                return  # malformed: the route answers it in its own words
+            if value is None:
+                return  # empty or malformed: the route answers it in its own words
             if too_deep(value, settings.max_json_depth):
                 raise nesting_error(settings.max_json_depth)
