@@ -197,19 +197,26 @@ def step_template(cfg: ClusterConfig, image: str) -> dict:
         name=names.step_template(image), namespace=cfg.namespace, entrypoint="run",
         labels={**names.MANAGED_BY, names.KIND: "step"},
         annotations={"shipyard.io/image": image},
+        **_execution_template_settings(),
+    ) as template:
+        _runner_container(cfg, "run", image, names.TOKEN_KEY)
+    return template.to_dict()
+
+
+def _execution_template_settings() -> dict:
+    """What every WorkflowTemplate that runs step code shares: the execution's parameters,
+    and pods that run non-root and hold no Kubernetes credential — the service account's
+    token goes to Argo's executor containers only, never to the step's (issue 13)."""
+    return dict(
         arguments=[Parameter(name="execution-id"), Parameter(name="api-url"),
                    Parameter(name="token-secret")],
-        # Step code holds no Kubernetes credential: the service account's token goes to
-        # Argo's executor containers only, never to the step's (issue 13).
         service_account_name=SERVICE_ACCOUNT, automount_service_account_token=False,
         executor=ExecutorConfig(service_account_name=SERVICE_ACCOUNT),
         security_context=PodSecurityContext(run_as_non_root=True, run_as_user=STEP_UID,
                                             run_as_group=STEP_UID),
         ttl_strategy=TTLStrategy(seconds_after_completion=WORKFLOW_TTL_S),
         pod_gc=PodGC(strategy="OnPodSuccess"),
-    ) as template:
-        _runner_container(cfg, "run", image, names.TOKEN_KEY)
-    return template.to_dict()
+    )
 
 
 def graph_digest(steps: list[tuple[str, str]], upstream: dict[str, list[str]]) -> str:
@@ -229,14 +236,7 @@ def graph_template(cfg: ClusterConfig, steps: list[tuple[str, str]],
     with WorkflowTemplate(
         name=names.graph_template(graph_digest(steps, upstream)), namespace=cfg.namespace,
         entrypoint="graph", labels={**names.MANAGED_BY, names.KIND: "pipeline"},
-        arguments=[Parameter(name="execution-id"), Parameter(name="api-url"),
-                   Parameter(name="token-secret")],
-        service_account_name=SERVICE_ACCOUNT, automount_service_account_token=False,
-        executor=ExecutorConfig(service_account_name=SERVICE_ACCOUNT),
-        security_context=PodSecurityContext(run_as_non_root=True, run_as_user=STEP_UID,
-                                            run_as_group=STEP_UID),
-        ttl_strategy=TTLStrategy(seconds_after_completion=WORKFLOW_TTL_S),
-        pod_gc=PodGC(strategy="OnPodSuccess"),
+        **_execution_template_settings(),
     ) as template:
         containers = {name: _runner_container(cfg, name, image, names.step_token_key(name))
                       for name, image in steps}
