@@ -19,9 +19,15 @@ def validate_creation_arguments(
     inputs: Sequence[Input] | None,
     outputs: Sequence[Output] | None,
     timeout_s: float | None,
+    max_retries: int | None = None,
+    retry_delay_s: int | None = None,
 ) -> None:
     if timeout_s is not None and timeout_s <= 0:
         raise ValueError("The timeout must be greater than 0 or None.")
+    for name, value in (("max_retries", max_retries), ("retry_delay_s", retry_delay_s)):
+        # The server checks the bounds; a float or a bool would reach it as text.
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"'{name}' must be an integer or None.")
     if inputs is not None and any(not isinstance(item, Input) for item in inputs):
         raise ValueError("'inputs' must be a list of instances of Input.")
     if outputs is not None and any(not isinstance(item, Output) for item in outputs):
@@ -51,6 +57,8 @@ def creation_payload(
     container_config: dict[str, Any],
     inputs: Sequence[Input] | None,
     outputs: Sequence[Output] | None,
+    max_retries: int | None = None,
+    retry_delay_s: int | None = None,
 ) -> dict[str, Any]:
     """Nested creation data; top-level ``None`` values are left out (§3.2)."""
     payload = {
@@ -59,6 +67,8 @@ def creation_payload(
         "function_name": function_name,
         "description": description,
         "container_config": container_config_to_send(container_config),
+        "max_retries": max_retries,
+        "retry_delay_s": retry_delay_s,
     }
     payload = {key: value for key, value in payload.items() if value is not None}
     if inputs is not None:

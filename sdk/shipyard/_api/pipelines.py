@@ -45,13 +45,16 @@ class PipelinesMixin(SdkBase):
         step_name: str | None = None,
         step_names: Sequence[str] | None = None,
         connections: Sequence[tuple[str, str]] | None = None,
+        max_retries: int | None = None,
+        retry_delay_s: int | None = None,
     ) -> dict[str, Any]:
         """Create a pipeline from a function (repository or ``local_folder``), from an
         existing step with ``step_name=…``, or from several existing steps with
         ``step_names=[…]`` and ``connections=[("a.out", "b.in"), …]`` (each carries one
         step's output to another step's input).
 
-        The function form takes the same arguments as :meth:`create_step` and waits
+        The function form takes the same arguments as :meth:`create_step` (retries
+        included) and waits
         until the pipeline is ready when ``wait_for_completion`` is True. The step form
         returns at once.
 
@@ -60,7 +63,8 @@ class PipelinesMixin(SdkBase):
         """
         others_unset = all(
             value is None
-            for value in (function_name, description, container_config, inputs, outputs, timeout_s)
+            for value in (function_name, description, container_config, inputs, outputs, timeout_s,
+                          max_retries, retry_delay_s)
         )
         if step_names is not None or connections is not None:
             if not others_unset or function_path is not None or step_name is not None:
@@ -97,7 +101,7 @@ class PipelinesMixin(SdkBase):
             return self._create_pipeline_with_step(pipeline_name, function_path)
 
         container_config = dict(container_config or {})
-        validate_creation_arguments(inputs, outputs, timeout_s)
+        validate_creation_arguments(inputs, outputs, timeout_s, max_retries, retry_delay_s)
         payload = creation_payload(
             "pipeline_name",
             pipeline_name,
@@ -107,6 +111,8 @@ class PipelinesMixin(SdkBase):
             container_config,
             inputs,
             outputs,
+            max_retries,
+            retry_delay_s,
         )
         log_action(
             self,

@@ -42,6 +42,9 @@ class StepsMixin(SdkBase):
         outputs: Sequence[Output] | None = None,
         wait_for_completion: bool = True,
         timeout_s: float | None = None,
+        *,
+        max_retries: int | None = None,
+        retry_delay_s: int | None = None,
     ) -> dict[str, Any]:
         """Create a step from a function of a remote repository or of a local folder.
 
@@ -52,12 +55,17 @@ class StepsMixin(SdkBase):
         :obj:`STEP_PARAMETER.FALLBACK_PROJECT` (or leave the key out) to use the
         project's value.
 
+        ``max_retries`` (default 0): how many times a failed run of the step is tried
+        again; ``retry_delay_s`` (default 0): the seconds before the first retry, each
+        next one waiting twice as long. Every attempt is recorded in the execution's
+        ``steps[…]["attempts"]``.
+
         Returns:
             The created step (``parameters`` and ``creation_info``), once ready when
             ``wait_for_completion`` is True.
         """
         container_config = dict(container_config or {})
-        validate_creation_arguments(inputs, outputs, timeout_s)
+        validate_creation_arguments(inputs, outputs, timeout_s, max_retries, retry_delay_s)
         payload = creation_payload(
             "step_name",
             step_name,
@@ -67,6 +75,8 @@ class StepsMixin(SdkBase):
             container_config,
             inputs,
             outputs,
+            max_retries,
+            retry_delay_s,
         )
         log_action(self, "Please wait while step is being created. This may take a while...")
         send_creation(self, self._env("steps"), container_config, payload, function_path)

@@ -26,6 +26,15 @@ from .times import iso
 
 CONTAINER_KEYS = set(SETTING_KEYS) | {"local_folder"}
 STATUSES = ("creation_pending", "ready", "creation_failed")
+# Retries of a failed run: at most MAX_RETRIES, the first after at most MAX_RETRY_DELAY_S
+# (the n-th waits retry_delay_s * 2**(n-1): 10 retries of an hour would take 42 days).
+MAX_RETRIES = 10
+MAX_RETRY_DELAY_S = 3600
+
+
+def retry_delay_s(step: Step, failed_attempt: int) -> int:
+    """How long the retry after the attempt `failed_attempt` (1, 2…) waits: S, 2S, 4S…"""
+    return step.retry_delay_s * 2 ** (failed_attempt - 1)
 
 
 def resolve_container_config(sent: object, project_settings: dict) -> dict:
@@ -133,6 +142,9 @@ def create_step(svc, environment: Environment, user_id: str, data: dict,
             outputs=outputs, container_config=config, origin=origin,
             commit_id=fetched.commit_id if fetched else None,
             internal=internal, created_by=user_id,
+            # Shapes and bounds checked by the request schema (api/schemas/steps.py).
+            max_retries=data.get("max_retries") or 0,
+            retry_delay_s=data.get("retry_delay_s") or 0,
         )
     except peewee.IntegrityError as exc:
         raise Conflict(f"Step '{name}' already exists", {name_field: name}) from exc
@@ -239,6 +251,8 @@ def step_parameters(step: Step) -> dict:
         "inputs": step.inputs,
         "outputs": step.outputs,
         "container_config": step.container_config,
+        "max_retries": step.max_retries,
+        "retry_delay_s": step.retry_delay_s,
     }
 
 

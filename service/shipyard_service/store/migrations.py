@@ -123,12 +123,21 @@ def _0009_login_failures(db: peewee.Database) -> None:
     db.create_tables([LoginFailure], safe=True)
 
 
+def _0010_step_retries(db: peewee.Database) -> None:
+    """Retries of a step (none for existing steps: their behaviour is unchanged), when a
+    retry may start, and the attempt each log line comes from."""
+    _add_column(db, "step", "max_retries", peewee.IntegerField(default=0))
+    _add_column(db, "step", "retry_delay_s", peewee.IntegerField(default=0))
+    _add_column(db, "stepexecution", "retry_at", peewee.DateTimeField(null=True))
+    _add_column(db, "executionlog", "attempt", peewee.IntegerField(null=True))
+
+
 # Append migrations here; never edit one that has shipped.
 MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
                     _0003_list_metric_summary, _0004_pipeline_graphs,
                     _0005_project_memberships, _0006_store_indexes,
                     _0007_environment_retention, _0008_endpoint_token_sealed,
-                    _0009_login_failures]
+                    _0009_login_failures, _0010_step_retries]
 
 
 def apply(db: peewee.Database) -> None:

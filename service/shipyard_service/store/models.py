@@ -85,6 +85,10 @@ class Step(BaseModel):
     env_key = peewee.CharField(null=True)
     # True for the step a pipeline created from a function owns (hidden from list_steps).
     internal = peewee.BooleanField(default=False)
+    # A failed run is tried again up to max_retries times, the n-th retry after
+    # retry_delay_s * 2**(n-1) seconds (migration 0010).
+    max_retries = peewee.IntegerField(default=0)
+    retry_delay_s = peewee.IntegerField(default=0)
     created_by = peewee.CharField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
@@ -176,6 +180,8 @@ class StepExecution(BaseModel):
     peak_rss_bytes = peewee.BigIntegerField(null=True)
     start_date = peewee.DateTimeField(null=True)
     end_date = peewee.DateTimeField(null=True)
+    # A retry (attempt > 1) waits Pending until this time (migration 0010).
+    retry_at = peewee.DateTimeField(null=True)
 
     class Meta:
         indexes = ((("execution", "step_name", "attempt"), True),)
@@ -187,6 +193,7 @@ class ExecutionLog(BaseModel):
     stream = peewee.CharField(default="stdout")
     message = peewee.TextField()
     step_name = peewee.CharField(null=True)  # null: the only step of the pipeline
+    attempt = peewee.IntegerField(null=True)  # the step's attempt; null: its first (0010)
 
 
 # Metric pages are read by environment and one filter, in (created_at, id) order: one

@@ -59,6 +59,18 @@ class Scalar(fields.Field):
         return str(value)
 
 
+class FormInteger(fields.Integer):
+    """An integer: a JSON integer, or its decimal digits as form text (every leaf of a form
+    is text). Floats and booleans are refused, not truncated."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid", input=value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 def epoch_ms(**kwargs: typing.Any) -> fields.Float:
     return fields.Float(allow_nan=False, allow_none=True,
                         metadata={"description": "Milliseconds since the epoch"}, **kwargs)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import marshmallow as ma
 from marshmallow import fields
 
-from . import AnyJson, Body, Out, Query
+from ...domain.steps import MAX_RETRIES, MAX_RETRY_DELAY_S
+from . import AnyJson, Body, FormInteger, Out, Query
 
 
 class _Creation(Body):
@@ -22,6 +24,12 @@ class _Creation(Body):
                                                   "default_value, description}"})
     outputs = fields.List(fields.Dict(), allow_none=True,
                           metadata={"description": "{name, data_type, description}"})
+    max_retries = FormInteger(allow_none=True, validate=ma.validate.Range(0, MAX_RETRIES),
+                              metadata={"description": "How many times a failed run of the "
+                                                       "step is tried again (default 0)"})
+    retry_delay_s = FormInteger(allow_none=True, validate=ma.validate.Range(0, MAX_RETRY_DELAY_S),
+                                metadata={"description": "Seconds before the first retry; "
+                                                         "each next one waits twice as long"})
 
 
 class StepCreation(_Creation):
@@ -83,6 +91,8 @@ class Parameters(Out):
     inputs = fields.List(fields.Nested(Declaration), required=True)
     outputs = fields.List(fields.Nested(Declaration), required=True)
     container_config = fields.Dict(required=True)
+    max_retries = fields.Integer()
+    retry_delay_s = fields.Integer()
 
 
 class StepParameters(Parameters):
@@ -99,6 +109,8 @@ class PipelineParameters(Out):
     function_name = fields.String(allow_none=True)
     description = fields.String(allow_none=True)
     container_config = fields.Dict()
+    max_retries = fields.Integer()
+    retry_delay_s = fields.Integer()
     step_names = fields.List(fields.String())
     connections = fields.List(fields.Dict())
 
