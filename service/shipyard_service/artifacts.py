@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import shutil
@@ -64,6 +65,26 @@ def _extraction_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
     return member.replace(mode=0o755 if executable else 0o644, deep=False)
 
 
+HASH_SUFFIX = ".sha256"  # beside an execution file: its SHA-256, written with it
+
+
+def files_hash(data: bytes) -> str:
+    """A hash of a step archive's files (paths and contents, in path order), not of the
+    archive's bytes: the same folder packed again (other dates, other order) hashes the
+    same. Read after inspect_archive accepted the archive."""
+    members = {}
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+        for member in tar:
+            if member.isfile():
+                content = tar.extractfile(member)
+                members[member.name.removeprefix("./")] = hashlib.sha256(
+                    content.read() if content else b"").hexdigest()
+    digest = hashlib.sha256()
+    for name in sorted(members):
+        digest.update(f"{name}\0{members[name]}\n".encode())
+    return digest.hexdigest()
+
+
 class Artifacts:
     def __init__(self, data_dir: Path):
         self.root = Path(data_dir)
@@ -106,12 +127,57 @@ class Artifacts:
         path = self.execution_file(execution_id, kind, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".part")
+        digest = hashlib.sha256()
         with open(tmp, "wb") as out:
-            shutil.copyfileobj(stream, out, 1024 * 1024)
+            # Hashed as it is written: the step cache keys on file contents without a
+            # second read of the file.
+            while chunk := stream.read(1024 * 1024):
+                digest.update(chunk)
+                out.write(chunk)
         os.replace(tmp, path)
+        path.with_name(name + HASH_SUFFIX).write_text(digest.hexdigest())
         if filename:
             path.with_name(name + ".filename").write_text(os.path.basename(filename))
         return path
+
+    def execution_file_hash(self, execution_id: str, kind: str, name: str) -> str | None:
+        """The SHA-256 of an execution file (recorded when it was written; hashed now for
+        a file from before that); None when there is no such file."""
+        path = self.execution_file(execution_id, kind, name)
+        recorded = path.with_name(name + HASH_SUFFIX)
+        try:
+            return recorded.read_text().strip()
+        except FileNotFoundError:
+            pass
+        digest = hashlib.sha256()
+        try:
+            with open(path, "rb") as stream:
+                while chunk := stream.read(1024 * 1024):
+                    digest.update(chunk)
+        except FileNotFoundError:
+            return None
+        recorded.write_text(digest.hexdigest())
+        return digest.hexdigest()
+
+    def share_execution_files(self, source_id: str, source_kind: str, target_id: str,
+                              target_kind: str) -> None:
+        """Every file of one execution's folder `source_kind` (with its recorded name and
+        hash) into another's `target_kind`: hard links, so deleting the source later
+        leaves the target whole at no copy cost; a copy where links cannot be made."""
+        source = self.execution_dir(source_id) / source_kind
+        if not source.is_dir():
+            return
+        target = self.execution_dir(target_id) / target_kind
+        target.mkdir(parents=True, exist_ok=True)
+        for item in source.iterdir():
+            if not item.is_file() or item.suffix == ".part":
+                continue
+            destination = target / item.name
+            destination.unlink(missing_ok=True)
+            try:
+                os.link(item, destination)
+            except OSError:
+                shutil.copyfile(item, destination)
 
     def execution_filename(self, execution_id: str, kind: str, name: str) -> str | None:
         meta = self.execution_file(execution_id, kind, name + ".filename")

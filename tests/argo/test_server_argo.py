@@ -346,3 +346,63 @@ def test_diamond_runs_as_one_dag_workflow(argo_api, cluster):
     assert {s["name"]: s["status"] for s in failed["steps"]} == {
         "argo-a": "Succeeded", "argo-bad": "Failed", "argo-c": "Succeeded",
         "argo-d": "Skipped"}
+
+
+def test_rerun_and_step_cache_on_the_cluster(argo_api, cluster):
+    """Issue 12 on the cluster backend: the DAG Workflow runs every task; a task whose step
+    takes a result (Reused by a re-run, or Cached) gets a job saying so from the API and its
+    pod exits without running the step code (the markers its code writes are counted)."""
+    import io
+    import uuid
+
+    from shipyard import CraftAiSdk
+
+    from ..integration.test_reruns_and_cache import CODE as RERUN_CODE
+    from ..integration.test_reruns_and_cache import _markers
+
+    creds = argo_api.server.credentials
+    sdk = CraftAiSdk(sdk_token=creds["sdk_token"], environment_url=creds["environment_url"],
+                     control_url=creds["control_url"])
+    declared = {
+        "first": ([("tag", "string"), ("text", "string")], [("data", "file"), ("n", "number")]),
+        "second": ([("tag", "string"), ("data", "file"), ("n", "number")], [("data2", "file")]),
+        "third": ([("tag", "string"), ("data2", "file")], [("result", "string")]),
+        "cached": ([("tag", "string"), ("x", "number"), ("f", "file")],
+                   [("y", "number"), ("rev", "file")]),
+        "after": ([("y", "number"), ("rev", "file")], [("summary", "string")]),
+    }
+    for name, (inputs, outputs) in declared.items():
+        fields = _io_fields(inputs, outputs)
+        if name == "cached":
+            fields["cache_results"] = "true"
+        body = create_step_http(argo_api, f"ar-{name}", {"steps.py": RERUN_CODE},
+                                function_path="steps.py", function_name=name, fields=fields)
+        assert body["creation_info"]["status"] == "ready", body
+    pairs = [("ar-first.data", "ar-second.data"), ("ar-first.n", "ar-second.n"),
+             ("ar-second.data2", "ar-third.data2")]
+    sdk.create_pipeline("ar-chain", step_names=["ar-first", "ar-second", "ar-third"],
+                        connections=pairs)
+    tag = uuid.uuid4().hex[:8]
+    started = sdk.run_pipeline("ar-chain", {"tag": tag, "text": "dag"}, wait_for_completion=False)
+    failed = _wait_execution(argo_api, started["execution_id"], 120)
+    assert failed["status"] == "Failed" and "ar-third" in failed["error"], failed["error"]
+    sdk.upload_data_store_object(io.BytesIO(b"yes"), f"flags/{tag}/ok")
+    rerun = sdk.rerun_pipeline_execution(failed["execution_id"], from_step="ar-third")
+    assert rerun["outputs"] == {"result": "DAG:3"}
+    assert _markers(sdk, tag) == {"first": 1, "second": 1, "third": 2}
+    steps = {s["name"]: s for s in sdk.get_pipeline_execution(rerun["execution_id"])["steps"]}
+    assert [steps[f"ar-{n}"]["status"] for n in ("first", "second", "third")] == [
+        "Reused", "Reused", "Succeeded"]
+    assert steps["ar-first"]["reused_from"] == failed["execution_id"]
+
+    sdk.create_pipeline("ar-cache", step_names=["ar-cached", "ar-after"],
+                        connections=[("ar-cached.y", "ar-after.y"),
+                                     ("ar-cached.rev", "ar-after.rev")])
+    outs = [sdk.run_pipeline("ar-cache", {"tag": tag, "x": 2, "f": b"abc"}) for _ in range(2)]
+    assert outs[0]["outputs"] == outs[1]["outputs"] == {"summary": "4/cba"}
+    assert _markers(sdk, tag)["cached"] == 1
+    steps = {s["name"]: s for s in sdk.get_pipeline_execution(outs[1]["execution_id"])["steps"]}
+    assert steps["ar-cached"]["status"] == "Cached"
+    assert steps["ar-cached"]["cached_from"] == outs[0]["execution_id"]
+    sdk.run_pipeline("ar-cache", {"tag": tag, "x": 2, "f": b"abc"}, use_cache=False)
+    assert _markers(sdk, tag)["cached"] == 2

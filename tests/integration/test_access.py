@@ -74,6 +74,7 @@ ROUTE_RULES = {
     "DELETE environment_variables.delete": EDITOR,
     "GET executions.get_execution": VIEWER,
     "DELETE executions.delete_execution": EDITOR,
+    "POST executions.rerun_execution": EDITOR,
     "GET executions.input_value": VIEWER,
     "POST executions.execution_logs": VIEWER,
     "GET executions.outputs": VIEWER,

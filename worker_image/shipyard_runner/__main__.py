@@ -100,6 +100,11 @@ def _run(opts: dict) -> int:
                     data = json.loads(f.read())
             except (OSError, ValueError) as exc:
                 raise JobError("cannot read job file %s: %s" % (opts["job"], exc)) from None
+        if isinstance(data, dict) and data.get("resolved"):
+            # The step took another execution's result (a re-run's reuse, or the step
+            # cache): the API recorded it, nothing runs here.
+            logs.diag("step result %s: nothing to run" % str(data["resolved"]).lower())
+            return 0
         if isinstance(data, dict) and execution_id is None:
             execution_id = data.get("execution_id") if isinstance(
                 data.get("execution_id"), str) else None

@@ -51,6 +51,7 @@ class DeploymentsMixin(SdkBase):
         gpu_request: int | None = None,
         wait_for_completion: bool = True,
         timeout_s: float | None = None,
+        use_cache: bool = True,
     ) -> dict[str, Any]:
         """Deploy a pipeline behind an endpoint or on a schedule.
 
@@ -61,6 +62,8 @@ class DeploymentsMixin(SdkBase):
             schedule: 5-field cron expression in UTC; periodic deployments only.
             endpoint_url_path: last part of the endpoint URL (default: the deployment
                 name); endpoint deployments only.
+            use_cache: False runs every step of its executions, even those created with
+                ``cache_results=True`` whose result the cache holds.
 
         Returns:
             The deployment as returned by :meth:`get_deployment` (waiting until it is
@@ -92,6 +95,7 @@ class DeploymentsMixin(SdkBase):
             "endpoint_url_path": endpoint_url_path,
             "inputs_mapping": inputs_mapping_to_dicts(inputs_mapping),
             "outputs_mapping": outputs_mapping_to_dicts(outputs_mapping),
+            "use_cache": None if use_cache is True else use_cache,
         }
         body = {key: value for key, value in body.items() if value is not None}
         path = "endpoints" if execution_rule == "endpoint" else "periodic-deployment"

@@ -61,6 +61,7 @@ class ExecutionsMixin(SdkBase):
         inputs_mapping: Sequence[InputSource] | None = None,
         outputs_mapping: Sequence[OutputDestination] | None = None,
         wait_for_completion: bool = True,
+        use_cache: bool = True,
     ) -> dict[str, Any]:
         """Run a pipeline.
 
@@ -74,6 +75,8 @@ class ExecutionsMixin(SdkBase):
                 null).
             wait_for_completion: wait for the end of the execution and return its
                 outputs.
+            use_cache: False runs every step, even those created with
+                ``cache_results=True`` whose result the cache holds.
 
         Returns:
             ``{"execution_id": …, "outputs": {name: value}}``; ``outputs`` only when
@@ -105,6 +108,8 @@ class ExecutionsMixin(SdkBase):
                 form["inputs_mapping"] = json.dumps(inputs_mapping_dicts)
             if outputs_mapping_dicts is not None:
                 form["outputs_mapping"] = json.dumps(outputs_mapping_dicts)
+            if use_cache is not True:
+                form["use_cache"] = json.dumps(use_cache)
             started = self._post(
                 self._env(f"pipelines/{pipeline_name}/run"),
                 data=form,
@@ -112,7 +117,31 @@ class ExecutionsMixin(SdkBase):
                 allow_redirects=False,
             )
 
-        execution_id = started["execution_id"]
+        return self._started(started["execution_id"], wait_for_completion)
+
+    @logged("Pipeline execution re-run")
+    def rerun_pipeline_execution(
+        self,
+        execution_id: str,
+        from_step: str | None = None,
+        wait_for_completion: bool = True,
+    ) -> dict[str, Any]:
+        """Run an execution's pipeline again with the same inputs and mappings, from a step.
+
+        ``from_step`` and every step downstream of it run again; the other steps reuse
+        the origin's results (files included), their step executions ``Reused`` with
+        ``reused_from`` naming the origin. Default: from the first failed step (when none
+        failed, every step runs again).
+
+        Returns:
+            ``{"execution_id": …, "outputs": {name: value}}`` of the new execution;
+            ``outputs`` only when ``wait_for_completion`` is True.
+        """
+        started = self._post(self._env(f"executions/{execution_id}/rerun"),
+                             json={"from_step": from_step})
+        return self._started(started["execution_id"], wait_for_completion)
+
+    def _started(self, execution_id: str, wait_for_completion: bool) -> dict[str, Any]:
         log_action(
             self,
             "The pipeline execution may take a while, you can check its status and get "

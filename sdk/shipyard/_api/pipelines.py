@@ -47,14 +47,15 @@ class PipelinesMixin(SdkBase):
         connections: Sequence[tuple[str, str]] | None = None,
         max_retries: int | None = None,
         retry_delay_s: int | None = None,
+        cache_results: bool | None = None,
     ) -> dict[str, Any]:
         """Create a pipeline from a function (repository or ``local_folder``), from an
         existing step with ``step_name=…``, or from several existing steps with
         ``step_names=[…]`` and ``connections=[("a.out", "b.in"), …]`` (each carries one
         step's output to another step's input).
 
-        The function form takes the same arguments as :meth:`create_step` (retries
-        included) and waits
+        The function form takes the same arguments as :meth:`create_step` (retries and
+        ``cache_results`` included) and waits
         until the pipeline is ready when ``wait_for_completion`` is True. The step form
         returns at once.
 
@@ -64,7 +65,7 @@ class PipelinesMixin(SdkBase):
         others_unset = all(
             value is None
             for value in (function_name, description, container_config, inputs, outputs, timeout_s,
-                          max_retries, retry_delay_s)
+                          max_retries, retry_delay_s, cache_results)
         )
         if step_names is not None or connections is not None:
             if not others_unset or function_path is not None or step_name is not None:
@@ -114,6 +115,8 @@ class PipelinesMixin(SdkBase):
             max_retries,
             retry_delay_s,
         )
+        if cache_results:
+            payload["cache_results"] = True
         log_action(
             self,
             f'Please wait while pipeline "{pipeline_name}" is being created. '

@@ -45,8 +45,14 @@ class StepsMixin(SdkBase):
         *,
         max_retries: int | None = None,
         retry_delay_s: int | None = None,
+        cache_results: bool = False,
     ) -> dict[str, Any]:
         """Create a step from a function of a remote repository or of a local folder.
+
+        ``cache_results=True``: a run of the step with the same code, environment and
+        inputs (values, and file contents) as an earlier successful run takes that run's
+        outputs instead of running; the step execution is then ``Cached`` with
+        ``cached_from`` naming the execution it came from.
 
         ``container_config`` keys: ``language``, ``repository_url``,
         ``repository_branch``, ``repository_deploy_key``, ``requirements_path``,
@@ -78,6 +84,8 @@ class StepsMixin(SdkBase):
             max_retries,
             retry_delay_s,
         )
+        if cache_results:
+            payload["cache_results"] = True
         log_action(self, "Please wait while step is being created. This may take a while...")
         send_creation(self, self._env("steps"), container_config, payload, function_path)
         return self.get_step(step_name, wait_for_completion, timeout_s)

@@ -8,6 +8,7 @@ from ..domain import executions
 from .common import env_blueprint, forbid_in_execution, ok, services
 from .openapi import ErrorSchema
 from .schemas.executions import (
+    ExecutionCreated,
     ExecutionDeleted,
     ExecutionLogLine,
     ExecutionLogsQuery,
@@ -15,6 +16,7 @@ from .schemas.executions import (
     IoQuery,
     Outputs,
     OutputsQuery,
+    RerunBody,
     StillRunning,
 )
 from .steps import log_window
@@ -40,6 +42,21 @@ def delete_execution(execution_id: str):
     forbid_in_execution("Deleting an execution")
     execution = executions.get_execution(g.environment, execution_id)
     return ok(executions.delete_execution(services(), execution))
+
+
+@blp.route("/<execution_id>/rerun", methods=["POST"])
+@blp.arguments(RerunBody, required=False)
+@blp.response(200, ExecutionCreated)
+@blp.alt_response(409, response="CONFLICT")
+def rerun_execution(body: dict, execution_id: str):
+    """A new execution of the same pipeline, inputs and mappings that reuses the results of
+    the steps not downstream of `from_step` (domain/reruns.py)."""
+    from ..domain import reruns
+
+    origin = executions.get_execution(g.environment, execution_id)
+    execution = reruns.rerun(services(), g.environment, g.principal.user_id, origin,
+                             body.get("from_step"))
+    return ok({"execution_id": execution.execution_id}, 200)
 
 
 @blp.route("/<execution_id>/outputs", methods=["GET"])

@@ -118,5 +118,6 @@ def run_pipeline(body: dict, pipeline_name: str):
     files = {name: UploadedFile(f.stream, f.filename) for name, f in request.files.items()}
     execution = executions.run_pipeline(services(), g.environment, g.principal.user_id, pipeline,
                                         {} if json_inputs is None else json_inputs, files,
-                                        body.get("inputs_mapping"), body.get("outputs_mapping"))
+                                        body.get("inputs_mapping"), body.get("outputs_mapping"),
+                                        body.get("use_cache", True))
     return ok({"execution_id": execution.execution_id}, 200)

@@ -125,6 +125,7 @@ def job(execution_id: str):
     from pathlib import Path
 
     from ..domain import envvars, graph_runs
+    from ..domain.lifecycle import StepExecutionStatus
     from ..domain.pipelines import get_pipeline
     from .signed import artifact_url
 
@@ -140,6 +141,13 @@ def job(execution_id: str):
     if execution.step_run is not None:  # one step of a multi-step execution
         step = graph_runs.step_of(execution, execution.step_run.step_name)
         row = graph_runs.begin_step(svc, execution, execution.step_run)
+        if row.status in (StepExecutionStatus.REUSED.value, StepExecutionStatus.CACHED.value):
+            return ok({"execution_id": execution_id, "resolved": row.status,
+                       "api_url": svc.environment_url(environment.project.name,
+                                                      environment.name),
+                       "code_dir": None, "code_url": None, "function_path": None,
+                       "function_name": None, "inputs": {}, "input_data_types": {},
+                       "outputs": [], "environment_variables": {}})
         for name, value in graph_runs.job_inputs(svc, execution, row).items():
             inputs[name] = ({"url": signed(Path(value["path"]))}
                             if isinstance(value, dict) and "path" in value else value)

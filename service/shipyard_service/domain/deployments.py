@@ -44,7 +44,7 @@ def _forget_endpoints() -> None:
 _FIELDS = {"pipeline_name", "name", "mode", "description", "enable_parallel_executions",
            "max_parallel_executions_per_pod", "ram_request", "gpu_request", "schedule",
            "endpoint_url_path", "inputs_mapping", "outputs_mapping", "replicas",
-           "execution_timeout_s", "endpoint_token"}
+           "execution_timeout_s", "endpoint_token", "use_cache"}
 
 
 def _bool(body: dict, key: str, default: bool) -> bool:
@@ -127,6 +127,7 @@ def create_deployment(svc, environment: Environment, user_id: str, rule: str,
     if description is not None and not isinstance(description, str):
         raise BadRequest("'description' must be a string", {"field": "description"})
     parallel = _bool(body, "enable_parallel_executions", False)
+    use_cache = _bool(body, "use_cache", True) if body.get("use_cache") is not None else True
     max_parallel = _int(body, "max_parallel_executions_per_pod", 6, 1, 256)
     replicas = _int(body, "replicas", 1, 1, MAX_REPLICAS)
     ram = body.get("ram_request")
@@ -168,7 +169,7 @@ def create_deployment(svc, environment: Environment, user_id: str, rule: str,
             mode=mode, description=description, endpoint_url_path=url_path,
             endpoint_token=crypto.seal(token) if token else None, schedule=schedule,
             inputs_mapping=inputs,
-            outputs_mapping=outputs, enable_parallel_executions=parallel,
+            outputs_mapping=outputs, enable_parallel_executions=parallel, use_cache=use_cache,
             max_parallel_executions_per_pod=max_parallel, replicas=replicas, ram_request=ram,
             gpu_request=gpu, status="up" if mode == "elastic" else "creation_pending",
             created_by=user_id, updated_by=user_id, last_tick_at=utcnow(),
@@ -296,6 +297,7 @@ def deployment_to_dict(svc, deployment: Deployment, with_token: bool = True) -> 
         "inputs_mapping": _mapping_view(deployment.inputs_mapping, types, "input"),
         "outputs_mapping": _mapping_view(deployment.outputs_mapping, types, "output"),
         "status": status, "is_enabled": deployment.is_enabled,
+        "use_cache": deployment.use_cache,
         "description": deployment.description,
         "created_at": iso(deployment.created_at), "created_by": deployment.created_by,
         "updated_at": iso(deployment.updated_at), "updated_by": deployment.updated_by,
@@ -480,7 +482,8 @@ def _start(svc, deployment: Deployment, given: dict, files: dict, user_id: str |
         svc, deployment.environment, user_id or "", pipeline, execution_id, inputs, job_inputs,
         outputs, deployment_name=deployment.name,
         resident_deployment_id=deployment.id if deployment.mode == "low_latency" else None,
-        wait_s=wait_s, notes=notes)
+        wait_s=wait_s, notes=notes,
+        run_info=None if deployment.use_cache else {"use_cache": False})
 
 
 def schedule_fired(svc, deployment_id: int, fire_time: dt.datetime) -> Execution | None:

@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 from ..errors import BadRequest, NotFound
 from ..orchestrators.base import Launch
 from ..store import prepared
-from ..store.db import utcnow
+from ..store.db import database, utcnow
 from ..store.models import Environment, Execution, ExecutionLog, Pipeline
 from . import datastore as datastore_rules
 from . import envvars, inflight
@@ -161,7 +161,8 @@ def output_items(declared: list[dict], mappings: dict[str, dict],
 
 def run_pipeline(svc, environment: Environment, user_id: str, pipeline: Pipeline,
                  json_inputs: dict, files: dict[str, UploadedFile],
-                 inputs_mapping: Any = None, outputs_mapping: Any = None) -> Execution:
+                 inputs_mapping: Any = None, outputs_mapping: Any = None,
+                 use_cache: Any = True) -> Execution:
     from .pipelines import not_ready, pipeline_io
 
     step = not_ready(pipeline)
@@ -173,6 +174,8 @@ def run_pipeline(svc, environment: Environment, user_id: str, pipeline: Pipeline
         )
     if not isinstance(json_inputs, dict):
         raise BadRequest("'json_inputs' must be a JSON object", {"field": "json_inputs"})
+    if not isinstance(use_cache, bool):
+        raise BadRequest("'use_cache' must be true or false", {"field": "use_cache"})
     declared_in, declared_out = pipeline_io(pipeline)
     in_maps = parse_input_mappings(inputs_mapping, declared_in, "run")
     out_maps = parse_output_mappings(outputs_mapping, declared_out, "run")
@@ -184,18 +187,22 @@ def run_pipeline(svc, environment: Environment, user_id: str, pipeline: Pipeline
         svc.artifacts.delete_execution(execution_id)
         raise
     return start_execution(svc, environment, user_id, pipeline, execution_id, inputs,
-                           job_inputs, output_items(declared_out, out_maps))
+                           job_inputs, output_items(declared_out, out_maps),
+                           run_info=None if use_cache else {"use_cache": False})
 
 
 def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipeline,
                     execution_id: str, inputs: list[dict], job_inputs: dict,
                     outputs: list[dict], deployment_name: str | None = None,
                     resident_deployment_id: int | None = None,
-                    wait_s: float = 0.0, notes: list[str] | None = None) -> Execution:
+                    wait_s: float = 0.0, notes: list[str] | None = None,
+                    run_info: dict | None = None) -> Execution:
     """Record the execution and hand it to the orchestrator. `wait_s` > 0 for a caller
     about to wait that long for the result: a resident call may then end before this
     returns (the returned object is then final). `notes` become the execution's first log
-    lines (what the platform did with the request), written before it can run."""
+    lines (what the platform did with the request), written before it can run. `run_info`
+    goes into step_info: `use_cache` (False: no step takes a cached result), a re-run's
+    `rerun_of`, `from_step` and `reuse` (reruns.py)."""
     if pipeline.connections is not None:  # several steps: the graph's scheduler runs them
         from . import graph_runs
 
@@ -203,13 +210,17 @@ def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipel
             raise BadRequest("Low-latency multi-step pipelines run on the embedded backend "
                              "only for now", {"pipeline_name": pipeline.name})
         execution = graph_runs.start(svc, environment, user_id, pipeline, execution_id, inputs,
-                                     outputs, deployment_name, resident_deployment_id)
+                                     outputs, deployment_name, resident_deployment_id,
+                                     run_info)
         _note(execution_id, notes)
         return execution
     step = pipeline.step
     token = new_secret("exe")
     config = step.container_config
-    resident = resident_deployment_id is not None
+    cached = None
+    if step.cache_results:
+        run_info, cached = _single_step_cache(svc, step, execution_id, inputs, run_info or {})
+    resident = resident_deployment_id is not None and cached is None
     execution = prepared.create(
         Execution,
         # A resident runner takes it at once (or queues it in its own slots): no separate
@@ -223,10 +234,15 @@ def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipel
             "name": step.name, "commit_id": step.commit_id, "origin": step.origin,
             "repository_url": config.get("repository_url"),
             "repository_branch": config.get("repository_branch"),
-            "requirements_path": config.get("requirements_path"),
+            "requirements_path": config.get("requirements_path"), **(run_info or {}),
         },
     )
     _note(execution_id, notes)
+    if cached is not None:  # the step's result is in the cache: it does not run
+        svc.artifacts.share_execution_files(cached.origin_execution_id, cached.files_kind,
+                                            execution_id, "outputs")
+        return finish(svc, execution, {"status": "Succeeded", "outputs": {
+            o["name"]: o["value"] for o in cached.outputs if o["data_type"] != "file"}})
     env_url = svc.environment_url(environment.project.name, environment.name)
     launch = Launch(
         execution_id=execution_id, token=token, env_key=step.env_key or "",
@@ -247,6 +263,29 @@ def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipel
         mark_failed(svc, execution_id, f"Could not start the execution: {exc}")
         raise
     return execution
+
+
+def _single_step_cache(svc, step, execution_id: str, inputs: list[dict],
+                       run_info: dict) -> tuple[dict, Any]:
+    """A single-step run of a step with cache_results: its key (kept in step_info, entered
+    in the cache when it succeeds) and the cached result it takes, if any."""
+    from . import step_cache
+
+    values, files = {}, {}
+    for item in inputs:
+        name = item["pipeline_input_name"]
+        if item["data_type"] == "file":
+            files[name] = svc.artifacts.execution_file_hash(execution_id, "inputs", name)
+        else:
+            values[name] = item.get("value")
+    key = step_cache.key_of(svc, step, values, files)
+    run_info = {**run_info, "cache_key": key}
+    cached = step_cache.lookup(svc, key) if run_info.get("use_cache", True) else None
+    if cached is not None:
+        run_info.update(cached_from=cached.origin_execution_id,
+                        origin_execution_id=cached.origin_execution_id,
+                        metrics_in_origin=step_cache.has_metrics(cached.origin_execution_id))
+    return run_info, cached
 
 
 def _note(execution_id: str, notes: list[str] | None) -> None:
@@ -320,10 +359,28 @@ def finish(svc, execution: Execution, payload: dict) -> Execution:
     if not transition(svc, Execution, {"execution_id": execution.execution_id}, status,
                       execution.execution_id, changes):
         raise BadRequest("The execution has already ended")
+    if status is ExecutionStatus.SUCCEEDED:
+        _enter_in_cache(execution, outputs, values)
     for name, value in changes.items():
         setattr(execution, name, value)
     execution.status = status.value
     return execution
+
+
+def _enter_in_cache(execution: Execution, outputs: list[dict], values: dict) -> None:
+    """A single-step run with a cache key (its step has cache_results) that ran: its
+    result serves the next runs with that key."""
+    info = execution.step_info or {}
+    if not info.get("cache_key") or info.get("cached_from"):
+        return
+    from . import step_cache
+
+    step_cache.record(execution.execution_id, info.get("name") or execution.step_name,
+                      info["cache_key"], [
+                          {"name": o["pipeline_output_name"], "data_type": o["data_type"],
+                           "value": None if o["data_type"] == "file"
+                           else values.get(o["pipeline_output_name"])} for o in outputs],
+                      "outputs")
 
 
 def record_result(svc, execution_id: str, payload: dict) -> None:
@@ -469,6 +526,8 @@ def execution_to_dict(execution: Execution, include_values: bool = True) -> dict
         outputs=[item(o) for o in execution.outputs],
         resources={"cpu_time_s": execution.cpu_time_s, "peak_rss_bytes": execution.peak_rss_bytes},
     )
+    if (execution.step_info or {}).get("rerun_of"):
+        body["rerun_of"] = execution.step_info["rerun_of"]
     return body
 
 
@@ -548,6 +607,7 @@ def delete_execution(svc, execution: Execution) -> dict:
 def delete_many(svc, execution_ids: list[str]) -> None:
     """Executions and everything hanging off them: runners, files, logs, metrics."""
     from ..store.models import StepExecution
+    from . import step_cache
     from .graph_runs import cancel_steps
     from .metrics import delete_for_executions
 
@@ -557,9 +617,11 @@ def delete_many(svc, execution_ids: list[str]) -> None:
         svc.artifacts.delete_execution(execution_id)
     for start in range(0, len(execution_ids), 500):
         ids = execution_ids[start:start + 500]
-        ExecutionLog.delete().where(ExecutionLog.execution.in_(ids)).execute()
-        StepExecution.delete().where(StepExecution.execution.in_(ids)).execute()
-        Execution.delete().where(Execution.execution_id.in_(ids)).execute()
+        with database.atomic():  # an execution and its step cache entries go together
+            ExecutionLog.delete().where(ExecutionLog.execution.in_(ids)).execute()
+            StepExecution.delete().where(StepExecution.execution.in_(ids)).execute()
+            step_cache.delete_for_executions(ids)
+            Execution.delete().where(Execution.execution_id.in_(ids)).execute()
         for execution_id in ids:
             inflight.ended(execution_id)
             svc.events.notify(execution_id)

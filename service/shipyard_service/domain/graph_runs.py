@@ -22,7 +22,7 @@ from ..store.models import Environment, Execution, Pipeline, StepExecution
 from . import envvars
 from .auth import hash_token, new_secret
 from .io_types import check_total_size, check_value
-from .lifecycle import ACTIVE, ExecutionStatus, StepExecutionStatus, transition
+from .lifecycle import ACTIVE, STEP_DONE, ExecutionStatus, StepExecutionStatus, transition
 
 SEPARATOR = "."  # never in resource names (lowercase letters, digits and '-')
 
@@ -43,10 +43,11 @@ def outputs_kind(step_name: str) -> str:
 
 def start(svc, environment: Environment, user_id: str, pipeline: Pipeline, execution_id: str,
           inputs: list[dict], outputs: list[dict], deployment_name: str | None = None,
-          resident_deployment_id: int | None = None) -> Execution:
+          resident_deployment_id: int | None = None,
+          run_info: dict | None = None) -> Execution:
     """Record the execution and its steps (one transaction), then start what can start.
     `resident_deployment_id`: a low-latency deployment, whose resident runner of each step
-    takes that step."""
+    takes that step. `run_info`: kept in step_info (`use_cache`, a re-run's `reuse`)."""
     from .pipelines import graph_of, steps_of
 
     steps = steps_of(pipeline)
@@ -61,7 +62,7 @@ def start(svc, environment: Environment, user_id: str, pipeline: Pipeline, execu
             status=ExecutionStatus.PENDING.value, created_by=user_id,
             step_info={"steps": [s.name for s in steps],
                        "resident_deployment_id": resident_deployment_id,
-                       "backend_runs_graph": whole})
+                       "backend_runs_graph": whole, **(run_info or {})})
         StepExecution.insert_many([
             {"execution": execution_id, "step_name": step.name, "position": index,
              "status": StepExecutionStatus.PENDING.value,
@@ -109,19 +110,24 @@ def advance(svc, execution_id: str) -> None:
         # What depends on a failed step can no longer run; other branches go on.
         _skip(svc, execution_id, rows,
               set().union(*(graph.downstream(r.step_name) for r in failed)))
-    done = StepExecutionStatus.SUCCEEDED.value
-    if all(r.status == done for r in rows.values()):
+    if all(r.status in STEP_DONE for r in rows.values()):
         _succeed(svc, execution, rows)
         return
     if not execution.step_info.get("backend_runs_graph"):
         # (A backend running the graph starts the steps itself; each begins when its
         # runner asks for its job.)
         steps = {s.name: s for s in steps_of(pipeline)}
-        for name in graph.order:
+        resolved = False
+        for name in graph.order:  # upstream first: a step resolved here feeds the next
             row = rows[name]
             if row.status == StepExecutionStatus.PENDING.value and all(
-                    rows[up].status == done for up in graph.upstream[name]):
-                _launch(svc, execution, graph, steps[name], row, rows)
+                    rows[up].status in STEP_DONE for up in graph.upstream[name]):
+                if _launch(svc, execution, graph, steps[name], row, rows):
+                    rows[name] = StepExecution.get_by_id(row.id)
+                    resolved = True
+        if resolved:  # a result taken, not run: nobody reports it, look again now
+            advance(svc, execution_id)
+            return
     if failed:
         first = failed[0]
         _fail_when_idle(svc, execution_id,
@@ -234,15 +240,63 @@ def _step_inputs(svc, execution: Execution, graph, step, rows) -> tuple[list[dic
     return items, job
 
 
-def _launch(svc, execution: Execution, graph, step, row: StepExecution, rows) -> None:
+def _cache_key(svc, execution: Execution, step, items: list[dict]) -> str | None:
+    """The step cache's key of this run (step_cache.py), for a step with cache_results."""
+    if not step.cache_results:
+        return None
+    from . import step_cache
+
+    values, files = {}, {}
+    for item in items:
+        if item["data_type"] != "file":
+            values[item["name"]] = item["value"]
+            continue
+        source = item["source"]
+        kind, name = ((outputs_kind(source["step_name"]), source["output_name"])
+                      if "step_name" in source else ("inputs", item["name"]))
+        files[item["name"]] = svc.artifacts.execution_file_hash(execution.execution_id, kind,
+                                                                name)
+    return step_cache.key_of(svc, step, values, files)
+
+
+def _resolve_without_running(svc, execution: Execution, step, row: StepExecution,
+                             items: list[dict], cache_key: str | None) -> bool:
+    """The hook before a launch: a step a re-run reuses (reruns.py), or whose result the
+    step cache holds (step_cache.py), takes that result (outputs, its files shared into
+    this execution) instead of running. True if it did (or another caller moved it)."""
+    from . import reruns, step_cache
+
+    status, taken = StepExecutionStatus.REUSED, reruns.reused_result(execution, step.name)
+    if taken is None and cache_key is not None and execution.step_info.get("use_cache", True):
+        status, taken = StepExecutionStatus.CACHED, step_cache.lookup(svc, cache_key)
+    if taken is None:
+        return False
+    execution_id = execution.execution_id
+    svc.artifacts.share_execution_files(taken.origin_execution_id, taken.files_kind,
+                                        execution_id, outputs_kind(step.name))
+    now = utcnow()
+    transition(svc, StepExecution, {"id": row.id}, status, execution_id, {
+        "start_date": now, "end_date": now, "inputs": items, "outputs": taken.outputs,
+        "origin_execution_id": taken.origin_execution_id, "cache_key": cache_key,
+        "metrics_in_origin": step_cache.has_metrics(taken.origin_execution_id)})
+    transition(svc, Execution, {"execution_id": execution_id}, ExecutionStatus.RUNNING,
+               execution_id, {"start_date": now})
+    return True
+
+
+def _launch(svc, execution: Execution, graph, step, row: StepExecution, rows) -> bool:
+    """Start the step; True if it took a result instead (re-run or cache)."""
     execution_id = execution.execution_id
     items, job = _step_inputs(svc, execution, graph, step, rows)
+    cache_key = _cache_key(svc, execution, step, items)
+    if _resolve_without_running(svc, execution, step, row, items, cache_key):
+        return True
     token = new_secret("exe")
     now = utcnow()
     if not transition(svc, StepExecution, {"id": row.id}, StepExecutionStatus.RUNNING,
                       execution_id, {"token_hash": hash_token(token), "start_date": now,
-                                     "inputs": items}):
-        return  # another caller started it
+                                     "inputs": items, "cache_key": cache_key}):
+        return False  # another caller started it
     transition(svc, Execution, {"execution_id": execution_id}, ExecutionStatus.RUNNING,
                execution_id, {"start_date": now})
     environment = execution.environment
@@ -265,6 +319,7 @@ def _launch(svc, execution: Execution, graph, step, row: StepExecution, rows) ->
     except Exception as exc:  # the backend refused: the step must not stay running
         step_ended(svc, execution_id, step.name, StepExecutionStatus.FAILED,
                    {"error": f"Could not start the step: {exc}"})
+    return False
 
 
 # Reports about one step ------------------------------------------------------------------
@@ -278,7 +333,8 @@ def step_of(execution: Execution, step_name: str):
 
 def begin_step(svc, execution: Execution, row: StepExecution) -> StepExecution:
     """A step the backend started itself asks for its job: it is now Running, with the
-    inputs its upstream steps left (recorded as `_launch` records them)."""
+    inputs its upstream steps left (recorded as `_launch` records them); or, when it takes
+    a result instead (re-run or cache), Reused or Cached, and its runner has nothing to do."""
     from .pipelines import get_pipeline, graph_of, steps_of
 
     if row.status != StepExecutionStatus.PENDING.value:
@@ -287,9 +343,14 @@ def begin_step(svc, execution: Execution, row: StepExecution) -> StepExecution:
     step = next(s for s in steps_of(pipeline) if s.name == row.step_name)
     rows = {r.step_name: r for r in rows_of(execution.execution_id)}
     items, _ = _step_inputs(svc, execution, graph_of(pipeline), step, rows)
+    cache_key = _cache_key(svc, execution, step, items)
+    if _resolve_without_running(svc, execution, step, row, items, cache_key):
+        advance(svc, execution.execution_id)
+        return step_row(execution.execution_id, row.step_name)
     now = utcnow()
     transition(svc, StepExecution, {"id": row.id}, StepExecutionStatus.RUNNING,
-               execution.execution_id, {"start_date": now, "inputs": items})
+               execution.execution_id, {"start_date": now, "inputs": items,
+                                        "cache_key": cache_key})
     transition(svc, Execution, {"execution_id": execution.execution_id},
                ExecutionStatus.RUNNING, execution.execution_id, {"start_date": now})
     return step_row(execution.execution_id, row.step_name)
@@ -332,6 +393,11 @@ def step_ended(svc, execution_id: str, step_name: str, status: StepExecutionStat
         return False
     moved = transition(svc, StepExecution, {"id": row.id}, status, execution_id,
                        {"end_date": utcnow(), **changes})
+    if moved and status is StepExecutionStatus.SUCCEEDED and row.cache_key:
+        from . import step_cache
+
+        step_cache.record(execution_id, step_name, row.cache_key, changes.get("outputs", []),
+                          outputs_kind(step_name))
     if moved:
         advance(svc, execution_id)
     return moved
@@ -436,14 +502,27 @@ def steps_view(execution: Execution, rows: list[StepExecution] | None) -> list[d
             **execution.step_info,
             "name": execution.step_info.get("name") or execution.step_name,
             "step_name": execution.step_info.get("name") or execution.step_name,
-            "status": execution.status,
+            # A result the step cache gave: the step did not run.
+            "status": (StepExecutionStatus.CACHED.value if execution.step_info.get("cached_from")
+                       and execution.status == ExecutionStatus.SUCCEEDED.value
+                       else execution.status),
             "start_date": iso(execution.start_date), "end_date": iso(execution.end_date),
         }]
     return [{
         "name": r.step_name, "step_name": r.step_name, "status": r.status,
         "start_date": iso(r.start_date), "end_date": iso(r.end_date), "error": r.error,
-        "inputs": r.inputs, "outputs": r.outputs,
+        "inputs": r.inputs, "outputs": r.outputs, **_origin_view(r),
     } for r in rows]
+
+
+def _origin_view(row: StepExecution) -> dict:
+    """A step that took another execution's result says whose: `reused_from` (a re-run)
+    or `cached_from` (the step cache), and whether that execution holds metrics."""
+    if row.origin_execution_id is None:
+        return {}
+    key = "reused_from" if row.status == StepExecutionStatus.REUSED.value else "cached_from"
+    return {key: row.origin_execution_id, "origin_execution_id": row.origin_execution_id,
+            "metrics_in_origin": bool(row.metrics_in_origin)}
 
 
 def rows_for(execution_ids: list[str]) -> dict[str, list[StepExecution]]:

@@ -8,7 +8,10 @@ restart recovery all end here, so a result is recorded one way whatever carried 
     Execution:       Pending -> Running -> Succeeded | Failed
                      Pending -> Succeeded | Failed   (a runner may answer before its
                                                       start is recorded)
-    Step execution:  the same, plus Pending -> Skipped (an upstream step failed)
+    Step execution:  the same, plus Pending -> Skipped (an upstream step failed),
+                     Pending -> Reused (a re-run takes the origin execution's result) and
+                     Pending -> Cached (the step cache holds a result for the same code,
+                     environment and inputs); neither runs the step.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ class StepExecutionStatus(str, Enum):
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     SKIPPED = "Skipped"
+    REUSED = "Reused"
+    CACHED = "Cached"
 
 
 _E, _S = ExecutionStatus, StepExecutionStatus
@@ -42,7 +47,8 @@ ALLOWED: dict[type[Enum], dict[Enum, frozenset]] = {
         _E.RUNNING: frozenset({_E.SUCCEEDED, _E.FAILED}),
     },
     StepExecutionStatus: {
-        _S.PENDING: frozenset({_S.RUNNING, _S.SUCCEEDED, _S.FAILED, _S.SKIPPED}),
+        _S.PENDING: frozenset({_S.RUNNING, _S.SUCCEEDED, _S.FAILED, _S.SKIPPED, _S.REUSED,
+                                _S.CACHED}),
         _S.RUNNING: frozenset({_S.SUCCEEDED, _S.FAILED}),
     },
 }
@@ -51,7 +57,9 @@ ALLOWED: dict[type[Enum], dict[Enum, frozenset]] = {
 # members would not find the stored "Running".
 ACTIVE: tuple[str, ...] = (_E.PENDING.value, _E.RUNNING.value)
 FINAL: tuple[str, ...] = (_E.SUCCEEDED.value, _E.FAILED.value)
-STEP_FINAL: tuple[str, ...] = (_S.SUCCEEDED.value, _S.FAILED.value, _S.SKIPPED.value)
+# A step whose outputs are there for its downstream steps: it ran, or its result was taken.
+STEP_DONE: tuple[str, ...] = (_S.SUCCEEDED.value, _S.REUSED.value, _S.CACHED.value)
+STEP_FINAL: tuple[str, ...] = (*STEP_DONE, _S.FAILED.value, _S.SKIPPED.value)
 
 
 class IllegalTransition(ShipyardError):

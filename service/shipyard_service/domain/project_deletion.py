@@ -34,6 +34,7 @@ from ..store.models import (
     Project,
     ScheduleTick,
     Step,
+    StepCache,
     StepExecution,
 )
 from . import inflight
@@ -95,6 +96,8 @@ def _delete_rows(project: Project, env_ids: list[int]) -> dict:
         ExecutionLog.delete().where(
             ExecutionLog.execution.in_(execution_ids[start:start + 500])).execute()
     StepExecution.delete().where(StepExecution.execution.in_(
+        Execution.select(Execution.execution_id).where(Execution.environment.in_(env_ids)))).execute()
+    StepCache.delete().where(StepCache.execution.in_(
         Execution.select(Execution.execution_id).where(Execution.environment.in_(env_ids)))).execute()
     counts["executions"] = Execution.delete().where(Execution.environment.in_(env_ids)).execute()
     ListMetricChunk.delete().where(ListMetricChunk.list_metric.in_(lists)).execute()

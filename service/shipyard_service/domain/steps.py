@@ -119,6 +119,9 @@ def create_step(svc, environment: Environment, user_id: str, data: dict,
     description = data.get("description") or None
     if description is not None and not isinstance(description, str):
         raise BadRequest("'description' must be a string", {"field": "description"})
+    cache_results = data.get("cache_results")
+    if cache_results is not None and not isinstance(cache_results, bool):
+        raise BadRequest("'cache_results' must be true or false", {"field": "cache_results"})
     inputs = parse_declarations(data.get("inputs"), "inputs", from_form)
     outputs = parse_declarations(data.get("outputs"), "outputs", from_form)
     config = resolve_container_config(data.get("container_config"),
@@ -131,7 +134,7 @@ def create_step(svc, environment: Environment, user_id: str, data: dict,
         archive = fetched.archive
         if config["repository_branch"] is None:
             config["repository_branch"] = fetched.branch  # the default branch it resolved to
-    from ..artifacts import inspect_archive
+    from ..artifacts import files_hash, inspect_archive
 
     inspect_archive(archive, svc.settings.max_step_folder_bytes,
                     svc.settings.max_step_archive_members)
@@ -145,6 +148,7 @@ def create_step(svc, environment: Environment, user_id: str, data: dict,
             # Shapes and bounds checked by the request schema (api/schemas/steps.py).
             max_retries=data.get("max_retries") or 0,
             retry_delay_s=data.get("retry_delay_s") or 0,
+            cache_results=bool(cache_results), code_hash=files_hash(archive),
         )
     except peewee.IntegrityError as exc:
         raise Conflict(f"Step '{name}' already exists", {name_field: name}) from exc
@@ -253,6 +257,7 @@ def step_parameters(step: Step) -> dict:
         "container_config": step.container_config,
         "max_retries": step.max_retries,
         "retry_delay_s": step.retry_delay_s,
+        "cache_results": step.cache_results,
     }
 
 

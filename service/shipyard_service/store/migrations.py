@@ -132,12 +132,25 @@ def _0010_step_retries(db: peewee.Database) -> None:
     _add_column(db, "executionlog", "attempt", peewee.IntegerField(null=True))
 
 
+def _0011_step_reuse_and_cache(db: peewee.Database) -> None:
+    """Re-runs and the step cache: a step's cache flag and files hash, a step execution's
+    origin (Reused or Cached), its cache key and metrics note, a deployment's use of the
+    cache (the StepCache table is new: create_tables made it)."""
+    _add_column(db, "step", "cache_results", peewee.BooleanField(default=False))
+    _add_column(db, "step", "code_hash", peewee.CharField(null=True))
+    _add_column(db, "stepexecution", "origin_execution_id", peewee.CharField(null=True))
+    _add_column(db, "stepexecution", "metrics_in_origin", peewee.BooleanField(null=True))
+    _add_column(db, "stepexecution", "cache_key", peewee.CharField(null=True))
+    _add_column(db, "deployment", "use_cache", peewee.BooleanField(default=True))
+
+
 # Append migrations here; never edit one that has shipped.
 MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
                     _0003_list_metric_summary, _0004_pipeline_graphs,
                     _0005_project_memberships, _0006_store_indexes,
                     _0007_environment_retention, _0008_endpoint_token_sealed,
-                    _0009_login_failures, _0010_step_retries]
+                    _0009_login_failures, _0010_step_retries,
+                    _0011_step_reuse_and_cache]
 
 
 def apply(db: peewee.Database) -> None:

@@ -89,6 +89,9 @@ class Step(BaseModel):
     # retry_delay_s * 2**(n-1) seconds (migration 0010).
     max_retries = peewee.IntegerField(default=0)
     retry_delay_s = peewee.IntegerField(default=0)
+    # The step cache (domain/step_cache.py): on for this step, and the hash of its files.
+    cache_results = peewee.BooleanField(default=False)
+    code_hash = peewee.CharField(null=True)
     created_by = peewee.CharField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
@@ -182,9 +185,33 @@ class StepExecution(BaseModel):
     end_date = peewee.DateTimeField(null=True)
     # A retry (attempt > 1) waits Pending until this time (migration 0010).
     retry_at = peewee.DateTimeField(null=True)
+    # A step Reused by a re-run or Cached: the execution whose result it took.
+    origin_execution_id = peewee.CharField(null=True)
+    # Reused or Cached while the origin execution holds metrics (they stay there).
+    metrics_in_origin = peewee.BooleanField(null=True)
+    # The step cache's key of this run (steps with cache_results): recorded at its start,
+    # entered in StepCache when it succeeds.
+    cache_key = peewee.CharField(null=True)
 
     class Meta:
         indexes = ((("execution", "step_name", "attempt"), True),)
+
+
+class StepCache(BaseModel):
+    """A successful step run whose outputs serve later runs with the same key (code,
+    environment, inputs: domain/step_cache.py). Deleted with its execution."""
+
+    key = peewee.CharField()
+    execution = peewee.ForeignKeyField(Execution, on_delete="CASCADE")
+    step_name = peewee.CharField()
+    # The step's own outputs [{"name", "data_type", "value"}] (file values are null: the
+    # files stay in the execution's folder, `files_kind`).
+    outputs = JSONField(default=list)
+    files_kind = peewee.CharField()
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("key", "created_at"), False),)
 
 
 class ExecutionLog(BaseModel):
@@ -254,6 +281,7 @@ class Deployment(BaseModel):
     inputs_mapping = JSONField(default=list)
     outputs_mapping = JSONField(default=list)
     enable_parallel_executions = peewee.BooleanField(default=False)
+    use_cache = peewee.BooleanField(default=True)  # False: its runs take no cached result
     max_parallel_executions_per_pod = peewee.IntegerField(default=6)
     replicas = peewee.IntegerField(default=1)
     ram_request = peewee.CharField(null=True)
@@ -378,4 +406,5 @@ ALL_MODELS = [
     StepExecution,
     Membership,
     LoginFailure,
+    StepCache,
 ]

@@ -19,6 +19,9 @@ class DeploymentCreate(Strict):
     mode = fields.String(validate=ma.validate.OneOf(["elastic", "low_latency"]))
     description = fields.String(allow_none=True)
     enable_parallel_executions = fields.Boolean(allow_none=True)
+    use_cache = fields.Boolean(truthy={True}, falsy={False}, allow_none=True, metadata={
+        "description": "false: every step of its executions runs, none takes a cached "
+                       "result (default true)"})
     max_parallel_executions_per_pod = fields.Integer(strict=True, allow_none=True,
                                                      validate=_RANGE(min=1, max=256))
     replicas = fields.Integer(strict=True, allow_none=True, validate=_RANGE(min=1, max=MAX_REPLICAS))
@@ -64,6 +67,7 @@ class DeploymentView(Out):
     status = fields.String(required=True, metadata={"enum": [
         "creation_pending", "up", "down_retrying", "creation_failed", "disabled", "standby"]})
     is_enabled = fields.Boolean(required=True)
+    use_cache = fields.Boolean(required=True)
     description = fields.String(required=True, allow_none=True)
     created_at = fields.String(required=True)
     created_by = fields.String(required=True, allow_none=True)

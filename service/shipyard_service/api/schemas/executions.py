@@ -14,6 +14,15 @@ class RunBody(Body):
     inputs = fields.Dict(allow_none=True, metadata={"description": "Alias of json_inputs"})
     inputs_mapping = fields.List(fields.Dict(), allow_none=True)
     outputs_mapping = fields.List(fields.Dict(), allow_none=True)
+    use_cache = fields.Boolean(truthy={True}, falsy={False}, load_default=True, metadata={
+        "description": "false: every step runs, none takes a cached result (default true)"})
+
+
+class RerunBody(Body):
+    from_step = fields.String(allow_none=True, load_default=None, metadata={
+        "description": "The step to run again with everything downstream of it; the other "
+                       "steps reuse the origin's results. Default: the first failed step "
+                       "(none failed: every step runs)"})
 
 
 class ExecutionCreated(Out):
@@ -75,6 +84,8 @@ class OutputItem(IoItem):
 class ExecutionView(_Summary):
     error = AnyJson(required=True)
     steps = fields.List(fields.Dict(), required=True)
+    rerun_of = fields.String(allow_none=True, metadata={
+        "description": "A re-run: the execution it re-ran"})
     inputs = fields.List(fields.Nested(InputItem), required=True)
     outputs = fields.List(fields.Nested(OutputItem), required=True)
     resources = fields.Dict(required=True)

@@ -59,6 +59,9 @@ class Job(Out):
     input_data_types = fields.Dict(required=True)
     outputs = fields.List(fields.Dict(), required=True)
     environment_variables = fields.Dict(required=True)
+    resolved = fields.String(allow_none=True, metadata={
+        "description": "Reused or Cached: the step took another execution's result, so "
+                       "the runner has nothing to run and exits 0"})
 
 
 class Tick(Out):

@@ -30,6 +30,9 @@ class _Creation(Body):
     retry_delay_s = FormInteger(allow_none=True, validate=ma.validate.Range(0, MAX_RETRY_DELAY_S),
                                 metadata={"description": "Seconds before the first retry; "
                                                          "each next one waits twice as long"})
+    cache_results = fields.Boolean(allow_none=True, metadata={
+        "description": "Reuse the outputs of an earlier successful run with the same code, "
+                       "environment and inputs instead of running (default false)"})
 
 
 class StepCreation(_Creation):
@@ -93,6 +96,7 @@ class Parameters(Out):
     container_config = fields.Dict(required=True)
     max_retries = fields.Integer()
     retry_delay_s = fields.Integer()
+    cache_results = fields.Boolean()
 
 
 class StepParameters(Parameters):
@@ -111,6 +115,7 @@ class PipelineParameters(Out):
     container_config = fields.Dict()
     max_retries = fields.Integer()
     retry_delay_s = fields.Integer()
+    cache_results = fields.Boolean()
     step_names = fields.List(fields.String())
     connections = fields.List(fields.Dict())
 
