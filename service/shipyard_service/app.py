@@ -1,15 +1,20 @@
-"""The Flask application factory."""
+"""The Flask application factory. An app owns its state: its store, its key, its services
+and its background work (started only when asked), bound in each of its contexts, so two
+apps live side by side in one process (appstate.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 
 from flask import Flask, g, jsonify, request
+from flask.ctx import AppContext
 from werkzeug.exceptions import HTTPException
 
-from . import __version__
+from . import __version__, crypto
 from .api.openapi import SWAGGER_UI_URL
+from .appstate import AppState
 from .artifacts import Artifacts
 from .config import Settings
 from .datastore import make_datastore
@@ -17,16 +22,52 @@ from .domain.auth import TokenService
 from .errors import ShipyardError
 from .events import Events
 from .services import Services
-from .store import database, init_db, release_connection
+from .store import database, release_connection
+from .store.db import open_db
 
 log = logging.getLogger("shipyard")
 
 
-def create_app(settings: Settings, orchestrator=None, start_background: bool = True) -> Flask:
-    """Build the app. `start_background` starts the orchestrator (builds, runners, schedules);
-    the admin CLI builds an app without it to reuse the same wiring."""
-    app = Flask(__name__)
+class _BoundAppContext(AppContext):
+    """An app context that binds its app's store and key while it is pushed: every request
+    of the app, and `with app.app_context()`."""
+
+    def __init__(self, app: ShipyardApp) -> None:
+        super().__init__(app)
+        self._bindings: list[contextlib.ExitStack] = []
+
+    def push(self) -> None:
+        binding = contextlib.ExitStack()
+        binding.enter_context(self.app.shipyard_state.bound())
+        self._bindings.append(binding)
+        super().push()
+
+    def pop(self, *exc: BaseException | None) -> None:
+        try:
+            super().pop(*exc)  # teardowns first, still bound
+        finally:
+            self._bindings.pop().close()
+
+
+class ShipyardApp(Flask):
+    def __init__(self, import_name: str, state: AppState) -> None:
+        super().__init__(import_name)
+        self.shipyard_state = state
+
+    def app_context(self) -> AppContext:
+        return _BoundAppContext(self)
+
+
+def create_app(settings: Settings, orchestrator=None, start_background: bool = False) -> Flask:
+    """Build the app on its own store and key. Nothing runs in the background until
+    `start_background` (the server asks for it; in-process tests and the admin CLI reuse
+    the wiring without runners, schedules or sampler). `close_app` releases it all."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     secret = settings.load_or_create_secret()
+    # the key sealing deploy keys and env-var values
+    secret_box = crypto.SecretBox(crypto.load_keys(settings.data_dir, settings.encryption_key))
+    state = AppState(open_db(settings.database_url), secret_box)
+    app = ShipyardApp(__name__, state)
     app.config.update(
         SECRET_KEY=secret,
         API_TITLE="Shipyard",
@@ -39,20 +80,13 @@ def create_app(settings: Settings, orchestrator=None, start_background: bool = T
         MAX_CONTENT_LENGTH=None,
         SHIPYARD_SETTINGS=settings,
     )
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    init_db(settings.database_url)
-    from .crypto import configure as configure_secrets
-
-    # the key sealing deploy keys and env-var values
-    configure_secrets(settings.data_dir, settings.encryption_key)
-
     from .bootstrap import ensure_defaults
-
-    ensure_defaults(settings)
     from .domain.projects import seal_stored_secrets
 
-    with database.connection_context():
-        seal_stored_secrets()  # values stored in clear by versions before encryption at rest
+    with state.bound():
+        ensure_defaults(settings)
+        with database.connection_context():
+            seal_stored_secrets()  # values stored in clear by versions before encryption at rest
 
     if orchestrator is None:
         from .orchestrators import make_orchestrator
@@ -65,6 +99,7 @@ def create_app(settings: Settings, orchestrator=None, start_background: bool = T
         datastore=make_datastore(settings, secret),
         orchestrator=orchestrator,
         events=Events(),
+        state=state,
     )
     app.extensions["shipyard"] = services
 
@@ -85,10 +120,32 @@ def create_app(settings: Settings, orchestrator=None, start_background: bool = T
     install_request_limits(app, settings)  # after _open_db: errors carry the request id
 
     if start_background:
-        from .lifecycle import start_background_work
-
-        app.extensions["shipyard_background"] = start_background_work(services)
+        start_background_work(app)
     return app
+
+
+def start_background_work(app: Flask) -> None:
+    """The orchestrator (builds, runners, schedules), WAL checkpoints, retention and the
+    resource sampler, each thread bound to this app's store and key; `close_app` stops them."""
+    from .lifecycle import start_background_work as start
+
+    services: Services = app.extensions["shipyard"]
+    with services.state.bound():
+        app.extensions["shipyard_background"] = start(services)
+
+
+def close_app(app: Flask) -> None:
+    """Stop what `start_background_work` started, then release the store's connections."""
+    services: Services = app.extensions["shipyard"]
+    with services.state.bound():
+        if services.retention is not None:
+            services.retention.stop()
+        background = app.extensions.pop("shipyard_background", None)
+        if background is not None:
+            background.stop()  # the orchestrator, then the sampler and checkpointer threads
+        else:
+            services.orchestrator.stop()  # its pools start on demand (a build)
+    services.state.close()
 
 
 def _register_routes(app: Flask) -> None:

@@ -9,13 +9,17 @@ replicas, PostgreSQL) must use the same key: set the variable there.
 Sealed values are stored as `fernet:<token>`; a value without that prefix is a legacy
 clear-text value (written before encryption existed) and is sealed again at start-up.
 
-The box is process-wide (`configure` once per process) because the values are opened in
-threads that have no request or app context (builds, executions, schedules)."""
+Which box seals and opens: the one bound in the current context (an app binds its own for
+its requests and the threads it owns, see appstate.py), else the process default
+(`configure`: the admin commands, the serving process's one app)."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -88,19 +92,43 @@ def load_keys(data_dir: Path, configured: str = "") -> list[bytes]:
 
 _box: SecretBox | None = None
 _guard = threading.Lock()
+_bound: contextvars.ContextVar[SecretBox | None] = contextvars.ContextVar(
+    "shipyard_secret_box", default=None)
 
 
 def configure(data_dir: Path, configured: str = "") -> SecretBox:
-    """Load the key for this process (idempotent for the same configuration)."""
+    """Load the key as this process's default (idempotent for the same configuration)."""
     global _box
     with _guard:
         _box = SecretBox(load_keys(data_dir, configured))
         return _box
 
 
+def make_default(secret_box: SecretBox) -> None:
+    """`secret_box` for code that runs outside any binding (the serving process's one app)."""
+    global _box
+    with _guard:
+        _box = secret_box
+
+
+@contextlib.contextmanager
+def bind_box(secret_box: SecretBox) -> Iterator[SecretBox]:
+    """Within the block (this thread, this context), secrets are sealed and opened with
+    `secret_box`."""
+    token = _bound.set(secret_box)
+    try:
+        yield secret_box
+    finally:
+        _bound.reset(token)
+
+
 def box() -> SecretBox:
+    bound = _bound.get()
+    if bound is not None:
+        return bound
     if _box is None:
-        raise RuntimeError("shipyard_service.crypto.configure() was not called in this process")
+        raise RuntimeError("no encryption key: shipyard_service.crypto.configure() was not "
+                           "called in this process, nor an app's key bound")
     return _box
 
 

@@ -84,7 +84,10 @@ class BackgroundWork:
 
 
 def start_background_work(services: Services) -> BackgroundWork:
-    services.orchestrator.bind(DomainCallbacks(services))
+    """Called within the app's binding (app.start_background): the threads started here
+    keep it."""
+    # Reports come from the orchestrator's own threads: each runs within the app's binding.
+    services.orchestrator.bind(services.state.calls(DomainCallbacks(services)))
     with db_session():
         failed = executions.recover_after_restart(services)
         rebuilt = steps.rebuild_pending(services)

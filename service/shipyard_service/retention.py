@@ -18,8 +18,10 @@ class RetentionSweeper:
 
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="retention-sweeper",
-                                            daemon=True)
+            from .appstate import owned_thread
+
+            # started within the app's binding: sweeps that app's store
+            self._thread = owned_thread(self._run, "retention-sweeper")
             self._thread.start()
 
     def sweep_once(self) -> int:

@@ -81,15 +81,21 @@ class ShipyardServer(BaseApplication):
             self.cfg.set("when_ready", lambda server: self.on_ready())
 
     def load(self):
-        from .app import create_app
+        from .app import create_app, start_background_work
 
-        return create_app(self.settings)
+        app = create_app(self.settings)
+        # This process serves this one app: its store and key are also the default for code
+        # outside its contexts (gunicorn's hooks, third-party threads).
+        app.shipyard_state.make_default()
+        start_background_work(app)
+        return app
 
 
 def _worker_exit(server, worker) -> None:
     app = getattr(worker, "wsgi", None)
     services = getattr(app, "extensions", {}).get("shipyard") if app else None
     if services is not None:
+        from .app import close_app
         from .domain import executions, lifecycle
 
         if services.retention is not None:
@@ -100,15 +106,11 @@ def _worker_exit(server, worker) -> None:
         failed = 0
         if not services.orchestrator.executions_survive_restart:
             # Marked first, so the runners killed next cannot record a vaguer reason.
-            with db_session():
+            with services.state.bound(), db_session():
                 for execution in Execution.select().where(
                         Execution.status.in_(lifecycle.ACTIVE)):
                     executions.mark_failed(services, execution.execution_id,
                                            executions.SERVER_STOPPED)
                     failed += 1
-        background = app.extensions.get("shipyard_background")
-        if background is not None:
-            background.stop()  # the orchestrator, then the sampler and checkpointer threads
-        else:
-            services.orchestrator.stop()
+        close_app(app)  # the orchestrator, then the sampler and checkpointer threads
         log.warning("shutdown hook: %d running executions marked failed, runners stopped", failed)

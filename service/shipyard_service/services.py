@@ -27,6 +27,8 @@ class Services:
     login_throttle: LoginThrottle = field(default=None)  # type: ignore[assignment]
     # Set when the server begins to stop (from the worker's signal handler).
     stopping: threading.Event = field(default_factory=threading.Event)
+    # The app's store and key (appstate.AppState), bound by its contexts and threads.
+    state: Any = None
 
     def __post_init__(self) -> None:
         if self.login_throttle is None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psutil
 
+from ..appstate import owned_thread
 from ..domain import resources
 from ..store import db_session
 from .gpu import GpuProbe
@@ -51,7 +52,8 @@ class ResourceSampler:
     def start(self) -> None:
         psutil.cpu_percent(interval=None)  # the first call only sets the reference point
         self._last_net = self._net_totals()
-        self._thread = threading.Thread(target=self._loop, name="resource-sampler", daemon=True)
+        # started within the app's binding: writes to that app's store
+        self._thread = owned_thread(self._loop, "resource-sampler")
         self._thread.start()
 
     def stop(self) -> None:

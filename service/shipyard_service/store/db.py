@@ -1,16 +1,56 @@
-"""Binding the models to a database chosen by URL."""
+"""Binding the models to a database chosen by URL.
+
+The models' `database` resolves, on each use, to the database bound in the current context
+(an app binds its own for its requests and for the threads it owns, see appstate.py), else
+to the process default (`init_db`: the admin commands, the serving process's one app). So two
+apps live side by side in one process, each with its own store, while every module keeps
+importing the one `database` name."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import peewee
 from playhouse.db_url import connect
 
-database = peewee.DatabaseProxy()
+_bound: contextvars.ContextVar[peewee.Database | None] = contextvars.ContextVar(
+    "shipyard_database", default=None)
+
+
+class BoundDatabase(peewee.DatabaseProxy):
+    """A peewee proxy whose target is the context's database, else the process default."""
+
+    __slots__ = ("_default",)
+    # peewee's Proxy only lets its own slots be set; `obj` is a property here.
+    __setattr__ = object.__setattr__
+
+    @property
+    def obj(self) -> peewee.Database | None:
+        db = _bound.get()
+        return db if db is not None else self._default
+
+    @obj.setter
+    def obj(self, value: peewee.Database | None) -> None:
+        self._default = value  # Proxy.initialize(): the process default
+
+
+database = BoundDatabase()
+
+
+@contextlib.contextmanager
+def bind_database(db: peewee.Database) -> Iterator[peewee.Database]:
+    """Within the block (this thread, this context), the models use `db`."""
+    token = _bound.set(db)
+    try:
+        yield db
+    finally:
+        _bound.reset(token)
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -73,7 +113,16 @@ def utcnow() -> dt.datetime:
 
 
 def init_db(url: str) -> peewee.Database:
-    """Connect, create missing tables, and bind the proxy."""
+    """Open the store and make it the process default (one store per process: the admin
+    commands, the tools). An app opens its own with `open_db` instead."""
+    db = open_db(url)
+    database.initialize(db)
+    return db
+
+
+def open_db(url: str) -> peewee.Database:
+    """Connect, create missing tables and run the migrations; the process default is left
+    as it was."""
     from . import migrations, models
 
     if url.startswith("sqlite:///"):
@@ -91,8 +140,7 @@ def init_db(url: str) -> peewee.Database:
                          timeout=30)
         else:
             db = connect(url)
-    database.initialize(db)
-    with db.connection_context():
+    with bind_database(db), db.connection_context():
         db.create_tables(models.ALL_MODELS, safe=True)
         migrations.apply(db)
     return db
@@ -109,15 +157,17 @@ def _owner_only(path: Path) -> None:
 
 
 class Checkpointer:
-    """Background WAL checkpoints for a SQLite store (a no-op for other databases)."""
+    """Background WAL checkpoints for a SQLite store (a no-op for other databases): the
+    store bound when it is made (the app's), which its thread binds."""
 
     def __init__(self, interval_s: float = CHECKPOINT_INTERVAL_S) -> None:
         self.interval_s = interval_s
+        self.db = database.obj
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        if isinstance(database.obj, peewee.SqliteDatabase) and self._thread is None:
+        if isinstance(self.db, peewee.SqliteDatabase) and self._thread is None:
             self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint",
                                             daemon=True)
             self._thread.start()
@@ -127,7 +177,7 @@ class Checkpointer:
 
         while not self._stop.wait(self.interval_s):
             try:
-                with db_session():
+                with bind_database(self.db), db_session():
                     # PASSIVE: never waits for readers or writers; what is left goes next time.
                     database.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
             except peewee.DatabaseError as exc:

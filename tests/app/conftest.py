@@ -1,0 +1,96 @@
+"""In-process apps: `create_app` on a tmp data folder, driven through `app.test_client()`.
+
+Each app owns its store and key (service/shipyard_service/appstate.py), so many live side by
+side in the test process; none starts runners, schedules or samplers (no
+`start_background_work`), and each is closed (`close_app`) at the end of its scope."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from shipyard_service.app import close_app, create_app
+from shipyard_service.config import Settings
+
+
+class Client:
+    """The test client with a signed-in user's bearer token, and the URL prefixes."""
+
+    def __init__(self, app: Flask, token: str | None = None) -> None:
+        self.app = app
+        self.http: FlaskClient = app.test_client()
+        self.token = token
+        self.env = "/environments/default/dev/api/v1"
+
+    @property
+    def credentials(self) -> dict:
+        return credentials(self.app)
+
+    def as_user(self, token: str | None) -> Client:
+        return Client(self.app, token)
+
+    def open(self, method: str, path: str, **kwargs):
+        headers = dict(kwargs.pop("headers", {}))
+        if self.token is not None:
+            headers.setdefault("Authorization", f"Bearer {self.token}")
+        return self.http.open(path, method=method, headers=headers, **kwargs)
+
+    def env_call(self, method: str, path: str, project: str = "default",
+                 environment: str = "dev", **kwargs):
+        """A call to the environment API: /environments/{project}/{env}/api/v1{path}."""
+        prefix = f"/environments/{project}/{environment}/api/v1"
+        return self.open(method, prefix + path, **kwargs)
+
+
+def credentials(app: Flask) -> dict:
+    settings: Settings = app.config["SHIPYARD_SETTINGS"]
+    return json.loads((settings.data_dir / "credentials.json").read_text())
+
+
+def access_token(app: Flask, sdk_token: str) -> str:
+    r = app.test_client().post("/api/v1/auth/refresh", json={"refresh_token": sdk_token})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    return r.get_json()["access_token"]
+
+
+def assert_error(response, status: int, name: str | None = None) -> dict:
+    """The documented error shape, with the expected status (and name)."""
+    assert response.status_code == status, (response.status_code,
+                                            response.get_data(as_text=True)[:500])
+    body = response.get_json()
+    assert set(body) >= {"message", "name", "request_id", "additional_data"}, body
+    assert isinstance(body["message"], str) and body["message"]
+    if name is not None:
+        assert body["name"] == name, body
+    return body
+
+
+@pytest.fixture(scope="module")
+def make_app(tmp_path_factory) -> Iterator[Callable[..., Flask]]:
+    """Apps on fresh data folders; Settings fields as keyword arguments."""
+    apps: list[Flask] = []
+
+    def make(**overrides) -> Flask:
+        data_dir: Path = tmp_path_factory.mktemp("app")
+        app = create_app(Settings(data_dir=data_dir, port=8000, **overrides))
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        close_app(app)
+
+
+@pytest.fixture(scope="module")
+def app(make_app) -> Flask:
+    return make_app()
+
+
+@pytest.fixture(scope="module")
+def admin(app) -> Client:
+    """The platform admin of `app` (the first start's user), signed in."""
+    return Client(app, access_token(app, credentials(app)["sdk_token"]))

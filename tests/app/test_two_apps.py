@@ -1,0 +1,96 @@
+"""Two apps in one process each own their store and key (issue 17, point 5)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from shipyard_service import crypto
+from shipyard_service.store import database
+from shipyard_service.store.models import EnvironmentVariable, Project
+
+from .conftest import Client, access_token, assert_error, credentials
+
+
+@pytest.fixture(scope="module")
+def pair(make_app) -> tuple[Client, Client]:
+    a, b = make_app(), make_app()
+    return (Client(a, access_token(a, credentials(a)["sdk_token"])),
+            Client(b, access_token(b, credentials(b)["sdk_token"])))
+
+
+def test_a_project_made_in_one_app_is_not_in_the_other(pair):
+    a, b = pair
+    assert a.open("POST", "/api/v1/projects", json={"name": "only-in-a"}).status_code == 201
+    assert b.open("POST", "/api/v1/projects", json={"name": "only-in-b"}).status_code == 201
+    names_a = {p["name"] for p in a.open("GET", "/api/v1/projects").get_json()}
+    names_b = {p["name"] for p in b.open("GET", "/api/v1/projects").get_json()}
+    assert "only-in-a" in names_a and "only-in-a" not in names_b
+    assert "only-in-b" in names_b and "only-in-b" not in names_a
+    assert_error(b.open("GET", "/api/v1/projects/only-in-a"), 404)
+    # outside requests too: an app context binds that app's store
+    with a.app.app_context():
+        assert Project.get_or_none(Project.name == "only-in-a") is not None
+        with b.app.app_context():  # nested: the inner app's, then back
+            assert Project.get_or_none(Project.name == "only-in-a") is None
+        assert Project.get_or_none(Project.name == "only-in-a") is not None
+
+
+def test_each_app_has_its_own_tokens_and_users(pair):
+    a, b = pair
+    assert a.credentials["sdk_token"] != b.credentials["sdk_token"]
+    r = b.http.post("/api/v1/auth/refresh", json={"refresh_token": a.credentials["sdk_token"]})
+    assert_error(r, 401, "Unauthorized")
+    # A's access token is signed with A's secret: B refuses it
+    assert_error(b.as_user(a.token).open("GET", "/api/v1/users/me"), 401)
+
+
+def test_a_secret_sealed_by_one_app_is_not_readable_with_the_others_key(pair):
+    a, b = pair
+    r = a.env_call("PUT", "/environment-variables",
+                   json={"environment_variables": {"TOKEN": "s3cret"}})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    with a.app.app_context():
+        stored = EnvironmentVariable.get(EnvironmentVariable.name == "TOKEN").value
+        assert crypto.is_sealed(stored) and "s3cret" not in stored
+        assert crypto.open_sealed(stored) == "s3cret"
+    with b.app.app_context():
+        with pytest.raises(crypto.SecretsUnavailable):
+            crypto.open_sealed(stored)
+        assert EnvironmentVariable.get_or_none(EnvironmentVariable.name == "TOKEN") is None
+    assert a.env_call("GET", "/environment-variables").get_json() == [
+        {"name": "TOKEN", "value": "s3cret"}]
+    assert b.env_call("GET", "/environment-variables").get_json() == []
+
+
+def test_concurrent_requests_of_two_apps_stay_apart(pair):
+    """Requests of both apps at once, on threads: each sees its own store every time."""
+    a, b = pair
+    seen: dict[str, set] = {"a": set(), "b": set()}
+    errors: list[BaseException] = []
+
+    def hammer(name: str, client: Client) -> None:
+        try:
+            for _ in range(20):
+                r = client.open("GET", "/api/v1/projects")
+                seen[name] |= {p["name"] for p in r.get_json()}
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hammer, args=(n, c)) for n, c in
+               (("a", a), ("b", b), ("a", a), ("b", b))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert "only-in-a" in seen["a"] and "only-in-a" not in seen["b"]
+    assert "only-in-b" in seen["b"] and "only-in-b" not in seen["a"]
+
+
+def test_outside_any_app_nothing_is_bound(pair):
+    """The test process made no app its default: a model used outside every app context
+    fails instead of reaching some app's store."""
+    assert database.obj is None
+    with pytest.raises(RuntimeError):
+        crypto.box()
