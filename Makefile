@@ -69,8 +69,8 @@ test: install  ## run every test (unit, integration with real servers and runner
 test-postgres-s3: install  ## integration tests on PostgreSQL + S3 (moto)
 	SHIPYARD_TEST_BACKEND=postgres-s3 $(PY) -m pytest -q -ra tests/integration -m "not slow" $(PYTEST_ARGS)
 
-test-unit: install
-	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
+test-unit: install  ## the fast pass: unit tests and the in-process app tests (tests/app)
+	$(PY) -m pytest -q tests/unit tests/app $(PYTEST_ARGS)
 
 bench: install  ## benchmarks; each prints its baseline and the ratio
 	$(PY) bench/run.py

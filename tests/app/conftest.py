@@ -94,3 +94,19 @@ def app(make_app) -> Flask:
 def admin(app) -> Client:
     """The platform admin of `app` (the first start's user), signed in."""
     return Client(app, access_token(app, credentials(app)["sdk_token"]))
+
+
+def add_step(app: Flask, name: str, inputs: list[dict], outputs: list[dict],
+             project: str = "default", environment: str = "dev") -> None:
+    """A built step in the app's store (its declarations checked as the API checks them),
+    without building an environment: the rules under test are the graph's and the
+    deployments', which read only the declarations."""
+    from shipyard_service.domain.io_types import parse_declarations
+    from shipyard_service.domain.projects import get_environment
+    from shipyard_service.store.models import Step
+
+    with app.app_context():
+        Step.create(environment=get_environment(project, environment), name=name,
+                    function_path="steps.py", function_name=name.replace("-", "_"),
+                    inputs=parse_declarations(inputs, "inputs", False),
+                    outputs=parse_declarations(outputs, "outputs", False), status="ready")

@@ -1,0 +1,111 @@
+"""Limits every request meets (request_limits.py) and the rules of environment variables
+and retention policies, in-process, on an app with small limits of its own."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import Client, access_token, assert_error, credentials
+
+LIMIT = 4096
+DEPTH = 8
+
+
+@pytest.fixture(scope="module")
+def small(make_app) -> Client:
+    app = make_app(max_request_bytes=LIMIT, max_json_depth=DEPTH)
+    return Client(app, access_token(app, credentials(app)["sdk_token"]))
+
+
+def _nested(levels: int) -> object:
+    value: object = "x"
+    for _ in range(levels):
+        value = {"k": value}
+    return value
+
+
+def test_deep_json_is_a_400_even_unauthenticated(admin, small):
+    deep = "[" * 100_000 + "]" * 100_000  # past the parser's recursion: still a 400
+    body = assert_error(admin.http.post("/api/v1/auth/refresh", data=deep,
+                                        content_type="application/json"), 400, "BadRequest")
+    assert body["additional_data"] == {"max_depth": 64}
+    r = small.http.post("/api/v1/auth/refresh", json={"refresh_token": _nested(DEPTH)})
+    body = assert_error(r, 400, "BadRequest")
+    assert body["additional_data"] == {"max_depth": DEPTH}
+    assert_error(r, 400, "BadRequest")
+    r = small.env_call("PUT", "/environment-variables",
+                       json={"environment_variables": {"A": _nested(DEPTH)}})
+    assert_error(r, 400, "BadRequest")
+
+
+def test_json_within_the_depth_reaches_the_route(small):
+    # DEPTH - 1 levels under the outer object: the route answers in its own words (401)
+    r = small.http.post("/api/v1/auth/refresh", json={"refresh_token": _nested(DEPTH - 2)})
+    assert_error(r, 400)  # a refresh token must be a string: the schema's 400
+    assert "max_depth" not in str(r.get_json()["additional_data"])
+
+
+def test_bodies_over_the_limit_are_413(small):
+    big = "x" * (LIMIT + 1)
+    body = assert_error(small.http.post("/api/v1/auth/refresh", data=big,
+                                        content_type="application/json"), 413)
+    assert body["additional_data"] == {"size": LIMIT + 1, "limit": LIMIT}
+    r = small.env_call("PUT", "/environment-variables",
+                       json={"environment_variables": {"A": big}})
+    assert_error(r, 413)
+    r = small.env_call("PUT", "/environment-variables",
+                       json={"environment_variables": {"A": "x" * 100}})
+    assert r.status_code == 200, r.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("variables, status, words", [
+    ({}, 400, "environment_variables"),
+    ({"1BAD": "x"}, 400, "1BAD"),
+    ({"HAS SPACE": "x"}, 400, "HAS SPACE"),
+    ({"A": ["x"]}, 400, "A"),
+    ({"A": {"b": 1}}, 400, "A"),
+    ({"A": True}, 400, "A"),
+])
+def test_bad_environment_variables_are_400s(admin, variables, status, words):
+    r = admin.env_call("PUT", "/environment-variables", json={"environment_variables": variables})
+    body = assert_error(r, status, "BadRequest")
+    assert words in body["message"] + str(body["additional_data"]), body
+    assert admin.env_call("GET", "/environment-variables").get_json() == []
+
+
+def test_environment_variable_values(admin):
+    r = admin.env_call("PUT", "/environment-variables",
+                       json={"environment_variables": {"NUM": 6, "TEXT": "six"}})
+    assert r.status_code == 200 and r.get_json() == [{"name": "NUM"}, {"name": "TEXT"}]
+    assert admin.env_call("GET", "/environment-variables").get_json() == [
+        {"name": "NUM", "value": "6"}, {"name": "TEXT", "value": "six"}]  # a number as text
+    too_long = "x" * 60_001
+    assert_error(admin.env_call("PUT", "/environment-variables",
+                                json={"environment_variables": {"BIG": too_long}}), 400)
+    assert admin.env_call("DELETE", "/environment-variables/TEXT").get_json() == {
+        "name": "TEXT", "value": "six"}
+    assert_error(admin.env_call("DELETE", "/environment-variables/TEXT"), 404, "NotFound")
+    admin.env_call("DELETE", "/environment-variables/NUM")
+
+
+RETENTION = "/api/v1/projects/default/environments/dev/retention"
+
+
+@pytest.mark.parametrize("body", [
+    {"keep_days": 0}, {"keep_days": -1}, {"keep_days": True}, {"keep_days": "5"},
+    {"keep_days": 1.5}, {"keep_days": 10 ** 9}, {"keep_last_per_deployment": 0},
+    {"keep_forever": True}, [1],
+])
+def test_bad_retention_policies_are_400s(admin, body):
+    assert_error(admin.open("PUT", RETENTION, json=body), 400, "BadRequest")
+    assert admin.open("GET", RETENTION).get_json()["enabled"] is False
+
+
+def test_retention_policy_is_set_and_turned_off(admin):
+    r = admin.open("PUT", RETENTION, json={"keep_days": 30, "keep_last_per_deployment": 5})
+    assert r.get_json() == {"keep_days": 30, "keep_last_per_deployment": 5, "enabled": True}
+    r = admin.open("PUT", RETENTION, json={"keep_days": None})  # one rule off, one kept
+    assert r.get_json() == {"keep_days": None, "keep_last_per_deployment": 5, "enabled": True}
+    r = admin.open("PUT", RETENTION, json={"keep_last_per_deployment": None})
+    assert r.get_json()["enabled"] is False
+    assert_error(admin.open("GET", "/api/v1/projects/default/environments/nope/retention"), 404)
