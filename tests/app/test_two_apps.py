@@ -88,9 +88,21 @@ def test_concurrent_requests_of_two_apps_stay_apart(pair):
     assert "only-in-b" in seen["b"] and "only-in-b" not in seen["a"]
 
 
-def test_outside_any_app_nothing_is_bound(pair):
-    """The test process made no app its default: a model used outside every app context
-    fails instead of reaching some app's store."""
-    assert database.obj is None
-    with pytest.raises(RuntimeError):
-        crypto.box()
+def _process_defaults() -> tuple:
+    try:
+        secret_box = crypto.box()
+    except RuntimeError:  # no default key in this process
+        secret_box = None
+    return database.obj, secret_box
+
+
+def test_an_app_binds_its_state_only_within_its_contexts(make_app):
+    """Making an app leaves the process defaults (what code outside every app context
+    reaches) as they were; its contexts bind its own store and key, then unbind them."""
+    before = _process_defaults()
+    app = make_app()
+    assert _process_defaults() == before
+    with app.app_context():
+        assert database.obj is app.shipyard_state.db
+        assert crypto.box() is app.shipyard_state.box
+    assert _process_defaults() == before
