@@ -13,10 +13,11 @@ from pathlib import Path
 
 from tests.helpers import Api, ServerProcess
 
-# The elastic starts a benchmark compares: the default (a fresh interpreter per execution)
-# and the opt-in fork server (docs/sandbox.md).
-ELASTIC_MODES = [("fresh interpreter (default)", {}),
-                 ("fork server (SHIPYARD_FORK_SERVER=true)", {"SHIPYARD_FORK_SERVER": "true"})]
+# The elastic starts a benchmark compares: the default (a warm spare per step environment,
+# started ahead of its execution) and a fresh interpreter started with each execution
+# (docs/sandbox.md).
+ELASTIC_MODES = [("warm spares (default)", {}),
+                 ("fresh interpreter (SHIPYARD_WARM_SPARES=0)", {"SHIPYARD_WARM_SPARES": "0"})]
 
 
 def each_elastic_mode(measure: Callable[[dict, list[float]], None], baseline: list[float]) -> None:

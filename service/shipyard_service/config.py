@@ -94,10 +94,10 @@ class Settings:
     resource_retention_s: float = 7 * 24 * 3600.0
     resource_max_rows: int = 500_000
     worker_name: str = ""  # empty: the host name
-    # Elastic runners forked by a warm fork server per step environment (else a fresh
-    # interpreter each): orchestrators/local/forkservers.py. Off by default: concurrent
-    # executions of one step would share the fork server's sandbox (docs/sandbox.md).
-    fork_server: bool = False
+    # Elastic runners started ahead of their execution, one per step environment, each in a
+    # sandbox of its own and used once (orchestrators/local/spares.py): at most this many
+    # wait at a time; 0: every elastic runner starts when its execution does.
+    warm_spares: int = 16
     # Backends, chosen by configuration only (see orchestrators/__init__.py and
     # datastore/__init__.py). The defaults are the embedded ones.
     orchestrator: str = "local"  # local | argo
@@ -151,7 +151,6 @@ class Settings:
             "uv_cache_dir": _env("UV_CACHE_DIR"),
             "sandbox": _env("SANDBOX", "auto"),
             "max_request_bytes": int(_env("MAX_REQUEST_BYTES", str(16 * 1024 * 1024))),
-            "fork_server": _flag(_env("FORK_SERVER", "false")),
             "secret_key": _env("SECRET_KEY", ""),
             "orchestrator": _env("ORCHESTRATOR", "local"),
             "datastore": _env("DATASTORE", "local"),

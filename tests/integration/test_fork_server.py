@@ -1,13 +1,17 @@
-"""Elastic executions forked by the step environment's fork server (issue 16): each one
-still runs in a fresh process that never ran another execution's code. Module state,
-environment variables and the working folder never leak from one execution to the next,
-nor does the server's own environment; the fork server runs in the sandbox when there is
-one. With SHIPYARD_FORK_SERVER=false runners start cold, as before."""
+"""Elastic executions started from a warm spare of their step environment (issue 16, by
+default): each one still runs in a fresh process that never ran another execution's code,
+in a sandbox and work folder of its own. Module state, environment variables and the
+working folder never leak from one execution to the next, nor does the server's own
+environment; two executions of one step running at the same time cannot see each other's
+work folder or /tmp; a stopped server leaves no spare behind. With SHIPYARD_WARM_SPARES=0
+runners start cold, as before."""
 
 from __future__ import annotations
 
 import json
+import time
 
+import psutil
 import pytest
 
 from ..helpers import Api, ServerProcess, create_step_http, run_and_wait
@@ -29,22 +33,47 @@ def run(tag):
         "stdlib_mark": getattr(json, "LEAKED_MARK", None),
         "files": sorted(os.listdir(".")),
         "cwd": os.getcwd(),
-        "forked": "shipyard_runner.forkserver" in sys.modules,
-        "pid": os.getpid(),
+        "warm": "shipyard_runner.spare" in sys.modules,
+        "tmp": sorted(os.listdir("/tmp")),
     }
     # Leave traces behind: the next execution must see none of them.
     os.environ["LEAKED_MARK"] = tag
     json.LEAKED_MARK = tag
     with open("leftover-" + tag, "w") as f:
         f.write(tag)
+    with open("/tmp/leftover-" + tag, "w") as f:
+        f.write(tag)
     return {"seen": seen}
 '''
+SEEN_FIELDS = {"inputs[0][name]": "tag", "inputs[0][data_type]": "string",
+               "outputs[0][name]": "seen", "outputs[0][data_type]": "json"}
 
 
-@pytest.fixture(params=["fork-server", "cold"])
+def _runner_processes(server: ServerProcess, kind: str = "") -> list[psutil.Process]:
+    """The server's runner processes (`kind` "spare": the waiting spares only)."""
+    found = []
+    for proc in psutil.Process(server.proc.pid).children(recursive=True):
+        try:
+            argv = proc.cmdline()
+        except psutil.Error:
+            continue
+        if "shipyard_runner" in argv and (not kind or kind in argv):
+            found.append(proc)
+    return found
+
+
+def _wait_for_a_spare(server: ServerProcess) -> None:
+    deadline = time.monotonic() + 60
+    while not _runner_processes(server, "spare"):
+        assert time.monotonic() < deadline, "no spare was started"
+        time.sleep(0.05)
+
+
+@pytest.fixture(params=["warm-spare", "cold"])
 def server(request, tmp_path):
-    env = {"SERVER_ONLY_SECRET": "do-not-leak",
-           "SHIPYARD_FORK_SERVER": "true" if request.param == "fork-server" else "false"}
+    env = {"SERVER_ONLY_SECRET": "do-not-leak"}
+    if request.param == "cold":
+        env["SHIPYARD_WARM_SPARES"] = "0"
     server = ServerProcess(tmp_path / "data", env=env).start()
     yield request.param, server
     server.stop()
@@ -53,11 +82,11 @@ def server(request, tmp_path):
 def test_executions_never_see_each_others_state(server):
     mode, server = server
     api = Api(server)
-    create_step_http(api, "isolated", {"main.py": STEP}, kind="pipelines", fields={
-        "inputs[0][name]": "tag", "inputs[0][data_type]": "string",
-        "outputs[0][name]": "seen", "outputs[0][data_type]": "json"})
+    create_step_http(api, "isolated", {"main.py": STEP}, kind="pipelines", fields=SEEN_FIELDS)
     seen = []
     for tag in ("first", "second", "third"):
+        if mode == "warm-spare" and tag != "first":
+            _wait_for_a_spare(server)
         _, out = run_and_wait(api, "isolated", {"tag": tag})
         assert out.status_code == 200, out.text
         outputs = {o["pipeline_output_name"]: o["value"] for o in out.json()["outputs"]}
@@ -65,17 +94,120 @@ def test_executions_never_see_each_others_state(server):
     for item in seen:
         assert item["calls_in_module"] == 1, item  # the step's module is fresh each time
         assert item["env_mark"] is None, item
-        assert item["stdlib_mark"] is None, item  # even modules the parent imported
+        assert item["stdlib_mark"] is None, item  # even modules the spare imported
         assert item["server_secret"] is None, item
         assert not [f for f in item["files"] if f.startswith("leftover-")], item
-        assert item["forked"] == (mode == "fork-server"), item
-    if mode == "fork-server":  # one sandbox, one pid namespace: a new process each time
-        assert len({item["pid"] for item in seen}) == 3
+        assert not [f for f in item["tmp"] if f.startswith("leftover-")], item
+    # The first execution of a step starts cold; the next ones find a spare waiting.
+    assert [item["warm"] for item in seen] == (
+        [False, True, True] if mode == "warm-spare" else [False, False, False])
     assert len({item["cwd"] for item in seen}) == 3
+    if mode == "cold":
+        assert not _runner_processes(server, "spare")
 
 
-def test_a_failing_step_and_a_deleted_execution_under_the_fork_server(tmp_path):
-    server = ServerProcess(tmp_path / "data", env={"SHIPYARD_FORK_SERVER": "true"}).start()
+RENDEZVOUS = '''
+import json
+import os
+import sys
+import time
+
+from shipyard import CraftAiSdk
+
+
+def _fetch(sdk, key, local):
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            sdk.download_data_store_object(key, local)
+            return True
+        except Exception:
+            time.sleep(0.1)
+    return False
+
+
+def _try(action):
+    try:
+        return action()
+    except OSError as exc:
+        return "refused: %s" % type(exc).__name__
+
+
+def run(role, key):
+    if role == "warm-up":  # the first execution of a step starts cold, and wants a spare
+        return {"report": {}}
+    sdk = CraftAiSdk()
+    with open("secret-" + role, "w") as f:
+        f.write(role)
+    with open("/tmp/secret-" + role, "w") as f:
+        f.write(role)
+    me = {"cwd": os.getcwd(), "warm": "shipyard_runner.spare" in sys.modules}
+    if role == "first":
+        # Tell the second where this execution works, and stay running until it has looked.
+        with open("me.json", "w") as f:
+            json.dump(me, f)
+        sdk.upload_data_store_object("me.json", key + "/first.json")
+        return {"report": dict(me, waited=_fetch(sdk, key + "/second-done", "done.txt"))}
+    assert _fetch(sdk, key + "/first.json", "first.json")
+    with open("first.json") as f:
+        other = json.load(f)["cwd"]
+    report = dict(me, other=other,
+                  other_listing=_try(lambda: sorted(os.listdir(other))),
+                  other_secret=_try(lambda: open(os.path.join(other, "secret-first")).read()),
+                  work_root=_try(lambda: sorted(os.listdir(os.path.dirname(os.getcwd())))),
+                  other_tmp_secret=_try(lambda: open("/tmp/secret-first").read()),
+                  tmp=sorted(os.listdir("/tmp")))
+    with open("done.txt", "w") as f:
+        f.write("done")
+    sdk.upload_data_store_object("done.txt", key + "/second-done")
+    return {"report": report}
+'''
+
+
+def test_concurrent_executions_of_one_step_cannot_see_each_other(tmp_path):
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        api = Api(server)
+        create_step_http(api, "pair", {"main.py": RENDEZVOUS}, kind="pipelines", fields={
+            "inputs[0][name]": "role", "inputs[0][data_type]": "string",
+            "inputs[1][name]": "key", "inputs[1][data_type]": "string",
+            "outputs[0][name]": "report", "outputs[0][data_type]": "json"})
+        _, out = run_and_wait(api, "pair", {"role": "warm-up", "key": "none"})
+        assert out.status_code == 200, out.text
+        ids = {}
+        for role in ("first", "second"):
+            _wait_for_a_spare(server)
+            r = api.request("POST", "/pipelines/pair/run", data={
+                "json_inputs": json.dumps({"role": role, "key": "rendezvous"})})
+            assert r.status_code == 200, r.text
+            ids[role] = r.json()["execution_id"]
+        reports = {}
+        for role, execution_id in ids.items():
+            deadline = time.monotonic() + 120
+            while True:
+                out = api.request(
+                    "GET", f"/executions/{execution_id}/outputs?wait_for_completion=true")
+                if out.status_code != 307:
+                    break
+                assert time.monotonic() < deadline, "execution did not finish"
+            assert out.status_code == 200, out.text
+            reports[role] = out.json()["outputs"][0]["value"]
+        first, second = reports["first"], reports["second"]
+        assert first["waited"], first  # the first was still running when the second looked
+        assert first["warm"] and second["warm"], reports  # both from spares
+        assert second["other"] == first["cwd"] != second["cwd"], reports
+        assert second["other_listing"].startswith("refused"), second
+        assert second["other_secret"].startswith("refused"), second
+        assert second["work_root"] == [second["cwd"].rsplit("/", 1)[1]], second
+        assert second["other_tmp_secret"].startswith("refused"), second
+        # (its /tmp also holds the way to its work folder when the data folder is in /tmp)
+        assert "secret-second" in second["tmp"] and "secret-first" not in second["tmp"], second
+    finally:
+        server.stop()
+
+
+def test_a_failing_step_and_a_deleted_execution_from_spares(tmp_path):
+    server = ServerProcess(tmp_path / "data").start()
     try:
         api = Api(server)
         create_step_http(api, "crashes", {"main.py": (
@@ -89,11 +221,13 @@ def test_a_failing_step_and_a_deleted_execution_under_the_fork_server(tmp_path):
             "inputs[0][name]": "how", "inputs[0][data_type]": "string"})
         _, out = run_and_wait(api, "crashes", {"how": "raise"})
         assert out.status_code >= 400 and "boom raise" in out.text, out.text
+        _wait_for_a_spare(server)
         execution_id, out = run_and_wait(api, "crashes", {"how": "exit"})
         assert out.status_code >= 400, out.text
         state = api.request("GET", f"/executions/{execution_id}").json()
         assert state["status"] == "Failed", state
         # A running one, deleted: its process is killed and the next run still works.
+        _wait_for_a_spare(server)
         r = api.request("POST", "/pipelines/crashes/run",
                         data={"json_inputs": json.dumps({"how": "sleep"})})
         assert r.status_code == 200, r.text
@@ -101,5 +235,24 @@ def test_a_failing_step_and_a_deleted_execution_under_the_fork_server(tmp_path):
         assert api.request("DELETE", f"/executions/{sleeper}").status_code == 200
         _, out = run_and_wait(api, "crashes", {"how": "raise"})
         assert "boom raise" in out.text
+    finally:
+        server.stop()
+
+
+def test_a_stopped_server_leaves_no_spare_behind(tmp_path):
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        api = Api(server)
+        create_step_http(api, "isolated", {"main.py": STEP}, kind="pipelines",
+                         fields=SEEN_FIELDS)
+        _, out = run_and_wait(api, "isolated", {"tag": "one"})
+        assert out.status_code == 200, out.text
+        _wait_for_a_spare(server)
+        runners = _runner_processes(server)
+        assert server.stop() == 0
+        _, alive = psutil.wait_procs(runners, timeout=15)
+        assert not alive, [(p.pid, p.cmdline()) for p in alive]
+        work = server.data_dir / "work"
+        assert not list(work.iterdir()) if work.exists() else True
     finally:
         server.stop()

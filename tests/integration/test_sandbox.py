@@ -164,7 +164,7 @@ def test_a_server_killed_hard_leaves_no_runner_behind(tmp_path):
     """Runners are started from one long-lived thread of the server (so that one started from
     a thread that ends soon after lives on: see tests/orchestrators, test_a_runner_outlives_
     the_thread_that_started_it); bubblewrap's parent-death signal still takes every runner,
-    and the fork server, down with a server killed by SIGKILL (no stop hook runs)."""
+    and every waiting spare, down with a server killed by SIGKILL (no stop hook runs)."""
     import psutil
 
     ensure_bwrap()
@@ -180,9 +180,17 @@ def test_a_server_killed_hard_leaves_no_runner_behind(tmp_path):
             assert time.monotonic() < deadline, "the step never ran"
             time.sleep(0.1)
         gunicorn = psutil.Process(server.proc.pid)
-        runners = [p for worker in gunicorn.children() for p in worker.children(recursive=True)
-                   if "shipyard_runner" in " ".join(p.cmdline())]
-        assert runners, "no runner process under the server"
+
+        def runner_processes() -> list:
+            return [p for worker in gunicorn.children() for p in worker.children(recursive=True)
+                    if "shipyard_runner" in " ".join(p.cmdline())]
+
+        # The execution's runner, and the spare its start asked for.
+        while not any("spare" in p.cmdline() for p in runner_processes()):
+            assert time.monotonic() < deadline, "no spare was started"
+            time.sleep(0.05)
+        runners = runner_processes()
+        assert any("run" in p.cmdline() for p in runners), "no runner process under the server"
         server.kill9()
         gone, alive = psutil.wait_procs(runners, timeout=15)
         assert not alive, [(p.pid, p.cmdline()) for p in alive]

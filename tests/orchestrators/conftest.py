@@ -194,9 +194,7 @@ def harness(request, tmp_path):
     if kind == "local":
         from shipyard_service.orchestrators.local import LocalOrchestrator
 
-        # The fork server is opt-in; the contract holds with it (the cold start is the
-        # integration suite's default path).
-        settings = _settings(tmp_path, api, fork_server=True)
+        settings = _settings(tmp_path, api)  # warm spares, the default
         orchestrator = LocalOrchestrator(settings)
     elif kind == "argo":
         from shipyard_service.orchestrators.argo import ArgoOrchestrator

@@ -1,9 +1,10 @@
 """Runner processes of elastic executions: started in a fresh folder, watched until exit.
 
-A runner is forked by its step environment's fork server (forkservers.py) when there is
-one: a fresh process without the start of an interpreter. It is started cold (a new
-interpreter) when fork servers are off, when an input is a local file (the fork server's
-sandbox cannot see it), or when the fork server fails."""
+A runner is a warm spare of its step environment when one is waiting (spares.py): a
+process started ahead of time, in a sandbox and folder of its own, that has not run
+anything yet. It is started cold (a new interpreter) when there is none, when an input is
+a local file (a spare's sandbox cannot see it), or when the execution's variables include
+one an interpreter reads as it starts (the spare started with the server's)."""
 
 from __future__ import annotations
 
@@ -21,14 +22,17 @@ from pathlib import Path
 import psutil
 
 from ..base import Launch
-from .forkservers import ForkedRun, ForkServerError, ForkServers
 from .sandbox import Sandbox
+from .spares import Spare, Spares, SpareUnusable
 
 log = logging.getLogger(__name__)
 
 # Variables of the server's own environment that an execution may see.
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE",
                   "REQUESTS_CA_BUNDLE", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+# Variables an interpreter (or its loader, C library) reads once, as it starts: an execution
+# setting one of them starts cold, since a spare started with the server's.
+READ_AT_START = ("PYTHON", "LC_", "LD_", "MALLOC_", "LANG", "LANGUAGE", "TZ")
 
 
 def _package_parent(name: str, fallback: Path) -> str:
@@ -92,54 +96,65 @@ def job_document(launch: Launch, with_environment: bool = True) -> dict:
 
 class RunnerProcesses:
     def __init__(self, work_root: Path, on_exit: Callable[[str, int, str], None],
-                 sandbox: Sandbox, fork_servers: bool = True):
+                 sandbox: Sandbox, spares: int = 16):
         self.work_root = work_root
         self.sandbox = sandbox
         self.on_exit = on_exit
-        self.forks = ForkServers(work_root, sandbox) if fork_servers else None
-        self._procs: dict[str, subprocess.Popen | ForkedRun] = {}
+        self.spares = Spares(work_root, spares, self._launch_spare, lambda: len(self._procs))
+        self._procs: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
 
-    def start(self, python: Path, launch: Launch) -> int | None:
-        """Start the runner; its pid on this machine, or None when a fork server's child
-        (whose pid is one of the fork server's sandbox)."""
-        if self.forks is not None and not _local_files(launch.inputs):
-            try:
-                self._start_forked(python, launch)
-                return None
-            except ForkServerError as exc:
-                log.warning("execution %s starts cold: %s", launch.key, exc)
-        return self._start_cold(python, launch).pid
-
-    def _prepare(self, work: Path, launch: Launch) -> Path:
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
-        job = work / "job.json"
-        fd = os.open(job, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(job_document(launch, with_environment=False), f)
-        return job
-
-    def _start_forked(self, python: Path, launch: Launch) -> None:
-        assert self.forks is not None
-        server = self.forks.get(python, Path(launch.code_dir), _server_environment(),
-                                runner_read_only(python, launch.code_dir))
-        work = server.root / launch.key
-        job = self._prepare(work, launch)
-        self.sandbox.hand_over(work)
+    def start(self, python: Path, launch: Launch) -> int:
+        """Start the runner (a waiting spare, else cold); its pid."""
+        if not _warm_eligible(launch):
+            return self._start_cold(python, launch).pid
+        code_dir = Path(launch.code_dir)
         try:
-            run = server.launch(job, work, runner_environment(launch), work / "runner.log")
-        except ForkServerError:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
+            spare = self.spares.take(python, code_dir)
+            if spare is not None:
+                try:
+                    return self._start_warm(spare, launch).pid
+                except SpareUnusable as exc:
+                    log.warning("execution %s starts cold: %s", launch.key, exc)
+                    spare.stop()
+            return self._start_cold(python, launch).pid
+        finally:
+            self.spares.want(python, code_dir)  # for the next execution of this step
+
+    def _start_warm(self, spare: Spare, launch: Launch) -> subprocess.Popen:
+        work = spare.work
+        job = _write_job(work, launch)
+        self.sandbox.hand_over(work)
+        env = runner_environment(launch)
+        env.update(self.sandbox.variables(work))  # as a cold runner's sandbox sets them
         with self._lock:
-            self._procs[launch.key] = run
-        threading.Thread(target=self._watch_forked, args=(launch.key, run, work),
+            self._procs[launch.key] = spare.proc
+        try:
+            spare.hand(job, env)
+        except SpareUnusable:
+            with self._lock:
+                self._procs.pop(launch.key, None)
+            raise
+        threading.Thread(target=self._watch, args=(launch.key, spare.proc, work),
                          name=f"runner-{launch.key}", daemon=True).start()
+        return spare.proc
+
+    def _launch_spare(self, python: Path, code_dir: Path, work: Path) -> subprocess.Popen:
+        log_file = open(work / "runner.log", "wb")
+        argv = self.sandbox.wrap([str(python), "-s", "-m", "shipyard_runner", "spare"], work,
+                                 read_only=runner_read_only(python, code_dir))
+        try:
+            return self.sandbox.popen(
+                argv, cwd=work, env=_spare_environment(), stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=log_file, start_new_session=True)
+        finally:
+            log_file.close()
 
     def _start_cold(self, python: Path, launch: Launch) -> subprocess.Popen:
         work = self.work_root / launch.key
-        job = self._prepare(work, launch)
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        job = _write_job(work, launch)
         log_file = open(work / "runner.log", "wb")
         argv = self.sandbox.wrap(
             [str(python), "-s", "-m", "shipyard_runner", "run", "--job", str(job)], work,
@@ -157,45 +172,50 @@ class RunnerProcesses:
                          name=f"runner-{launch.key}", daemon=True).start()
         return proc
 
-    def _watch_forked(self, execution_id: str, run: ForkedRun, work: Path) -> None:
-        code, why = run.wait()
-        self._finished(execution_id, code, work, why)
-
     def _watch(self, execution_id: str, proc: subprocess.Popen, work: Path) -> None:
-        self._finished(execution_id, proc.wait(), work, "")
-
-    def _finished(self, execution_id: str, code: int, work: Path, why: str) -> None:
+        code = proc.wait()
         with self._lock:
             self._procs.pop(execution_id, None)
-        detail = why
+        self.spares.wake()
+        detail = ""
         try:
-            detail = ((why + "\n") if why else "") + (work / "runner.log").read_bytes()[
-                -4000:].decode("utf-8", "replace").strip()
+            detail = (work / "runner.log").read_bytes()[-4000:].decode(
+                "utf-8", "replace").strip()
         except OSError:
             pass
         try:
-            self.on_exit(execution_id, code, detail.strip())
+            self.on_exit(execution_id, code, detail)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
     def cancel(self, execution_id: str) -> None:
         with self._lock:
             proc = self._procs.get(execution_id)
-        if isinstance(proc, ForkedRun):
-            proc.kill()
-        elif proc is not None and proc.poll() is None:
+        if proc is not None and proc.poll() is None:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
 
     def stop_all(self) -> None:
+        self.spares.stop_all()
         with self._lock:
             ids = list(self._procs)
         for execution_id in ids:
             self.cancel(execution_id)
-        if self.forks is not None:
-            self.forks.stop_all()
+
+
+def _write_job(work: Path, launch: Launch) -> Path:
+    job = work / "job.json"
+    fd = os.open(job, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(job_document(launch, with_environment=False), f)
+    return job
+
+
+def _warm_eligible(launch: Launch) -> bool:
+    return not _local_files(launch.inputs) and not any(
+        name.startswith(READ_AT_START) for name in launch.environment_variables)
 
 
 def _local_files(inputs: dict | None) -> bool:
@@ -203,9 +223,9 @@ def _local_files(inputs: dict | None) -> bool:
                for v in (inputs or {}).values())
 
 
-def _server_environment() -> dict[str, str]:
-    """A fork server's own variables: none of the server's secrets; each child gets its
-    execution's (runner_environment) when forked."""
+def _spare_environment() -> dict[str, str]:
+    """A spare's variables until it has an execution: none of the server's secrets; it
+    gets its execution's (runner_environment) with its job."""
     env = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
     env.update({"PYTHONPATH": os.pathsep.join([RUNNER_PATH, SDK_PATH]),
                 "PYTHONUNBUFFERED": "1"})

@@ -1,5 +1,5 @@
-"""The sandbox of step code in embedded mode: every runner process (elastic, resident, and
-anything forking runners) is started through `Sandbox.wrap`.
+"""The sandbox of step code in embedded mode: every runner process (elastic, warm spare,
+resident) is started through `Sandbox.wrap`.
 
 With bubblewrap (Debian `bubblewrap`), the runner sees the machine read-only, an empty
 folder in place of the server's data folder, a private /tmp, its own pid and IPC
@@ -118,6 +118,19 @@ class Sandbox:
         if self.drop_to_nobody and self.active:
             _give_to_nobody(Path(folder))
 
+    def variables(self, work_dir: Path) -> dict[str, str]:
+        """The variables `wrap` sets in the sandbox, over those the runner is started with
+        (what a spare, started before its execution, must keep: spares.py)."""
+        if not self.active:
+            return {}
+        return self._variables(Path(work_dir))
+
+    def _variables(self, work_dir: Path) -> dict[str, str]:
+        variables = {"TMPDIR": "/tmp"}
+        if self.drop_to_nobody:
+            variables["HOME"] = str(work_dir)
+        return variables
+
     def _wrapped(self, argv: list[str], work_dir: Path, read_only: list[Path],
                  writable: list[Path]) -> list[str]:
         assert self._bwrap is not None
@@ -143,11 +156,12 @@ class Sandbox:
         binds += [("--bind", p) for p in (work_dir, *writable)]
         for option, path in sorted(binds, key=lambda b: len(b[1].parts)):
             cmd += [option, str(path), str(path)]
-        cmd += ["--unshare-pid", "--unshare-ipc", "--die-with-parent", "--chdir", str(work_dir),
-                "--setenv", "TMPDIR", "/tmp"]
+        cmd += ["--unshare-pid", "--unshare-ipc", "--die-with-parent", "--chdir", str(work_dir)]
+        for name, value in self._variables(work_dir).items():
+            cmd += ["--setenv", name, value]
         if self.drop_to_nobody:
             assert self._setpriv is not None
-            cmd += ["--setenv", "HOME", str(work_dir), "--", self._setpriv,
+            cmd += ["--", self._setpriv,
                     f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
                     "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
         return cmd + ["--", *argv]
