@@ -27,6 +27,7 @@ from pathlib import Path
 
 from tests.backends.servers import PostgresServer
 from tests.helpers import Api, ServerProcess
+from tests.ui.seeding import copy_text
 
 EXECUTIONS = int(os.environ.get("SHIPYARD_BENCH_STORE_EXECUTIONS", "1000000"))
 BACKENDS = os.environ.get("SHIPYARD_BENCH_STORE_BACKENDS", "sqlite,postgres").split(",")
@@ -109,7 +110,7 @@ def _seed_postgres(url: str, env_id: int, t0: dt.datetime) -> None:
                 for table, (columns, rows) in tables.items():
                     buffer = io.StringIO()
                     for row in rows:
-                        buffer.write("\t".join(_copy_text(v) for v in row) + "\n")
+                        buffer.write("\t".join(copy_text(v) for v in row) + "\n")
                     buffer.seek(0)
                     quoted = ", ".join(f'"{c}"' for c in columns)
                     cur.copy_expert(f'COPY "{table}" ({quoted}) FROM STDIN', buffer)
@@ -121,12 +122,6 @@ def _seed_postgres(url: str, env_id: int, t0: dt.datetime) -> None:
             cur.execute("VACUUM ANALYZE")
     finally:
         conn.close()
-
-
-def _copy_text(value: object) -> str:
-    if value is None:
-        return "\\N"
-    return str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
 
 
 def _store_size(backend: str, data_dir: Path, url: str | None) -> int:

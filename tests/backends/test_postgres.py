@@ -181,3 +181,77 @@ def test_store_index_migration_on_both_databases(database_url):
     assert "listmetric_environment_id_deployment_name_created_at_id" in fresh["listmetric"]
     assert "execution_environment_id_created_at_execution_id" in fresh["execution"]
     assert not fresh["metric"] & {"metric_pipeline_name", "metric_name", "metric_execution_id"}
+
+
+def _drop_row_counts(db: peewee.Database) -> None:
+    """The store as migration 0011 left it: no counter table, no triggers."""
+    sqlite = isinstance(db, peewee.SqliteDatabase)
+    for table in ("metric", "listmetric", "execution"):
+        for op in ("insert", "delete", "update"):
+            db.execute_sql(f'DROP TRIGGER IF EXISTS "{table}_count_{op}"'
+                           + ("" if sqlite else f' ON "{table}"'))
+    db.execute_sql('DROP TABLE "rowcount"')
+    db.execute_sql('DROP INDEX "execution_failed_environment_id_created_at"')
+    SchemaVersion.update(version=11).execute()
+
+
+def test_row_counts_follow_every_write_on_both_databases(database_url):
+    """Migration 0012 counts the metric rows and executions already stored; then the
+    triggers keep the counters equal to COUNT(*) for every filter through inserts, upserts
+    (no new row), bulk inserts, status changes and deletes, on SQLite and PostgreSQL."""
+    from shipyard_service.store import counts
+    from shipyard_service.store.models import Execution, ListMetric
+
+    db = store_db.init_db(database_url)
+    with db.connection_context():
+        env = Environment.create(project=Project.create(name="p"), name="e")
+        other = Environment.create(project=env.project, name="other")
+        Metric.insert_many([
+            {"environment": env, "execution_id": f"x-{i}", "pipeline_name": f"p{i % 3}",
+             "deployment_name": None if i % 2 else "d", "name": f"m{i % 2}", "value": i}
+            for i in range(30)]).execute()
+        Execution.insert_many([
+            {"execution_id": f"x-{i}", "environment": env, "pipeline_name": f"p{i % 3}",
+             "deployment_name": None if i % 2 else "d", "status": "Succeeded"}
+            for i in range(30)]).execute()
+        _drop_row_counts(db)
+    db = store_db.init_db(database_url)
+    with db.connection_context():
+        assert SchemaVersion.get().version == len(migrations.MIGRATIONS)
+        assert "execution_failed_environment_id_created_at" in {
+            i.name for i in db.get_indexes("execution")}
+        Metric.insert(environment=env, execution_id="x-1", pipeline_name="p1", name="m1",
+                      value=5).on_conflict(conflict_target=[Metric.execution_id, Metric.name],
+                                           update={Metric.value: 5}).execute()
+        Metric.insert_many([{"environment": env, "execution_id": f"y-{i}", "pipeline_name": "p0",
+                             "deployment_name": "d", "name": "m0", "value": i}
+                            for i in range(7)]).execute()
+        Metric.create(environment=other, execution_id="z", pipeline_name="p0", name="m0", value=1)
+        Metric.delete().where(Metric.execution_id.in_(["x-0", "x-3", "y-1"])).execute()
+        for i in range(4):
+            ListMetric.create(environment=env, execution_id=f"x-{i}", pipeline_name="p0",
+                              name="curve", values=[])
+        ListMetric.delete().where(ListMetric.execution_id == "x-2").execute()
+        Execution.create(execution_id="new", environment=env, pipeline_name="p0")  # Pending
+        Execution.update(status="Running").where(Execution.execution_id == "new").execute()
+        Execution.update(status="Failed").where(Execution.execution_id.in_(
+            ["x-1", "x-2", "x-4", "new"])).execute()
+        Execution.update(pid=7).where(Execution.execution_id == "x-5").execute()
+        Execution.delete().where(Execution.execution_id.in_(["x-3", "x-4"])).execute()
+        assert counts.total("execution", env.id, {"name": "Failed"}) == 3
+        assert counts.breakdown("execution", env.id, {}, "name") == {"Succeeded": 26,
+                                                                    "Failed": 3}
+        for model in (Metric, ListMetric, Execution):
+            for filters in ({}, {"pipeline_name": "p0"}, {"deployment_name": "d"},
+                            {"name": "m0"}, {"name": "curve", "pipeline_name": "p0"},
+                            {"name": "m1", "deployment_name": "d"}, {"name": "Failed"},
+                            {"name": "Succeeded", "pipeline_name": "p1"}):
+                query = model.select().where(model.environment == env)
+                for key, value in filters.items():
+                    column = "status" if model is Execution and key == "name" else key
+                    query = query.where(getattr(model, column) == value)
+                assert counts.total(model._meta.table_name, env.id, filters) == query.count(), \
+                    (model, filters)
+        assert counts.total("metric", env.id, {}) == 30 + 7 - 3
+        assert counts.total("metric", other.id, {"pipeline_name": "p0"}) == 1
+    db.close()

@@ -4,6 +4,7 @@ data of the execution comparison. No Flask here; the UI never queries the store 
 
 from __future__ import annotations
 
+from ..store import counts
 from ..store.models import Deployment, Environment, Execution, Pipeline, Project
 from .executions import summary
 from .times import iso
@@ -29,7 +30,7 @@ def environment_counts(environment: Environment) -> dict:
     return {
         "pipelines": Pipeline.select().where(Pipeline.environment == environment).count(),
         "deployments": Deployment.select().where(Deployment.environment == environment).count(),
-        "executions": Execution.select().where(Execution.environment == environment).count(),
+        "executions": counts.total("execution", environment.id, {}),
     }
 
 
@@ -70,7 +71,8 @@ def list_executions(environment: Environment, pipeline_name: str | None = None,
 
 def count_executions(environment: Environment, pipeline_name: str | None = None,
                      deployment_name: str | None = None) -> int:
-    return _of(environment, pipeline_name, deployment_name).count()
+    return counts.total("execution", environment.id, {"pipeline_name": pipeline_name,
+                                                      "deployment_name": deployment_name})
 
 
 def with_io(execution: Execution) -> dict:
@@ -81,21 +83,13 @@ def with_io(execution: Execution) -> dict:
 
 
 def execution_sources(environment: Environment) -> dict:
-    """Pipelines that were run and deployments that executed, with their counts."""
-    from peewee import SQL, fn
-
-    # COUNT(*), not COUNT(execution_id): the (environment, name, created_at) indexes cover it
-    # and the rows (with their JSON) are never read.
-    pipelines = (Execution.select(Execution.pipeline_name, fn.COUNT(SQL("*")))
-                 .where(Execution.environment == environment)
-                 .group_by(Execution.pipeline_name).order_by(Execution.pipeline_name).tuples())
-    deployments = (Execution.select(Execution.deployment_name, fn.COUNT(SQL("*")))
-                   .where((Execution.environment == environment)
-                          & Execution.deployment_name.is_null(False))
-                   .group_by(Execution.deployment_name).order_by(Execution.deployment_name)
-                   .tuples())
-    return {"pipelines": [{"name": n, "count": c} for n, c in pipelines],
-            "deployments": [{"name": n, "count": c} for n, c in deployments]}
+    """Pipelines that were run and deployments that executed, with their counts (from the
+    store's counters: a grouping of a million executions took a second)."""
+    pipelines = counts.breakdown("execution", environment.id, {}, "pipeline_name")
+    deployments = counts.breakdown("execution", environment.id, {}, "deployment_name")
+    deployments.pop("", None)  # executions of no deployment
+    return {"pipelines": [{"name": n, "count": c} for n, c in sorted(pipelines.items())],
+            "deployments": [{"name": n, "count": c} for n, c in sorted(deployments.items())]}
 
 
 def _lines(query, model, after_id: int | None, limit: int) -> list[dict]:

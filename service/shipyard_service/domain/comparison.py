@@ -11,6 +11,7 @@ import peewee
 from peewee import SQL, NodeList, fn
 
 from ..errors import BadRequest
+from ..store import counts
 from ..store.db import database
 from ..store.models import Environment, Execution, ListMetric, Metric
 from .lifecycle import ExecutionStatus
@@ -103,7 +104,7 @@ def page_of(environment: Environment, filters: Filters, sort: str | None, descen
         raise BadRequest(f"'page' starts at 1 and 'per_page' is one of {list(PAGE_SIZES)}",
                          {"page": page, "per_page": per_page})
     query = filtered(environment, filters)
-    total = query.count()
+    total = _total(environment, filters, query)
     order = []
     if sort and sort != "meta:created_at":
         expression = sort_expression(sort, aggregation)
@@ -114,11 +115,30 @@ def page_of(environment: Environment, filters: Filters, sort: str | None, descen
         order += [Execution.created_at.asc(), Execution.execution_id.asc()]
     else:
         order += [Execution.created_at.desc(), Execution.execution_id.desc()]
+    # Never more than the total holds: a scan for a rare status (Running, say) stops at
+    # its last match instead of reading the rest of a million rows.
+    limit = min(per_page, total - (page - 1) * per_page)
+    if limit <= 0:
+        return total, []
     # Sort and cut on the ids alone, then read the page's whole rows: the sorter never
     # carries the rows' JSON (100,000 rows of inputs would be ~100 MB to sort).
     ids = [i for (i,) in query.select(Execution.execution_id).order_by(*order)
-           .limit(per_page).offset((page - 1) * per_page).tuples()]
+           .limit(limit).offset((page - 1) * per_page).tuples()]
     return total, by_ids(ids)
+
+
+def _counted(filters: Filters) -> dict[str, str | None]:
+    """The filters as the store's execution counters key them (status under `name`)."""
+    return {"pipeline_name": filters.pipeline, "deployment_name": filters.deployment,
+            "name": filters.status}
+
+
+def _total(environment: Environment, filters: Filters, query: peewee.ModelSelect) -> int:
+    """From the store's counters (a few rows, not a count of a million), but a search in
+    the execution ids, which no counter keeps."""
+    if (filters.text or "").strip():
+        return query.count()
+    return counts.total("execution", environment.id, _counted(filters))
 
 
 def by_ids(ids: list[str]) -> list[Execution]:
@@ -127,46 +147,29 @@ def by_ids(ids: list[str]) -> list[Execution]:
     return [found[i] for i in ids if i in found]
 
 
-def _ids_of(environment: Environment, filters: Filters):
-    """The filtered execution ids as a subquery, or None when the filter is the whole
-    environment (then the metric tables are read by environment alone)."""
-    if not any((filters.pipeline, filters.deployment, filters.status,
-                (filters.text or "").strip())):
-        return None
-    return filtered(environment, filters).select(Execution.execution_id)
-
-
 def available_columns(environment: Environment, filters: Filters) -> dict[str, list[str]]:
     """Column names that hold something for the filter: inputs/outputs of the pipelines
     present (read from each one's newest execution), metric and list-metric names recorded
-    by the filtered executions, resource usage if measured."""
-    base = filtered(environment, filters)
-    # One pass over the filtered executions: each pipeline's newest run, and whether any
-    # has its resource usage measured.
-    newest = (base.select(Execution.pipeline_name, fn.MAX(Execution.created_at),
-                          fn.MAX(Execution.cpu_time_s))
-              .group_by(Execution.pipeline_name).tuples())
+    under the filter's pipeline or deployment, resource usage if those newest executions
+    have it. The store's counters name what is present, so no listing of millions is read;
+    a status or id search narrows the pipelines, not the metric names."""
+    present = counts.breakdown("execution", environment.id, _counted(filters), "pipeline_name")
     inputs: set[str] = set()
     outputs: set[str] = set()
     measured = False
-    for pipeline_name, created_at, cpu in list(newest):
-        measured = measured or cpu is not None
-        sample = (filtered(environment, filters)
-                  .where((Execution.pipeline_name == pipeline_name)
-                         & (Execution.created_at == created_at))
-                  .select(Execution.inputs, Execution.outputs).first())
+    scope = Filters(pipeline=filters.pipeline, deployment=filters.deployment)
+    for pipeline_name in present:
+        sample = (filtered(environment, scope).where(Execution.pipeline_name == pipeline_name)
+                  .select(Execution.inputs, Execution.outputs, Execution.cpu_time_s)
+                  .order_by(Execution.created_at.desc()).first())
         if sample is not None:
+            measured = measured or sample.cpu_time_s is not None
             inputs.update(i.get("pipeline_input_name") for i in sample.inputs or [])
             outputs.update(o.get("pipeline_output_name") for o in sample.outputs or [])
-    ids = _ids_of(environment, filters)
     names = {}
-    for group, model in (("metrics", Metric), ("list_metrics", ListMetric)):
-        query = model.select(model.name).distinct()
-        # Filtered: driven by the execution ids (the (execution_id, name) index), which are
-        # the environment's already; otherwise the environment's names.
-        query = query.where(model.execution_id.in_(ids)) if ids is not None \
-            else query.where(model.environment == environment)
-        names[group] = sorted(n for (n,) in query.tuples())
+    for group, kind in (("metrics", "metric"), ("list_metrics", "listmetric")):
+        names[group] = sorted(counts.breakdown(kind, environment.id, {
+            "pipeline_name": filters.pipeline, "deployment_name": filters.deployment}, "name"))
     return {"metadata": list(METADATA), "inputs": sorted(n for n in inputs if n),
             "outputs": sorted(n for n in outputs if n), "metrics": names["metrics"],
             "list_metrics": names["list_metrics"],

@@ -144,13 +144,22 @@ def _0011_step_reuse_and_cache(db: peewee.Database) -> None:
     _add_column(db, "deployment", "use_cache", peewee.BooleanField(default=True))
 
 
+def _0012_row_counts(db: peewee.Database) -> None:
+    """Metric, list-metric and execution totals kept per (pipeline, deployment, metric
+    name or status) by triggers, so a page never counts millions of rows (existing rows are
+    counted once here); failed executions get a partial index of their own."""
+    from . import counts
+
+    counts.install(db)
+
+
 # Append migrations here; never edit one that has shipped.
 MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
                     _0003_list_metric_summary, _0004_pipeline_graphs,
                     _0005_project_memberships, _0006_store_indexes,
                     _0007_environment_retention, _0008_endpoint_token_sealed,
                     _0009_login_failures, _0010_step_retries,
-                    _0011_step_reuse_and_cache]
+                    _0011_step_reuse_and_cache, _0012_row_counts]
 
 
 def apply(db: peewee.Database) -> None:

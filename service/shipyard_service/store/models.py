@@ -159,6 +159,7 @@ class Execution(BaseModel):
         # Active executions are searched only at start and stop: a scan is fine there.
         # (environment, created_at, execution_id): the environment's page, newest first, and
         # retention's cut by age (migration 0006).
+        # Failed executions have their own partial index (store/counts.py, migration 0012).
         indexes = ((("environment", "pipeline_name", "created_at"), False),
                    (("environment", "deployment_name", "created_at"), False),
                    (("environment", "created_at", "execution_id"), False))
@@ -381,6 +382,25 @@ class LoginFailure(BaseModel):
 
     class Meta:
         indexes = ((("key", "at"), False),)
+
+
+class RowCount(BaseModel):
+    """How many rows of a counted table (`kind`: metric, listmetric, execution) an
+    environment holds per pipeline, deployment ('' for none) and `name` (the metric name;
+    an execution's status); kept by triggers in the same transaction as the rows' writes.
+    Its table is made by store/counts.py (a WITHOUT ROWID table on SQLite: one B-tree to
+    write per counted write), not by create_tables."""
+
+    environment = peewee.ForeignKeyField(Environment, on_delete="CASCADE", index=False)
+    kind = peewee.CharField()
+    pipeline_name = peewee.CharField()
+    deployment_name = peewee.CharField()
+    name = peewee.CharField()
+    count = peewee.BigIntegerField(default=0)
+
+    class Meta:
+        primary_key = peewee.CompositeKey("environment", "kind", "pipeline_name",
+                                          "deployment_name", "name")
 
 
 # Models added by later features go above this line and into ALL_MODELS.

@@ -1,0 +1,145 @@
+"""Row counts kept by the store itself, for totals over millions of rows.
+
+`RowCount` holds, per environment, how many metric and list-metric rows each (pipeline,
+deployment, metric name) has, and how many executions each (pipeline, deployment,
+status). Database triggers keep it in the same transaction as every
+write to those tables, whoever writes (the API, retention, project deletion, a bulk load
+straight into the tables): a page's `total_count` then sums a handful of counter rows
+instead of counting a million index entries (100-200 ms on PostgreSQL at 1,000,000).
+
+SQLite gets row triggers; PostgreSQL gets statement triggers over transition tables, so a
+bulk insert or delete updates each counter once, not once per row. An execution's status
+change moves it between two counters (a row trigger that fires on status changes only)."""
+
+from __future__ import annotations
+
+import peewee
+from peewee import fn
+
+from .models import RowCount
+
+# The tables counted, and which column each counts by besides pipeline and deployment
+# (RowCount.name holds it): the metric name, or the execution's status.
+COUNTED = {"metric": "name", "listmetric": "name", "execution": "status"}
+_KEY = "environment_id, kind, pipeline_name, deployment_name, name"
+
+
+def _key_of(table: str, row: str) -> str:
+    return (f"{row}.environment_id, '{table}', COALESCE({row}.pipeline_name, ''), "
+            f"COALESCE({row}.deployment_name, ''), {row}.{COUNTED[table]}")
+
+
+def _sqlite_triggers(table: str) -> list[str]:
+    def add(row: str, step: str) -> str:
+        return (f'INSERT INTO "rowcount" ({_KEY}, count) VALUES ({_key_of(table, row)}, {step}) '
+                f"ON CONFLICT ({_KEY}) DO UPDATE SET count = count + {step};")
+
+    triggers = [
+        f'CREATE TRIGGER IF NOT EXISTS "{table}_count_insert" AFTER INSERT ON "{table}" '
+        f'BEGIN {add("NEW", "1")} END',
+        f'CREATE TRIGGER IF NOT EXISTS "{table}_count_delete" AFTER DELETE ON "{table}" '
+        f'BEGIN {add("OLD", "-1")} END',
+    ]
+    if table == "execution":  # its status moves; the other counted columns never do
+        column = COUNTED[table]
+        triggers.append(
+            f'CREATE TRIGGER IF NOT EXISTS "{table}_count_update" AFTER UPDATE OF {column} '
+            f'ON "{table}" WHEN OLD.{column} IS NOT NEW.{column} '
+            f'BEGIN {add("OLD", "-1")} {add("NEW", "1")} END')
+    return triggers
+
+
+def _postgres_triggers(table: str) -> list[str]:
+    column = COUNTED[table]
+    grouped = (f"SELECT environment_id, TG_TABLE_NAME, COALESCE(pipeline_name, ''), "
+               f"COALESCE(deployment_name, ''), {column}, {{sign}} COUNT(*) FROM {{rows}} "
+               "GROUP BY 1, 2, 3, 4, 5")
+    add = (f'INSERT INTO "rowcount" AS c ({_KEY}, count) {{rows}} '
+           f'ON CONFLICT ({_KEY}) DO UPDATE SET count = c.count + EXCLUDED.count;')
+    statement = f"""
+CREATE OR REPLACE FUNCTION "{table}_count_{{op}}"() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  {{body}}
+  RETURN NULL;
+END $$"""
+    both = {"insert": add.format(rows=grouped.format(sign="", rows="new_rows")),
+            "delete": add.format(rows=grouped.format(sign="-", rows="old_rows"))}
+    result = []
+    for op, body in both.items():
+        rows = "NEW TABLE AS new_rows" if op == "insert" else "OLD TABLE AS old_rows"
+        result += [
+            statement.format(op=op, body=body),
+            f'DROP TRIGGER IF EXISTS "{table}_count_{op}" ON "{table}"',
+            # Per statement, over its rows: a bulk write updates each counter once.
+            f'CREATE TRIGGER "{table}_count_{op}" AFTER {op.upper()} ON "{table}" '
+            f'REFERENCING {rows} FOR EACH STATEMENT EXECUTE FUNCTION "{table}_count_{op}"()',
+        ]
+    if table == "execution":
+        # Per row, and only when the status changed: the WHEN test runs without calling
+        # the function, so the hot path's other updates (pid, end, outputs) pay nothing.
+        one = ("INSERT INTO \"rowcount\" AS c ({key}, count) VALUES ("
+               "{row}.environment_id, 'execution', COALESCE({row}.pipeline_name, ''), "
+               "COALESCE({row}.deployment_name, ''), {row}.status, {step}) "
+               "ON CONFLICT ({key}) DO UPDATE SET count = c.count + EXCLUDED.count;")
+        body = (one.format(key=_KEY, row="OLD", step=-1) + " "
+                + one.format(key=_KEY, row="NEW", step=1))
+        result += [
+            statement.format(op="update", body=body),
+            f'DROP TRIGGER IF EXISTS "{table}_count_update" ON "{table}"',
+            f'CREATE TRIGGER "{table}_count_update" AFTER UPDATE OF {column} ON "{table}" '
+            f"FOR EACH ROW WHEN (OLD.{column} IS DISTINCT FROM NEW.{column}) "
+            f'EXECUTE FUNCTION "{table}_count_update"()',
+        ]
+    return result
+
+
+# The status filter's index: Failed executions are few among millions, and a partial index
+# is never written on the success path (a full status index cost every write ~30 us).
+FAILED_INDEX = ('CREATE INDEX IF NOT EXISTS "execution_failed_environment_id_created_at" '
+                'ON "execution" ("environment_id", "created_at", "execution_id") '
+                "WHERE status = 'Failed'")
+
+
+def install(db: peewee.Database) -> None:
+    """Create the counters' table and triggers and count what the tables already hold (a
+    migration: run once, in its transaction, so no write slips between the count and the
+    triggers); and the failed executions' index."""
+    sqlite = isinstance(db, peewee.SqliteDatabase)
+    db.execute_sql(
+        'CREATE TABLE IF NOT EXISTS "rowcount" ("environment_id" INTEGER NOT NULL '
+        'REFERENCES "environment" ("id") ON DELETE CASCADE, "kind" VARCHAR(255) NOT NULL, '
+        '"pipeline_name" VARCHAR(255) NOT NULL, "deployment_name" VARCHAR(255) NOT NULL, '
+        f'"name" VARCHAR(255) NOT NULL, "count" BIGINT NOT NULL DEFAULT 0, PRIMARY KEY ({_KEY}))'
+        + (" WITHOUT ROWID" if sqlite else ""))
+    db.execute_sql('DELETE FROM "rowcount"')
+    db.execute_sql(FAILED_INDEX)
+    for table in COUNTED:
+        for statement in (_sqlite_triggers(table) if sqlite else _postgres_triggers(table)):
+            db.execute_sql(statement)
+        db.execute_sql(
+            f'INSERT INTO "rowcount" ({_KEY}, count) SELECT environment_id, \'{table}\', '
+            "COALESCE(pipeline_name, ''), COALESCE(deployment_name, ''), "
+            f'{COUNTED[table]}, COUNT(*) FROM "{table}" GROUP BY 1, 2, 3, 4, 5')
+
+
+def total(kind: str, environment_id: int, filters: dict[str, str]) -> int:
+    """How many `kind` rows of the environment match `filters` (any of pipeline_name,
+    deployment_name, name; a null pipeline or deployment is counted under '')."""
+    condition = (RowCount.environment == environment_id) & (RowCount.kind == kind)
+    for key in ("pipeline_name", "deployment_name", "name"):
+        if filters.get(key):
+            condition &= getattr(RowCount, key) == filters[key]
+    return int(RowCount.select(fn.COALESCE(fn.SUM(RowCount.count), 0)).where(condition).scalar())
+
+
+def breakdown(kind: str, environment_id: int, filters: dict[str, str], by: str) -> dict[str, int]:
+    """{value of `by` (pipeline_name, deployment_name or name): rows} over the rows matching
+    `filters`, values with no row left out."""
+    condition = (RowCount.environment == environment_id) & (RowCount.kind == kind)
+    for key in ("pipeline_name", "deployment_name", "name"):
+        if filters.get(key):
+            condition &= getattr(RowCount, key) == filters[key]
+    column = getattr(RowCount, by)
+    total_ = fn.SUM(RowCount.count)
+    return {value: int(n) for value, n in RowCount.select(column, total_).where(condition)
+            .group_by(column).having(total_ > 0).tuples()}
