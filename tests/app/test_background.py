@@ -1,0 +1,62 @@
+"""An app's background work runs only when asked, within that app's binding, and stops
+with the app: two apps' samplers and orchestrator reports each reach their own store."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from shipyard_service.app import close_app, start_background_work
+from shipyard_service.store.models import BuildLog, ResourceSample, Step
+
+from .conftest import add_step
+
+OWNED = {"sqlite-checkpoint", "retention-sweeper", "resource-sampler"}
+
+
+def _owned_threads() -> set[str]:
+    return {t.name for t in threading.enumerate() if t.name in OWNED and t.is_alive()}
+
+
+def _workers(app) -> set[str]:
+    with app.app_context():
+        return {w for (w,) in ResourceSample.select(ResourceSample.worker).distinct().tuples()}
+
+
+def test_background_threads_work_in_their_apps_store_and_stop_with_it(make_app):
+    assert not _owned_threads()
+    a = make_app(resource_sample_s=0.1, worker_name="worker-a")
+    b = make_app(resource_sample_s=0.1, worker_name="worker-b")
+    assert not _owned_threads()  # nothing runs until asked
+    start_background_work(a)
+    start_background_work(b)
+    try:
+        assert _owned_threads() == OWNED
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (_workers(a) and _workers(b)):
+            time.sleep(0.05)
+        assert _workers(a) == {"worker-a"} and _workers(b) == {"worker-b"}
+
+        # The orchestrator reports from threads the app did not start (its pools, its
+        # scheduler): each report lands in the store of the app it belongs to.
+        add_step(a, "reported", [], [])
+        with a.app_context():
+            step_id = Step.get(Step.name == "reported").id
+        callbacks = a.extensions["shipyard"].orchestrator.callbacks
+        reporter = threading.Thread(target=callbacks.build_log,
+                                    args=(step_id, "hello from a pool thread"))
+        reporter.start()
+        reporter.join(10)
+        with a.app_context():
+            assert [row.message for row in BuildLog.select().where(BuildLog.step == step_id)
+                    ] == ["hello from a pool thread"]
+        with b.app_context():
+            assert not BuildLog.select().where(
+                BuildLog.message == "hello from a pool thread").exists()
+    finally:
+        close_app(a)
+        close_app(b)
+    deadline = time.monotonic() + 10
+    while _owned_threads() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _owned_threads()
