@@ -151,6 +151,7 @@ ROUTE_RULES = {
     "POST ui.deployment_token": EDITOR,
     "GET ui.tracking": VIEWER,
     "GET ui.execution_page": VIEWER,
+    "POST ui.execution_rerun": EDITOR,
     "GET ui.download_logs": VIEWER,
     "GET ui.pipeline_metrics": VIEWER,
     "GET ui.resource_metrics": VIEWER,

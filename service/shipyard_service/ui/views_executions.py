@@ -3,15 +3,17 @@ with the General, Inputs/Outputs, Metrics and Logs tabs."""
 
 from __future__ import annotations
 
-from flask import Response, jsonify, redirect, render_template, request, url_for
+from flask import Response, flash, jsonify, redirect, render_template, request, url_for
 
-from ..domain import auth, browse, executions, metrics
+from ..domain import auth, browse, executions, metrics, reruns
 from ..domain.lifecycle import FINAL
-from ..errors import BadRequest, NotFound
+from ..errors import BadRequest, NotFound, ShipyardError
 from .blueprint import bp
 from .charts import list_metric_chart
 from .context import place
 from .paging import Paging
+from .services import services
+from .session import current_user
 
 TABS = ("general", "io", "metrics", "logs")
 MAX_LOG_LINES = 5_000
@@ -113,6 +115,26 @@ def execution_page(project_name: str, environment_name: str, execution_id: str):
         args["pipeline"] = execution.pipeline_name
     return redirect(url_for("ui.tracking", project_name=project_name,
                             environment_name=environment_name, **args))
+
+
+@bp.route("/projects/<project_name>/environments/<environment_name>/executions/<execution_id>/rerun",
+          methods=["POST"])
+def execution_rerun(project_name: str, environment_name: str, execution_id: str):
+    """The execution page's Re-run form: a new execution from the chosen step (empty: the
+    first failed one); it opens the new execution, or says why there is none."""
+    here = place(project_name, environment_name)
+    origin = executions.get_execution(here.environment, execution_id)
+    try:
+        started = reruns.rerun(services(), here.environment, current_user().id, origin,
+                               request.form.get("from_step") or None)
+    except ShipyardError as exc:
+        flash(exc.message, "error")
+        started = origin
+    else:
+        flash(f"Re-run of {execution_id} started: {started.execution_id}.", "success")
+    return redirect(url_for("ui.execution_page", project_name=project_name,
+                            environment_name=environment_name,
+                            execution_id=started.execution_id))
 
 
 @bp.route("/projects/<project_name>/environments/<environment_name>/executions/<execution_id>/logs.txt")
