@@ -5,7 +5,11 @@ beside a plain file copy of the same file (`cp` then fsync) measured in the same
 ratio is the transfer's throughput over the copy's (target >= 80 %).
 
 Peak memory is sampled every 50 ms: the API server (gunicorn master + worker) and the client
-process. Both must stay far below the file size: bytes stream through, never whole.
+process. Both must stay far below the file size: bytes stream through, never whole. CPU
+seconds (user + system) of the server and the client are printed too: on a shared machine
+they vary less than the times. Each client is also measured against a trivial sink server
+(bench/sink_server.py) to show its own ceiling, and the S3 store against the S3 server
+alone (moto, through the minio client)
 Dirty pages are synced before each measurement so one step's writeback does not land in the
 next one's time. SHIPYARD_BENCH_DATASTORE_MB changes the size (e.g. 64 for a quick look)."""
 
@@ -14,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -24,6 +29,7 @@ from pathlib import Path
 
 import psutil
 
+from bench.sink_server import SinkServer, client_env
 from tests.backends.servers import MotoServer
 from tests.helpers import ROOT, ServerProcess
 
@@ -117,13 +123,51 @@ print(json.dumps([uploaded, time.perf_counter() - start]))
 """
 
 
+class CpuSeconds:
+    """User + system CPU seconds a set of processes spent inside the block. `children`
+    counts this process's waited-for children instead (a client run as a subprocess)."""
+
+    def __init__(self, processes=None, children: bool = False):
+        self.processes, self.children = processes, children
+        self.seconds = 0.0
+
+    def _now(self) -> float:
+        if self.children:
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            return usage.ru_utime + usage.ru_stime
+        total = 0.0
+        for process in self.processes():
+            try:
+                times = process.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                pass
+        return total
+
+    def __enter__(self) -> CpuSeconds:
+        self._start = self._now()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = self._now() - self._start
+
+
 def _line(label: str, uploaded: float, downloaded: float, baseline_s: float,
-          server_peak: int, client_peak: int) -> str:
+          server_peak: int, client_peak: int, cpu: str = "") -> str:
     def rate(seconds: float) -> str:
         return f"{SIZE_MB / seconds:.0f} MB/s = {baseline_s / seconds:.0%} of the copy"
-    return (f"{label:>22}: upload {uploaded:.2f} s ({rate(uploaded)}), download "
+    return (f"{label:>24}: upload {uploaded:.2f} s ({rate(uploaded)}), download "
             f"{downloaded:.2f} s ({rate(downloaded)}); peak RSS server {_mb(server_peak)}, "
-            f"client {_mb(client_peak)}")
+            f"client {_mb(client_peak)}{cpu}")
+
+
+def _cpu(up_server: CpuSeconds | None, up_client: CpuSeconds, down_server: CpuSeconds | None,
+         down_client: CpuSeconds) -> str:
+    def pair(server: CpuSeconds | None, client: CpuSeconds) -> str:
+        return (f"server {server.seconds:.2f} + " if server else "") + \
+            f"client {client.seconds:.2f}"
+    return (f"; CPU s up: {pair(up_server, up_client)}, down: "
+            f"{pair(down_server, down_client)}")
 
 
 def _round_trip(label: str, folder: Path, env: dict, source: Path, digest: str,
@@ -136,20 +180,23 @@ def _round_trip(label: str, folder: Path, env: dict, source: Path, digest: str,
                          control_url=creds["control_url"])
         target = folder / "downloaded.bin"
         me = psutil.Process()
+        processes = _server_processes(server)
         os.sync()
-        with PeakMemory(_server_processes(server)) as server_peak, \
-                PeakMemory(lambda: [me]) as client_peak:
-            start = time.perf_counter()
-            sdk.upload_data_store_object(str(source), "bench/big.bin")
-            uploaded = time.perf_counter() - start
+        with PeakMemory(processes) as server_peak, PeakMemory(lambda: [me]) as client_peak:
+            with CpuSeconds(processes) as up_server, CpuSeconds(lambda: [me]) as up_client:
+                start = time.perf_counter()
+                sdk.upload_data_store_object(str(source), "bench/big.bin")
+                uploaded = time.perf_counter() - start
             os.sync()
-            start = time.perf_counter()
-            sdk.download_data_store_object("bench/big.bin", str(target))
-            downloaded = time.perf_counter() - start
+            with CpuSeconds(processes) as down_server, CpuSeconds(lambda: [me]) as down_client:
+                start = time.perf_counter()
+                sdk.download_data_store_object("bench/big.bin", str(target))
+                downloaded = time.perf_counter() - start
         assert _sha256(target) == digest, f"{label}: the downloaded file differs"
         target.unlink()
         print(_line(f"{label} store, our SDK", uploaded, downloaded, baseline_s,
-                    server_peak.peak, client_peak.peak), flush=True)
+                    server_peak.peak, client_peak.peak,
+                    _cpu(up_server, up_client, down_server, down_client)), flush=True)
         sdk.delete_data_store_object("bench/big.bin")
         _official(label, server, source, digest, target, baseline_s)
 
@@ -165,11 +212,12 @@ def _official(label: str, server: ServerProcess, source: Path, digest: str, targ
     env = dict(os.environ, CRAFT_AI_ENVIRONMENT_URL=creds["environment_url"],
                CRAFT_AI_SDK_TOKEN=creds["sdk_token"], CRAFT_AI_CONTROL_URL=creds["control_url"])
     os.sync()
+    processes = _server_processes(server)
     proc = subprocess.Popen([str(python), "-c", OFFICIAL, str(source), str(target)], env=env,
                             stdout=subprocess.PIPE, text=True)
     client = psutil.Process(proc.pid)
-    with PeakMemory(_server_processes(server)) as server_peak, \
-            PeakMemory(lambda: [client]) as client_peak:
+    with PeakMemory(processes) as server_peak, PeakMemory(lambda: [client]) as client_peak, \
+            CpuSeconds(processes) as server_cpu, CpuSeconds(children=True) as client_cpu:
         out, _ = proc.communicate(timeout=TIME_LIMIT_S)
     if proc.returncode != 0:
         print(f"{label:>6} store, official client: failed ({proc.returncode})", flush=True)
@@ -178,7 +226,49 @@ def _official(label: str, server: ServerProcess, source: Path, digest: str, targ
     assert _sha256(target) == digest, f"{label}: the official client's download differs"
     target.unlink()
     print(_line(f"{label} store, official", uploaded, downloaded, baseline_s,
-                server_peak.peak, client_peak.peak), flush=True)
+                server_peak.peak, client_peak.peak,
+                f"; CPU s up+down: server {server_cpu.seconds:.2f} + client "
+                f"{client_cpu.seconds:.2f}"), flush=True)
+
+
+def _clients_ceiling(source: Path, target: Path, baseline_s: float) -> None:
+    """Each client against the sink server: the most it can reach, whatever the server."""
+    from shipyard import CraftAiSdk
+
+    with SinkServer(source) as sink:
+        sdk = CraftAiSdk(sdk_token="sink", environment_url=sink.url, control_url=sink.url)
+        me = psutil.Process()
+        os.sync()
+        with PeakMemory(lambda: [me]) as client_peak:
+            with CpuSeconds(lambda: [me]) as up_client:
+                start = time.perf_counter()
+                sdk.upload_data_store_object(str(source), "bench/big.bin")
+                uploaded = time.perf_counter() - start
+            with CpuSeconds(lambda: [me]) as down_client:
+                start = time.perf_counter()
+                sdk.download_data_store_object("bench/big.bin", str(target))
+                downloaded = time.perf_counter() - start
+        target.unlink()
+        print(_line("sink server, our SDK", uploaded, downloaded, baseline_s, 0,
+                    client_peak.peak, _cpu(None, up_client, None, down_client))
+              .replace("server 0 MB, ", ""), flush=True)
+        python = ROOT / ".compat-venv" / "bin" / "python"
+        if not python.exists():
+            return
+        proc = subprocess.Popen([str(python), "-c", OFFICIAL, str(source), str(target)],
+                                env=client_env(sink.url), stdout=subprocess.PIPE, text=True)
+        client = psutil.Process(proc.pid)
+        with PeakMemory(lambda: [client]) as client_peak, \
+                CpuSeconds(children=True) as client_cpu:
+            out, _ = proc.communicate(timeout=TIME_LIMIT_S)
+        if proc.returncode != 0:
+            print(f"sink server, official client: failed ({proc.returncode})", flush=True)
+            return
+        uploaded, downloaded = json.loads(out.strip().splitlines()[-1])
+        target.unlink()
+        print(_line("sink server, official", uploaded, downloaded, baseline_s, 0,
+                    client_peak.peak, f"; CPU s up+down: client {client_cpu.seconds:.2f}")
+              .replace("server 0 MB, ", ""), flush=True)
 
 
 def main() -> None:
@@ -189,7 +279,8 @@ def main() -> None:
         digest = _make_file(source)
         me = psutil.Process()
         os.sync()
-        with PeakMemory(lambda: [me]) as copy_peak:
+        print(f"load average {_load()} (2 cores: over 2 means a shared machine)", flush=True)
+        with PeakMemory(lambda: [me]) as copy_peak, CpuSeconds(lambda: [me]) as copy_cpu:
             start = time.perf_counter()
             shutil.copyfile(source, root / "copy.bin")
             with open(root / "copy.bin", "rb+") as f:
@@ -197,8 +288,10 @@ def main() -> None:
             baseline = time.perf_counter() - start
         (root / "copy.bin").unlink()
         print(f"baseline: plain copy of {SIZE_MB} MB in {baseline:.2f} s "
-              f"({SIZE_MB / baseline:.0f} MB/s), peak RSS {_mb(copy_peak.peak)}", flush=True)
+              f"({SIZE_MB / baseline:.0f} MB/s), peak RSS {_mb(copy_peak.peak)}, "
+              f"CPU {copy_cpu.seconds:.2f} s", flush=True)
 
+        _clients_ceiling(source, root / "sink.bin", baseline)
         (root / "local").mkdir()
         _round_trip("local", root / "local", {"SHIPYARD_DATASTORE": "local"}, source, digest,
                     baseline)
@@ -212,6 +305,11 @@ def main() -> None:
             _round_trip("s3", root / "s3", moto.env("bench-datastore"), source, digest, baseline)
         finally:
             moto.stop()
+        print(f"load average {_load()} at the end", flush=True)
+
+
+def _load() -> str:
+    return " ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 def _moto_ceiling(moto: MotoServer, source: Path, target: Path, baseline_s: float) -> None:

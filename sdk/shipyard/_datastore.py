@@ -4,9 +4,11 @@
   S3-style multipart/form-data ``POST`` to the signed URL (form ``fields`` then ``file``).
 * Larger objects: ``POST …/upload/multipart`` (start), then per part ``POST …/part`` and a
   ``PUT`` of the raw bytes to the returned URL, then ``POST …/end`` with the ETags. Parts go
-  ``UPLOAD_CONCURRENCY`` at a time, each read straight from the file at its offset: memory
-  holds at most that many parts.
-* Downloads: ``GET`` of a signed URL, written to a path or a writable buffer in large blocks.
+  ``UPLOAD_CONCURRENCY`` at a time, each sent from the file at its offset by sendfile (a
+  source that is not a regular file: read at its offset, so memory holds at most that many
+  parts).
+* Downloads: one ``GET`` of a signed URL, received in cache-sized blocks (``_transfer``) and
+  written to a path or a writable buffer.
 
 Bytes are sent and written as they are read: no hashing pass, no copy to a temporary file
 for seekable sources, no Python loop per small chunk.
@@ -31,6 +33,7 @@ import urllib3
 from urllib3.fields import RequestField
 from urllib3.filepost import encode_multipart_formdata
 
+from . import _transfer
 from ._http import HttpClient, check_storage_response
 from ._progress import progress_bar
 from .exceptions import SdkException
@@ -53,8 +56,9 @@ MULTIPART_THRESHOLD = _int_from_env("CRAFT_AI__MULTIPART_THRESHOLD__B", DEFAULT_
 MULTIPART_PART_SIZE = _int_from_env("CRAFT_AI__MULTIPART_PART_SIZE__B", DEFAULT_MULTIPART_PART_SIZE)
 
 _COPY_BLOCK = 1024 * 1024
-_DOWNLOAD_BLOCK = 4 * 1024 * 1024
-#: Parts of a multipart upload in flight at once (each holds one part in memory).
+_DOWNLOAD_BLOCK = _transfer.BLOCK  # cache-sized (see _transfer)
+#: Parts of a multipart upload in flight at once (sent from the file by sendfile, or each
+#: held in memory when the source is not a regular file).
 UPLOAD_CONCURRENCY = max(1, _int_from_env("SHIPYARD_UPLOAD_CONCURRENCY", 4))
 
 PathOrBuffer = Union[str, "os.PathLike[str]", IO[bytes]]
@@ -233,6 +237,8 @@ def _upload_multipart(
     configuration = http.call("POST", base_url, json={"path_to_object": object_path})
     part_count = max(1, -(-size // part_size))
     read_part = _part_reader(source)
+    regular = _transfer.regular_file(source)
+    connections = _transfer.Connections()
     progress_lock = threading.Lock()
 
     def send_part(number: int, bar: Any) -> dict[str, Any]:
@@ -245,18 +251,23 @@ def _upload_multipart(
         if number == part_count:
             request["size"] = size
         target = http.call("POST", f"{base_url}/part", json=request)
-        chunk = read_part((number - 1) * part_size, part_size)
-        response = http.send_bare(
-            "PUT", target["signed_url"], data=chunk, headers=dict(target.get("headers") or {})
-        )
-        if response.status_code >= 400:
+        offset = (number - 1) * part_size
+        length = min(part_size, size - offset)
+        headers = dict(target.get("headers") or {})
+        if _transfer.direct(target["signed_url"]):
+            etag = _transfer.put_part(connections, target["signed_url"], headers, regular,
+                                      read_part, offset, length)
+        else:
+            response = http.send_bare(
+                "PUT", target["signed_url"], data=read_part(offset, length), headers=headers
+            )
             check_storage_response(response)
+            etag = response.headers.get("ETag")
         part: dict[str, Any] = {"number": number}
-        etag = response.headers.get("ETag")
         if etag is not None:
             part["metadata"] = etag
         with progress_lock:
-            bar.update(len(chunk))
+            bar.update(length)
         return part
 
     with progress_bar(size, f"Uploading {object_path}", allow_progress) as bar:
@@ -269,6 +280,9 @@ def _upload_multipart(
                 for future in futures:
                     future.cancel()
                 raise
+            finally:
+                pool.shutdown(wait=True)
+                connections.close()
     http.call(
         "POST",
         f"{base_url}/end",
@@ -327,6 +341,11 @@ def download(
             "'filepath_or_buffer' must be either a string (filepath) or an object "
             "with a write() method (file-like object)."
         )
+    if _transfer.direct(signed_url) and _download_direct(
+        signed_url, filepath_or_buffer, description, allow_progress
+    ):
+        _rewind(filepath_or_buffer)
+        return
     response = http.send_bare("GET", signed_url, stream=True)
     try:
         check_storage_response(response)
@@ -340,10 +359,36 @@ def download(
                     _copy_response(response, file, bar)
             else:
                 _copy_response(response, filepath_or_buffer, bar)
-                if isinstance(filepath_or_buffer, io.IOBase) and filepath_or_buffer.tell() > 0:
-                    filepath_or_buffer.seek(0)
+                _rewind(filepath_or_buffer)
     finally:
         response.close()
+
+
+def _rewind(target: Any) -> None:
+    if isinstance(target, io.IOBase) and target.tell() > 0:
+        target.seek(0)
+
+
+def _download_direct(
+    signed_url: str, filepath_or_buffer: PathOrBuffer, description: str, allow_progress: bool
+) -> bool:
+    """The object through ``_transfer``; False (nothing written) when the response is
+    content-encoded, which requests decodes."""
+    connections = _transfer.Connections()
+    try:
+        response = _transfer.open_get(connections, signed_url)
+        if response.headers.get("Content-Encoding"):
+            return False
+        with progress_bar(response.length, description, allow_progress) as bar:
+            if isinstance(filepath_or_buffer, (str, os.PathLike)):
+                # Opened once the store answered: a failed download leaves no file behind.
+                with open(filepath_or_buffer, "wb") as file:
+                    _transfer.copy_body(response, file.write, bar.update)
+            else:
+                _transfer.copy_body(response, filepath_or_buffer.write, bar.update)
+        return True
+    finally:
+        connections.close()
 
 
 def _copy_response(response: Any, target: Any, bar: Any) -> None:

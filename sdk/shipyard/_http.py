@@ -77,7 +77,11 @@ def parse_response(response: requests.Response) -> Any:
 
 def raise_storage_error(response: requests.Response) -> None:
     """Raise the error of a presigned-URL response (XML ``Code``/``Message``, §6.7.6)."""
-    text = response.text
+    raise storage_error(response.status_code, response.text)
+
+
+def storage_error(status_code: int, text: str) -> SdkException:
+    """The error a presigned-URL response with this status and body describes."""
     try:
         root = ElementTree.fromstring(text)
     except ElementTree.ParseError:
@@ -87,15 +91,15 @@ def raise_storage_error(response: requests.Response) -> None:
         if "Code" in details and "Message" in details:
             name = details.pop("Code")
             message = details.pop("Message")
-            raise SdkException(
+            return SdkException(
                 message or "",
-                status_code=response.status_code,
+                status_code=status_code,
                 name=name,
                 additional_data=details,
             )
-    raise SdkException(
+    return SdkException(
         f"Unable to decode response from the data store: Content being:\n'{text}'",
-        status_code=response.status_code,
+        status_code=status_code,
     )
 
 

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlparse
 
 import itsdangerous.timed
 import pytest
+from shipyard_service.bodies import StreamBody
 from shipyard_service.datastore.local import TMP_PREFIX, LocalDataStore
 from shipyard_service.domain import datastore as rules
 from shipyard_service.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
@@ -216,7 +217,7 @@ def put_parts(store, key, config, data: bytes, chunk: int, skip=(), corrupt=()):
         if n in corrupt:
             body = body[:-1]
         claims = store.check_token(token_of(url), "put")
-        etag = store.write_part(claims, io.BytesIO(body))
+        etag = store.write_part(claims, StreamBody(io.BytesIO(body)))
         assert etag.startswith('"') and etag.endswith('"')
         parts.append({"number": n, "metadata": etag})
     return parts
@@ -266,7 +267,8 @@ def test_multipart_checks_configuration_and_sizes(store):
         store.multipart_part("p/e/f", config, 1, 0, None)
     url, _ = store.multipart_part("p/e/f", config, 1, 10, None)
     with pytest.raises(PayloadTooLarge):
-        store.write_part(store.check_token(token_of(url), "put"), io.BytesIO(b"x" * 11))
+        store.write_part(store.check_token(token_of(url), "put"),
+                         StreamBody(io.BytesIO(b"x" * 11)))
     with pytest.raises(BadRequest):
         store.multipart_part("p/e/f", config, 2, 20, None)  # chunk size changed
     # A part numbered past ceil(size / chunk) is refused at the end.

@@ -19,6 +19,7 @@ from xml.etree import ElementTree
 
 from flask import Blueprint, Response, request, send_file
 
+from ..bodies import request_body
 from ..datastore.local import LocalDataStore
 from ..errors import NotFound, PayloadTooLarge, ShipyardError
 from ..request_limits import raw_upload
@@ -125,7 +126,7 @@ def put_part():
     _method("PUT")
     store = _local_store()
     claims = store.check_token(_query_token(), "put")
-    etag = store.write_part(claims, request.stream)
+    etag = store.write_part(claims, request_body(request.environ, request.stream))
     response = Response(status=200)
     response.headers["ETag"] = etag
     return response

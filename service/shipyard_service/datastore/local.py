@@ -29,7 +29,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
+from ..bodies import UploadBody
+from ..errors import BadRequest, Conflict, Forbidden, NotFound
 from ..signing import InvalidSignature, Signer
 from .base import DataStore, ObjectInfo
 
@@ -48,24 +49,6 @@ def copy_stream(source: BinaryIO, target: BinaryIO) -> int:
     start = target.tell()
     shutil.copyfileobj(source, target, BUFFER)
     return target.tell() - start
-
-
-def write_at(source: BinaryIO, fd: int, offset: int, limit: int) -> int:
-    """Write the stream at `offset` of the file `fd` in 1 MiB blocks, never past `limit`
-    bytes: PayloadTooLarge as soon as the stream holds more (nothing beyond is written)."""
-    total = 0
-    while True:
-        chunk = source.read(BUFFER)
-        if not chunk:
-            return total
-        if total + len(chunk) > limit:
-            raise PayloadTooLarge(f"The body is larger than the expected {limit} bytes",
-                                  {"limit": limit})
-        view = memoryview(chunk)
-        while view:
-            written = os.pwrite(fd, view, offset + total)
-            total += written
-            view = view[written:]
 
 
 class LocalDataStore(DataStore):
@@ -269,7 +252,7 @@ class LocalDataStore(DataStore):
                                     "part": part_number, "max_size": chunk_size})
         return f"{self.public_url}/signed/part?token={token}", {}
 
-    def write_part(self, claims: dict, stream: BinaryIO) -> str:
+    def write_part(self, claims: dict, body: UploadBody) -> str:
         """Store one part from a verified PUT token at its offset in the upload's data file;
         return its quoted ETag. The ETag names this write (S3's multipart ETags are opaque
         too): hashing the bytes would cost a pass over them."""
@@ -288,7 +271,7 @@ class LocalDataStore(DataStore):
         try:
             # A part being rewritten is not complete until its new bytes all are.
             _unlink(str(record))
-            size = write_at(stream, fd, (part - 1) * max_size, max_size)
+            size = body.write_at(fd, (part - 1) * max_size, max_size)
         finally:
             os.close(fd)
         etag = f'"{uuid.uuid4().hex}"'
