@@ -47,14 +47,6 @@ class DomainCallbacks:
                 graph_runs.step_exited(self.services, execution_id, step_name, return_code,
                                        detail)
 
-    def execution_finished(self, run_key: str, payload: dict) -> None:
-        execution_id, step_name = graph_runs.split_run_key(run_key)
-        with db_session():
-            if step_name is None:
-                executions.record_result(self.services, execution_id, payload)
-            else:
-                graph_runs.record_step_result(self.services, execution_id, step_name, payload)
-
     def schedule_fired(self, deployment_id: int, fire_time) -> None:
         with db_session():
             deployments.schedule_fired(self.services, deployment_id, fire_time)

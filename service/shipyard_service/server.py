@@ -51,11 +51,9 @@ class ShipyardWorker(ThreadWorker):
     def _release_waiters(self) -> None:
         services = getattr(getattr(self, "wsgi", None), "extensions", {}).get("shipyard")
         if services is not None:
-            from .domain import inflight
-
+            # Waiters on a resident call see `stopping` within half a second.
             services.stopping.set()
             services.events.close()
-            inflight.release_all()
 
 
 class ShipyardServer(BaseApplication):

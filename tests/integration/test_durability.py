@@ -78,3 +78,50 @@ def test_first_start_prints_the_password_once(tmp_path):
     server = ServerProcess(data, port=server.port).start()
     server.stop()
     assert server.log_path.read_text().count(password) == 1  # not printed again
+
+
+ADD = "def add(a):\n    print('adding', a, flush=True)\n    return {'total': a + 1}\n"
+ADD_FIELDS = {"inputs[0][name]": "a", "inputs[0][data_type]": "number",
+              "outputs[0][name]": "total", "outputs[0][data_type]": "number"}
+
+
+def test_low_latency_call_survives_kill9_right_after_the_answer(tmp_path):
+    """What a low-latency call records (the execution, its inputs, outputs and log lines)
+    is committed before its answer leaves: a server killed with -9 the moment the caller
+    has the answer loses none of it. (SQLite in WAL mode with synchronous=NORMAL: a commit
+    is in the WAL file, so it survives the process; only an OS crash could drop it.)"""
+    import requests
+
+    data = tmp_path / "data"
+    server = ServerProcess(data).start()
+    try:
+        api = Api(server)
+        create_step_http(api, "adder", {"main.py": ADD}, kind="pipelines",
+                         function_name="add", fields=ADD_FIELDS)
+        r = api.request("POST", "/endpoints", json={"pipeline_name": "adder", "name": "add-ll",
+                                                    "mode": "low_latency"})
+        assert r.status_code == 201, r.text
+        headers = {"Authorization": f"EndpointToken {r.json()['endpoint_token']}"}
+        deadline = time.monotonic() + 120
+        while api.request("GET", "/deployments/add-ll?wait_for_completion=true").json()["status"] != "up":
+            assert time.monotonic() < deadline
+        url = f"{api.env_url}/endpoints/add-ll"
+        ids = []
+        for value in (1, 41):  # the second answer is the last thing before the kill
+            answer = requests.post(url, json={"a": value}, headers=headers, timeout=30)
+            assert answer.status_code == 200 and answer.json()["outputs"] == {"total": value + 1}
+            ids.append(answer.headers["Craft-Ai-Execution-Id"])
+        server.kill9()
+        server = ServerProcess(data, port=server.port).start()
+        api = Api(server)
+        for value, execution_id in zip((1, 41), ids):
+            body = api.request("GET", f"/executions/{execution_id}").json()
+            assert body["status"] == "Succeeded", body
+            assert body["end_date"] is not None
+            assert [(i["pipeline_input_name"], i["value"]) for i in body["inputs"]] == [("a", value)]
+            assert [(o["pipeline_output_name"], o["value"]) for o in body["outputs"]] == [
+                ("total", value + 1)]
+            [logs] = api.request("POST", f"/executions/{execution_id}/logs", json={}).json()
+            assert [line["message"] for line in logs] == [f"adding {value}"]
+    finally:
+        server.stop()

@@ -49,9 +49,6 @@ class Recorder:
     def execution_exited(self, execution_id, return_code, detail):
         self._add("execution_exited", execution_id, return_code, detail)
 
-    def execution_finished(self, execution_id, payload):
-        self._add("execution_finished", execution_id, payload)
-
     def schedule_fired(self, deployment_id, fire_time):
         self._add("schedule_fired", deployment_id, fire_time)
 

@@ -85,8 +85,10 @@ class Resident:
         req = urllib.request.Request(self.url + "/execute", data=json.dumps(job).encode(),
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=30) as resp:
-            assert resp.headers["X-Shipyard-Finish-Reported"] == "true"
-            return json.loads(resp.read())
+            answer = json.loads(resp.read())
+        # The caller records the answer: the runner makes no finish call of its own.
+        assert eid not in self.stub.finished
+        return answer
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -99,6 +101,12 @@ class Resident:
             raise
         finally:
             self.proc.stderr.close()
+
+
+def lines_of(stub: StubApi, eid: str, answer: dict) -> list:
+    """An execution's log lines: those the shipper sent while it ran, then those its
+    answer carries (sent with the result)."""
+    return stub.messages(eid) + [line["message"] for line in answer["logs"]]
 
 
 @pytest.fixture
@@ -139,11 +147,9 @@ def test_globals_persist_and_import_logs_are_deployment_logs(stub, resident):
     second = r.execute("p-2", {"x": "b"}, [("count", "number"), ("x", "string")])
     assert first["status"] == "Succeeded" and first["outputs"] == {"count": 1, "x": "a"}
     assert second["outputs"] == {"count": 2, "x": "b"}
-    # The runner also reported each execution itself.
-    assert stub.finished["p-1"]["outputs"] == first["outputs"]
-    assert stub.finished["p-2"] == second
-    assert stub.messages("p-1") == ["execution 1"]
-    assert stub.messages("p-2") == ["execution 2"]
+    assert lines_of(stub, "p-1", first) == ["execution 1"]
+    assert lines_of(stub, "p-2", second) == ["execution 2"]
+    assert all(TS_RE.match(line["timestamp"]) for line in first["logs"] + second["logs"])
     assert r.stop() == 0  # SIGTERM: graceful stop, deployment logs flushed
     messages = [ln["message"] for ln in stub.deployment_logs]
     assert messages[:3] == ["Importing step module", "loading model",
@@ -207,7 +213,7 @@ def test_parallel_executions_are_limited_and_logs_routed(stub, resident, kind):
     assert max(res["outputs"]["max"] for res in results) == 3
     for eid, res in zip(ids, results):
         assert res["outputs"]["eid"] == eid  # the ContextVar is per execution
-        assert stub.messages(eid) == ["line %d of %s" % (i, eid) for i in range(3)]
+        assert lines_of(stub, eid, res) == ["line %d of %s" % (i, eid) for i in range(3)]
     if kind == "def":
         assert all(res["resources"]["cpu_time_s"] is not None for res in results)
 
@@ -284,15 +290,15 @@ def test_socket_transport_needs_the_deployment_key(stub, resident, tmp_path, pyt
         stub.tokens[eid] = "tok-" + eid
         conn.send_bytes(json.dumps({
             "execution_id": eid, "inputs": {"a": 10}, "token": "tok-" + eid,
-            "outputs": [{"name": "total", "data_type": "number"}],
-            "report_finish": False}).encode())
+            "outputs": [{"name": "total", "data_type": "number"}]}).encode())
         answers.append(json.loads(conn.recv_bytes()))
     conn.send_bytes(b"{not json")
     bad = json.loads(conn.recv_bytes())
     conn.close()
     assert [a["status"] for a in answers] == [200, 200]
     assert [a["body"]["outputs"]["total"] for a in answers] == [11, 12]
-    assert [a["finish_reported"] for a in answers] == [False, False]
+    assert set(answers[0]) == {"status", "body"}
+    assert not {"s-1", "s-2"} & set(stub.finished)  # the caller records the answers
     assert bad["status"] == 400 and "bad job" in bad["body"]["message"]
     assert r.execute("h-1", {"a": 0}, [("total", "number")])["outputs"] == {"total": 3}
 

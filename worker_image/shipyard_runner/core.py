@@ -109,7 +109,7 @@ def report(outcome: Outcome, reporter) -> Outcome:
 
 
 def execute(job: Job, reporter, func=None, call=None, sink=None, work_dir: str | None = None,
-            whole_process: bool = False) -> Outcome:
+            whole_process: bool = False, report_to_api: bool = True) -> Outcome:
     """Run one execution and report it.
 
     ``func``: the already imported function (resident mode); else the job's module is
@@ -117,7 +117,9 @@ def execute(job: Job, reporter, func=None, call=None, sink=None, work_dir: str |
     thread). ``sink``: the execution's LogSink (default: a new one sending through the
     reporter). ``work_dir``: where URL inputs are downloaded (default: the working
     directory). ``whole_process``: the process runs only this execution, so report the
-    process's CPU time and memory.
+    process's CPU time and memory. ``report_to_api=False`` (resident mode): no finish call;
+    the caller records the payload, which then carries the log lines not sent yet
+    (``"logs"``), so they are recorded with the result.
     """
     if sink is None:
         sink = logs.LogSink(reporter.send_logs if reporter.enabled else None, job.execution_id)
@@ -172,13 +174,12 @@ def execute(job: Job, reporter, func=None, call=None, sink=None, work_dir: str |
         context.current_execution_id.reset(id_token)
         logs.shipper.unregister(sink)
     outcome = Outcome(payload, exit_code)
+    if not report_to_api:
+        # The caller takes the payload from the answer and records it with these lines.
+        payload["logs"] = sink.close(send=False)
+        return outcome
     # Logs before finish: once the execution is final, readers expect all of its lines.
     outcome.unsent_logs = sink.close()
-    if job.report_finish is False:
-        # Resident mode on request: the caller takes the payload from the /execute answer
-        # and records it itself, saving a round trip on the hot path.
-        outcome.report_error = "left to the caller (report_finish=false)"
-        return outcome
     return report(outcome, reporter)
 
 

@@ -12,7 +12,7 @@ class JobError(Exception):
 class Job:
     __slots__ = ("execution_id", "api_url", "token", "code_dir", "code_url", "function_path",
                  "function_name", "inputs", "outputs", "environment_variables",
-                 "input_data_types", "report_finish")
+                 "input_data_types")
 
     def __init__(self, **fields) -> None:
         for name in self.__slots__:
@@ -68,14 +68,10 @@ def parse_job(data, api_url: str | None = None, token: str | None = None,
     env = data.get("environment_variables") or {}
     if not isinstance(env, dict):
         raise JobError("job field 'environment_variables' must be an object")
-    report_finish = data.get("report_finish", True)
-    if not isinstance(report_finish, bool):
-        raise JobError("job field 'report_finish' must be a boolean")
     types = data.get("input_data_types")
     if types is not None and not isinstance(types, dict):
         raise JobError("job field 'input_data_types' must be an object")
     return Job(
-        report_finish=report_finish,
         execution_id=execution_id,
         api_url=api_url or _opt_str(data, "api_url"),
         token=token or _opt_str(data, "token"),

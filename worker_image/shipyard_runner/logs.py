@@ -184,8 +184,10 @@ class LogSink:
                 self._failures = 0
                 self._retry_at = 0.0
 
-    def close(self, deadline_s: float = 3.0) -> list:
-        """Final flush, retried until ``deadline_s``; returns the lines that could not go."""
+    def close(self, deadline_s: float = 3.0, send: bool = True) -> list:
+        """Final flush, retried until ``deadline_s``; returns the lines that could not go.
+        ``send=False``: no final flush; the lines not sent yet are returned for the caller
+        to carry (after any batch in flight, so the order holds)."""
         for callback in self.on_close:
             try:
                 callback()
@@ -193,6 +195,9 @@ class LogSink:
                 diag("closing logs of %s: %r" % (self.name or "?", exc))
         self.end_partials()
         self.closed = True
+        if not send:
+            with self._send_lock:
+                return self.take_all()
         end = time.monotonic() + deadline_s
         delay = 0.1
         while not self.flush(force=True):

@@ -7,17 +7,17 @@
   (``POST {api}/api/v1/runner/deployments/logs``, ``DeploymentToken`` from
   ``SHIPYARD_DEPLOYMENT_TOKEN``). Module globals persist between executions.
 * ``POST /execute`` (a job without code fields, with the execution's ``token``) runs one
-  execution and answers with its finish payload once done; the runner has also sent that
-  payload to the API, exactly as in elastic mode.
+  execution and answers with its finish payload once done, with the log lines not sent
+  yet (``"logs"``). The runner makes no finish call: the caller records the answer, so a
+  result is recorded one way whatever carried it.
 * ``def`` functions run in the thread serving the request (one per connection), at most K
   at once; ``async def`` functions on one asyncio loop thread, at most K at once. Extra
   requests wait their turn.
 * ``GET /health``: 503 while the module is being imported, 200 after.
 * ``--socket PATH`` (a server on the same machine): the same ``/execute`` exchange as
   length-prefixed messages on a Unix socket (``multiprocessing.connection``, authenticated
-  with ``SHIPYARD_DEPLOYMENT_TOKEN``): the job in, ``{"status", "body",
-  "finish_reported"}`` out. It spares the HTTP parsing on both sides, most of a call's
-  cost on a trivial function.
+  with ``SHIPYARD_DEPLOYMENT_TOKEN``): the job in, ``{"status", "body"}`` out. It spares
+  the HTTP parsing on both sides, most of a call's cost on a trivial function.
 """
 
 from __future__ import annotations
@@ -258,9 +258,8 @@ class ResidentRunner:
                     raw = conn.recv_bytes(MAX_BODY)
                 except (EOFError, OSError):
                     return
-                status, body, reported = self.answer(raw)
-                conn.send_bytes(json.dumps({"status": status, "body": body,
-                                            "finish_reported": reported},
+                status, body = self.answer(raw)
+                conn.send_bytes(json.dumps({"status": status, "body": body},
                                            separators=(",", ":")).encode("utf-8"))
         except OSError:
             return
@@ -268,26 +267,20 @@ class ResidentRunner:
             conn.close()
 
     def answer(self, raw: bytes) -> tuple:
-        """``/execute`` whatever the transport: (status, body, finish reported?)."""
-        data = None
+        """``/execute`` whatever the transport: (status, body)."""
         if not self.ready:
-            return 503, {"message": "the step module is not imported yet"}, False
+            return 503, {"message": "the step module is not imported yet"}
         try:
-            data = json.loads(raw or b"null")
-            job = parse_job(data, api_url=self.api_url, require_code=False)
+            job = parse_job(json.loads(raw or b"null"), api_url=self.api_url,
+                            require_code=False)
         except (ValueError, JobError) as exc:
-            message = "bad job: %s" % exc
-            if isinstance(data, dict) and isinstance(data.get("execution_id"), str):
-                reporter = ApiReporter(self.api_url or data.get("api_url"), data.get("token"),
-                                       data["execution_id"])
-                core.report(core.Outcome(core.failure_payload("JobError", message), 2), reporter)
-            return 400, {"message": message}, False
+            return 400, {"message": "bad job: %s" % exc}
         try:
             outcome = self.execute(job)
         except Exception as exc:  # a runner bug: answer anyway, the caller decides
             logs.diag("execution %s: internal error %r" % (job.execution_id, exc))
-            return 500, {"message": "runner internal error: %r" % (exc,)}, False
-        return 200, outcome.payload, outcome.reported
+            return 500, {"message": "runner internal error: %r" % (exc,)}
+        return 200, outcome.payload
 
     def _import(self) -> bool:
         args, sink = self.args, self.deployment_sink
@@ -349,12 +342,14 @@ class ResidentRunner:
                 # Here, in the thread serving the request: no hand-off to another thread.
                 with self.slots:
                     slot.start()
-                    return core.execute(job, reporter, func=self.func, work_dir=work_dir)
+                    return core.execute(job, reporter, func=self.func, work_dir=work_dir,
+                                        report_to_api=False)
 
             def call(func, kwargs, scope):
                 return self.async_host.call(func, kwargs, scope, on_start=slot.start)
 
-            return core.execute(job, reporter, func=self.func, call=call, work_dir=work_dir)
+            return core.execute(job, reporter, func=self.func, call=call, work_dir=work_dir,
+                                report_to_api=False)
         finally:
             if work_dir is not None:
                 shutil.rmtree(work_dir, ignore_errors=True)
@@ -396,13 +391,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass  # access logs would land in deployment logs
 
-    def _send(self, status: int, obj, headers: dict | None = None) -> None:
+    def _send(self, status: int, obj) -> None:
         body = json.dumps(obj, separators=(",", ":")).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 
@@ -422,11 +415,7 @@ class _Handler(BaseHTTPRequestHandler):
         if length < 0 or length > MAX_BODY:
             self.close_connection = True
             return self._send(400, {"message": "a JSON body with a Content-Length is needed"})
-        status, body, reported = runner.answer(self.rfile.read(length))
-        headers = None
-        if status == 200:
-            headers = {"X-Shipyard-Finish-Reported": "true" if reported else "false"}
-        self._send(status, body, headers)
+        self._send(*runner.answer(self.rfile.read(length)))
 
 
 def main(argv: list) -> int:

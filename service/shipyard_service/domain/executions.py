@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import string
+import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from ..errors import BadRequest, NotFound
-from ..orchestrators.base import Launch
-from ..store import prepared
+from ..orchestrators.base import Answer, Launch
+from ..store import db_session, prepared
 from ..store.db import database, utcnow
 from ..store.models import Environment, Execution, ExecutionLog, Pipeline
 from . import datastore as datastore_rules
-from . import envvars, inflight
+from . import envvars
 from .auth import hash_token, new_secret
 from .io_types import check_total_size, check_value
 from .lifecycle import ACTIVE, FINAL, ExecutionStatus, transition
@@ -198,11 +202,11 @@ def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipel
                     wait_s: float = 0.0, notes: list[str] | None = None,
                     run_info: dict | None = None) -> Execution:
     """Record the execution and hand it to the orchestrator. `wait_s` > 0 for a caller
-    about to wait that long for the result: a resident call may then end before this
-    returns (the returned object is then final). `notes` become the execution's first log
-    lines (what the platform did with the request), written before it can run. `run_info`
-    goes into step_info: `use_cache` (False: no step takes a cached result), a re-run's
-    `rerun_of`, `from_step` and `reuse` (reruns.py)."""
+    about to wait that long for the result: a resident call is then waited for here, up to
+    `wait_s` (the returned object is final if it ended by then). `notes` become the
+    execution's first log lines (what the platform did with the request), written before it
+    can run. `run_info` goes into step_info: `use_cache` (False: no step takes a cached
+    result), a re-run's `rerun_of`, `from_step` and `reuse` (reruns.py)."""
     if pipeline.connections is not None:  # several steps: the graph's scheduler runs them
         from . import graph_runs
 
@@ -254,14 +258,45 @@ def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipel
         input_types={d["name"]: d["data_type"] for d in step.inputs},
     )
     try:
-        if resident_deployment_id is not None:
-            inflight.add(execution)
-            svc.orchestrator.dispatch(resident_deployment_id, launch, wait_s)
-        else:
+        if resident_deployment_id is None:
             svc.orchestrator.start_execution(launch)
+            return execution
+        answer = svc.orchestrator.dispatch(resident_deployment_id, launch, wait_s)
     except Exception as exc:  # the backend refused: the execution must not stay pending
         mark_failed(svc, execution_id, f"Could not start the execution: {exc}")
         raise
+    # Recorded by whichever thread the answer comes back in: the caller's own when the
+    # backend carried the call in it (then already done here), else the backend's.
+    recorded: Future = Future()
+    answer.add_done_callback(functools.partial(_record_answer, svc, execution, recorded))
+    return _wait_recorded(svc, execution, recorded, wait_s) if wait_s > 0 else execution
+
+
+def _record_answer(svc, execution: Execution, recorded: Future, answer: Future) -> None:
+    try:
+        # Maybe in a backend thread: within the app's store and key.
+        with svc.state.bound(), db_session():
+            record_answer(svc, execution, answer.result())
+    finally:
+        recorded.set_result(execution)
+
+
+def _wait_recorded(svc, execution: Execution, recorded: Future, wait_s: float) -> Execution:
+    """The execution once its answer is recorded (or as it stands after `wait_s`, or at
+    once when the server stops)."""
+    deadline = time.monotonic() + wait_s
+    while not recorded.done() and not svc.stopping.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return execution
+        try:
+            recorded.result(min(remaining, 0.5))
+        except FutureTimeout:
+            continue
+    if recorded.done() and execution.status not in FINAL:
+        # Ended another way than finish() (the runner died, the result was refused): the
+        # store has the reason.
+        return Execution.get_or_none(Execution.execution_id == execution.execution_id) or execution
     return execution
 
 
@@ -313,12 +348,17 @@ def mark_failed(svc, execution_id: str, reason: str) -> bool:
                       execution_id, {"error": reason, "end_date": utcnow()})
 
 
-def record_logs(execution: Execution, logs: Any, step_name: str | None = None) -> int:
+def _log_rows(execution_id: str, logs: Any, step_name: str | None = None) -> list[dict]:
     from .logs import checked_entries
 
-    rows = [{"execution": execution.execution_id, "timestamp": r["timestamp"],
-             "stream": r["stream"], "message": r["message"], "step_name": step_name}
-            for r in checked_entries(logs)]
+    if not logs:
+        return []
+    return [{"execution": execution_id, "timestamp": r["timestamp"], "stream": r["stream"],
+             "message": r["message"], "step_name": step_name} for r in checked_entries(logs)]
+
+
+def record_logs(execution: Execution, logs: Any, step_name: str | None = None) -> int:
+    rows = _log_rows(execution.execution_id, logs, step_name)
     prepared.insert_many(ExecutionLog, rows)
     return len(rows)
 
@@ -340,7 +380,8 @@ def failure_message(error: Any) -> str:
 
 
 def finish(svc, execution: Execution, payload: dict) -> Execution:
-    """The runner's final report: outputs to their destinations, status, resources."""
+    """The runner's final report: outputs to their destinations, status, resources, and
+    the log lines it carries (a resident runner's answer): all in one transaction."""
     status = parse_final_status(payload)
     message = None
     outputs = [dict(o) for o in execution.outputs]
@@ -356,8 +397,10 @@ def finish(svc, execution: Execution, payload: dict) -> Execution:
     changes = {"error": message, "outputs": outputs, "end_date": utcnow(),
                "cpu_time_s": resources.get("cpu_time_s"),
                "peak_rss_bytes": resources.get("peak_rss_bytes")}
+    lines = _log_rows(execution.execution_id, payload.get("logs"))
+    write_logs = functools.partial(prepared.insert_many, ExecutionLog, lines) if lines else None
     if not transition(svc, Execution, {"execution_id": execution.execution_id}, status,
-                      execution.execution_id, changes):
+                      execution.execution_id, changes, with_move=write_logs):
         raise BadRequest("The execution has already ended")
     if status is ExecutionStatus.SUCCEEDED:
         _enter_in_cache(execution, outputs, values)
@@ -383,16 +426,16 @@ def _enter_in_cache(execution: Execution, outputs: list[dict], values: dict) -> 
                       "outputs")
 
 
-def record_result(svc, execution_id: str, payload: dict) -> None:
-    """A resident runner's answer: the finish payload, checked like the runner's own call."""
-    execution = inflight.get(execution_id) or Execution.get_or_none(
-        Execution.execution_id == execution_id)
-    if execution is None or execution.status not in ACTIVE:
+def record_answer(svc, execution: Execution, answer: Answer) -> None:
+    """A resident runner's answer: its finish payload, checked like the runner's own
+    /finish call, or the reason there is none."""
+    if answer.payload is None:
+        runner_exited(svc, execution.execution_id, answer.return_code, answer.detail)
         return
     try:
-        finish(svc, execution, payload)
+        finish(svc, execution, answer.payload)
     except BadRequest as exc:
-        mark_failed(svc, execution_id, f"Invalid result from the runner: {exc.message}")
+        mark_failed(svc, execution.execution_id, f"Invalid result from the runner: {exc.message}")
 
 
 def _place_outputs(svc, execution: Execution, outputs: list[dict], values: dict) -> None:
@@ -623,19 +666,12 @@ def delete_many(svc, execution_ids: list[str]) -> None:
             step_cache.delete_for_executions(ids)
             Execution.delete().where(Execution.execution_id.in_(ids)).execute()
         for execution_id in ids:
-            inflight.ended(execution_id)
             svc.events.notify(execution_id)
     delete_for_executions(execution_ids)
 
 
 def wait_finished(svc, execution_id: str, timeout_s: float) -> Execution | None:
     """Hold until the execution ends (or timeout); the row as last read."""
-    known, execution = inflight.wait(execution_id, timeout_s)
-    if known:
-        if execution.status in FINAL:
-            return execution
-        # Timed out, or deleted meanwhile: as the store has it.
-        return Execution.get_or_none(Execution.execution_id == execution_id)
     last: list = [None]
 
     def done() -> bool:

@@ -12,12 +12,14 @@ runs any more; once all Succeeded, the open outputs go to their destinations."""
 
 from __future__ import annotations
 
+import functools
 import shutil
+from concurrent.futures import Future
 from typing import Any
 
 from ..errors import BadRequest
-from ..orchestrators.base import GraphLaunch, Launch
-from ..store.db import database, utcnow
+from ..orchestrators.base import Answer, GraphLaunch, Launch
+from ..store.db import database, db_session, utcnow
 from ..store.models import Environment, Execution, Pipeline, StepExecution
 from . import envvars
 from .auth import hash_token, new_secret
@@ -313,7 +315,8 @@ def _launch(svc, execution: Execution, graph, step, row: StepExecution, rows) ->
     resident = execution.step_info.get("resident_deployment_id")
     try:
         if resident is not None:
-            svc.orchestrator.dispatch(resident, launch)
+            svc.orchestrator.dispatch(resident, launch).add_done_callback(
+                functools.partial(_step_answered, svc, execution_id, step.name))
         else:
             svc.orchestrator.start_execution(launch)
     except Exception as exc:  # the backend refused: the step must not stay running
@@ -443,6 +446,19 @@ def finish_step(svc, execution: Execution, row: StepExecution, payload: dict) ->
     return target.value
 
 
+def _step_answered(svc, execution_id: str, step_name: str, answer: Future) -> None:
+    """A step's resident runner answered (in the backend's thread, or the caller's)."""
+    with svc.state.bound(), db_session():
+        record_step_answer(svc, execution_id, step_name, answer.result())
+
+
+def record_step_answer(svc, execution_id: str, step_name: str, answer: Answer) -> None:
+    if answer.payload is None:
+        step_exited(svc, execution_id, step_name, answer.return_code, answer.detail)
+    else:
+        record_step_result(svc, execution_id, step_name, answer.payload)
+
+
 def record_step_result(svc, execution_id: str, step_name: str, payload: dict) -> None:
     """A backend's answer for one step: recorded like the step runner's own /finish."""
     execution = Execution.get_or_none(Execution.execution_id == execution_id)
@@ -450,6 +466,10 @@ def record_step_result(svc, execution_id: str, step_name: str, payload: dict) ->
     if execution is None or row is None or row.status not in ACTIVE:
         return
     try:
+        if isinstance(payload, dict) and payload.get("logs"):  # the lines a resident runner's answer carries
+            from .executions import record_logs
+
+            record_logs(execution, payload["logs"], step_name)
         finish_step(svc, execution, row, payload)
     except BadRequest as exc:
         step_ended(svc, execution_id, step_name, StepExecutionStatus.FAILED,

@@ -16,11 +16,12 @@ restart recovery all end here, so a result is recorded one way whatever carried 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
 from ..errors import ShipyardError
-from ..store import prepared
+from ..store import database, prepared
 
 
 class ExecutionStatus(str, Enum):
@@ -83,19 +84,24 @@ _SOURCES = {(kind, t): sources(t) for kind in ALLOWED for t in kind}
 
 
 def transition(svc, model: type, key: dict[str, Any], target: Enum, execution_id: str,
-               changes: dict[str, Any] | None = None) -> bool:
+               changes: dict[str, Any] | None = None,
+               with_move: Callable[[], Any] | None = None) -> bool:
     """Move the row of `model` found by `key` to `target` with `changes`, if its current
     status allows it; then wake the waiters of `execution_id`. True if the row moved.
 
-    An execution reaching a final status also ends its in-memory hand-over (inflight)."""
-    from . import inflight
-
+    `with_move`: more writes that belong to the move (the log lines a resident runner's
+    answer carries), made in the same transaction, only if the row moved."""
     guard = _SOURCES[type(target), target]
     if not guard:
         raise IllegalTransition(f"No status leads to {target.value}", {"target": target.value})
     values = {"status": target.value, **(changes or {})}
-    moved = prepared.update(model, values, key, guard=(model.status, guard)) > 0
-    if moved and isinstance(target, ExecutionStatus) and target.value in FINAL:
-        inflight.ended(execution_id, **values)
+    if with_move is None:
+        moved = prepared.update(model, values, key, guard=(model.status, guard)) > 0
+    else:
+        with database.atomic():
+            moved = prepared.update(model, values, key, guard=(model.status, guard)) > 0
+            if moved:
+                with_move()
+    # After the commit: a woken waiter reads the store.
     svc.events.notify(execution_id)
     return moved

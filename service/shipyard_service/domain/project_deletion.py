@@ -37,7 +37,6 @@ from ..store.models import (
     StepCache,
     StepExecution,
 )
-from . import inflight
 from .datastore import namespace
 
 log = logging.getLogger("shipyard.projects")
@@ -71,7 +70,6 @@ def delete_project(svc, project: Project) -> dict:
     for execution_id in execution_ids:
         svc.orchestrator.cancel_execution(execution_id)
         svc.artifacts.delete_execution(execution_id)
-        inflight.ended(execution_id)
         svc.events.notify(execution_id)
     for step_id in step_ids:
         svc.artifacts.delete_step(step_id)

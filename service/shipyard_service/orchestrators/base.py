@@ -6,6 +6,7 @@ They report back through `Callbacks`, never by importing the domain."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -46,6 +47,26 @@ class Launch:
     @property
     def key(self) -> str:
         return self.run_id or self.execution_id
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A resident runner's answer to one dispatched run: its finish payload, or why there
+    is none (the runner died, refused the job, or none was up)."""
+
+    payload: dict | None = None
+    return_code: int = -1
+    detail: str = ""
+
+
+def answer_once(future: Future, answer: Answer) -> bool:
+    """Resolve `future` unless another path (the runner's death, the call's own end)
+    already did: the first answer is the one recorded."""
+    try:
+        future.set_result(answer)
+    except InvalidStateError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -116,9 +137,6 @@ class Callbacks(Protocol):
     def execution_exited(self, execution_id: str, return_code: int, detail: str) -> None:
         """The runner is gone; if it did not report a result, the execution failed."""
 
-    def execution_finished(self, execution_id: str, payload: dict) -> None:
-        """A runner's finish payload, delivered by the backend instead of by the runner."""
-
     def schedule_fired(self, deployment_id: int, fire_time) -> None:
         """A cron tick (naive UTC datetime) is due; the domain starts it at most once."""
 
@@ -186,9 +204,10 @@ class Orchestrator(ABC):
         """What is true now of the deployment's schedule or resident runners."""
 
     @abstractmethod
-    def dispatch(self, deployment_id: int, launch: Launch, wait_s: float = 0.0) -> None:
-        """Run one execution on a resident runner of a low-latency deployment
-        (queued there when all its slots are busy); the result comes back through the
-        callbacks. `wait_s` > 0: the caller waits for the result anyway, so the backend may
-        carry the call in the caller's thread for up to that long (the result is then
-        recorded before this returns), and goes on in the background past it."""
+    def dispatch(self, deployment_id: int, launch: Launch, wait_s: float = 0.0) -> Future:
+        """Run one execution on a resident runner of a low-latency deployment (queued
+        there when all its slots are busy). Returns a future of its `Answer`, which the
+        domain records (domain/lifecycle.transition), whatever carried it. `wait_s` > 0:
+        the caller waits for the answer anyway, so the backend may carry the call in the
+        caller's thread for up to that long (the future is then done when this returns),
+        and goes on in the background past it."""

@@ -23,12 +23,22 @@ import os
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from ...config import Settings
 from ...domain.schedules import CATCH_UP_WINDOW_S
-from ..base import BuildRequest, DeploymentSpec, DeploymentState, GraphLaunch, Launch, Orchestrator, Pod
+from ..base import (
+    Answer,
+    BuildRequest,
+    DeploymentSpec,
+    DeploymentState,
+    GraphLaunch,
+    Launch,
+    Orchestrator,
+    Pod,
+    answer_once,
+)
 from . import builders, names
 from .client import ClusterClient, ClusterError, ConflictError
 from .context import ContextError, build_context
@@ -365,19 +375,19 @@ class ArgoOrchestrator(Orchestrator):
             if before is None or before[1] != after:
                 self.callbacks.deployment_state_changed(deployment_id)
 
-    def dispatch(self, deployment_id: int, launch: Launch, wait_s: float = 0.0) -> None:
+    def dispatch(self, deployment_id: int, launch: Launch, wait_s: float = 0.0) -> Future:
         # Always in the background: a pod is a network hop away, the hand-off is noise.
-        self._dispatches.submit(self._send, deployment_id, launch)
+        future: Future = Future()
+        self._dispatches.submit(self._send, deployment_id, launch, future)
+        return future
 
-    def _send(self, deployment_id: int, launch: Launch) -> None:
+    def _send(self, deployment_id: int, launch: Launch, future: Future) -> None:
         self.callbacks.execution_started(launch.execution_id, None)
         job = {
             "execution_id": launch.execution_id, "api_url": launch.environment_url,
             "token": launch.token, "inputs": remote_inputs(self.settings, launch.inputs),
             "input_data_types": launch.input_types, "outputs": launch.outputs,
             "environment_variables": launch.environment_variables,
-            # The answer carries the finish payload: one call less on the hot path.
-            "report_finish": False,
         }
         try:
             status, body = self.client.post_to_service(
@@ -386,10 +396,10 @@ class ArgoOrchestrator(Orchestrator):
         except ClusterError as exc:
             status, body = None, f"no resident runner took the execution: {exc}"
         if status == 200 and isinstance(body, dict):
-            self.callbacks.execution_finished(launch.execution_id, body)
+            answer_once(future, Answer(body))
         else:
             detail = body if status is None else f"the resident runner answered {status}: {body}"
-            self.callbacks.execution_exited(launch.execution_id, -1, str(detail)[:4000])
+            answer_once(future, Answer(None, -1, str(detail)[:4000]))
 
 
 def _exit(status: dict) -> tuple[int, str]:

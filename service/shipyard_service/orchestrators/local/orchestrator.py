@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from ...config import Settings
 from ..artifact_urls import remote_inputs
@@ -108,8 +108,8 @@ class LocalOrchestrator(Orchestrator):
     def deployment_state(self, deployment_id: int) -> DeploymentState:
         return self.residents.state(deployment_id)
 
-    def dispatch(self, deployment_id: int, launch: Launch, wait_s: float = 0.0) -> None:
-        self.residents.dispatch(deployment_id, launch, wait_s)
+    def dispatch(self, deployment_id: int, launch: Launch, wait_s: float = 0.0) -> Future:
+        return self.residents.dispatch(deployment_id, launch, wait_s)
 
 def _missing_system_packages(packages: list[str], settings: Settings, log) -> list[str]:
     """Checked with dpkg, installed with apt-get when the server allows it (sysdeps.py)."""

@@ -20,13 +20,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection
 from pathlib import Path
 
-from ..base import Callbacks, DeploymentSpec, DeploymentState, Launch, Pod
+from ..base import Answer, Callbacks, DeploymentSpec, DeploymentState, Launch, Pod, answer_once
 from .processes import PASSED_THROUGH, RUNNER_PATH, SDK_PATH, job_document, runner_read_only
 from .sandbox import Sandbox
 
@@ -49,7 +49,7 @@ class Replica:
     status: str = "Pending"  # Pending | Running | Restarting | Failed
     port: int = 0
     proc: subprocess.Popen | None = None
-    inflight: set = field(default_factory=set)
+    inflight: dict = field(default_factory=dict)  # run key -> future of its Answer
     ever_ready: bool = False
     socket_path: str = ""
     generation: int = 0  # of the process: connections to an earlier one are dropped
@@ -223,11 +223,10 @@ class ResidentDeployment:
 
     def _fail_inflight(self, replica: Replica, code: int, detail: str) -> None:
         with self.lock:
-            lost = list(replica.inflight)
+            lost = list(replica.inflight.values())
             replica.inflight.clear()
-        for execution_id in lost:
-            self.callbacks.execution_exited(
-                execution_id, code, f"the resident runner {replica.pod_id} died")
+        for future in lost:
+            answer_once(future, Answer(None, code, f"the resident runner {replica.pod_id} died"))
 
     @staticmethod
     def _kill(proc: subprocess.Popen) -> None:
@@ -392,81 +391,80 @@ class Residents:
                 return DeploymentState(status=status, pods=pods, detail=worst[0].detail)
         return DeploymentState(status="up", pods=pods)
 
-    def dispatch(self, deployment_id: int, launch: Launch, wait_s: float = 0.0) -> None:
+    def dispatch(self, deployment_id: int, launch: Launch, wait_s: float = 0.0) -> Future:
         with self._lock:
             resident = self._deployments.get((deployment_id, launch.step_name))
         if resident is None:
             raise RuntimeError("the deployment has no resident runner")
+        future: Future = Future()
         if wait_s > 0:
-            # The caller waits for the result anyway: carry the call in its thread, two
+            # The caller waits for the answer anyway: carry the call in its thread, two
             # thread hand-offs less. Only with a runner up right now; else the background
             # path waits for one.
             replica = resident.pick(wait_s=0)
             if replica is not None:
-                self._call(resident, replica, launch, wait_s)
-                return
-        self._pool.submit(self._send, resident, launch)
+                self._call(resident, replica, launch, future, wait_s)
+                return future
+        self._pool.submit(self._send, resident, launch, future)
+        return future
 
-    def _send(self, resident: ResidentDeployment, launch: Launch) -> None:
+    def _send(self, resident: ResidentDeployment, launch: Launch, future: Future) -> None:
         replica = resident.pick()
         if replica is None:
-            self.callbacks.execution_exited(launch.key, -1,
-                                            "no resident runner is up for this deployment")
+            answer_once(future, Answer(None, -1, "no resident runner is up for this deployment"))
             return
-        self._call(resident, replica, launch, None)
+        self._call(resident, replica, launch, future, None)
 
     def _call(self, resident: ResidentDeployment, replica: Replica, launch: Launch,
-              wait_s: float | None) -> None:
+              future: Future, wait_s: float | None) -> None:
         """Send the job; receive the answer here, or in the background once `wait_s` has
         passed without one."""
         with resident.lock:
-            replica.inflight.add(launch.key)
+            replica.inflight[launch.key] = future
         job = job_document(launch)
         if self.sandbox.active:
             job["inputs"] = self.remote_inputs(job["inputs"])
         job["token"] = launch.token
-        job["report_finish"] = False  # the answer carries the payload: recorded below
         conn = None
         try:
             generation, conn = replica.connection(resident.spec.runner_token.encode())
             conn.send_bytes(json.dumps(job).encode())
             if wait_s is not None and not conn.poll(wait_s):
-                self._pool.submit(self._receive, resident, replica, launch, generation, conn)
+                self._pool.submit(self._receive, resident, replica, launch, future, generation,
+                                  conn)
                 return
         except (OSError, EOFError, AuthenticationError) as exc:
             if conn is not None:
                 conn.close()
-            self._ended(resident, replica, launch, None, self._refused(replica, exc))
+            self._ended(resident, replica, launch, future, Answer(None, -1, self._refused(replica, exc)))
             return
-        self._receive(resident, replica, launch, generation, conn)
+        self._receive(resident, replica, launch, future, generation, conn)
 
     def _receive(self, resident: ResidentDeployment, replica: Replica, launch: Launch,
-                 generation: int, conn: Connection) -> None:
-        payload = failure = None
+                 future: Future, generation: int, conn: Connection) -> None:
         try:
             answer = json.loads(conn.recv_bytes())
             replica.keep(generation, conn)
             if answer["status"] == 200:
-                payload = answer["body"]
+                result = Answer(answer["body"])
             else:
-                failure = f"runner answered {answer['status']}: {str(answer['body'])[:500]}"
+                result = Answer(None, -1, f"runner answered {answer['status']}: "
+                                          f"{str(answer['body'])[:500]}")
         except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
             conn.close()
-            failure = self._refused(replica, exc)
-        self._ended(resident, replica, launch, payload, failure)
+            result = Answer(None, -1, self._refused(replica, exc))
+        self._ended(resident, replica, launch, future, result)
 
     @staticmethod
     def _refused(replica: Replica, exc: BaseException) -> str:
         return f"the resident runner {replica.pod_id} died or refused the call ({exc!r})"
 
-    def _ended(self, resident: ResidentDeployment, replica: Replica, launch: Launch,
-               payload: dict | None, failure: str | None) -> None:
+    @staticmethod
+    def _ended(resident: ResidentDeployment, replica: Replica, launch: Launch, future: Future,
+               answer: Answer) -> None:
         with resident.lock:
-            replica.inflight.discard(launch.key)
-        if payload is not None:
-            self.callbacks.execution_finished(launch.key, payload)
-        else:
-            self.callbacks.execution_exited(launch.key, -1, failure or "")
+            replica.inflight.pop(launch.key, None)
+        answer_once(future, answer)
 
 
 def _same(a: DeploymentSpec, b: DeploymentSpec) -> bool:
