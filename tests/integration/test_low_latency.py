@@ -144,9 +144,14 @@ def test_killed_runner_comes_back_and_inflight_fails(api, sdk, server):
         assert time.monotonic() < deadline, execution
         time.sleep(0.1)
     assert "resident runner" in api.request("GET", f"/executions/{execution_id}").json()["error"]
-    dep = _wait_up(sdk, "crashy-ll")
+    # The call's own connection sees the runner die at once, maybe before its supervisor
+    # does: wait for the replacement runner, then for the deployment to be up on it.
+    deadline = time.monotonic() + 60
+    while _runner_pids("crashy-ll-", server.data_dir) in ([], [pid]):
+        assert time.monotonic() < deadline, "the killed runner was not replaced"
+        time.sleep(0.1)
     [new_pid] = _runner_pids("crashy-ll-", server.data_dir)
-    assert new_pid != pid
+    dep = _wait_up(sdk, "crashy-ll")
     assert any("exited" in log["message"] for log in sdk.get_deployment_logs("crashy-ll"))
 
     # A plain HTTP caller, whose call the server carries in the caller's own request: the
