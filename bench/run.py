@@ -15,12 +15,14 @@ from bench import (  # noqa: E402
     bench_git_steps,
     bench_graphs,
     bench_metrics,
+    bench_rerun,
     bench_run_pipeline,
     bench_sandbox,
     bench_store,
 )
 
-BENCHMARKS = [bench_run_pipeline, bench_sandbox, bench_graphs, bench_endpoints, bench_metrics,
+BENCHMARKS = [bench_run_pipeline, bench_sandbox, bench_graphs, bench_rerun, bench_endpoints,
+              bench_metrics,
               bench_git_steps,
               bench_datastore, bench_compare, bench_store]
 
