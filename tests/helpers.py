@@ -192,6 +192,17 @@ def run_and_wait(api: Api, pipeline: str, inputs: dict | None = None, files: dic
     raise AssertionError("execution did not finish")
 
 
+def wait_ended(api: Api, execution_id: str, timeout_s: float = 60) -> dict:
+    """The execution's record once it is no longer Pending or Running (plain HTTP)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        body = api.request("GET", f"/executions/{execution_id}").json()
+        if body["status"] not in ("Pending", "Running"):
+            return body
+        time.sleep(0.2)
+    raise AssertionError(f"{execution_id} still {body['status']}")
+
+
 def client_env(server: ServerProcess) -> dict:
     """The environment a client script needs: both SDKs read their own variable names."""
     creds = server.credentials

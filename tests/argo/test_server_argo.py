@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from ..helpers import Api, ServerProcess, assert_error, create_step_http, run_and_wait
+from ..helpers import wait_ended as _wait_execution
 from .schemas import require_schemas
 from .stub import ClusterStub
 
@@ -66,16 +67,6 @@ def argo_api(cluster, tmp_path_factory):
     server = ServerProcess(root / "data", env=env).start()
     yield Api(server)
     server.stop()
-
-
-def _wait_execution(api: Api, execution_id: str, timeout_s: float = 60) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        body = api.request("GET", f"/executions/{execution_id}").json()
-        if body["status"] not in ("Pending", "Running"):
-            return body
-        time.sleep(0.2)
-    raise AssertionError(f"{execution_id} still {body['status']}")
 
 
 def _deployment_objects(cluster: ClusterStub, name: str) -> dict[str, dict]:

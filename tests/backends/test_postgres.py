@@ -255,3 +255,34 @@ def test_row_counts_follow_every_write_on_both_databases(database_url):
         assert counts.total("metric", env.id, {}) == 30 + 7 - 3
         assert counts.total("metric", other.id, {"pipeline_name": "p0"}) == 1
     db.close()
+
+
+def test_step_reuse_and_cache_migration_on_both_databases(database_url):
+    """Migration 0011 gives a store made before it the step cache's columns (existing steps
+    uncached, existing deployments using the cache) and its table; the rows stay."""
+    from shipyard_service.store.models import Step, StepCache
+
+    db = store_db.init_db(database_url)
+    with db.connection_context():
+        env = Environment.create(project=Project.create(name="p"), name="e")
+        Step.create(environment=env, name="s", function_path="main.py", function_name="run")
+        _drop_row_counts(db)  # 0012 runs again too: from the store as 0010 left it
+        migrator = SchemaMigrator.from_database(db)
+        for table, column in (("step", "cache_results"), ("step", "code_hash"),
+                              ("stepexecution", "origin_execution_id"),
+                              ("stepexecution", "metrics_in_origin"),
+                              ("stepexecution", "cache_key"), ("deployment", "use_cache")):
+            migrate(migrator.drop_column(table, column))
+        db.execute_sql('DROP TABLE "stepcache"')
+        SchemaVersion.update(version=10).execute()
+    db = store_db.init_db(database_url)
+    with db.connection_context():
+        assert SchemaVersion.get().version == len(migrations.MIGRATIONS)
+        assert {"cache_results", "code_hash"} <= _columns(db, "step")
+        assert {"origin_execution_id", "metrics_in_origin", "cache_key"} <= _columns(
+            db, "stepexecution")
+        assert "use_cache" in _columns(db, "deployment")
+        step = Step.get(Step.name == "s")
+        assert step.cache_results is False and step.code_hash is None
+        assert StepCache.select().count() == 0
+    db.close()

@@ -5,11 +5,11 @@ the step cache), each linking to that execution."""
 from __future__ import annotations
 
 import re
-import time
 
 from playwright.sync_api import expect
 
 from ..helpers import create_step_http
+from ..helpers import wait_ended as _ended
 from .conftest import login, shot
 from .test_ui_graphs import ENV, _fields
 
@@ -24,16 +24,6 @@ def last(size):
         raise RuntimeError("RERUN_OK is not set")
     return {"double": size * 2}
 '''
-
-
-def _ended(ui_api, execution_id: str) -> dict:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        body = ui_api.request("GET", f"/executions/{execution_id}").json()
-        if body["status"] not in ("Pending", "Running"):
-            return body
-        time.sleep(0.2)
-    raise AssertionError(f"{execution_id} still {body['status']}")
 
 
 def test_rerun_button_and_badges(page, ui_server, ui_api):
