@@ -265,3 +265,21 @@ def test_cache_of_a_single_step_pipeline_and_of_a_deployment(steps, api: Api):
     bad = api.request("POST", "/endpoints", json={
         "name": "rr-bad", "pipeline_name": "rr-solo", "use_cache": "no"})
     assert_error(bad, 400)
+
+    # Low-latency: a cached call answers without the resident runner; a new file content
+    # is computed by it and cached from then on.
+    sdk.create_deployment("rr-solo", "rr-solo-ll", "endpoint", mode="low_latency",
+                          inputs_mapping=constants)
+    token = sdk.get_deployment("rr-solo-ll")["endpoint_token"]
+
+    def call(content: bytes) -> dict:
+        out = sdk.trigger_endpoint("rr-solo-ll", token, inputs={"f": io.BytesIO(content)})
+        [step] = sdk.get_pipeline_execution(out["execution_id"])["steps"]
+        return step
+
+    assert call(b"xyz")["status"] == "Cached"
+    assert _markers(sdk, tag) == {"cached": 3}
+    assert call(b"new")["status"] == "Succeeded"
+    assert _markers(sdk, tag) == {"cached": 4}
+    assert call(b"new")["status"] == "Cached"
+    assert _markers(sdk, tag) == {"cached": 4}

@@ -414,6 +414,19 @@ def test_job_fetched_by_execution_id(stub, tmp_path):
             "ExecutionToken tok-fetch") in stub.calls
 
 
+def test_a_resolved_job_runs_nothing(stub, tmp_path):
+    """A step that took another execution's result (Reused, Cached): its job says so, the
+    runner exits 0 without importing the code or reporting anything."""
+    code = write_code(tmp_path, "raise SystemExit('must not be imported')\n")
+    job = make_job(code, [("y", "number")], {"x": 2}, eid="p-taken", resolved="Cached")
+    stub.tokens["p-taken"] = "tok-taken"
+    stub.jobs["p-taken"] = job
+    proc, _ = run_job(stub, tmp_path, dict(job), args=["--execution-id", "p-taken"])
+    assert proc.returncode == 0, proc.stderr
+    assert "step result cached: nothing to run" in proc.stderr
+    assert "p-taken" not in stub.finished and "p-taken" not in stub.logs
+
+
 def test_code_from_url_archive(stub, tmp_path):
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
