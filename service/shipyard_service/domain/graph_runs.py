@@ -6,9 +6,13 @@ its own token. The runner itself sees the execution id, so the SDK inside a step
 metrics and reads the data store for its execution.
 
 `advance` is the whole schedule, called after every change: a Pending step whose upstream
-steps all Succeeded starts (the Pending -> Running compare-and-set lets one caller start
-it); once a step failed, the Pending ones are Skipped and the execution fails when nothing
-runs any more; once all Succeeded, the open outputs go to their destinations."""
+steps all have their result (Succeeded, Reused or Cached: lifecycle.STEP_DONE) starts (the
+Pending -> Running compare-and-set lets one caller start it), unless it takes a result
+instead, a re-run's (reruns.py) or the step cache's (step_cache.py): that hook,
+`_resolve_without_running`, runs just before a launch, and also when a backend that runs
+the graph itself asks for a step's job (`begin_step`). Once a step failed, the Pending ones
+are Skipped and the execution fails when nothing runs any more; once all have their
+result, the open outputs go to their destinations."""
 
 from __future__ import annotations
 
