@@ -165,10 +165,12 @@ def _register_routes(app: Flask) -> None:
         signed,
         steps,
     )
+    from .api.converters import register_converters
     from .api.openapi import ShipyardApi, assets, register_security_schemes
 
     api = ShipyardApi(app)
     register_security_schemes(api)
+    register_converters(app, api)
     for module in (auth, project_info, steps, pipelines, executions, datastore, envvars,
                    metrics, runner, deployments, endpoints, resources):
         api.register_blueprint(module.blp)

@@ -2,7 +2,8 @@
 docs/openapi.json against a live server, with a bearer token and without, fixed seed.
 
 Checks: no 5xx except the documented ExecutionFailed (hooks.py), every response valid against
-its documented schema, content type and status, and no 405 without Allow. The figures
+its documented schema, content type and status, no 405 without Allow, and schemathesis' own
+Allow checks (a 405 for an undocumented method, listing exactly the documented ones). The figures
 (operations, requests, status classes) are printed in the session summary."""
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from .conftest import FIGURES
 HERE = Path(__file__).resolve().parent
 SEED = 20261130
 CHECKS = ("response_schema_conformance,content_type_conformance,status_code_conformance,"
-          "response_headers_conformance,"
+          "response_headers_conformance,allow_header_conformance,unsupported_method,"
           "no_server_error_but_execution_failed,method_not_allowed_has_allow")
 
 

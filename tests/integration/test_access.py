@@ -423,6 +423,50 @@ def test_data_store_signed_urls_stay_in_their_project(server, people):
         assert requests.get(tampered, timeout=30).status_code in (403, 404)
 
 
+def test_users_are_read_by_themselves_admins_and_who_shares_a_project(server, api, people):
+    """GET /users/<id>: yourself, anyone for a platform admin, else only a user sharing a
+    project with you (what the official client's get_user reads from `created_by`); anyone
+    else gets the very 404 of an unknown id, so ids cannot be probed."""
+    def get(who: Api, user_id: str) -> requests.Response:
+        return requests.get(server.url + f"/api/v1/users/{user_id}", timeout=30,
+                            headers={"Authorization": f"Bearer {who.token()}"})
+
+    ids = {name: get(who, "me").json()["id"] for name, who in people.items()}
+    admin_id = get(api, "me").json()["id"]
+    for name, who in people.items():
+        for other, other_id in ids.items():
+            shared = any(ROLES[p][name] and ROLES[p][other] for p in ROLES)
+            r = get(who, other_id)
+            if name == other or shared:
+                assert r.status_code == 200, (name, other, r.text)
+                assert r.json() == {"id": other_id, "name": other.title(),
+                                    "email": f"{other}@example.com"}
+            else:
+                body = assert_error(r, 404, "NotFound")
+                assert body["message"] == f"User '{other_id}' not found", (name, other)
+        # The platform admin acts in every project the caller is in (created_by names it).
+        assert get(who, admin_id).status_code == 200
+        unknown = assert_error(get(who, "no-such-user"), 404, "NotFound")
+        assert unknown["message"] == "User 'no-such-user' not found"
+    assert not ROLES["alpha"]["nina"] and not ROLES["beta"]["ed"]  # the pair never shares
+    for other_id in ids.values():
+        assert get(api, other_id).status_code == 200
+
+
+def test_users_me_allows_exactly_its_methods(server, api):
+    """/users/me is not also /users/<user_id>: OPTIONS and a 405 list GET only."""
+    headers = {"Authorization": f"Bearer {api.token()}"}
+    r = requests.options(server.url + "/api/v1/users/me", headers=headers, timeout=30)
+    assert {m.strip() for m in r.headers["Allow"].split(",")} == {"GET", "HEAD", "OPTIONS"}
+    r = requests.patch(server.url + "/api/v1/users/me", json={"disabled": True},
+                       headers=headers, timeout=30)
+    assert_error(r, 405)
+    assert {m.strip() for m in r.headers["Allow"].split(",")} == {"GET", "HEAD", "OPTIONS"}
+    r = requests.options(server.url + "/api/v1/users/some-id", headers=headers, timeout=30)
+    assert {m.strip() for m in r.headers["Allow"].split(",")} == {
+        "GET", "PATCH", "HEAD", "OPTIONS"}
+
+
 def test_disabled_user_loses_tokens_and_ui(server, api):
     admin = {"Authorization": f"Bearer {api.token()}"}
     r = requests.post(server.url + "/api/v1/users", headers=admin, timeout=30,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..domain import auth
+from ..domain import access, auth
 from .common import bearer_principal, ok, services
 from .schemas.auth import AccessToken, RefreshBody, User
 from .smorest import BEARER, PUBLIC, ApiBlueprint
@@ -27,9 +27,9 @@ def who_am_i():
     return ok(auth.user_to_dict(auth.get_user(principal.user_id)))
 
 
-@blp.route("/users/<user_id>", methods=["GET"])
+@blp.route("/users/<user_id:user_id>", methods=["GET"])
 @blp.response(200, User)
 @blp.alt_response(404, response="NOT_FOUND")
 def get_user(user_id: str):
-    bearer_principal()
-    return ok(auth.user_to_dict(auth.get_user(user_id)))
+    """Yourself, a user sharing a project with you, or anyone for a platform admin."""
+    return ok(auth.user_to_dict(access.visible_user(bearer_principal(), user_id)))

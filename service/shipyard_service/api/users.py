@@ -45,7 +45,7 @@ def create_user(body: dict):
     return ok({**auth.user_admin_view(user), "sdk_token": token}, 201)
 
 
-@blp.route("/<user_id>", methods=["PATCH"])
+@blp.route("/<user_id:user_id>", methods=["PATCH"])
 @blp.arguments(UserUpdate)
 @blp.response(200, UserAdminView)
 @blp.alt_response(404, response="NOT_FOUND")

@@ -45,11 +45,16 @@ def parse_role(value: object) -> Role:
 
 def role_of(who: Principal, project: Project | int) -> Role | None:
     """The caller's role in the project; None for a non-member."""
-    if who.is_admin or (who.in_execution and User.select().where(
-            (User.id == who.user_id) & User.is_admin).exists()):
+    if is_platform_admin(who):
         return Role.ADMIN
     row = Membership.get_or_none((Membership.user == who.user_id) & (Membership.project == project))
     return Role[row.role.upper()] if row is not None else None
+
+
+def is_platform_admin(who: Principal) -> bool:
+    """An execution acts for its user: a platform admin's execution counts as one."""
+    return who.is_admin or (who.in_execution and User.select().where(
+        (User.id == who.user_id) & User.is_admin).exists())
 
 
 def _hidden(project_name: str, environment_name: str | None = None) -> NotFound:
@@ -101,6 +106,23 @@ def visible_projects(who: Principal) -> list[Project]:
     if not who.is_admin:
         query = query.join(Membership).where(Membership.user == who.user_id)
     return list(query)
+
+
+def visible_user(who: Principal, user_id: str) -> User:
+    """A user the caller may read: themselves; anyone, for a platform admin; else someone
+    sharing a project with the caller — what `created_by` fields of the caller's projects
+    name, which the official client's `get_user` reads. Platform admins hold a role in every
+    project, so they share each of the caller's. Anyone else: 404, as for an unknown id."""
+    user = User.get_or_none(User.id == user_id)
+    if user is not None and user.id != who.user_id and not is_platform_admin(who):
+        mine = Membership.select(Membership.project).where(Membership.user == who.user_id)
+        shared = (user.is_admin and mine.exists()) or Membership.select().where(
+            (Membership.user == user.id) & Membership.project.in_(mine)).exists()
+        if not shared:
+            user = None
+    if user is None:
+        raise NotFound(f"User '{user_id}' not found", {"user_id": user_id})
+    return user
 
 
 def require_platform_admin(who: Principal, what: str) -> None:
