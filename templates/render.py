@@ -58,6 +58,9 @@ def documents() -> dict[str, dict]:
     resident = _spec(env_key=image)
     periodic = _spec(deployment_id=8, name="nightly-retrain", execution_rule="periodic",
                      mode="elastic", schedule="0 2 * * *", env_key=image, replicas=1)
+    graph_step = _spec(deployment_id=9, name="churn-graph", env_key=DIAMOND[1][1],
+                       function_path="steps.py", function_name="train", replicas=1,
+                       step_name="train")
     return {
         "build-workflow.yaml": builders.build_workflow(CFG, cpu_digest, image, cpu, context_url),
         "build-workflow-cuda.yaml": builders.build_workflow(
@@ -78,6 +81,11 @@ def documents() -> dict[str, dict]:
         "deployment-secret.yaml": builders.deployment_secret(CFG, resident),
         "low-latency-deployment.yaml": builders.resident_deployment(CFG, resident),
         "low-latency-service.yaml": builders.resident_service(CFG, resident),
+        # A multi-step pipeline in low-latency mode: each step has its own resident runners,
+        # a Deployment + Service per step (here the diamond's `train`) selecting only that
+        # step's pods; the deployment's Secret is shared by its steps.
+        "low-latency-step-deployment.yaml": builders.resident_deployment(CFG, graph_step),
+        "low-latency-step-service.yaml": builders.resident_service(CFG, graph_step),
     }
 
 

@@ -18,7 +18,12 @@ What it simulates, to test everything up to the cluster boundary:
 * execution workflows run the template's container command with parameters substituted and
   secret references resolved;
 * Deployments run `replicas` resident runners (loopback ports), replaced one by one when the
-  pod template changes; the Service proxy forwards to a ready one;
+  pod template changes; the Service proxy forwards to a ready pod its selector selects
+  (as Kubernetes does, not by name). A Deployment whose selector misses its pod template is
+  refused (422) as the API server does, and so are Deployments selecting each other's pods
+  (which Kubernetes lets through, leaving the controllers to fight: each step of a
+  multi-step low-latency deployment must have its own), as is a Service reaching the pods
+  of several Deployments (recorded in `errors`);
 * CronWorkflows fire on their schedule (UTC): the HTTP template is executed with its
   headers resolved from Secrets, and `fire_cron` fires one on demand.
 """
@@ -261,7 +266,8 @@ class ClusterStub:
             if request.path.startswith("/api/v1/workflow") or "cron-workflows" in request.path:
                 return jsonify({"code": {400: 3, 404: 5, 409: 6}.get(exc.status, 2),
                                 "message": exc.message}), exc.status
-            reason = {400: "BadRequest", 404: "NotFound", 409: "AlreadyExists"}.get(exc.status)
+            reason = {400: "BadRequest", 404: "NotFound", 409: "AlreadyExists",
+                      422: "Invalid"}.get(exc.status)
             return jsonify({"kind": "Status", "apiVersion": "v1", "metadata": {},
                             "status": "Failure", "message": exc.message, "reason": reason,
                             "code": exc.status}), exc.status
@@ -412,11 +418,22 @@ class ClusterStub:
                 raise Invalid(404, f"the server could not find {group}/{plural}")
             return kind
 
+        @app.get("/apis/apps/v1/namespaces/<ns>/deployments")
+        def list_deployments(ns):
+            selector = request.args.get("labelSelector")
+            with stub._lock:
+                items = [stub._with_status("deployments", d)
+                         for d in stub.objects["deployments"].values()
+                         if _matches(d["metadata"].get("labels") or {}, selector)]
+            return jsonify({"kind": "DeploymentList", "apiVersion": "apps/v1",
+                            "metadata": {}, "items": items})
+
         @app.post("/<path:group>/namespaces/<ns>/<plural>")
         def k8s_create(group, ns, plural):
             kind = k8s_kind(group, plural)
             data = body()
             stub._check(schemas.validate_kubernetes, data)
+            stub._check_selectors(kind, data)
             document = stub._store(kind, stub._stamp(kind, data))
             stub._changed(kind, document)
             return jsonify(document), 201
@@ -438,6 +455,7 @@ class ClusterStub:
                                 "status": "Success"})
             data = body()
             stub._check(schemas.validate_kubernetes, data)
+            stub._check_selectors(kind, data)
             if data["metadata"].get("name") != name:
                 raise Invalid(400, "the name in the body does not match the URL")
             updated = copy.deepcopy(data)
@@ -459,8 +477,7 @@ class ClusterStub:
                    methods=["POST"])
         def service_proxy(ns, service, rest):
             name, _, port = service.partition(":")
-            stub._get("services", name)
-            target = stub._ready_replica(name)
+            target = stub._ready_replica(stub._get("services", name))
             if target is None:
                 raise Invalid(503, f"no endpoints available for service {name}")
             answer = requests.post(f"http://127.0.0.1:{target}/{rest}", data=request.get_data(),
@@ -745,13 +762,54 @@ class ClusterStub:
                                              replica["pod"].restarts, "state": state}]}})
         return items
 
-    def _ready_replica(self, name: str) -> int | None:
+    def _ready_replica(self, service: dict) -> int | None:
+        """A ready pod the Service selects, by its selector as Kubernetes does (not by
+        name): a Service whose selector reaches another Deployment's pods is a mistake that
+        would send jobs to the wrong runners, recorded in `errors`."""
+        selector = (service.get("spec") or {}).get("selector") or {}
         with self._lock:
-            replicas = list(self.replicas.get(name, []))
-        ready = [r for r in replicas if self._ready(r)]
+            owners = {name: [r for r in replicas if all(
+                r["labels"].get(k) == v for k, v in selector.items())]
+                for name, replicas in self.replicas.items()}
+        owners = {name: found for name, found in owners.items() if found}
+        if len(owners) > 1:
+            self.errors.append(f"Service {service['metadata']['name']} selects the pods of "
+                               f"several Deployments: {sorted(owners)}")
+        ready = [r for found in owners.values() for r in found if self._ready(r)]
         if not ready:
             return None
         return ready[next(self._counter) % len(ready)]["port"]
+
+    def _check_selectors(self, kind: str, document: dict) -> None:
+        """As the API server: a Deployment's selector must select its pod template. And what
+        Kubernetes lets through but makes controllers fight over pods: two Deployments whose
+        selectors both select one pod template (refused here, recorded in `errors`)."""
+        if kind != "deployments":
+            return
+        spec = document.get("spec") or {}
+        selector = (spec.get("selector") or {}).get("matchLabels") or {}
+        labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+
+        def selects(chosen: dict, pod_labels: dict) -> bool:
+            return all(pod_labels.get(k) == v for k, v in chosen.items())
+
+        name = document["metadata"].get("name")
+        if not selector or not selects(selector, labels):
+            self._refuse(f"Deployment {name}: selector does not match template labels")
+        with self._lock:
+            others = [d for n, d in self.objects["deployments"].items() if n != name]
+        for other in others:
+            other_spec = other["spec"]
+            other_selector = (other_spec.get("selector") or {}).get("matchLabels") or {}
+            other_labels = other_spec["template"]["metadata"].get("labels") or {}
+            if selects(selector, other_labels) or selects(other_selector, labels):
+                self._refuse(f"Deployment {name} and Deployment {other['metadata']['name']} "
+                             f"select each other's pods")
+
+    def _refuse(self, message: str) -> None:
+        message = f"{request.method} {request.path}: {message}"
+        self.errors.append(message)
+        raise Invalid(422, message)
 
     # Cron workflows ---------------------------------------------------------------------------
     def _step_crons(self) -> None:

@@ -170,3 +170,49 @@ def _render_module():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_each_step_of_a_low_latency_graph_has_runners_of_its_own(tmp_path):
+    """Multi-step, low-latency: a Deployment + Service per step, named apart from every
+    other deployment's, each selecting its own step's pods only — and the cluster stub
+    refuses Deployments whose selectors reach each other's pods (the mistake a shared
+    selector would be)."""
+    import requests
+
+    from .schemas import require_schemas
+    from .stub import ClusterStub
+
+    render = _render_module()
+    specs = {step: render._spec(deployment_id=9, env_key="registry.test/img:1", step_name=step)
+             for step in ("train", "score")}
+    made = {step: (builders.resident_deployment(builders.ClusterConfig(), spec),
+                   builders.resident_service(builders.ClusterConfig(), spec))
+            for step, spec in specs.items()}
+    assert {d["metadata"]["name"] for d, _ in made.values()} == {
+        "shipyard-dep-9-train", "shipyard-dep-9-score"}
+    assert names.resident(9, "train") not in {names.deployment(i) for i in range(100)}
+    assert DNS_LABEL.match(names.resident(9, "x" * 80))
+    for step, (deployment, service) in made.items():
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert deployment["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+        for other, (other_deployment, _) in made.items():
+            selects = all(pod_labels.get(k) == v for k, v in
+                          other_deployment["spec"]["selector"]["matchLabels"].items())
+            assert selects == (other == step), (step, other)
+
+    require_schemas()
+    stub = ClusterStub(tmp_path / "cluster").start()
+    try:
+        url = f"{stub.url}/apis/apps/v1/namespaces/{stub.namespace}/deployments"
+        assert requests.post(url, json=made["train"][0], timeout=10).status_code == 201
+        shared = builders.resident_deployment(builders.ClusterConfig(), render._spec(
+            deployment_id=9, env_key="registry.test/img:1"))  # selects every step's pods
+        refused = requests.post(url, json=shared, timeout=10)
+        assert refused.status_code == 422 and "select each other's pods" in refused.text
+        assert requests.post(url, json=made["score"][0], timeout=10).status_code == 201
+        listed = requests.get(url, params={"labelSelector": "shipyard.io/step=score"},
+                              timeout=10).json()["items"]
+        assert [d["metadata"]["name"] for d in listed] == ["shipyard-dep-9-score"]
+    finally:
+        stub.stop()
+    assert len(stub.errors) == 1

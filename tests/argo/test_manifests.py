@@ -205,6 +205,7 @@ def test_rbac_covers_every_call_of_the_api_and_of_workflow_pods():
                   ("argoproj.io", "cronworkflows", "create"), ("argoproj.io", "cronworkflows", "update"),
                   ("argoproj.io", "cronworkflows", "delete"), ("apps", "deployments", "create"),
                   ("apps", "deployments", "update"), ("apps", "deployments", "get"),
+                  ("apps", "deployments", "list"),
                   ("apps", "deployments", "delete"), ("", "services", "create"),
                   ("", "services", "delete"), ("", "secrets", "create"), ("", "secrets", "update"),
                   ("", "secrets", "delete"), ("", "pods", "list"), ("", "pods/log", "get")]

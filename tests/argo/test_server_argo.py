@@ -266,11 +266,10 @@ def _io_fields(inputs, outputs) -> dict:
     return fields
 
 
-def test_diamond_runs_as_one_dag_workflow(argo_api, cluster):
-    """Issue 11 on the cluster backend: a multi-step pipeline is one WorkflowTemplate with
-    a DAG entrypoint (a task per step, dependencies from the connections); an execution is
-    one Workflow referencing it. Each task's pod fetches its step's job (inputs from
-    upstream steps: values, files as signed URLs) and reports with its step's token."""
+@pytest.fixture(scope="module")
+def argo_diamond(argo_api) -> str:
+    """The diamond a -> (b, c) -> d of tests/integration/test_pipeline_graphs.py, passing a
+    value and files, as the pipeline `argo-diamond` (steps `argo-a` .. `argo-d`)."""
     from ..integration.test_pipeline_graphs import CODE as GRAPH_CODE
 
     declared = {
@@ -291,7 +290,15 @@ def test_diamond_runs_as_one_dag_workflow(argo_api, cluster):
         "pipeline_name": "argo-diamond", "step_names": [f"argo-{s}" for s in "abcd"],
         "connections": [{"source": f"argo-{s}", "target": f"argo-{t}"} for s, t in pairs]})
     assert created.status_code == 201, created.text
-    execution_id, out = run_and_wait(argo_api, "argo-diamond", {"text": "dag"})
+    return "argo-diamond"
+
+
+def test_diamond_runs_as_one_dag_workflow(argo_api, cluster, argo_diamond):
+    """Issue 11 on the cluster backend: a multi-step pipeline is one WorkflowTemplate with
+    a DAG entrypoint (a task per step, dependencies from the connections); an execution is
+    one Workflow referencing it. Each task's pod fetches its step's job (inputs from
+    upstream steps: values, files as signed URLs) and reports with its step's token."""
+    execution_id, out = run_and_wait(argo_api, argo_diamond, {"text": "dag"})
     assert out.status_code == 200, out.text
     outputs = {o["pipeline_output_name"]: o for o in out.json()["outputs"]}
     assert outputs["result"]["value"] == "DAG-6"
@@ -397,3 +404,75 @@ def test_rerun_and_step_cache_on_the_cluster(argo_api, cluster):
     assert steps["ar-cached"]["cached_from"] == outs[0]["execution_id"]
     sdk.run_pipeline("ar-cache", {"tag": tag, "x": 2, "f": b"abc"}, use_cache=False)
     assert _markers(sdk, tag)["cached"] == 2
+
+
+def _dates(step: dict) -> tuple[dt.datetime, dt.datetime]:
+    return (dt.datetime.fromisoformat(step["start_date"].replace("Z", "+00:00")),
+            dt.datetime.fromisoformat(step["end_date"].replace("Z", "+00:00")))
+
+
+def test_diamond_as_a_low_latency_endpoint(argo_api, cluster, argo_diamond):
+    """A multi-step pipeline in low-latency mode on the cluster backend: a Deployment +
+    Service per step, each selecting its step's pods; the API advances the graph, calling
+    each step's Service in dependency order (b and c at once) with values and files passed
+    between steps, and records the execution's `steps` as in embedded mode."""
+    r = argo_api.request("POST", "/endpoints", json={
+        "pipeline_name": argo_diamond, "name": "diamond-ll", "mode": "low_latency",
+        "outputs_mapping": [{"pipeline_output_name": "report", "is_null": True}]})
+    assert r.status_code == 201, r.text
+    token = r.json()["endpoint_token"]
+    deadline = time.monotonic() + 120
+    while True:
+        body = argo_api.request("GET", "/deployments/diamond-ll").json()
+        if body["status"] == "up" and len(body.get("pods") or []) == 4:
+            break
+        assert time.monotonic() < deadline, body
+        time.sleep(0.5)
+    deployment_id = next(d for d in cluster.objects["secrets"].values()
+                         if d["metadata"]["labels"].get("shipyard.io/deployment") == "diamond-ll"
+                         )["metadata"]["labels"]["shipyard.io/deployment-id"]
+    residents = {n: d for n, d in cluster.objects["deployments"].items()
+                 if d["metadata"]["labels"].get("shipyard.io/deployment") == "diamond-ll"}
+    assert set(residents) == {f"shipyard-dep-{deployment_id}-argo-{s}" for s in "abcd"}
+    for name, document in residents.items():
+        step = document["metadata"]["labels"]["shipyard.io/step"]
+        assert document["spec"]["selector"]["matchLabels"]["shipyard.io/step"] == step
+        assert cluster.objects["services"][name]["spec"]["selector"] == \
+            document["spec"]["selector"]["matchLabels"]
+        runner = document["spec"]["template"]["spec"]["containers"][0]
+        assert runner["args"][runner["args"].index("--function-name") + 1] == step[-1]
+
+    for word in ("low", "latency"):
+        r = requests.post(f"{argo_api.env_url}/endpoints/diamond-ll", json={"text": word},
+                          headers={"Authorization": f"EndpointToken {token}"}, timeout=120)
+        assert r.status_code == 200, r.text
+        assert r.json()["outputs"]["result"] == f"{word.upper()}-{2 * len(word)}", r.json()
+    execution = _wait_execution(argo_api, r.json()["execution_id"])
+    assert execution["status"] == "Succeeded" and execution["deployment_name"] == "diamond-ll"
+    steps = {s["name"]: s for s in execution["steps"]}
+    assert [(s["name"], s["status"]) for s in execution["steps"]] == [
+        (f"argo-{s}", "Succeeded") for s in "abcd"]
+    assert steps["argo-b"]["inputs"][0]["source"] == {"step_name": "argo-a",
+                                                      "output_name": "num"}
+    assert steps["argo-d"]["outputs"][0] == {"name": "result", "data_type": "string",
+                                             "value": "LATENCY-14"}
+    b_start, b_end = _dates(steps["argo-b"])
+    c_start, c_end = _dates(steps["argo-c"])
+    assert b_start < c_end and c_start < b_end, "b and c ran one after the other"
+    assert _dates(steps["argo-a"])[1] <= min(b_start, c_start)
+    assert max(b_end, c_end) <= _dates(steps["argo-d"])[0]
+    logs = argo_api.request("POST", f"/executions/{execution['execution_id']}/logs",
+                            json={}).json()
+    assert any("b read latency" in line["message"] for group in logs for line in group), logs
+    # No elastic Workflow ran: every step went to its resident runners.
+    assert not [w for w in cluster.objects["workflows"].values()
+                if w["metadata"].get("annotations", {}).get("shipyard.io/execution-id", "")
+                .startswith(execution["execution_id"])]
+
+    assert argo_api.request("DELETE", "/deployments/diamond-ll").status_code == 200
+    _wait_objects_deleted(cluster, "diamond-ll")
+    deadline = time.monotonic() + 30
+    while any(d["metadata"]["labels"].get("shipyard.io/deployment") == "diamond-ll"
+              for kind in ("deployments", "services") for d in cluster.objects[kind].values()):
+        assert time.monotonic() < deadline, "a step's runners were left behind"
+        time.sleep(0.2)

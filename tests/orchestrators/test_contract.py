@@ -305,6 +305,63 @@ def test_low_latency_replicas_serve_dispatched_executions_and_reload(harness):
         time.sleep(0.3)
 
 
+FIRST = '''
+def run(x):
+    return {"y": x + 1, "step": "first"}
+'''
+SECOND = '''
+def run(y):
+    return {"z": y * 10, "step": "second"}
+'''
+
+
+def test_low_latency_steps_each_have_their_resident_runners(harness):
+    """A multi-step pipeline in low-latency mode: one spec per step under one deployment id,
+    each step its own resident runners (on Argo its own Deployment + Service); a launch
+    goes to its step's runners, which answer it; the deployment is up when every step is,
+    and removing it removes every step's runners."""
+    built = {name: _built(harness, code) for name, code in (("first", FIRST),
+                                                             ("second", SECOND))}
+    token = f"dep_steps_{time.monotonic_ns()}"
+    for name, (env_key, code_dir) in built.items():
+        harness.orchestrator.ensure_deployment(
+            harness.spec(43, env_key, code_dir, step_name=name, runner_token=token))
+    state = _wait_state(harness, 43, "up", pods=2)
+    assert len({p.pod_id for p in state.pods}) == 2
+    execution_id = f"graph-ll-{time.monotonic_ns() % 10**6}"
+    value = 4
+    for name, input_name, output_name in (("first", "x", "y"), ("second", "y", "z")):
+        env_key, code_dir = built[name]
+        launch = harness.launch(env_key, code_dir, inputs={input_name: value},
+                                outputs=[{"name": output_name, "data_type": "number"},
+                                         {"name": "step", "data_type": "string"}],
+                                execution_id=execution_id, step_name=name)
+        result = _answered(harness, 43, launch)
+        assert result["status"] == "Succeeded", result
+        assert result["outputs"]["step"] == name  # that step's code, in its runners
+        value = result["outputs"][output_name]
+    assert value == 50
+    assert not harness.recorder.find("execution_exited", execution_id)
+    if harness.stub is not None:  # one Deployment and one Service per step, nothing shared
+        from shipyard_service.orchestrators.argo import names
+
+        expected = {names.resident(43, "first"), names.resident(43, "second")}
+        assert set(harness.stub.objects["deployments"]) == expected
+        assert set(harness.stub.objects["services"]) == expected
+        selectors = [harness.stub.objects["services"][n]["spec"]["selector"] for n in expected]
+        assert selectors[0] != selectors[1]
+
+    harness.orchestrator.remove_deployment(43)
+    deadline = time.monotonic() + 60
+    while harness.orchestrator.deployment_state(43).status == "up":
+        assert time.monotonic() < deadline, "still up after removal"
+        time.sleep(0.3)
+    if harness.stub is not None:
+        while harness.stub.objects["deployments"] or harness.stub.objects["services"]:
+            assert time.monotonic() < deadline, harness.stub.objects["deployments"].keys()
+            time.sleep(0.3)
+
+
 def test_periodic_deployment_ticks_in_utc(harness):
     env_key, code_dir = _built(harness, HELLO)
     spec = harness.spec(42, env_key, code_dir, execution_rule="periodic", mode="elastic",

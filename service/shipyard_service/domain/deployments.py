@@ -117,9 +117,6 @@ def create_deployment(svc, environment: Environment, user_id: str, rule: str,
     mode = body.get("mode", "elastic")
     if mode not in MODES:
         raise BadRequest("'mode' must be 'elastic' or 'low_latency'", {"field": "mode"})
-    if mode == "low_latency" and is_multi_step(pipeline) and svc.orchestrator.name != "local":
-        raise BadRequest("Low-latency multi-step pipelines run on the embedded backend only "
-                         "for now", {"field": "mode"})
     if mode == "low_latency" and any(s.container_config.get("dockerfile_path")
                                      for s in steps_of(pipeline)):
         raise BadRequest("Low-latency mode is not available for steps built from a dockerfile")

@@ -210,9 +210,6 @@ def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipel
     if pipeline.connections is not None:  # several steps: the graph's scheduler runs them
         from . import graph_runs
 
-        if resident_deployment_id is not None and svc.orchestrator.name != "local":
-            raise BadRequest("Low-latency multi-step pipelines run on the embedded backend "
-                             "only for now", {"pipeline_name": pipeline.name})
         execution = graph_runs.start(svc, environment, user_id, pipeline, execution_id, inputs,
                                      outputs, deployment_name, resident_deployment_id,
                                      run_info)

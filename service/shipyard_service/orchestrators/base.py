@@ -127,6 +127,19 @@ class DeploymentState:
         return {"up": "Ready", "creation_pending": "Starting"}.get(self.status, "Unhealthy")
 
 
+def combined_state(states: list[DeploymentState]) -> DeploymentState:
+    """A deployment whose steps each have resident runners (multi-step, low-latency): up
+    when every step's runners are, else the worst of them; every step's pods."""
+    if len(states) == 1:
+        return states[0]
+    pods = [pod for state in states for pod in state.pods]
+    for status in ("creation_failed", "down_retrying", "creation_pending"):
+        worst = [s for s in states if s.status == status]
+        if worst:
+            return DeploymentState(status=status, pods=pods, detail=worst[0].detail)
+    return DeploymentState(status="up", pods=pods)
+
+
 class Callbacks(Protocol):
     def build_log(self, step_id: int, message: str) -> None: ...
 

@@ -10,6 +10,7 @@ Kubernetes kinds with the `kubernetes` client's models, serialised offline.
     step build      Workflow          shipyard-build-<digest>  (fetch context, kaniko)
     periodic        CronWorkflow      shipyard-dep-<id>        (HTTP tick to the API)
     low-latency     Deployment        shipyard-dep-<id>        (+ Service, + Secret)
+     multi-step     Deployment        shipyard-dep-<id>-<step> (+ Service) per step
 """
 
 from __future__ import annotations
@@ -351,6 +352,11 @@ def cron_workflow(cfg: ClusterConfig, spec: DeploymentSpec, starting_deadline_s:
     return cron.to_dict()
 
 
+def _resident_labels(spec: DeploymentSpec) -> dict:
+    """A step's resident runners (multi-step pipeline, low-latency) also carry its name."""
+    return {**_labels(spec), **names.resident_selector(spec.deployment_id, spec.step_name)}
+
+
 def _k8s_quantity(ram: str) -> str:
     """`512MiB` (the API's spelling) to `512Mi` (Kubernetes')."""
     return ram[:-1] if ram.endswith("iB") else ram
@@ -360,8 +366,8 @@ def resident_deployment(cfg: ClusterConfig, spec: DeploymentSpec) -> dict:
     """Resident runners of a low-latency deployment. A new generation (update_deployment)
     or a new runner token changes the pod template's annotations: Kubernetes then replaces
     the pods one by one (maxUnavailable 0), each new one ready before an old one goes."""
-    labels = _labels(spec)
-    pod_labels = {names.DEPLOYMENT_ID: labels[names.DEPLOYMENT_ID], **names.MANAGED_BY}
+    labels = _resident_labels(spec)
+    pod_labels = names.resident_selector(spec.deployment_id, spec.step_name)
     requests = dict(RESIDENT_REQUESTS)
     limits = {}
     if spec.ram_request:
@@ -397,7 +403,7 @@ def resident_deployment(cfg: ClusterConfig, spec: DeploymentSpec) -> dict:
     )
     body = k8s.V1Deployment(
         api_version="apps/v1", kind="Deployment",
-        metadata=k8s.V1ObjectMeta(name=names.deployment(spec.deployment_id),
+        metadata=k8s.V1ObjectMeta(name=names.resident(spec.deployment_id, spec.step_name),
                                   namespace=cfg.namespace, labels=labels),
         spec=k8s.V1DeploymentSpec(
             replicas=max(1, spec.replicas) if spec.is_enabled else 0,
@@ -421,13 +427,12 @@ def resident_deployment(cfg: ClusterConfig, spec: DeploymentSpec) -> dict:
 
 
 def resident_service(cfg: ClusterConfig, spec: DeploymentSpec) -> dict:
-    labels = _labels(spec)
     body = k8s.V1Service(
         api_version="v1", kind="Service",
-        metadata=k8s.V1ObjectMeta(name=names.deployment(spec.deployment_id),
-                                  namespace=cfg.namespace, labels=labels),
+        metadata=k8s.V1ObjectMeta(name=names.resident(spec.deployment_id, spec.step_name),
+                                  namespace=cfg.namespace, labels=_resident_labels(spec)),
         spec=k8s.V1ServiceSpec(
-            selector={names.DEPLOYMENT_ID: labels[names.DEPLOYMENT_ID], **names.MANAGED_BY},
+            selector=names.resident_selector(spec.deployment_id, spec.step_name),
             ports=[k8s.V1ServicePort(name="http", port=RUNNER_PORT, target_port="http")]),
     )
     return k8s.ApiClient().sanitize_for_serialization(body)

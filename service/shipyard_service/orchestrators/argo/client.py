@@ -279,6 +279,12 @@ class ClusterClient:
             return None
         return self.api_client.sanitize_for_serialization(found)
 
+    def list_deployments(self, label_selector: str) -> list[str]:
+        """Names of the Deployments with these labels."""
+        found = _k8s_call("list Deployments", lambda: self.apps.list_namespaced_deployment(
+            self.namespace, label_selector=label_selector))
+        return [d.metadata.name for d in found.items or []]
+
     def delete_deployment(self, name: str) -> None:
         for kind, call in (("Deployment", self.apps.delete_namespaced_deployment),
                            ("Service", self.core.delete_namespaced_service)):

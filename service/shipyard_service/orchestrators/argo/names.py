@@ -14,6 +14,7 @@ KIND = "shipyard.io/kind"  # execution | build | tick
 EXECUTION_ID = "shipyard.io/execution-id"
 DEPLOYMENT_ID = "shipyard.io/deployment-id"
 DEPLOYMENT_NAME = "shipyard.io/deployment"
+STEP = "shipyard.io/step"  # the step a resident runner serves (multi-step, low-latency)
 PROJECT = "shipyard.io/project"
 ENVIRONMENT = "shipyard.io/environment"
 GENERATION = "shipyard.io/generation"
@@ -72,6 +73,24 @@ def build_workflow(digest: str) -> str:
 def deployment(deployment_id: int) -> str:
     """Deployment, Service, CronWorkflow and Secret of one Shipyard deployment."""
     return f"shipyard-dep-{int(deployment_id)}"
+
+
+def resident(deployment_id: int, step_name: str | None = None) -> str:
+    """Deployment and Service of the resident runners: the deployment's own name, or for a
+    multi-step pipeline in low-latency mode one per step (`shipyard-dep-<id>-<step>`; the
+    '-' after the id keeps it apart from every other deployment's names)."""
+    if step_name is None:
+        return deployment(deployment_id)
+    return dns_label(f"{int(deployment_id)}-{step_name}", "shipyard-dep-")
+
+
+def resident_selector(deployment_id: int, step_name: str | None = None) -> dict:
+    """The labels selecting a deployment's resident pods, or one step's: each step's
+    Deployment and Service select its own pods only."""
+    labels = {DEPLOYMENT_ID: str(int(deployment_id)), **MANAGED_BY}
+    if step_name is not None:
+        labels[STEP] = label_value(step_name)
+    return labels
 
 
 def deployment_labels(deployment_id: int, name: str, project: str, environment: str) -> dict:

@@ -13,7 +13,8 @@ domain's idempotent updates absorb reports made twice.
                      (with the pod's log tail as the reason), then the Secret is deleted
     cancel           terminate the Workflow
     deployments      Secret + CronWorkflow (periodic) and/or Deployment + Service
-                     (low-latency); dispatch POSTs the job to the Service
+                     (low-latency; one pair per step of a multi-step pipeline); dispatch
+                     POSTs the job to the Service (of the launch's step)
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from ..base import (
     Orchestrator,
     Pod,
     answer_once,
+    combined_state,
 )
 from . import builders, names
 from .client import ClusterClient, ClusterError, ConflictError
@@ -69,8 +71,10 @@ class ArgoOrchestrator(Orchestrator):
         self._dispatches = ThreadPoolExecutor(max_workers=64, thread_name_prefix="argo-dispatch")
         self._templates: set[str] = set()
         self._phases: dict[str, str] = {}  # execution id -> last phase reported
-        self._specs: dict[int, DeploymentSpec] = {}
-        self._errors: dict[int, str] = {}
+        # By deployment id, then step: a multi-step pipeline in low-latency mode has one
+        # spec per step (each its own Deployment + Service), else the one spec is under None.
+        self._specs: dict[int, dict[str | None, DeploymentSpec]] = {}
+        self._errors: dict[tuple[int, str | None], str] = {}
         self._states: dict[int, tuple[float, DeploymentState]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -294,8 +298,8 @@ class ArgoOrchestrator(Orchestrator):
     # Deployments ------------------------------------------------------------------------
     def ensure_deployment(self, spec: DeploymentSpec) -> None:
         with self._lock:
-            self._specs[spec.deployment_id] = spec
-            self._errors.pop(spec.deployment_id, None)
+            self._specs.setdefault(spec.deployment_id, {})[spec.step_name] = spec
+            self._errors.pop((spec.deployment_id, spec.step_name), None)
             self._states.pop(spec.deployment_id, None)
         self._deploys.submit(self._apply, spec)
 
@@ -313,23 +317,34 @@ class ArgoOrchestrator(Orchestrator):
         except ClusterError as exc:
             log.warning("deployment %s: %s", spec.deployment_id, exc)
             with self._lock:
-                self._errors[spec.deployment_id] = str(exc)
+                self._errors[(spec.deployment_id, spec.step_name)] = str(exc)
         self.callbacks.deployment_state_changed(spec.deployment_id)
 
     def remove_deployment(self, deployment_id: int) -> None:
         with self._lock:
             self._specs.pop(deployment_id, None)
-            self._errors.pop(deployment_id, None)
+            for key in [k for k in self._errors if k[0] == deployment_id]:
+                del self._errors[key]
             self._states.pop(deployment_id, None)
         self._deploys.submit(self._remove, deployment_id)
 
     def _remove(self, deployment_id: int) -> None:
         name = names.deployment(deployment_id)
         # Each object on its own: one refusal must not leave the others (the token) behind.
-        for remove in (self.client.delete_cron_workflow, self.client.delete_deployment,
-                       self.client.delete_secret):
+        removals = [(self.client.delete_cron_workflow, name), (self.client.delete_deployment, name)]
+        try:
+            # Steps' resident runners (multi-step, low-latency): found by label, not by what
+            # this process remembers, so another API replica's deployment goes as well.
+            removals += [(self.client.delete_deployment, found) for found in
+                         self.client.list_deployments(
+                             names.selector(names.resident_selector(deployment_id)))
+                         if found != name]
+        except ClusterError as exc:
+            log.warning("could not list the runners of deployment %s: %s", deployment_id, exc)
+        removals.append((self.client.delete_secret, name))
+        for remove, target in removals:
             try:
-                remove(name)
+                remove(target)
             except ClusterError as exc:
                 log.warning("could not remove deployment %s: %s", deployment_id, exc)
 
@@ -345,23 +360,26 @@ class ArgoOrchestrator(Orchestrator):
 
     def _read_state(self, deployment_id: int) -> DeploymentState:
         with self._lock:
-            error = self._errors.get(deployment_id)
-            spec = self._specs.get(deployment_id)
-        if error:
-            return DeploymentState(status="creation_failed", detail=error)
-        name = names.deployment(deployment_id)
+            errors = [e for key, e in self._errors.items() if key[0] == deployment_id]
+            specs = dict(self._specs.get(deployment_id) or {})
+        if errors:
+            return DeploymentState(status="creation_failed", detail=errors[0])
         try:
-            if spec is not None and spec.mode != "low_latency":
-                found = self.client.get_cron_workflow(name)
+            if specs and all(s.mode != "low_latency" for s in specs.values()):
+                found = self.client.get_cron_workflow(names.deployment(deployment_id))
                 return DeploymentState(status="up" if found else "creation_pending")
-            deployment = self.client.read_deployment(name)
-            if deployment is None:
-                return DeploymentState(status="creation_pending")
-            selector = names.selector({names.DEPLOYMENT_ID: str(int(deployment_id)),
-                                       **names.MANAGED_BY})
-            pods = self.client.list_pods(selector)
+            # Each step's resident runners on their own; the deployment is up when all are.
+            return combined_state([self._resident_read(deployment_id, step)
+                                   for step in sorted(specs, key=str) or [None]])
         except ClusterError as exc:
             return DeploymentState(status="down_retrying", detail=str(exc))
+
+    def _resident_read(self, deployment_id: int, step_name: str | None) -> DeploymentState:
+        deployment = self.client.read_deployment(names.resident(deployment_id, step_name))
+        if deployment is None:
+            return DeploymentState(status="creation_pending")
+        pods = self.client.list_pods(
+            names.selector(names.resident_selector(deployment_id, step_name)))
         return _resident_state(deployment, pods)
 
     def _sync_deployments(self) -> None:
@@ -382,7 +400,8 @@ class ArgoOrchestrator(Orchestrator):
         return future
 
     def _send(self, deployment_id: int, launch: Launch, future: Future) -> None:
-        self.callbacks.execution_started(launch.execution_id, None)
+        # Reported by run key: one step of a multi-step execution goes to its step's Service.
+        self.callbacks.execution_started(launch.key, None)
         job = {
             "execution_id": launch.execution_id, "api_url": launch.environment_url,
             "token": launch.token, "inputs": remote_inputs(self.settings, launch.inputs),
@@ -391,8 +410,8 @@ class ArgoOrchestrator(Orchestrator):
         }
         try:
             status, body = self.client.post_to_service(
-                names.deployment(deployment_id), builders.RUNNER_PORT, "/execute", job,
-                timeout_s=self.settings.execution_timeout_s)
+                names.resident(deployment_id, launch.step_name), builders.RUNNER_PORT,
+                "/execute", job, timeout_s=self.settings.execution_timeout_s)
         except ClusterError as exc:
             status, body = None, f"no resident runner took the execution: {exc}"
         if status == 200 and isinstance(body, dict):

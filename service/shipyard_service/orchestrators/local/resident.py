@@ -26,7 +26,16 @@ from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection
 from pathlib import Path
 
-from ..base import Answer, Callbacks, DeploymentSpec, DeploymentState, Launch, Pod, answer_once
+from ..base import (
+    Answer,
+    Callbacks,
+    DeploymentSpec,
+    DeploymentState,
+    Launch,
+    Pod,
+    answer_once,
+    combined_state,
+)
 from .processes import PASSED_THROUGH, RUNNER_PATH, SDK_PATH, job_document, runner_read_only
 from .sandbox import Sandbox
 
@@ -380,16 +389,7 @@ class Residents:
             residents = [r for key, r in self._deployments.items() if key[0] == deployment_id]
         if not residents:
             return DeploymentState(status="creation_pending")
-        if len(residents) == 1:
-            return residents[0].state()
-        # Several steps: up when every step's runners are; else the worst of them.
-        states = [r.state() for r in residents]
-        pods = [pod for state in states for pod in state.pods]
-        for status in ("creation_failed", "down_retrying", "creation_pending"):
-            worst = [s for s in states if s.status == status]
-            if worst:
-                return DeploymentState(status=status, pods=pods, detail=worst[0].detail)
-        return DeploymentState(status="up", pods=pods)
+        return combined_state([r.state() for r in residents])
 
     def dispatch(self, deployment_id: int, launch: Launch, wait_s: float = 0.0) -> Future:
         with self._lock:
