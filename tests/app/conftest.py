@@ -85,12 +85,16 @@ def make_app(tmp_path_factory) -> Iterator[Callable[..., Flask]]:
         close_app(app)
 
 
-@pytest.fixture(scope="module")
-def app(make_app) -> Flask:
-    return make_app()
+@pytest.fixture(scope="session")
+def app(tmp_path_factory) -> Iterator[Flask]:
+    """One app for the rule tests (each module uses names of its own): an app costs about
+    0.5 s to build (the first start's admin password hash, the routes' compilation)."""
+    shared = create_app(Settings(data_dir=tmp_path_factory.mktemp("app"), port=8000))
+    yield shared
+    close_app(shared)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def admin(app) -> Client:
     """The platform admin of `app` (the first start's user), signed in."""
     return Client(app, access_token(app, credentials(app)["sdk_token"]))
