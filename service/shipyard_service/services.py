@@ -10,6 +10,7 @@ from .artifacts import Artifacts
 from .config import Settings
 from .datastore.base import DataStore
 from .domain.auth import LoginThrottle, TokenService
+from .domain.endpoint_cache import EndpointCache
 from .events import Events
 from .orchestrators.base import Orchestrator
 
@@ -29,6 +30,8 @@ class Services:
     stopping: threading.Event = field(default_factory=threading.Event)
     # The app's store and key (appstate.AppState), bound by its contexts and threads.
     state: Any = None
+    # What endpoint calls look up, kept briefly for this app only.
+    endpoints: EndpointCache = field(default_factory=EndpointCache)
 
     def __post_init__(self) -> None:
         if self.login_throttle is None:

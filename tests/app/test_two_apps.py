@@ -106,3 +106,29 @@ def test_an_app_binds_its_state_only_within_its_contexts(make_app):
         assert database.obj is app.shipyard_state.db
         assert crypto.box() is app.shipyard_state.box
     assert _process_defaults() == before
+
+
+def test_endpoint_lookups_are_cached_per_app(make_app):
+    """Same project, environment and endpoint path in two apps, different tokens: each
+    app checks its own token, however recently the other looked its endpoint up."""
+    from .conftest import add_step
+
+    tokens = {}
+    apps = {}
+    for name in ("a", "b"):
+        app = make_app()
+        admin = Client(app, access_token(app, credentials(app)["sdk_token"]))
+        add_step(app, "twin-step", [], [])
+        r = admin.env_call("POST", "/pipelines", json={"pipeline_name": "twin",
+                                                       "step_names": ["twin-step"]})
+        assert r.status_code == 201, r.get_data(as_text=True)
+        tokens[name] = f"twin-token-of-app-{name}-0123456789"
+        r = admin.env_call("POST", "/endpoints", json={"pipeline_name": "twin", "name": "twin",
+                                                       "endpoint_token": tokens[name]})
+        assert r.status_code == 201, r.get_data(as_text=True)
+        apps[name] = app
+    url = "/environments/default/dev/endpoints/twin"
+    for caller, other in (("b", "a"), ("a", "b"), ("b", "a")):
+        r = apps[caller].test_client().post(
+            url, json={}, headers={"Authorization": f"EndpointToken {tokens[other]}"})
+        assert_error(r, 403, "Forbidden")

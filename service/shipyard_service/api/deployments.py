@@ -136,7 +136,7 @@ def trigger_with_bearer(name: str):
 def generate_new_token(name: str):
     forbid_in_execution("Changing an endpoint token")
     deployment = deployments.get_deployment(g.environment, name)
-    return ok({"endpoint_token": deployments.new_endpoint_token(deployment)})
+    return ok({"endpoint_token": deployments.new_endpoint_token(services(), deployment)})
 
 
 def endpoint_inputs() -> tuple[dict, dict]:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from urllib.parse import urlencode
 
-from cachetools import TTLCache
 from flask import Response, jsonify, request, send_file
 
 from ..domain import deployments, executions, lifecycle, projects
@@ -32,21 +30,14 @@ _FILE = {"schema": {"type": "string", "format": "binary"},
 RESULT_HOLD_S = 60.0
 
 
-_environments: TTLCache = TTLCache(maxsize=256, ttl=5.0)
-_environments_lock = threading.Lock()
-
-
 def _deployment(url_path: str, token: str | None):
     from flask import g
 
+    svc = services()
     # Environments are never renamed: a short cache spares a query on every call.
-    with _environments_lock:
-        environment = _environments.get(g.env_names)
-    if environment is None:
-        environment = projects.get_environment(*g.env_names)
-        with _environments_lock:
-            _environments[g.env_names] = environment
-    return environment, deployments.endpoint_deployment(environment, url_path, token)
+    environment = svc.endpoints.environment(g.env_names,
+                                            lambda: projects.get_environment(*g.env_names))
+    return environment, deployments.endpoint_deployment(svc, environment, url_path, token)
 
 
 def _header_token() -> str | None:

@@ -5,12 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
-import threading
 import time
 from typing import Any
 
 import peewee
-from cachetools import TTLCache
 
 from .. import crypto
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
@@ -30,17 +28,6 @@ RULES = ("endpoint", "periodic")
 STATUSES = ("creation_pending", "up", "creation_failed", "down_retrying", "standby", "disabled")
 RAM = re.compile(r"^\d+(\.\d+)?(KiB|MiB|GiB)$")
 MAX_REPLICAS = 8
-# Endpoint calls look their deployment up on every call: keep rows briefly. Changes made by
-# this process invalidate at once (a regenerated token is refused immediately); another API
-# process sharing the store sees them within ENDPOINT_CACHE_S.
-ENDPOINT_CACHE_S = 1.0
-_endpoint_cache: TTLCache = TTLCache(maxsize=1024, ttl=ENDPOINT_CACHE_S)
-_endpoint_cache_lock = threading.Lock()
-
-
-def _forget_endpoints() -> None:
-    with _endpoint_cache_lock:
-        _endpoint_cache.clear()
 _FIELDS = {"pipeline_name", "name", "mode", "description", "enable_parallel_executions",
            "max_parallel_executions_per_pod", "ram_request", "gpu_request", "schedule",
            "endpoint_url_path", "inputs_mapping", "outputs_mapping", "replicas",
@@ -225,7 +212,7 @@ def spec_for(svc, deployment: Deployment, step=None,
 
 def apply(svc, deployment: Deployment) -> None:
     """Make the backend match the stored deployment."""
-    _forget_endpoints()
+    svc.endpoints.forget_deployments()
     if deployment.execution_rule == "periodic" or deployment.mode == "low_latency":
         for spec in specs_for(svc, deployment):
             svc.orchestrator.ensure_deployment(spec)
@@ -385,7 +372,7 @@ def delete_deployment(svc, deployment: Deployment) -> dict:
         Execution.execution_id).where((Execution.environment == deployment.environment_id)
                                       & (Execution.deployment_name == deployment.name))])
     deployment.delete_instance(recursive=True)
-    _forget_endpoints()
+    svc.endpoints.forget_deployments()
     svc.events.notify(f"deployment:{deployment.id}")
     return {"name": deployment.name, "execution_rule": deployment.execution_rule}
 
@@ -395,33 +382,31 @@ def endpoint_token(deployment: Deployment) -> str:
     return crypto.open_sealed(deployment.endpoint_token) if deployment.endpoint_token else ""
 
 
-def new_endpoint_token(deployment: Deployment) -> str:
+def new_endpoint_token(svc, deployment: Deployment) -> str:
     if deployment.execution_rule != "endpoint":
         raise BadRequest("Only endpoint deployments have a token")
     token = secrets.token_urlsafe(32)
     Deployment.update(endpoint_token=crypto.seal(token), updated_at=utcnow()).where(
         Deployment.id == deployment.id).execute()
-    _forget_endpoints()
+    svc.endpoints.forget_deployments()
     return token
 
 
 # Executions of deployments --------------------------------------------------------------
 
-def endpoint_deployment(environment: Environment, url_path: str, token: str | None) -> Deployment:
+def endpoint_deployment(svc, environment: Environment, url_path: str,
+                        token: str | None) -> Deployment:
     from ..store.models import Step
 
-    key = (environment.id, url_path)
-    with _endpoint_cache_lock:
-        deployment, expected = _endpoint_cache.get(key, (None, ""))
-    if deployment is None:
+    def load() -> tuple[Deployment, str] | None:
         # One joined query: this is the hot path of every endpoint call.
-        deployment = (Deployment.select(Deployment, Pipeline, Step).join(Pipeline).join(Step)
-                      .where((Deployment.environment == environment)
-                             & (Deployment.endpoint_url_path == url_path)).first())
-        if deployment is not None:
-            expected = endpoint_token(deployment)  # opened once per cache entry
-            with _endpoint_cache_lock:
-                _endpoint_cache[key] = (deployment, expected)
+        found = (Deployment.select(Deployment, Pipeline, Step).join(Pipeline).join(Step)
+                 .where((Deployment.environment == environment)
+                        & (Deployment.endpoint_url_path == url_path)).first())
+        return None if found is None else (found, endpoint_token(found))  # opened once
+
+    deployment, expected = (svc.endpoints.deployment((environment.id, url_path), load)
+                            or (None, ""))
     if deployment is None:
         raise NotFound(f"Endpoint '{url_path}' not found", {"endpoint_url_path": url_path})
     if not token:

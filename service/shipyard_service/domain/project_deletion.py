@@ -64,9 +64,7 @@ def delete_project(svc, project: Project) -> dict:
         counts = _delete_rows(project, env_ids)
         execution_ids, step_ids = counts.pop("_execution_ids"), counts.pop("_step_ids")
 
-    from .deployments import _forget_endpoints
-
-    _forget_endpoints()
+    svc.endpoints.forget_deployments()
     for execution_id in execution_ids:
         svc.orchestrator.cancel_execution(execution_id)
         svc.artifacts.delete_execution(execution_id)

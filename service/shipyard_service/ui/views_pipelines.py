@@ -196,7 +196,7 @@ def _samples(url: str, body: dict) -> dict:
 def deployment_token(project_name: str, environment_name: str, deployment_name: str):
     here = place(project_name, environment_name)
     found = deployments.get_deployment(here.environment, deployment_name)
-    deployments.new_endpoint_token(found)
+    deployments.new_endpoint_token(services(), found)
     flash("New endpoint token generated: the previous one no longer works.", "success")
     return redirect(url_for("ui.deployment", project_name=project_name,
                             environment_name=environment_name, deployment_name=deployment_name))
