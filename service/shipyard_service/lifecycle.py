@@ -76,8 +76,8 @@ class BackgroundWork:
 
 
 def start_background_work(services: Services) -> BackgroundWork:
-    """Called within the app's binding (app.start_background): the threads started here
-    keep it."""
+    """Called within the app's binding (app.start_background_work): the threads started
+    here keep it."""
     # Reports come from the orchestrator's own threads: each runs within the app's binding.
     services.orchestrator.bind(services.state.calls(DomainCallbacks(services)))
     with db_session():

@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from .appstate import AppState
 from .artifacts import Artifacts
 from .config import Settings
 from .datastore.base import DataStore
@@ -28,8 +29,8 @@ class Services:
     login_throttle: LoginThrottle = field(default=None)  # type: ignore[assignment]
     # Set when the server begins to stop (from the worker's signal handler).
     stopping: threading.Event = field(default_factory=threading.Event)
-    # The app's store and key (appstate.AppState), bound by its contexts and threads.
-    state: Any = None
+    # The app's store and key, bound by its contexts and the threads it owns.
+    state: AppState = field(default=None)  # type: ignore[assignment]
     # What endpoint calls look up, kept briefly for this app only.
     endpoints: EndpointCache = field(default_factory=EndpointCache)
 
