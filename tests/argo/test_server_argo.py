@@ -86,6 +86,17 @@ def _wait_objects_deleted(cluster: ClusterStub, name: str, timeout_s: float = 30
         time.sleep(0.2)
 
 
+def _wait_up(api: Api, name: str, pods: int, timeout_s: float = 120) -> dict:
+    """The low-latency deployment once up with `pods` resident runners."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        body = api.request("GET", f"/deployments/{name}?wait_for_completion=true").json()
+        if body["status"] == "up" and len(body.get("pods") or []) == pods:
+            return body
+        assert time.monotonic() < deadline, body
+        time.sleep(0.2)
+
+
 def test_run_builds_an_image_and_runs_a_workflow(argo_api, cluster):
     api = argo_api
     body = create_step_http(api, "doubler", {"main.py": CODE}, kind="pipelines", fields=FIELDS)
@@ -218,12 +229,7 @@ def test_low_latency_deployment_runs_resident_pods(argo_api, cluster):
                                                 "mode": "low_latency", "replicas": 2})
     assert r.status_code == 201, r.text
     token = r.json()["endpoint_token"]
-    deadline = time.monotonic() + 120
-    while True:
-        body = api.request("GET", "/deployments/count-ll?wait_for_completion=true").json()
-        if body["status"] == "up" and len(body.get("pods") or []) == 2:
-            break
-        assert time.monotonic() < deadline, body
+    _wait_up(api, "count-ll", pods=2)
     objects = _deployment_objects(cluster, "count-ll")
     assert objects["deployments"]["spec"]["replicas"] == 2
     assert objects["services"]["spec"]["ports"][0]["port"] == 8080
@@ -406,28 +412,19 @@ def test_rerun_and_step_cache_on_the_cluster(argo_api, cluster):
     assert _markers(sdk, tag)["cached"] == 2
 
 
-def _dates(step: dict) -> tuple[dt.datetime, dt.datetime]:
-    return (dt.datetime.fromisoformat(step["start_date"].replace("Z", "+00:00")),
-            dt.datetime.fromisoformat(step["end_date"].replace("Z", "+00:00")))
-
-
 def test_diamond_as_a_low_latency_endpoint(argo_api, cluster, argo_diamond):
     """A multi-step pipeline in low-latency mode on the cluster backend: a Deployment +
     Service per step, each selecting its step's pods; the API advances the graph, calling
     each step's Service in dependency order (b and c at once) with values and files passed
     between steps, and records the execution's `steps` as in embedded mode."""
+    from ..integration.test_pipeline_graphs import _dates
+
     r = argo_api.request("POST", "/endpoints", json={
         "pipeline_name": argo_diamond, "name": "diamond-ll", "mode": "low_latency",
         "outputs_mapping": [{"pipeline_output_name": "report", "is_null": True}]})
     assert r.status_code == 201, r.text
     token = r.json()["endpoint_token"]
-    deadline = time.monotonic() + 120
-    while True:
-        body = argo_api.request("GET", "/deployments/diamond-ll").json()
-        if body["status"] == "up" and len(body.get("pods") or []) == 4:
-            break
-        assert time.monotonic() < deadline, body
-        time.sleep(0.5)
+    _wait_up(argo_api, "diamond-ll", pods=4)  # a resident runner per step
     deployment_id = next(d for d in cluster.objects["secrets"].values()
                          if d["metadata"]["labels"].get("shipyard.io/deployment") == "diamond-ll"
                          )["metadata"]["labels"]["shipyard.io/deployment-id"]
