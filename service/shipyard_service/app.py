@@ -4,7 +4,6 @@ apps live side by side in one process (appstate.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
 
@@ -34,11 +33,11 @@ class _BoundAppContext(AppContext):
 
     def __init__(self, app: ShipyardApp) -> None:
         super().__init__(app)
-        self._bindings: list[contextlib.ExitStack] = []
+        self._bindings: list = []  # one per push (a context can be pushed again)
 
     def push(self) -> None:
-        binding = contextlib.ExitStack()
-        binding.enter_context(self.app.shipyard_state.bound())
+        binding = self.app.shipyard_state.bound()
+        binding.__enter__()
         self._bindings.append(binding)
         super().push()
 
@@ -46,7 +45,7 @@ class _BoundAppContext(AppContext):
         try:
             super().pop(*exc)  # teardowns first, still bound
         finally:
-            self._bindings.pop().close()
+            self._bindings.pop().__exit__()
 
 
 class ShipyardApp(Flask):

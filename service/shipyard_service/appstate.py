@@ -7,11 +7,10 @@ in one process then each see only their own data and key."""
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import functools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import peewee
@@ -25,11 +24,9 @@ class AppState:
         self.db = db
         self.box = secret_box
 
-    @contextlib.contextmanager
-    def bound(self) -> Iterator[AppState]:
+    def bound(self) -> _Bound:
         """Within the block (this thread, this context), the app's store and key."""
-        with bind_database(self.db), crypto.bind_box(self.box):
-            yield self
+        return _Bound(self)
 
     def calls(self, target: Any) -> BoundCalls:
         """`target`'s methods, each called within this app's binding."""
@@ -49,6 +46,26 @@ class AppState:
             close_all()
         if not self.db.is_closed():
             self.db.close()
+
+
+class _Bound:
+    """One entry into an app's binding (a class: every request of the app enters one)."""
+
+    __slots__ = ("_state", "_db", "_box")
+
+    def __init__(self, state: AppState) -> None:
+        self._state = state
+
+    def __enter__(self) -> AppState:
+        self._db = bind_database(self._state.db)
+        self._box = crypto.bind_box(self._state.box)
+        self._db.__enter__()
+        self._box.__enter__()
+        return self._state
+
+    def __exit__(self, *exc: object) -> None:
+        self._box.__exit__()
+        self._db.__exit__()
 
 
 class BoundCalls:

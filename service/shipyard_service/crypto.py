@@ -15,11 +15,9 @@ its requests and the threads it owns, see appstate.py), else the process default
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -111,15 +109,21 @@ def make_default(secret_box: SecretBox) -> None:
         _box = secret_box
 
 
-@contextlib.contextmanager
-def bind_box(secret_box: SecretBox) -> Iterator[SecretBox]:
+class bind_box:
     """Within the block (this thread, this context), secrets are sealed and opened with
     `secret_box`."""
-    token = _bound.set(secret_box)
-    try:
-        yield secret_box
-    finally:
-        _bound.reset(token)
+
+    __slots__ = ("box", "_token")
+
+    def __init__(self, secret_box: SecretBox) -> None:
+        self.box = secret_box
+
+    def __enter__(self) -> SecretBox:
+        self._token = _bound.set(self.box)
+        return self.box
+
+    def __exit__(self, *exc: object) -> None:
+        _bound.reset(self._token)
 
 
 def box() -> SecretBox:

@@ -8,12 +8,10 @@ importing the one `database` name."""
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import datetime as dt
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import peewee
@@ -43,14 +41,21 @@ class BoundDatabase(peewee.DatabaseProxy):
 database = BoundDatabase()
 
 
-@contextlib.contextmanager
-def bind_database(db: peewee.Database) -> Iterator[peewee.Database]:
-    """Within the block (this thread, this context), the models use `db`."""
-    token = _bound.set(db)
-    try:
-        yield db
-    finally:
-        _bound.reset(token)
+class bind_database:
+    """Within the block (this thread, this context), the models use `db`. A class rather
+    than a generator: every request enters one."""
+
+    __slots__ = ("db", "_token")
+
+    def __init__(self, db: peewee.Database) -> None:
+        self.db = db
+
+    def __enter__(self) -> peewee.Database:
+        self._token = _bound.set(self.db)
+        return self.db
+
+    def __exit__(self, *exc: object) -> None:
+        _bound.reset(self._token)
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
