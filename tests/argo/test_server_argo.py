@@ -473,3 +473,42 @@ def test_diamond_as_a_low_latency_endpoint(argo_api, cluster, argo_diamond):
               for kind in ("deployments", "services") for d in cluster.objects[kind].values()):
         assert time.monotonic() < deadline, "a step's runners were left behind"
         time.sleep(0.2)
+
+
+def test_a_failing_step_of_a_low_latency_graph_skips_what_follows(argo_api, cluster,
+                                                                   argo_diamond):
+    """Low-latency on the cluster backend, as in embedded mode: a step whose function fails
+    (its resident runner answers the failure) fails the execution with an error naming it;
+    the step that needed it is Skipped, the independent branch still ran."""
+    from ..integration.test_pipeline_graphs import CODE as GRAPH_CODE
+
+    body = create_step_http(argo_api, "argo-boom", {"steps.py": GRAPH_CODE},
+                            function_path="steps.py", function_name="boom",
+                            fields=_io_fields([("num", "number")], [("b_out", "number")]))
+    assert body["creation_info"]["status"] == "ready", body
+    created = argo_api.request("POST", "/pipelines", json={
+        "pipeline_name": "argo-boom-graph",
+        "step_names": ["argo-a", "argo-boom", "argo-c", "argo-d"],
+        "connections": [{"source": "argo-a.num", "target": "argo-boom.num"},
+                        {"source": "argo-a.data", "target": "argo-c.data"},
+                        {"source": "argo-boom.b_out", "target": "argo-d.b_out"},
+                        {"source": "argo-c.c_file", "target": "argo-d.c_file"}]})
+    assert created.status_code == 201, created.text
+    r = argo_api.request("POST", "/endpoints", json={
+        "pipeline_name": "argo-boom-graph", "name": "boom-ll", "mode": "low_latency",
+        "outputs_mapping": [{"pipeline_output_name": "report", "is_null": True}]})
+    assert r.status_code == 201, r.text
+    _wait_up(argo_api, "boom-ll", pods=4)
+    call = requests.post(f"{argo_api.env_url}/endpoints/boom-ll", json={"text": "x"},
+                         headers={"Authorization": f"EndpointToken {r.json()['endpoint_token']}"},
+                         timeout=120)
+    assert call.status_code == 500 and call.json()["name"] == "ExecutionFailed", call.text
+    latest = argo_api.request("GET", "/deployments/boom-ll/executions/latest").json()
+    failed = _wait_execution(argo_api, latest["execution_id"])
+    assert failed["status"] == "Failed", failed
+    assert "Step 'argo-boom' failed" in failed["error"] and "middle step broke" in failed["error"]
+    assert {s["name"]: s["status"] for s in failed["steps"]} == {
+        "argo-a": "Succeeded", "argo-boom": "Failed", "argo-c": "Succeeded",
+        "argo-d": "Skipped"}
+    assert argo_api.request("DELETE", "/deployments/boom-ll").status_code == 200
+    _wait_objects_deleted(cluster, "boom-ll")
