@@ -286,3 +286,51 @@ def test_step_reuse_and_cache_migration_on_both_databases(database_url):
         assert step.cache_results is False and step.code_hash is None
         assert StepCache.select().count() == 0
     db.close()
+
+
+def test_sort_keys_follow_metric_writes_on_both_databases(database_url):
+    """Migration 0013 fills the comparison's sort keys from the stored metrics and list
+    summaries; then triggers keep them equal to the metric tables through inserts, upserts
+    (one inside another upsert), appends and deletes, and drop an execution's keys with it."""
+    from shipyard_service.store.models import Execution, ListMetric, SortKey
+
+    db = store_db.init_db(database_url)
+    with db.connection_context():
+        env = Environment.create(project=Project.create(name="p"), name="e")
+        for i in range(3):
+            Execution.create(execution_id=f"x-{i}", environment=env, pipeline_name="p")
+        Metric.create(environment=env, execution_id="x-0", pipeline_name="p", name="acc",
+                      value=0.5)
+        ListMetric.create(environment=env, execution_id="x-0", pipeline_name="p", name="loss",
+                          values=[], count=2, value_min=1, value_max=3, value_sum=4,
+                          value_last=3)
+        db.execute_sql('DROP TABLE "sortkey"')
+        SchemaVersion.update(version=12).execute()
+    db = store_db.init_db(database_url)
+
+    def keys() -> dict:
+        return {(k.execution_id, k.key): (float(k.value), k.created_at is not None)
+                for k in SortKey.select()}
+
+    with db.connection_context():
+        assert keys() == {("x-0", "m:acc"): (0.5, True), ("x-0", "lm:loss:min"): (1, True),
+                          ("x-0", "lm:loss:max"): (3, True), ("x-0", "lm:loss:mean"): (2, True),
+                          ("x-0", "lm:loss:last"): (3, True)}
+        for value in (0.7, 0.9):  # the metric's upsert: insert, then its update path
+            Metric.insert(environment=env, execution_id="x-1", pipeline_name="p", name="acc",
+                          value=value).on_conflict(
+                conflict_target=[Metric.execution_id, Metric.name],
+                update={Metric.value: value}).execute()
+        ListMetric.insert(environment=env, execution_id="x-1", pipeline_name="p", name="loss",
+                          values=[], count=0).on_conflict_ignore().execute()
+        assert ("x-1", "lm:loss:last") not in keys()  # no value yet
+        ListMetric.update(count=1, value_min=5, value_max=5, value_sum=5, value_last=5).where(
+            ListMetric.execution_id == "x-1").execute()
+        found = keys()
+        assert found[("x-1", "m:acc")] == (0.9, True)
+        assert found[("x-1", "lm:loss:mean")] == (5, True)
+        Metric.delete().where(Metric.execution_id == "x-0").execute()
+        ListMetric.delete().where(ListMetric.execution_id == "x-0").execute()
+        Execution.delete().where(Execution.execution_id == "x-1").execute()
+        assert keys() == {}
+    db.close()

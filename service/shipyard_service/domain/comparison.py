@@ -5,7 +5,9 @@ the current filter. Works on SQLite and PostgreSQL; no Flask here."""
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
+from functools import reduce
 
 import peewee
 from peewee import SQL, NodeList, fn
@@ -13,7 +15,7 @@ from peewee import SQL, NodeList, fn
 from ..errors import BadRequest
 from ..store import counts
 from ..store.db import database
-from ..store.models import Environment, Execution, ListMetric, Metric
+from ..store.models import Environment, Execution, ListMetric, Metric, SortKey
 from .lifecycle import ExecutionStatus
 from .metrics import AGGREGATIONS
 
@@ -35,17 +37,24 @@ def _sqlite() -> bool:
     return isinstance(database.obj, peewee.SqliteDatabase)
 
 
+def _conditions(filters: Filters):
+    """The filters on Execution's columns (beside the environment), or None."""
+    terms = []
+    if filters.pipeline:
+        terms.append(Execution.pipeline_name == filters.pipeline)
+    if filters.deployment:
+        terms.append(Execution.deployment_name == filters.deployment)
+    if filters.status:
+        terms.append(Execution.status == filters.status)
+    if filters.text and filters.text.strip():
+        terms.append(Execution.execution_id.contains(filters.text.strip()))
+    return reduce(operator.and_, terms) if terms else None
+
+
 def filtered(environment: Environment, filters: Filters) -> peewee.ModelSelect:
     query = Execution.select().where(Execution.environment == environment)
-    if filters.pipeline:
-        query = query.where(Execution.pipeline_name == filters.pipeline)
-    if filters.deployment:
-        query = query.where(Execution.deployment_name == filters.deployment)
-    if filters.status:
-        query = query.where(Execution.status == filters.status)
-    if filters.text and filters.text.strip():
-        query = query.where(Execution.execution_id.contains(filters.text.strip()))
-    return query
+    narrowing = _conditions(filters)
+    return query if narrowing is None else query.where(narrowing)
 
 
 def _io_value(field: peewee.Field, kind: str, name: str):
@@ -69,17 +78,10 @@ def _duration():
                      Execution.start_date, SQL("))")], glue="")
 
 
-def _list_aggregate(name: str, mode: str):
-    column = {"min": ListMetric.value_min, "max": ListMetric.value_max,
-              "last": ListMetric.value_last}.get(mode)
-    expression = column if column is not None else \
-        ListMetric.value_sum / fn.NULLIF(ListMetric.count, 0)
-    return (ListMetric.select(expression)
-            .where((ListMetric.execution_id == Execution.execution_id) & (ListMetric.name == name)))
-
-
-def sort_expression(key: str, aggregation: str = "last"):
-    """The SQL expression a column key sorts by; BadRequest for an unknown key."""
+def sort_expression(key: str):
+    """The SQL expression a metadata, resource, input or output column sorts by (read per
+    row: the JSON of every filtered execution for an input); BadRequest for a key that is
+    none of these nor a stored sort key (`_sort_key`)."""
     group, _, name = key.partition(":")
     if group == "meta" and name in METADATA:
         return _duration() if name == "duration_s" else getattr(Execution, name)
@@ -88,12 +90,47 @@ def sort_expression(key: str, aggregation: str = "last"):
     if group in ("in", "out") and name:
         return _io_value(Execution.inputs if group == "in" else Execution.outputs,
                          "input" if group == "in" else "output", name)
-    if group == "m" and name:
-        return (Metric.select(Metric.value)
-                .where((Metric.execution_id == Execution.execution_id) & (Metric.name == name)))
-    if group == "lm" and name:
-        return _list_aggregate(name, aggregation if aggregation in AGGREGATIONS else "last")
     raise BadRequest(f"Cannot sort by {key!r}", {"field": "sort"})
+
+
+def _sort_key(key: str, aggregation: str) -> str | None:
+    """The store's sort key (store/sortkeys.py) of a metric or list-metric column; None
+    for the other columns."""
+    group, _, name = key.partition(":")
+    if group == "m" and name:
+        return key
+    if group == "lm" and name:
+        return f"lm:{name}:{aggregation if aggregation in AGGREGATIONS else 'last'}"
+    return None
+
+
+def _keyed_ids(environment: Environment, filters: Filters, key: str, descending: bool,
+               offset: int, limit: int) -> list[str]:
+    """A page of the filtered executions sorted by a stored key: those holding a value in
+    the key's index order (ties newest first), then those without one, newest first. The
+    index scan stops at the page; the filters are checked on each execution it meets."""
+    keyed = SortKey.select(SortKey.execution_id).where(
+        (SortKey.environment_id == environment.id) & (SortKey.key == key))
+    narrowing = _conditions(filters)
+    if narrowing is not None:
+        # A correlated test, not a join: a join lets the planner start from the executions
+        # (a scan of a million rows, then a sort) instead of the key's index.
+        keyed = keyed.where(fn.EXISTS(Execution.select(SQL("1")).where(
+            (Execution.execution_id == SortKey.execution_id) & narrowing)))
+    ids = [i for (i,) in keyed.order_by(
+        SortKey.value.desc() if descending else SortKey.value.asc(),
+        SortKey.created_at.desc(), SortKey.execution_id.desc())
+        .limit(limit).offset(offset).tuples()]
+    if len(ids) == limit:
+        return ids
+    # Past the keyed executions: how many there are, then the rest from their first.
+    holding = offset + len(ids) if ids else keyed.count()
+    without = filtered(environment, filters).where(~fn.EXISTS(
+        SortKey.select(SQL("1")).where((SortKey.execution_id == Execution.execution_id)
+                                       & (SortKey.key == key))))
+    return ids + [i for (i,) in without.select(Execution.execution_id)
+                  .order_by(Execution.created_at.desc(), Execution.execution_id.desc())
+                  .limit(limit - len(ids)).offset(max(0, offset - holding)).tuples()]
 
 
 def page_of(environment: Environment, filters: Filters, sort: str | None, descending: bool,
@@ -105,9 +142,10 @@ def page_of(environment: Environment, filters: Filters, sort: str | None, descen
                          {"page": page, "per_page": per_page})
     query = filtered(environment, filters)
     total = _total(environment, filters, query)
+    key = _sort_key(sort, aggregation) if sort else None
     order = []
-    if sort and sort != "meta:created_at":
-        expression = sort_expression(sort, aggregation)
+    if key is None and sort and sort != "meta:created_at":
+        expression = sort_expression(sort)
         order += [NodeList([expression, SQL("IS NULL")]),
                   NodeList([expression, SQL("DESC" if descending else "ASC")])]
         order += [Execution.created_at.desc(), Execution.execution_id.desc()]
@@ -120,6 +158,9 @@ def page_of(environment: Environment, filters: Filters, sort: str | None, descen
     limit = min(per_page, total - (page - 1) * per_page)
     if limit <= 0:
         return total, []
+    if key is not None:
+        return total, by_ids(_keyed_ids(environment, filters, key, descending,
+                                        (page - 1) * per_page, limit))
     # Sort and cut on the ids alone, then read the page's whole rows: the sorter never
     # carries the rows' JSON (100,000 rows of inputs would be ~100 MB to sort).
     ids = [i for (i,) in query.select(Execution.execution_id).order_by(*order)

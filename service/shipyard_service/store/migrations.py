@@ -153,13 +153,22 @@ def _0012_row_counts(db: peewee.Database) -> None:
     counts.install(db)
 
 
+def _0013_sort_keys(db: peewee.Database) -> None:
+    """The comparison view's sort keys (metrics and list-metric summaries),
+    kept by triggers and filled here from what is stored."""
+    from . import sortkeys
+
+    sortkeys.install(db)
+
+
 # Append migrations here; never edit one that has shipped.
 MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
                     _0003_list_metric_summary, _0004_pipeline_graphs,
                     _0005_project_memberships, _0006_store_indexes,
                     _0007_environment_retention, _0008_endpoint_token_sealed,
                     _0009_login_failures, _0010_step_retries,
-                    _0011_step_reuse_and_cache, _0012_row_counts]
+                    _0011_step_reuse_and_cache, _0012_row_counts,
+                    _0013_sort_keys]
 
 
 def apply(db: peewee.Database) -> None:

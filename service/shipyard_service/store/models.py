@@ -403,6 +403,20 @@ class RowCount(BaseModel):
                                           "deployment_name", "name")
 
 
+class SortKey(BaseModel):
+    """One sortable value of one execution (`key`: m:NAME or
+    lm:NAME:AGGREGATION), kept by triggers; its table is made by store/sortkeys.py."""
+
+    execution_id = peewee.CharField()
+    key = peewee.CharField()
+    environment_id = peewee.IntegerField()
+    value = peewee.BareField()  # SQLite: the JSON value as SQL; PostgreSQL: jsonb
+    created_at = peewee.DateTimeField(null=True)  # the execution's, for ties
+
+    class Meta:
+        primary_key = peewee.CompositeKey("execution_id", "key")
+
+
 # Models added by later features go above this line and into ALL_MODELS.
 ALL_MODELS = [
     SchemaVersion,
