@@ -408,8 +408,23 @@ def test_rerun_and_step_cache_on_the_cluster(argo_api, cluster):
     steps = {s["name"]: s for s in sdk.get_pipeline_execution(outs[1]["execution_id"])["steps"]}
     assert steps["ar-cached"]["status"] == "Cached"
     assert steps["ar-cached"]["cached_from"] == outs[0]["execution_id"]
-    sdk.run_pipeline("ar-cache", {"tag": tag, "x": 2, "f": b"abc"}, use_cache=False)
+    forced = sdk.run_pipeline("ar-cache", {"tag": tag, "x": 2, "f": b"abc"}, use_cache=False)
     assert _markers(sdk, tag)["cached"] == 2
+
+    # A single-step pipeline of the same step: a cached run (the newest result of the step,
+    # whatever pipeline ran it) starts no Workflow; a re-run runs the step again in a
+    # Workflow of its own, with the origin's file input.
+    sdk.create_pipeline("ar-solo", step_name="ar-cached")
+    workflows = len(cluster.objects["workflows"])
+    cached = sdk.run_pipeline("ar-solo", {"tag": tag, "x": 2, "f": b"abc"})
+    assert cached["outputs"] == {"y": 4, "rev": b"cba"}
+    [step] = sdk.get_pipeline_execution(cached["execution_id"])["steps"]
+    assert step["status"] == "Cached" and step["cached_from"] == forced["execution_id"]
+    assert len(cluster.objects["workflows"]) == workflows
+    again = sdk.rerun_pipeline_execution(cached["execution_id"])
+    assert again["outputs"] == {"y": 4, "rev": b"cba"}
+    assert _markers(sdk, tag)["cached"] == 3
+    assert len(cluster.objects["workflows"]) == workflows + 1
 
 
 def test_diamond_as_a_low_latency_endpoint(argo_api, cluster, argo_diamond):

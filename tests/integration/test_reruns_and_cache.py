@@ -283,3 +283,10 @@ def test_cache_of_a_single_step_pipeline_and_of_a_deployment(steps, api: Api):
     assert _markers(sdk, tag) == {"cached": 4}
     assert call(b"new")["status"] == "Cached"
     assert _markers(sdk, tag) == {"cached": 4}
+
+    # A re-run runs its step, even one whose result the cache holds.
+    rerun = sdk.rerun_pipeline_execution(again["execution_id"])
+    assert rerun["outputs"] == {"y": 10, "rev": b"zyx"}
+    assert _markers(sdk, tag) == {"cached": 5}
+    [step] = sdk.get_pipeline_execution(rerun["execution_id"])["steps"]
+    assert step["status"] == "Succeeded"

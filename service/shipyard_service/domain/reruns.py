@@ -2,17 +2,18 @@
 
 A re-run is a NEW execution of the same pipeline with the origin's inputs (values as
 recorded, files shared from the origin's folder: hard links, so deleting the origin later
-leaves the re-run whole), its output mappings and its use of the step cache, linked to the
-same deployment name (so it is listed with the deployment's executions; it runs as an
-elastic run whatever the deployment's mode).
+leaves the re-run whole) and its output mappings, linked to the same deployment name (so
+it is listed with the deployment's executions; it runs as an elastic run whatever the
+deployment's mode).
 
 Which steps run again: `from_step` and every step downstream of it. Every other step that
 ended with a result in the origin (Succeeded, or itself Reused/Cached) is Reused: its
 recorded outputs, files included, are taken without running it. That is its ancestors, and
 also the branches that do not depend on `from_step` (they would compute the same thing).
-A step that failed or was skipped in the origin runs. `from_step` defaults to the first
-failed step of the origin (in the pipeline's order); when none failed, everything runs
-again. A single-step pipeline re-runs its step."""
+A step that failed or was skipped in the origin runs. The steps that run do not take a
+result from the step cache: running them is what a re-run is asked for. `from_step`
+defaults to the first failed step of the origin (in the pipeline's order); when none
+failed, everything runs again. A single-step pipeline re-runs its step."""
 
 from __future__ import annotations
 
@@ -68,9 +69,8 @@ def rerun(svc, environment: Environment, user_id: str, origin: Execution,
         raise BadRequest(f"Pipeline '{pipeline.name}' is not ready (step '{step.name}' "
                          f"status {step.status})", {"pipeline_name": pipeline.name,
                                                     "step_name": step.name})
-    run_info: dict[str, Any] = {"rerun_of": origin.execution_id}
-    if (origin.step_info or {}).get("use_cache") is False:  # run as the origin ran
-        run_info["use_cache"] = False
+    # What is asked to run again runs, even where the step cache holds a result.
+    run_info: dict[str, Any] = {"rerun_of": origin.execution_id, "use_cache": False}
     if is_multi_step(pipeline) and "steps" in (origin.step_info or {}):
         start = from_step or _first_failed(origin.execution_id)
         again = {start} | graph_of(pipeline).downstream(start) if start else set(names)
