@@ -192,6 +192,11 @@ def test_each_step_of_a_low_latency_graph_has_runners_of_its_own(tmp_path):
         "shipyard-dep-9-train", "shipyard-dep-9-score"}
     assert names.resident(9, "train") not in {names.deployment(i) for i in range(100)}
     assert DNS_LABEL.match(names.resident(9, "x" * 80))
+    # Step names the label rules would merge ("abc-" -> "abc") stay apart.
+    assert names.resident(9, "abc") != names.resident(9, "abc-")
+    assert names.resident_selector(9, "abc") != names.resident_selector(9, "abc-")
+    assert re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                    names.resident_selector(9, "abc-")[names.STEP])
     for step, (deployment, service) in made.items():
         pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert deployment["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]

@@ -89,8 +89,18 @@ def resident_selector(deployment_id: int, step_name: str | None = None) -> dict:
     Deployment and Service select its own pods only."""
     labels = {DEPLOYMENT_ID: str(int(deployment_id)), **MANAGED_BY}
     if step_name is not None:
-        labels[STEP] = label_value(step_name)
+        labels[STEP] = step_label(step_name)
     return labels
+
+
+def step_label(step_name: str) -> str:
+    """The step's name as a label value, distinct for distinct names: a name the label rules
+    would change (`abc-` would become `abc`) gets a digest suffix."""
+    value = label_value(step_name)
+    if value == step_name:
+        return value
+    digest = hashlib.sha256(step_name.encode()).hexdigest()[:10]
+    return f"{value[:52].rstrip('._-')}-{digest}"
 
 
 def deployment_labels(deployment_id: int, name: str, project: str, environment: str) -> dict:
