@@ -9,7 +9,7 @@ from shipyard_service import crypto
 from shipyard_service.store import database
 from shipyard_service.store.models import EnvironmentVariable, Project
 
-from .conftest import Client, access_token, assert_error, credentials
+from .conftest import Client, access_token, add_step, assert_error, credentials
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +111,6 @@ def test_an_app_binds_its_state_only_within_its_contexts(make_app):
 def test_endpoint_lookups_are_cached_per_app(make_app):
     """Same project, environment and endpoint path in two apps, different tokens: each
     app checks its own token, however recently the other looked its endpoint up."""
-    from .conftest import add_step
-
     tokens = {}
     apps = {}
     for name in ("a", "b"):
