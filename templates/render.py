@@ -75,6 +75,12 @@ def documents() -> dict[str, dict]:
         "pipeline-dag-workflow.yaml": builders.graph_workflow(
             CFG, builders.graph_template(CFG, DIAMOND, UPSTREAM)["metadata"]["name"],
             "diamond-ab12c", ENV_URL),
+        # Steps that retry (issue 12): `train` up to 3 times, 10 s then 20 s then 40 s
+        # after a failure; a single-step pipeline whose step retries runs as a one-task DAG.
+        "pipeline-dag-retries-workflowtemplate.yaml": builders.graph_template(
+            CFG, DIAMOND, UPSTREAM, {"train": (3, 10)}),
+        "step-retries-workflowtemplate.yaml": builders.graph_template(
+            CFG, [("churn", image)], {"churn": []}, {"churn": (2, 0)}),
         "pipeline-dag-secret.yaml": builders.graph_secret(
             CFG, "diamond-ab12c", {name: f"<token of step {name}>" for name, _ in DIAMOND}),
         "periodic-cronworkflow.yaml": builders.cron_workflow(CFG, periodic, CATCH_UP_WINDOW_S),

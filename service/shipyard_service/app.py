@@ -139,6 +139,8 @@ def close_app(app: Flask) -> None:
     with services.state.bound():
         if services.retention is not None:
             services.retention.stop()
+        if services.retries is not None:
+            services.retries.stop()
         background = app.extensions.pop("shipyard_background", None)
         if background is not None:
             background.stop()  # the orchestrator, then the sampler and checkpointer threads

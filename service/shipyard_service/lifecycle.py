@@ -31,21 +31,21 @@ class DomainCallbacks:
     # A run key names an execution, or one step of it (graph_runs.run_key).
     def execution_started(self, run_key: str, pid: int | None,
                           pid_started_at: float | None = None) -> None:
-        execution_id, step_name = graph_runs.split_run_key(run_key)
+        execution_id, step_name, attempt = graph_runs.split_run_key(run_key)
         with db_session():
             if step_name is None:
                 executions.mark_running(self.services, execution_id, pid, pid_started_at)
             else:
-                graph_runs.step_started(execution_id, step_name, pid, pid_started_at)
+                graph_runs.step_started(execution_id, step_name, pid, pid_started_at, attempt)
 
     def execution_exited(self, run_key: str, return_code: int, detail: str) -> None:
-        execution_id, step_name = graph_runs.split_run_key(run_key)
+        execution_id, step_name, attempt = graph_runs.split_run_key(run_key)
         with db_session():
             if step_name is None:
                 executions.runner_exited(self.services, execution_id, return_code, detail)
             else:
                 graph_runs.step_exited(self.services, execution_id, step_name, return_code,
-                                       detail)
+                                       detail, attempt)
 
     def schedule_fired(self, deployment_id: int, fire_time) -> None:
         with db_session():
@@ -89,6 +89,12 @@ def start_background_work(services: Services) -> BackgroundWork:
     checkpointer.start()
     services.retention = RetentionSweeper(services, services.settings.retention_interval_s)
     services.retention.start()
+    from .retries import RetryTimer
+
+    services.retries = RetryTimer(services)
+    services.retries.start()
+    with db_session():
+        graph_runs.resume_retries(services)
     services.orchestrator.start()
     with db_session():
         deployments.restore_all(services)

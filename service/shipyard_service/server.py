@@ -98,6 +98,8 @@ def _worker_exit(server, worker) -> None:
 
         if services.retention is not None:
             services.retention.stop()
+        if services.retries is not None:
+            services.retries.stop()
         from .store import db_session
         from .store.models import Execution
 

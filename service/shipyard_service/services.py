@@ -26,6 +26,8 @@ class Services:
     events: Events
     # Started by lifecycle.start_background_work, stopped at worker exit (server.py).
     retention: Any = None
+    # The wake-ups of step retries (retries.RetryTimer): the same owner and stop as retention.
+    retries: Any = None
     login_throttle: LoginThrottle = field(default=None)  # type: ignore[assignment]
     # Set when the server begins to stop (from the worker's signal handler).
     stopping: threading.Event = field(default_factory=threading.Event)

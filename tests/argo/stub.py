@@ -111,7 +111,9 @@ class LocalPod:
 
 class DagRun:
     """A workflow whose entrypoint is a DAG: each task a LocalPod, started once every task
-    it depends on succeeded; a task after a failed one is omitted, as Argo does."""
+    it depends on succeeded; a task after a failed one is omitted, as Argo does. A task
+    whose template has a retryStrategy gets a new pod after a failed one, up to its limit,
+    after its backoff (duration * factor**n seconds)."""
 
     def __init__(self, name: str, tasks: list[dict], templates: dict[str, dict], cwd: Path,
                  start_pod):
@@ -125,12 +127,39 @@ class DagRun:
         self.order: list[str] = []  # the order tasks started in
         self.started = time.monotonic()
         self.deadline = 0.0
+        self.templates_of = {t["name"]: t["template"] for t in tasks}
+        self.retries: dict[str, int] = {}  # task -> retries used
+        self.retry_at: dict[str, float] = {}  # task -> when its next pod starts
+
+    def _retry_later(self, task: str) -> bool:
+        strategy = self.templates[self.templates_of[task]].get("retryStrategy")
+        used = self.retries.get(task, 0)
+        if not strategy or used >= int(strategy.get("limit", 0)):
+            return False
+        backoff = strategy.get("backoff") or {}
+        duration = float(str(backoff.get("duration", "0")).rstrip("s") or 0)
+        self.retries[task] = used + 1
+        self.retry_at[task] = time.monotonic() + duration * float(backoff.get("factor", 1)) ** used
+        return True
+
+    def _start(self, task: str) -> None:
+        cwd = self.cwd / task / str(self.retries.get(task, 0))
+        cwd.mkdir(parents=True, exist_ok=True)
+        self.pods[task] = self.start_pod(f"{self.name}-{task}",
+                                         self.templates[self.templates_of[task]], cwd)
 
     def step(self) -> str | None:
         """Advance; the workflow's final phase once every task is done."""
-        for task, pod in self.pods.items():
-            if self.phases[task] == "Running" and pod.proc.poll() is not None:
+        for task, pod in list(self.pods.items()):
+            if (self.phases[task] == "Running" and task not in self.retry_at
+                    and pod.proc.poll() is not None):
+                if pod.proc.returncode != 0 and self._retry_later(task):
+                    continue
                 self.phases[task] = "Succeeded" if pod.proc.returncode == 0 else "Failed"
+        for task, when in list(self.retry_at.items()):
+            if time.monotonic() >= when:
+                del self.retry_at[task]
+                self._start(task)
         for task in self.tasks:
             name, deps = task["name"], task.get("dependencies") or []
             if self.phases[name] is not None:
@@ -138,10 +167,7 @@ class DagRun:
             if any(self.phases[d] in ("Failed", "Omitted") for d in deps):
                 self.phases[name] = "Omitted"
             elif all(self.phases[d] == "Succeeded" for d in deps):
-                cwd = self.cwd / name
-                cwd.mkdir(parents=True, exist_ok=True)
-                self.pods[name] = self.start_pod(f"{self.name}-{name}",
-                                                 self.templates[task["template"]], cwd)
+                self._start(name)
                 self.phases[name] = "Running"
                 self.order.append(name)
         if any(p in (None, "Running") for p in self.phases.values()):

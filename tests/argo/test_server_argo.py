@@ -527,3 +527,24 @@ def test_a_failing_step_of_a_low_latency_graph_skips_what_follows(argo_api, clus
         "argo-d": "Skipped"}
     assert argo_api.request("DELETE", "/deployments/boom-ll").status_code == 200
     _wait_objects_deleted(cluster, "boom-ll")
+
+
+def test_retries_on_argo(argo_api, cluster, tmp_path):
+    """The same cases on the cluster backend (against the stub): the flaky step's DAG task
+    has a retryStrategy, Argo starts a new pod after each failure, and each new pod asks
+    the API for its job as the step's next attempt."""
+    from ..integration.test_retries import (
+        check_fails_three_times,
+        check_fails_twice_then_succeeds,
+        sdk_of,
+    )
+
+    sdk = sdk_of(argo_api.server)
+    check_fails_twice_then_succeeds(sdk, tmp_path, "ra-")
+    check_fails_three_times(sdk, tmp_path, "ra-")
+    strategies = {t["name"]: t.get("retryStrategy")
+                  for template in cluster.objects["workflowtemplates"].values()
+                  for t in template["spec"]["templates"] if "container" in t}
+    assert strategies["ra-flaky"] == {"limit": "2", "retryPolicy": "OnFailure",
+                                      "backoff": {"duration": "1", "factor": "2"}}
+    assert strategies["ra-first"] is None

@@ -60,7 +60,8 @@ def logs(body: dict, execution_id: str):
     execution = _execution(execution_id)
     step = execution.step_run
     return ok({"received": executions.record_logs(execution, body["logs"],
-                                                  step.step_name if step else None)})
+                                                  step.step_name if step else None,
+                                                  step.attempt if step else None)})
 
 
 @blp.route("/executions/<execution_id>/outputs/<name>", methods=["PUT"])

@@ -200,7 +200,9 @@ class TokenService:
             return self._mint({"sub": user.id, "gen": user.token_generation})
         execution = Execution.get_or_none(Execution.token_hash == digest)
         if execution is None:  # a step's token: it acts for its execution
-            step = StepExecution.get_or_none(StepExecution.token_hash == digest)
+            # (A retry on a backend running the graph keeps the token: the newest attempt.)
+            step = (StepExecution.select().where(StepExecution.token_hash == digest)
+                    .order_by(StepExecution.attempt.desc()).first())
             if step is not None and step.status in ACTIVE:
                 execution = Execution.get_or_none(Execution.execution_id == step.execution_id)
         if execution is not None and execution.status in ACTIVE:
@@ -257,8 +259,11 @@ class TokenService:
             if not secrets.compare_digest(execution.token_hash, hash_token(raw_token)):
                 raise Unauthorized("Invalid execution token")
         else:
-            step = StepExecution.get_or_none((StepExecution.execution == execution_id)
-                                             & (StepExecution.token_hash == hash_token(raw_token)))
+            # A retry on a backend that runs the graph keeps its token: the newest attempt.
+            step = (StepExecution.select()
+                    .where((StepExecution.execution == execution_id)
+                           & (StepExecution.token_hash == hash_token(raw_token)))
+                    .order_by(StepExecution.attempt.desc()).first())
             if step is None:
                 raise Unauthorized("Invalid execution token")
             if step.status not in ACTIVE:

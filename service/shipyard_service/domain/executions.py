@@ -207,7 +207,9 @@ def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipel
     execution's first log lines (what the platform did with the request), written before it
     can run. `run_info` goes into step_info: `use_cache` (False: no step takes a cached
     result), a re-run's `rerun_of`, `from_step` and `reuse` (reruns.py)."""
-    if pipeline.connections is not None:  # several steps: the graph's scheduler runs them
+    if pipeline.connections is not None or pipeline.step.max_retries:
+        # Several steps, or a step that retries: the graph's scheduler runs them, an
+        # attempt per StepExecution row.
         from . import graph_runs
 
         execution = graph_runs.start(svc, environment, user_id, pipeline, execution_id, inputs,
@@ -345,17 +347,20 @@ def mark_failed(svc, execution_id: str, reason: str) -> bool:
                       execution_id, {"error": reason, "end_date": utcnow()})
 
 
-def _log_rows(execution_id: str, logs: Any, step_name: str | None = None) -> list[dict]:
+def _log_rows(execution_id: str, logs: Any, step_name: str | None = None,
+              attempt: int | None = None) -> list[dict]:
     from .logs import checked_entries
 
     if not logs:
         return []
     return [{"execution": execution_id, "timestamp": r["timestamp"], "stream": r["stream"],
-             "message": r["message"], "step_name": step_name} for r in checked_entries(logs)]
+             "message": r["message"], "step_name": step_name, "attempt": attempt}
+            for r in checked_entries(logs)]
 
 
-def record_logs(execution: Execution, logs: Any, step_name: str | None = None) -> int:
-    rows = _log_rows(execution.execution_id, logs, step_name)
+def record_logs(execution: Execution, logs: Any, step_name: str | None = None,
+                attempt: int | None = None) -> int:
+    rows = _log_rows(execution.execution_id, logs, step_name, attempt)
     prepared.insert_many(ExecutionLog, rows)
     return len(rows)
 
@@ -636,7 +641,7 @@ def logs(execution: Execution, start, end, limit, step_name: str | None = None) 
             condition &= ExecutionLog.id.is_null()  # a single step: no line of another
     query = window(ExecutionLog.select().where(condition), ExecutionLog, start, end, limit)
     return [{"timestamp": iso(r.timestamp), "message": r.message, "stream": r.stream,
-             "step_name": r.step_name or single} for r in query]
+             "step_name": r.step_name or single, "attempt": r.attempt or 1} for r in query]
 
 
 def delete_execution(svc, execution: Execution) -> dict:

@@ -12,13 +12,20 @@ instead, a re-run's (reruns.py) or the step cache's (step_cache.py): that hook,
 `_resolve_without_running`, runs just before a launch, and also when a backend that runs
 the graph itself asks for a step's job (`begin_step`). Once a step failed, the Pending ones
 are Skipped and the execution fails when nothing runs any more; once all have their
-result, the open outputs go to their destinations."""
+result, the open outputs go to their destinations.
+
+Retries: each attempt of a step is its own row (`attempt` 1, 2…; the newest speaks for the
+step). A failed attempt with retries left gets its next one in the same transaction, Pending
+until `retry_at` (S, 2S, 4S… after the failure), so no reader ever sees the step failed in
+between. The serving process's RetryTimer wakes `advance` at that time; a backend that runs
+the graph itself retries by its own retryStrategy, and its next pod takes the new row."""
 
 from __future__ import annotations
 
 import functools
 import shutil
 from concurrent.futures import Future
+from datetime import timedelta
 from typing import Any
 
 from ..errors import BadRequest
@@ -33,13 +40,18 @@ from .lifecycle import ACTIVE, STEP_DONE, ExecutionStatus, StepExecutionStatus, 
 SEPARATOR = "."  # never in resource names (lowercase letters, digits and '-')
 
 
-def run_key(execution_id: str, step_name: str) -> str:
-    return f"{execution_id}{SEPARATOR}{step_name}"
+def run_key(execution_id: str, step_name: str, attempt: int = 1) -> str:
+    """`<execution_id>.<step_name>`, then `.<attempt>` for a retry: a report names the
+    attempt it is about (a retry may start before the runner of the last one has exited)."""
+    key = f"{execution_id}{SEPARATOR}{step_name}"
+    return key if attempt == 1 else f"{key}{SEPARATOR}{attempt}"
 
 
-def split_run_key(key: str) -> tuple[str, str | None]:
-    execution_id, _, step_name = key.partition(SEPARATOR)
-    return execution_id, step_name or None
+def split_run_key(key: str) -> tuple[str, str | None, int]:
+    """(execution_id, step_name or None for a single-step execution, attempt)."""
+    execution_id, _, rest = key.partition(SEPARATOR)
+    step_name, _, attempt = rest.partition(SEPARATOR)
+    return execution_id, step_name or None, int(attempt) if attempt.isdigit() else 1
 
 
 def outputs_kind(step_name: str) -> str:
@@ -68,7 +80,8 @@ def start(svc, environment: Environment, user_id: str, pipeline: Pipeline, execu
             status=ExecutionStatus.PENDING.value, created_by=user_id,
             step_info={"steps": [s.name for s in steps],
                        "resident_deployment_id": resident_deployment_id,
-                       "backend_runs_graph": whole, **(run_info or {})})
+                       "backend_runs_graph": whole, "retries": retry_policy(pipeline),
+                       **(run_info or {})})
         StepExecution.insert_many([
             {"execution": execution_id, "step_name": step.name, "position": index,
              "status": StepExecutionStatus.PENDING.value,
@@ -83,7 +96,9 @@ def start(svc, environment: Environment, user_id: str, pipeline: Pipeline, execu
             svc.orchestrator.start_graph(GraphLaunch(
                 execution_id=execution_id, environment_url=environment_url,
                 steps=[(s.name, s.env_key or "", tokens[s.name]) for s in steps],
-                upstream={name: sorted(ups) for name, ups in graph.upstream.items()}))
+                upstream={name: sorted(ups) for name, ups in graph.upstream.items()},
+                retries={s.name: (s.max_retries, s.retry_delay_s) for s in steps
+                         if s.max_retries}))
         except Exception as exc:  # the backend refused: nothing may stay pending
             mark_failed(svc, execution_id, f"Could not start the execution: {exc}")
             raise
@@ -93,8 +108,24 @@ def start(svc, environment: Environment, user_id: str, pipeline: Pipeline, execu
 
 
 def rows_of(execution_id: str) -> list[StepExecution]:
+    """Every attempt of every step, in step order then attempt order: a dict by step name
+    built from them keeps each step's newest attempt."""
     return list(StepExecution.select().where(StepExecution.execution == execution_id)
-                .order_by(StepExecution.position))
+                .order_by(StepExecution.position, StepExecution.attempt))
+
+
+def retry_policy(pipeline: Pipeline) -> dict[str, list[int]]:
+    """{step name: [max_retries, retry_delay_s]} of the steps that retry, kept with the
+    execution at its start (a step changed later does not change a running execution)."""
+    from .pipelines import steps_of
+
+    return {s.name: [s.max_retries, s.retry_delay_s] for s in steps_of(pipeline)
+            if s.max_retries}
+
+
+def retry_delay_s(first_delay_s: int, failed_attempt: int) -> int:
+    """The wait after the attempt `failed_attempt` (1, 2…) failed: S, 2S, 4S…"""
+    return first_delay_s * 2 ** (failed_attempt - 1)
 
 
 def advance(svc, execution_id: str) -> None:
@@ -124,28 +155,39 @@ def advance(svc, execution_id: str) -> None:
         # runner asks for its job.)
         steps = {s.name: s for s in steps_of(pipeline)}
         resolved = False
+        now = utcnow()
         for name in graph.order:  # upstream first: a step resolved here feeds the next
             row = rows[name]
-            if row.status == StepExecutionStatus.PENDING.value and all(
+            if row.status != StepExecutionStatus.PENDING.value or not all(
                     rows[up].status in STEP_DONE for up in graph.upstream[name]):
-                if _launch(svc, execution, graph, steps[name], row, rows):
-                    rows[name] = StepExecution.get_by_id(row.id)
-                    resolved = True
+                continue
+            if row.retry_at is not None and row.retry_at > now:  # a retry, not yet due
+                if svc.retries is not None:
+                    svc.retries.wake_at(execution_id, row.retry_at)
+                continue
+            if _launch(svc, execution, graph, steps[name], row, rows,
+                       resident_step=name if pipeline.connections is not None else None):
+                rows[name] = StepExecution.get_by_id(row.id)
+                resolved = True
         if resolved:  # a result taken, not run: nobody reports it, look again now
             advance(svc, execution_id)
             return
     if failed:
-        first = failed[0]
-        _fail_when_idle(svc, execution_id,
-                        f"Step '{first.step_name}' failed: {first.error or 'unknown error'}")
+        _fail_when_idle(svc, execution_id, _failure(failed[0]))
+
+
+def _failure(row: StepExecution) -> str:
+    """The execution's error when `row`, a step's last attempt, failed: names the step."""
+    tries = f" after {row.attempt} attempts" if row.attempt > 1 else ""
+    return f"Step '{row.step_name}' failed{tries}: {row.error or 'unknown error'}"
 
 
 def failed_step_reason(execution_id: str) -> str | None:
-    row = (StepExecution.select().where((StepExecution.execution == execution_id)
-                                        & (StepExecution.status
-                                           == StepExecutionStatus.FAILED.value))
-           .order_by(StepExecution.end_date).first())
-    return f"Step '{row.step_name}' failed: {row.error or 'unknown error'}" if row else None
+    """The first step whose last attempt failed (earlier attempts may have failed too)."""
+    latest = {r.step_name: r for r in rows_of(execution_id)}
+    failed = sorted((r for r in latest.values() if r.status == StepExecutionStatus.FAILED.value),
+                    key=lambda r: r.end_date or utcnow())
+    return _failure(failed[0]) if failed else None
 
 
 def _skip(svc, execution_id: str, rows: dict[str, StepExecution], names: set[str]) -> None:
@@ -290,8 +332,11 @@ def _resolve_without_running(svc, execution: Execution, step, row: StepExecution
     return True
 
 
-def _launch(svc, execution: Execution, graph, step, row: StepExecution, rows) -> bool:
-    """Start the step; True if it took a result instead (re-run or cache)."""
+def _launch(svc, execution: Execution, graph, step, row: StepExecution, rows,
+            resident_step: str | None) -> bool:
+    """Start one attempt of a step; True if it took a result instead (re-run or cache).
+    `resident_step`: which resident runner of a low-latency deployment takes it (None: a
+    single-step pipeline's only one)."""
     execution_id = execution.execution_id
     items, job = _step_inputs(svc, execution, graph, step, rows)
     cache_key = _cache_key(svc, execution, step, items)
@@ -307,25 +352,26 @@ def _launch(svc, execution: Execution, graph, step, row: StepExecution, rows) ->
                execution_id, {"start_date": now})
     environment = execution.environment
     launch = Launch(
-        execution_id=execution_id, run_id=run_key(execution_id, step.name), token=token,
+        execution_id=execution_id, run_id=run_key(execution_id, step.name, row.attempt),
+        token=token,
         env_key=step.env_key or "",
         environment_url=svc.environment_url(environment.project.name, environment.name),
         control_url=svc.settings.public_url, code_dir=svc.artifacts.step_code_dir(step.id),
         function_path=step.function_path, function_name=step.function_name, inputs=job,
         outputs=[{"name": o["name"], "data_type": o["data_type"]} for o in step.outputs],
         environment_variables=envvars.as_dict(environment),
-        input_types={d["name"]: d["data_type"] for d in step.inputs}, step_name=step.name,
+        input_types={d["name"]: d["data_type"] for d in step.inputs}, step_name=resident_step,
     )
     resident = execution.step_info.get("resident_deployment_id")
     try:
         if resident is not None:
             svc.orchestrator.dispatch(resident, launch).add_done_callback(
-                functools.partial(_step_answered, svc, execution_id, step.name))
+                functools.partial(_step_answered, svc, execution_id, step.name, row.attempt))
         else:
             svc.orchestrator.start_execution(launch)
     except Exception as exc:  # the backend refused: the step must not stay running
         step_ended(svc, execution_id, step.name, StepExecutionStatus.FAILED,
-                   {"error": f"Could not start the step: {exc}"})
+                   {"error": f"Could not start the step: {exc}"}, row.attempt)
     return False
 
 
@@ -387,19 +433,29 @@ def output_type(execution: Execution, step_name: str, name: str) -> str | None:
                  if o["name"] == name), None)
 
 
-def step_row(execution_id: str, step_name: str) -> StepExecution | None:
-    return (StepExecution.select().where((StepExecution.execution == execution_id)
-                                         & (StepExecution.step_name == step_name))
+def step_row(execution_id: str, step_name: str,
+             attempt: int | None = None) -> StepExecution | None:
+    """The row of one attempt of a step; None: its newest."""
+    condition = (StepExecution.execution == execution_id) & (StepExecution.step_name == step_name)
+    if attempt is not None:
+        condition &= StepExecution.attempt == attempt
+    return (StepExecution.select().where(condition)
             .order_by(StepExecution.attempt.desc()).first())
 
 
 def step_ended(svc, execution_id: str, step_name: str, status: StepExecutionStatus,
-               changes: dict) -> bool:
-    row = step_row(execution_id, step_name)
+               changes: dict, attempt: int | None = None) -> bool:
+    """An attempt of the step ended (None: its newest); a failed one with retries left
+    gets its next attempt in the same transaction."""
+    row = step_row(execution_id, step_name, attempt)
     if row is None:
         return False
-    moved = transition(svc, StepExecution, {"id": row.id}, status, execution_id,
-                       {"end_date": utcnow(), **changes})
+    now = utcnow()
+    with database.atomic():
+        moved = transition(svc, StepExecution, {"id": row.id}, status, execution_id,
+                           {"end_date": now, **changes})
+        if moved and status is StepExecutionStatus.FAILED:
+            _plan_retry(svc, execution_id, row, now)
     if moved and status is StepExecutionStatus.SUCCEEDED and row.cache_key:
         from . import step_cache
 
@@ -410,18 +466,49 @@ def step_ended(svc, execution_id: str, step_name: str, status: StepExecutionStat
     return moved
 
 
+def _plan_retry(svc, execution_id: str, row: StepExecution, failed_at) -> None:
+    execution = Execution.get_or_none(Execution.execution_id == execution_id)
+    if execution is None or execution.status not in ACTIVE or svc.stopping.is_set():
+        return
+    max_retries, first_delay_s = (execution.step_info.get("retries") or {}).get(
+        row.step_name, (0, 0))
+    if row.attempt > max_retries:
+        return
+    delay = timedelta(seconds=retry_delay_s(first_delay_s, row.attempt))
+    StepExecution.insert(
+        execution=execution_id, step_name=row.step_name, position=row.position,
+        attempt=row.attempt + 1, status=StepExecutionStatus.PENDING.value, inputs=row.inputs,
+        # A backend running the graph retries the task itself: its pod keeps the token.
+        token_hash=row.token_hash if execution.step_info.get("backend_runs_graph") else None,
+        retry_at=failed_at + delay).on_conflict_ignore().execute()
+
+
+def resume_retries(svc) -> int:
+    """At start-up, when executions outlive a restart: the retries they wait for get their
+    wake-ups again (advance asks for them)."""
+    waiting = list(StepExecution.select(StepExecution.execution).distinct().where(
+        (StepExecution.status == StepExecutionStatus.PENDING.value)
+        & StepExecution.retry_at.is_null(False)).tuples())
+    for (execution_id,) in waiting:
+        advance(svc, execution_id)
+    return len(waiting)
+
+
 def step_started(execution_id: str, step_name: str, pid: int | None,
-                 pid_started_at: float | None) -> None:
-    StepExecution.update(pid=pid, pid_started_at=pid_started_at).where(
-        (StepExecution.execution == execution_id) & (StepExecution.step_name == step_name)
-    ).execute()
+                 pid_started_at: float | None, attempt: int = 1) -> None:
+    row = step_row(execution_id, step_name, attempt)
+    if row is not None:
+        StepExecution.update(pid=pid, pid_started_at=pid_started_at).where(
+            StepExecution.id == row.id).execute()
 
 
-def step_exited(svc, execution_id: str, step_name: str, return_code: int, detail: str) -> None:
+def step_exited(svc, execution_id: str, step_name: str, return_code: int, detail: str,
+                attempt: int = 1) -> None:
     reason = f"The runner exited with code {return_code} before reporting a result"
     if detail:
         reason += f": {detail[-4000:]}"
-    step_ended(svc, execution_id, step_name, StepExecutionStatus.FAILED, {"error": reason})
+    step_ended(svc, execution_id, step_name, StepExecutionStatus.FAILED, {"error": reason},
+               attempt)
 
 
 def finish_step(svc, execution: Execution, row: StepExecution, payload: dict) -> str:
@@ -445,39 +532,43 @@ def finish_step(svc, execution: Execution, row: StepExecution, payload: dict) ->
     if not step_ended(svc, execution.execution_id, row.step_name, target,
                       {"error": message, "outputs": outputs,
                        "cpu_time_s": resources.get("cpu_time_s"),
-                       "peak_rss_bytes": resources.get("peak_rss_bytes")}):
+                       "peak_rss_bytes": resources.get("peak_rss_bytes")}, row.attempt):
         raise BadRequest("The step has already ended")
     return target.value
 
 
-def _step_answered(svc, execution_id: str, step_name: str, answer: Future) -> None:
+def _step_answered(svc, execution_id: str, step_name: str, attempt: int,
+                   answer: Future) -> None:
     """A step's resident runner answered (in the backend's thread, or the caller's)."""
     with svc.state.bound(), db_session():
-        record_step_answer(svc, execution_id, step_name, answer.result())
+        record_step_answer(svc, execution_id, step_name, answer.result(), attempt)
 
 
-def record_step_answer(svc, execution_id: str, step_name: str, answer: Answer) -> None:
+def record_step_answer(svc, execution_id: str, step_name: str, answer: Answer,
+                       attempt: int = 1) -> None:
+    """The answer about one attempt of the step (a runner that died: a failed attempt)."""
     if answer.payload is None:
-        step_exited(svc, execution_id, step_name, answer.return_code, answer.detail)
+        step_exited(svc, execution_id, step_name, answer.return_code, answer.detail, attempt)
     else:
-        record_step_result(svc, execution_id, step_name, answer.payload)
+        record_step_result(svc, execution_id, step_name, answer.payload, attempt)
 
 
-def record_step_result(svc, execution_id: str, step_name: str, payload: dict) -> None:
-    """A backend's answer for one step: recorded like the step runner's own /finish."""
+def record_step_result(svc, execution_id: str, step_name: str, payload: dict,
+                       attempt: int = 1) -> None:
+    """A backend's answer for one attempt of a step: recorded like the runner's /finish."""
     execution = Execution.get_or_none(Execution.execution_id == execution_id)
-    row = step_row(execution_id, step_name)
+    row = step_row(execution_id, step_name, attempt)
     if execution is None or row is None or row.status not in ACTIVE:
         return
     try:
         if isinstance(payload, dict) and payload.get("logs"):  # the lines a resident runner's answer carries
             from .executions import record_logs
 
-            record_logs(execution, payload["logs"], step_name)
+            record_logs(execution, payload["logs"], step_name, attempt)
         finish_step(svc, execution, row, payload)
     except BadRequest as exc:
         step_ended(svc, execution_id, step_name, StepExecutionStatus.FAILED,
-                   {"error": f"Invalid result from the runner: {exc.message}"})
+                   {"error": f"Invalid result from the runner: {exc.message}"}, attempt)
 
 
 def _checked_outputs(svc, execution_id: str, step, values: Any) -> list[dict]:
@@ -505,11 +596,16 @@ def _checked_outputs(svc, execution_id: str, step, values: Any) -> list[dict]:
 
 
 def end_steps(svc, execution_id: str, reason: str) -> None:
-    """The execution ended from outside (server stop, start failure): no step stays active."""
+    """The execution ended from outside (server stop, start failure): no step stays active.
+    A step waiting for its retry fails with the reason (it had started: it is no skip)."""
     now = utcnow()
     for row in StepExecution.select().where((StepExecution.execution == execution_id)
                                             & (StepExecution.status.in_(ACTIVE))):
-        if row.status == StepExecutionStatus.PENDING.value:
+        if row.status == StepExecutionStatus.PENDING.value and row.attempt > 1:
+            transition(svc, StepExecution, {"id": row.id}, StepExecutionStatus.FAILED,
+                       execution_id, {"end_date": now,
+                                      "error": f"{reason} (the step waited for its retry)"})
+        elif row.status == StepExecutionStatus.PENDING.value:
             transition(svc, StepExecution, {"id": row.id}, StepExecutionStatus.SKIPPED,
                        execution_id, {"end_date": now})
         else:
@@ -521,7 +617,7 @@ def steps_view(execution: Execution, rows: list[StepExecution] | None) -> list[d
     """`steps` of an execution record: per step, its status, dates, inputs and outputs."""
     from .times import iso
 
-    if rows is None:  # a single-step pipeline: the execution is its step
+    if rows is None:  # a single-step pipeline: the execution is its step, run once
         return [{
             **execution.step_info,
             "name": execution.step_info.get("name") or execution.step_name,
@@ -531,12 +627,27 @@ def steps_view(execution: Execution, rows: list[StepExecution] | None) -> list[d
                        and execution.status == ExecutionStatus.SUCCEEDED.value
                        else execution.status),
             "start_date": iso(execution.start_date), "end_date": iso(execution.end_date),
+            "attempt": 1, "max_attempts": 1,
+            "attempts": [{"number": 1, "status": execution.status,
+                          "start_date": iso(execution.start_date),
+                          "end_date": iso(execution.end_date), "error": execution.error}],
         }]
+    retries = execution.step_info.get("retries") or {}
+    attempts: dict[str, list[StepExecution]] = {}
+    for r in rows:
+        attempts.setdefault(r.step_name, []).append(r)
     return [{
-        "name": r.step_name, "step_name": r.step_name, "status": r.status,
-        "start_date": iso(r.start_date), "end_date": iso(r.end_date), "error": r.error,
-        "inputs": r.inputs, "outputs": r.outputs, **_origin_view(r),
-    } for r in rows]
+        "name": name, "step_name": name, "status": tries[-1].status,
+        # The step began with its first attempt and ends with its last.
+        "start_date": iso(tries[0].start_date), "end_date": iso(tries[-1].end_date),
+        "error": tries[-1].error, "inputs": tries[-1].inputs, "outputs": tries[-1].outputs,
+        "attempt": tries[-1].attempt,
+        "max_attempts": (retries.get(name) or [0])[0] + 1,
+        "attempts": [{"number": r.attempt, "status": r.status,
+                      "start_date": iso(r.start_date), "end_date": iso(r.end_date),
+                      "error": r.error, "retry_at": iso(r.retry_at)} for r in tries],
+        **_origin_view(tries[-1]),
+    } for name, tries in attempts.items()]
 
 
 def _origin_view(row: StepExecution) -> dict:
@@ -554,22 +665,22 @@ def rows_for(execution_ids: list[str]) -> dict[str, list[StepExecution]]:
     for start_at in range(0, len(execution_ids), 500):
         chunk = execution_ids[start_at:start_at + 500]
         for row in (StepExecution.select().where(StepExecution.execution.in_(chunk))
-                    .order_by(StepExecution.position)):
+                    .order_by(StepExecution.position, StepExecution.attempt)):
             found.setdefault(row.execution_id, []).append(row)
     return found
 
 
 def cancel_steps(svc, execution_id: str) -> None:
-    for row in StepExecution.select(StepExecution.step_name).where(
+    for row in StepExecution.select(StepExecution.step_name, StepExecution.attempt).where(
             StepExecution.execution == execution_id):
-        svc.orchestrator.cancel_execution(run_key(execution_id, row.step_name))
+        svc.orchestrator.cancel_execution(run_key(execution_id, row.step_name, row.attempt))
 
 
 def recover(svc, execution: Execution) -> None:
     """Restart recovery: runners of a stopped server's steps are killed."""
     for row in StepExecution.select().where((StepExecution.execution == execution.execution_id)
                                             & (StepExecution.status.in_(ACTIVE))):
-        key = run_key(execution.execution_id, row.step_name)
+        key = run_key(execution.execution_id, row.step_name, row.attempt)
         if svc.orchestrator.is_alive(key, row.pid, row.pid_started_at):
             svc.orchestrator.cancel_execution(key)
 

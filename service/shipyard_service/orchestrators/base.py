@@ -78,6 +78,9 @@ class GraphLaunch:
     environment_url: str
     steps: list[tuple[str, str, str]]  # (step_name, env_key, token) in the pipeline's order
     upstream: dict[str, list[str]]  # step -> the steps it waits for
+    # step -> (max_retries, retry_delay_s) of the steps that retry (the backend's own
+    # retry strategy runs them again; each new pod asks for its job as a new attempt).
+    retries: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

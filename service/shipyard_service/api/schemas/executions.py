@@ -83,7 +83,10 @@ class OutputItem(IoItem):
 
 class ExecutionView(_Summary):
     error = AnyJson(required=True)
-    steps = fields.List(fields.Dict(), required=True)
+    steps = fields.List(fields.Dict(), required=True, metadata={
+        "description": "Per step: name, status, start/end dates, error, inputs, outputs, "
+                       "attempt (the current one), max_attempts, and attempts: "
+                       "[{number, status, start_date, end_date, error, retry_at}]"})
     rerun_of = fields.String(allow_none=True, metadata={
         "description": "A re-run: the execution it re-ran"})
     inputs = fields.List(fields.Nested(InputItem), required=True)
@@ -117,3 +120,4 @@ class ExecutionLogsQuery(LogsQuery):
 
 class ExecutionLogLine(LogLine):
     step_name = fields.String(allow_none=True)
+    attempt = fields.Integer(metadata={"description": "The step's attempt the line is from"})

@@ -34,11 +34,13 @@ from hera.workflows import (
     WorkflowTemplate,
 )
 from hera.workflows.models import (
+    Backoff,
     Capabilities,
     EmptyDirVolumeSource,
     ExecutorConfig,
     PodGC,
     PodSecurityContext,
+    RetryStrategy,
     SecretKeySelector,
     SecretVolumeSource,
     SecurityContext,
@@ -169,10 +171,22 @@ def build_workflow(cfg: ClusterConfig, digest: str, image: str, recipe: ImageRec
 
 
 # Elastic executions -------------------------------------------------------------------------
-def _runner_container(cfg: ClusterConfig, name: str, image: str, token_key: str) -> Container:
+def retry_strategy(max_retries: int, retry_delay_s: int) -> RetryStrategy | None:
+    """A step's retries as Argo runs them: up to `max_retries` new pods after a failed
+    one, the n-th after retry_delay_s * 2**(n-1) seconds (the API's own rule)."""
+    if not max_retries:
+        return None
+    return RetryStrategy(
+        limit=str(max_retries), retry_policy="OnFailure",
+        backoff=Backoff(duration=str(retry_delay_s), factor="2") if retry_delay_s else None)
+
+
+def _runner_container(cfg: ClusterConfig, name: str, image: str, token_key: str,
+                      retries: tuple[int, int] = (0, 0)) -> Container:
     """`python -m shipyard_runner run` as the step user: it fetches its job from the API
     (inputs, code) and reports back; its token is read from the execution's Secret."""
     return Container(
+        retry_strategy=retry_strategy(*retries),
         name=name, image=image, command=["python", "-m", "shipyard_runner"],
         security_context=SecurityContext(
             run_as_non_root=True, allow_privilege_escalation=False,
@@ -220,26 +234,35 @@ def _execution_template_settings() -> dict:
     )
 
 
-def graph_digest(steps: list[tuple[str, str]], upstream: dict[str, list[str]]) -> str:
-    """Same steps (names, images) and same dependencies: same WorkflowTemplate."""
-    payload = json.dumps({"steps": steps, "upstream": {k: sorted(v) for k, v in upstream.items()}},
-                         sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()
+def graph_digest(steps: list[tuple[str, str]], upstream: dict[str, list[str]],
+                 retries: dict[str, tuple[int, int]] | None = None) -> str:
+    """Same steps (names, images), same dependencies and same retries: same
+    WorkflowTemplate."""
+    document: dict = {"steps": steps, "upstream": {k: sorted(v) for k, v in upstream.items()}}
+    if retries:  # (graphs without retries keep the names they had before retries existed)
+        document["retries"] = {k: list(v) for k, v in retries.items()}
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
 def graph_template(cfg: ClusterConfig, steps: list[tuple[str, str]],
-                   upstream: dict[str, list[str]]) -> dict:
+                   upstream: dict[str, list[str]],
+                   retries: dict[str, tuple[int, int]] | None = None) -> dict:
     """A multi-step pipeline: one WorkflowTemplate whose entrypoint is a DAG, a task per
     step (in `steps` order, `(step_name, image)`) waiting for its upstream steps. Values and
     files go from step to step through the API (each task's job holds its inputs: values,
     and upstream files as signed URLs), so a task needs no Argo parameter or artifact
-    besides the execution's; each task reads its own token (`token-<step>`)."""
+    besides the execution's; each task reads its own token (`token-<step>`). A step that
+    retries (`retries`: step -> (max_retries, retry_delay_s)) has a retryStrategy on its
+    task's template: each new pod asks the API for its job as the step's next attempt."""
+    retries = retries or {}
     with WorkflowTemplate(
-        name=names.graph_template(graph_digest(steps, upstream)), namespace=cfg.namespace,
+        name=names.graph_template(graph_digest(steps, upstream, retries)),
+        namespace=cfg.namespace,
         entrypoint="graph", labels={**names.MANAGED_BY, names.KIND: "pipeline"},
         **_execution_template_settings(),
     ) as template:
-        containers = {name: _runner_container(cfg, name, image, names.step_token_key(name))
+        containers = {name: _runner_container(cfg, name, image, names.step_token_key(name),
+                                              retries.get(name, (0, 0)))
                       for name, image in steps}
         with DAG(name="graph"):
             for name, _ in steps:

@@ -196,7 +196,8 @@ class ArgoOrchestrator(Orchestrator):
             if not env_key:
                 raise RuntimeError("a step has no image: rebuild it")
         template = builders.graph_template(
-            self.cfg, [(name, env_key) for name, env_key, _ in graph.steps], graph.upstream)
+            self.cfg, [(name, env_key) for name, env_key, _ in graph.steps], graph.upstream,
+            graph.retries)
         name = template["metadata"]["name"]
         if name not in self._templates:
             self.client.ensure_workflow_template(template)
