@@ -185,11 +185,12 @@ def _url_map():
     """The app's routes as `METHOD endpoint` → rule, without starting anything."""
     import tempfile
 
-    from shipyard_service.app import create_app
+    from shipyard_service.app import close_app, create_app
     from shipyard_service.config import Settings
 
     with tempfile.TemporaryDirectory() as data_dir:
-        app = create_app(Settings.from_env(data_dir=data_dir), start_background=False)
+        app = create_app(Settings.from_env(data_dir=data_dir))
+        close_app(app)  # only its routes are read
         routes = {}
         for rule in app.url_map.iter_rules():
             for method in rule.methods - {"HEAD", "OPTIONS"}:

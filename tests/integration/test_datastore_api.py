@@ -19,7 +19,7 @@ from xml.etree import ElementTree
 import itsdangerous.timed
 import pytest
 import requests
-from shipyard_service.app import create_app
+from shipyard_service.app import close_app, create_app
 from shipyard_service.config import Settings
 
 from ..helpers import assert_error, free_port
@@ -59,7 +59,7 @@ def live(tmp_path_factory):
 
     data_dir = tmp_path_factory.mktemp("datastore-api")
     port = free_port()
-    app = create_app(Settings(data_dir=data_dir, port=port), start_background=False)
+    app = create_app(Settings(data_dir=data_dir, port=port))
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -73,6 +73,7 @@ def live(tmp_path_factory):
     finally:
         server.shutdown()
         thread.join(10)
+        close_app(app)
 
 
 def xml_error(response, status: int, code: str) -> dict:

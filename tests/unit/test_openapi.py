@@ -9,12 +9,15 @@ from ..helpers import ROOT
 
 
 def current_spec(tmp_path) -> dict:
-    from shipyard_service.app import create_app
+    from shipyard_service.app import close_app, create_app
     from shipyard_service.config import Settings
 
-    app = create_app(Settings(data_dir=tmp_path, port=8000), start_background=False)
-    with app.test_client() as client:
-        return client.get("/api/openapi.json").get_json()
+    app = create_app(Settings(data_dir=tmp_path, port=8000))
+    try:
+        with app.test_client() as client:
+            return client.get("/api/openapi.json").get_json()
+    finally:
+        close_app(app)
 
 
 def test_committed_openapi_matches(tmp_path):
