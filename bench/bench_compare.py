@@ -65,7 +65,7 @@ def _timed(session: requests.Session, url: str) -> tuple[list[float], int]:
 
 def _seed(backend: str, data_dir: Path, url: str | None) -> dict:
     """The executions, then the planner's statistics, as a store in service for a while
-    has them (bench_store does the same)."""
+    has them (bench_store does the same; seed_postgres settles PostgreSQL)."""
     if backend == "sqlite":
         facts = seed(data_dir / "shipyard.db", EXECUTIONS, batch=20_000)
         connection = sqlite3.connect(data_dir / "shipyard.db", timeout=60)
@@ -75,20 +75,7 @@ def _seed(backend: str, data_dir: Path, url: str | None) -> dict:
         finally:
             connection.close()
         return facts
-    import psycopg2
-
-    facts = seed_postgres(url, EXECUTIONS)
-    connection = psycopg2.connect(url)
-    try:
-        with connection, connection.cursor() as cursor:
-            cursor.execute("SELECT setval(pg_get_serial_sequence('listmetric', 'id'), "
-                           "(SELECT MAX(id) FROM listmetric))")
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute("VACUUM ANALYZE")
-    finally:
-        connection.close()
-    return facts
+    return seed_postgres(url, EXECUTIONS)
 
 
 def _run(backend: str, root: Path) -> None:

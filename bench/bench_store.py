@@ -16,7 +16,6 @@ SHIPYARD_BENCH_STORE_BACKENDS=sqlite runs one backend only."""
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import os
 import statistics
@@ -27,7 +26,7 @@ from pathlib import Path
 
 from tests.backends.servers import PostgresServer
 from tests.helpers import Api, ServerProcess
-from tests.ui.seeding import copy_text
+from tests.ui.seeding import copy_tables, settle_postgres
 
 EXECUTIONS = int(os.environ.get("SHIPYARD_BENCH_STORE_EXECUTIONS", "1000000"))
 BACKENDS = os.environ.get("SHIPYARD_BENCH_STORE_BACKENDS", "sqlite,postgres").split(",")
@@ -105,23 +104,11 @@ def _seed_postgres(url: str, env_id: int, t0: dt.datetime) -> None:
     conn = psycopg2.connect(url)
     try:
         for start in range(0, EXECUTIONS, BATCH):
-            tables = _rows(env_id, start, min(start + BATCH, EXECUTIONS), t0)
             with conn, conn.cursor() as cur:
-                for table, (columns, rows) in tables.items():
-                    buffer = io.StringIO()
-                    for row in rows:
-                        buffer.write("\t".join(copy_text(v) for v in row) + "\n")
-                    buffer.seek(0)
-                    quoted = ", ".join(f'"{c}"' for c in columns)
-                    cur.copy_expert(f'COPY "{table}" ({quoted}) FROM STDIN', buffer)
-        with conn, conn.cursor() as cur:
-            cur.execute("SELECT setval(pg_get_serial_sequence('listmetric', 'id'), "
-                        "(SELECT MAX(id) FROM listmetric))")
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("VACUUM ANALYZE")
+                copy_tables(cur, _rows(env_id, start, min(start + BATCH, EXECUTIONS), t0))
     finally:
         conn.close()
+    settle_postgres(url)
 
 
 def _store_size(backend: str, data_dir: Path, url: str | None) -> int:

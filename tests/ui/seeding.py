@@ -113,14 +113,37 @@ def seed_postgres(url: str, count: int, project: str = "default", environment: s
         facts = _facts()
         for tables in batches(env_id, count, facts, batch):
             with connection, connection.cursor() as cursor:
-                for table, (columns, rows) in tables.items():
-                    buffer = io.StringIO()
-                    for row in rows:
-                        buffer.write("\t".join(copy_text(v) for v in row) + "\n")
-                    buffer.seek(0)
-                    quoted = ", ".join(f'"{c}"' for c in columns)
-                    cursor.copy_expert(f'COPY "{table}" ({quoted}) FROM STDIN', buffer)
-        return facts
+                copy_tables(cursor, tables)
+    finally:
+        connection.close()
+    settle_postgres(url)
+    return facts
+
+
+def copy_tables(cursor, tables: dict) -> None:
+    """{table: (columns, rows)} into PostgreSQL by COPY."""
+    for table, (columns, rows) in tables.items():
+        buffer = io.StringIO()
+        for row in rows:
+            buffer.write("\t".join(copy_text(v) for v in row) + "\n")
+        buffer.seek(0)
+        quoted = ", ".join(f'"{c}"' for c in columns)
+        cursor.copy_expert(f'COPY "{table}" ({quoted}) FROM STDIN', buffer)
+
+
+def settle_postgres(url: str) -> None:
+    """After a bulk load: the list metrics' id sequence past the ids given, and the
+    planner's statistics (as a store in service for a while has them)."""
+    import psycopg2
+
+    connection = psycopg2.connect(url)
+    try:
+        with connection, connection.cursor() as cursor:
+            cursor.execute("SELECT setval(pg_get_serial_sequence('listmetric', 'id'), "
+                           "(SELECT COALESCE(MAX(id), 1) FROM listmetric))")
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE")
     finally:
         connection.close()
 
