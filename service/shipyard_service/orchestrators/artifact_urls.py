@@ -22,6 +22,8 @@ def artifact_url(settings: Settings, relative_path: str) -> str:
 def remote_inputs(settings: Settings, inputs: dict) -> dict:
     """File inputs given as local paths under the data folder become signed URLs: a pod
     cannot read the API's disk."""
+    if not any(isinstance(v, dict) and isinstance(v.get("path"), str) for v in inputs.values()):
+        return inputs  # no file input (most low-latency calls): no path to resolve
     root = Path(settings.data_dir).resolve()
     result = {}
     for name, value in inputs.items():
