@@ -109,3 +109,28 @@ def test_retention_policy_is_set_and_turned_off(admin):
     r = admin.open("PUT", RETENTION, json={"keep_last_per_deployment": None})
     assert r.get_json()["enabled"] is False
     assert_error(admin.open("GET", "/api/v1/projects/default/environments/nope/retention"), 404)
+
+
+def test_cookie_sessions_belong_to_the_ui_only(admin):
+    """The UI signs in with its session cookie; API requests authenticate by token and
+    never open a cookie session, even with the UI's cookie sent along."""
+    import re
+
+    from flask import session
+
+    app = admin.app
+    http = app.test_client()
+    page = http.get("/ui/login")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+    creds = credentials(app)
+    r = http.post("/ui/login", data={"csrf_token": csrf, "email": creds["admin_email"],
+                                     "password": creds["admin_password"], "next": ""})
+    assert r.status_code == 302 and "session=" in r.headers["Set-Cookie"]
+    assert http.get("/ui/").status_code == 200  # the cookie signs the UI in
+    r = http.get("/environments/default/dev/api/v1/pipelines")  # the cookie alone
+    assert_error(r, 401)
+    assert "Set-Cookie" not in r.headers
+    for path, null in (("/environments/default/dev/api/v1/pipelines", True),
+                       ("/environments/default/dev/endpoints/x", True), ("/ui/", False)):
+        with app.test_request_context(path):
+            assert app.session_interface.is_null_session(session) is null, path
