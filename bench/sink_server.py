@@ -57,7 +57,7 @@ class SinkServer:
                 path = self.path.split("?")[0]
                 self._drain()
                 if path.endswith("/auth/refresh"):
-                    token = jwt.encode({"exp": int(time.time()) + 3600}, "sink", "HS256")
+                    token = jwt.encode({"exp": int(time.time()) + 3600}, "sink-" * 8, "HS256")
                     self._json({"access_token": token, "refresh_token": "sink"})
                 elif path.endswith("/upload/multipart"):
                     self._json({"upload_id": "sink", "key": "sink"})
