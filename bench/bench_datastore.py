@@ -8,18 +8,21 @@ Peak memory is sampled every 50 ms: the API server (gunicorn master + worker) an
 process. Both must stay far below the file size: bytes stream through, never whole. CPU
 seconds (user + system) of the server and the client are printed too: on a shared machine
 they vary less than the times. Each client is also measured against a trivial sink server
-(bench/sink_server.py) to show its own ceiling, and the S3 store against the S3 server
-alone (moto, through the minio client)
+(bench/sink_server.py) to show its own ceiling, the bytes alone over loopback TCP (sendfile
+to splice, no HTTP) to show the machine's, and the S3 store against the S3 server alone
+(moto, through the minio client).
 Dirty pages are synced before each measurement so one step's writeback does not land in the
 next one's time. SHIPYARD_BENCH_DATASTORE_MB changes the size (e.g. 64 for a quick look)."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import resource
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -231,6 +234,50 @@ def _official(label: str, server: ServerProcess, source: Path, digest: str, targ
                 f"{client_cpu.seconds:.2f}"), flush=True)
 
 
+def _loopback_floor(source: Path, target: Path, baseline_s: float) -> None:
+    """What any HTTP transfer can reach here at most: the file over one loopback TCP
+    connection, sent by sendfile and written by splice (socket -> pipe -> file), fsync'd as
+    the copy is; no HTTP, no Python per block. The copy moves each byte once in the kernel,
+    this twice (file -> socket, socket -> file)."""
+    size = source.stat().st_size
+    listener = socket.create_server(("127.0.0.1", 0))
+    received: list[float] = []
+
+    def receive() -> None:
+        connection, _ = listener.accept()
+        read_end, write_end = os.pipe()
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 1024 * 1024)
+        with connection, open(target, "wb") as out:
+            done = 0
+            while done < size:
+                moved = os.splice(connection.fileno(), write_end, min(1 << 20, size - done))
+                if not moved:
+                    break
+                while moved:
+                    written = os.splice(read_end, out.fileno(), moved)
+                    done += written
+                    moved -= written
+            out.flush()
+            os.fsync(out.fileno())
+        os.close(read_end)
+        os.close(write_end)
+        received.append(time.perf_counter())
+
+    thread = threading.Thread(target=receive)
+    thread.start()
+    os.sync()
+    start = time.perf_counter()
+    with socket.create_connection(listener.getsockname()) as client, open(source, "rb") as f:
+        client.sendfile(f)
+    thread.join(TIME_LIMIT_S)
+    listener.close()
+    seconds = received[0] - start
+    target.unlink()
+    print(f"{'loopback floor':>24}: sendfile -> splice, no HTTP: {seconds:.2f} s "
+          f"({SIZE_MB / seconds:.0f} MB/s = {baseline_s / seconds:.0%} of the copy)",
+          flush=True)
+
+
 def _clients_ceiling(source: Path, target: Path, baseline_s: float) -> None:
     """Each client against the sink server: the most it can reach, whatever the server."""
     from shipyard import CraftAiSdk
@@ -291,6 +338,7 @@ def main() -> None:
               f"({SIZE_MB / baseline:.0f} MB/s), peak RSS {_mb(copy_peak.peak)}, "
               f"CPU {copy_cpu.seconds:.2f} s", flush=True)
 
+        _loopback_floor(source, root / "loopback.bin", baseline)
         _clients_ceiling(source, root / "sink.bin", baseline)
         (root / "local").mkdir()
         _round_trip("local", root / "local", {"SHIPYARD_DATASTORE": "local"}, source, digest,

@@ -14,7 +14,8 @@ Bytes are sent and written as they are read: no hashing pass, no copy to a tempo
 for seekable sources, no Python loop per small chunk.
 
 Thresholds come from ``CRAFT_AI__MULTIPART_THRESHOLD__B`` (default 100 000 000) and
-``CRAFT_AI__MULTIPART_PART_SIZE__B`` (default 9 961 472), read at import time.
+``CRAFT_AI__MULTIPART_PART_SIZE__B`` (default 9 961 472; a regular file's parts are
+``FILE_PART_SIZE`` while it is left at that default), read at import time.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ from .exceptions import SdkException
 
 DEFAULT_MULTIPART_THRESHOLD = 100_000_000
 DEFAULT_MULTIPART_PART_SIZE = 38 * 256 * 1024  # 9 961 472: 256 KiB multiple, >= 5 MiB
+#: Parts of a regular file when the part size is left at its default. The default (the
+#: official client's) bounds the memory of parts read into memory; a file's parts are sent
+#: by sendfile and hold none, so they are larger: each part costs a request to the API
+#: (1 GiB: 108 parts took 0.3-1.3 s more server CPU than 16).
+FILE_PART_SIZE = 64 * 1024 * 1024
 
 
 def _int_from_env(name: str, default: int) -> int:
@@ -235,9 +241,11 @@ def _upload_multipart(
 ) -> None:
     base_url = f"{api_url}/data-store/upload/multipart"
     configuration = http.call("POST", base_url, json={"path_to_object": object_path})
-    part_count = max(1, -(-size // part_size))
     read_part = _part_reader(source)
     regular = _transfer.regular_file(source)
+    if regular is not None and part_size == DEFAULT_MULTIPART_PART_SIZE:
+        part_size = FILE_PART_SIZE
+    part_count = max(1, -(-size // part_size))
     connections = _transfer.Connections()
     progress_lock = threading.Lock()
 

@@ -9,6 +9,7 @@ import email.policy
 import http.server
 import io
 import json
+import os
 import sys
 import tarfile
 import threading
@@ -16,6 +17,7 @@ import time
 import types
 import warnings
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -1052,6 +1054,34 @@ def test_endpoint_file_result_and_file_trigger(stub: StubServer, sdk: CraftAiSdk
 
 
 # ---------------------------------------------------------------- HTTP: data store
+
+
+def test_file_parts_are_sent_by_sendfile_in_larger_parts(
+    stub: StubServer, sdk: CraftAiSdk, tmp_path: Path
+) -> None:
+    """A regular file with the default part size goes in FILE_PART_SIZE parts (sendfile:
+    none of it in memory); a buffer keeps the default. Both bodies arrive whole."""
+    from shipyard import _datastore
+
+    sdk._MULTIPART_THRESHOLD = 8
+    assert sdk._MULTIPART_PART_SIZE == _datastore.DEFAULT_MULTIPART_PART_SIZE
+    stub.route("POST", f"{API}/data-store/upload/multipart", (200, {"upload_id": "u"}))
+    stub.route(
+        "POST",
+        f"{API}/data-store/upload/multipart/part",
+        (200, {"signed_url": f"{stub.url}/signed/part/1", "headers": {}}),
+    )
+    stub.route("PUT", "/signed/part/1", (200, b"", {"ETag": '"e"'}))
+    stub.route("POST", f"{API}/data-store/upload/multipart/end", (204, b""))
+    data = os.urandom(300_000)
+    source = tmp_path / "f.bin"
+    source.write_bytes(data)
+    sdk.upload_data_store_object(str(source), "a/f.bin")
+    sdk.upload_data_store_object(io.BytesIO(data), "a/b.bin")
+    asked = stub.calls("POST", f"{API}/data-store/upload/multipart/part")
+    sizes = [r.json()["chunk_size"] for r in asked]
+    assert sizes == [_datastore.FILE_PART_SIZE, _datastore.DEFAULT_MULTIPART_PART_SIZE]
+    assert [p.body for p in stub.calls("PUT")] == [data, data]
 
 
 def test_multipart_upload_sequence(stub: StubServer, sdk: CraftAiSdk) -> None:
