@@ -16,7 +16,7 @@ OFFICIAL = '''
 import io, json, sys
 from craft_ai_sdk import CraftAiSdk
 
-out_path = sys.argv[1]
+out_path, users = sys.argv[1], json.loads(sys.argv[2])
 sdk = CraftAiSdk()
 seen = {}
 
@@ -34,6 +34,9 @@ attempt("list_objects", sdk.list_data_store_objects)
 attempt("upload", lambda: sdk.upload_data_store_object(io.BytesIO(b"x"), "client/x.txt"))
 attempt("download", lambda: (lambda buf: (sdk.download_data_store_object("shared/a.txt", buf),
                                           buf.getvalue().decode())[1])(io.BytesIO()))
+# get_user is how the client names a `created_by`: the admin, or a fellow member.
+for who, user_id in users.items():
+    attempt("get_user_" + who, lambda user_id=user_id: sdk.get_user(user_id))
 json.dump(seen, open(out_path, "w"))
 '''
 
@@ -86,6 +89,13 @@ def test_our_sdk_roles_and_admin_functions(platform):
             call()
         assert caught.value.status_code == 404 and caught.value.name == "NotFound"
     assert outsider.list_projects() == []
+    # Users: only who shares a project (or oneself) can be read; else 404 as if unknown.
+    ids = {who.who_am_i()["email"]: who.who_am_i()["id"] for who in (outsider, viewer, editor)}
+    assert viewer.get_user(ids["editor@example.com"])["email"] == "editor@example.com"
+    assert outsider.get_user(ids["outsider@example.com"])["email"] == "outsider@example.com"
+    with pytest.raises(SdkException) as caught:
+        outsider.get_user(ids["viewer@example.com"])
+    assert caught.value.status_code == 404 and caught.value.name == "NotFound"
 
     assert viewer.list_steps() == []
     assert viewer.list_environment_variables() == [{"name": "SECRET", "value": None}]
@@ -122,8 +132,10 @@ def test_our_sdk_roles_and_admin_functions(platform):
 
 @pytest.mark.compat
 def test_official_client_sees_the_roles(platform, client_python, tmp_path):
-    server, _, tokens = platform
+    server, admin, tokens = platform
     creds = server.credentials
+    users = {"admin": admin.who_am_i()["id"],
+             "editor": _ours(server, tokens["editor"]).who_am_i()["id"]}
     script = tmp_path / "client.py"
     script.write_text(OFFICIAL)
     seen = {}
@@ -133,7 +145,8 @@ def test_official_client_sees_the_roles(platform, client_python, tmp_path):
         env.update(CRAFT_AI_ENVIRONMENT_URL=creds["environment_url"],
                    CRAFT_AI_SDK_TOKEN=tokens[name], CRAFT_AI_CONTROL_URL=creds["control_url"])
         out = tmp_path / f"{name}.json"
-        proc = subprocess.run([str(client_python), str(script), str(out)], env=env,
+        proc = subprocess.run([str(client_python), str(script), str(out), json.dumps(users)],
+                              env=env,
                               capture_output=True, text=True, timeout=300, cwd=ROOT)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
         seen[name] = json.loads(out.read_text())
@@ -152,3 +165,9 @@ def test_official_client_sees_the_roles(platform, client_python, tmp_path):
     editor = seen["editor"]
     assert {v["name"]: v["value"] for v in editor["list_variables"][1]}["SECRET"] == "s3cret"
     assert editor["set_variable"][0] == "ok" and editor["upload"][0] == "ok", editor
+    # Users: a member reads the platform admin and a fellow member (their `created_by`); an
+    # outsider, sharing no project, reads neither (404 above, as for an unknown id).
+    for name in ("viewer", "editor"):
+        for who in ("admin", "editor"):
+            assert seen[name][f"get_user_{who}"][0] == "ok", (name, who, seen[name])
+            assert seen[name][f"get_user_{who}"][1]["id"] == users[who]

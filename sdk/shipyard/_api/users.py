@@ -18,7 +18,9 @@ class UsersMixin(SdkBase):
         return {key: value for key, value in user.items() if key in ("id", "name", "email")}
 
     def get_user(self, user_id: str) -> dict[str, Any]:
-        """Get information about a user.
+        """Get information about a user: yourself, a user sharing a project with you (such
+        as the ``created_by`` of what you see), or anyone for a platform admin; any other
+        id is not found.
 
         Returns:
             dict with the keys ``id``, ``name`` and ``email``.
