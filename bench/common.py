@@ -13,11 +13,11 @@ from pathlib import Path
 
 from tests.helpers import Api, ServerProcess
 
-# The elastic starts a benchmark compares: the default (a warm spare per step environment,
-# started ahead of its execution) and a fresh interpreter started with each execution
+# The elastic starts a benchmark compares: the default (forked, each into a sandbox of its
+# own, by a fork server per step environment) and a fresh interpreter per execution
 # (docs/sandbox.md).
-ELASTIC_MODES = [("warm spares (default)", {}),
-                 ("fresh interpreter (SHIPYARD_WARM_SPARES=0)", {"SHIPYARD_WARM_SPARES": "0"})]
+ELASTIC_MODES = [("fork server (default)", {}),
+                 ("fresh interpreter (SHIPYARD_FORK_SERVERS=0)", {"SHIPYARD_FORK_SERVERS": "0"})]
 
 
 def each_elastic_mode(measure: Callable[[dict, list[float]], None], baseline: list[float]) -> None:

@@ -94,10 +94,10 @@ class Settings:
     resource_retention_s: float = 7 * 24 * 3600.0
     resource_max_rows: int = 500_000
     worker_name: str = ""  # empty: the host name
-    # Elastic runners started ahead of their execution, one per step environment, each in a
-    # sandbox of its own and used once (orchestrators/local/spares.py): at most this many
-    # wait at a time; 0: every elastic runner starts when its execution does.
-    warm_spares: int = 16
+    # Elastic runners forked, each into a sandbox of its own, by a warm fork server per step
+    # environment (orchestrators/local/forkservers.py): at most this many stay warm, the
+    # least recently used retired first; 0: every elastic runner starts a new interpreter.
+    fork_servers: int = 16
     # Backends, chosen by configuration only (see orchestrators/__init__.py and
     # datastore/__init__.py). The defaults are the embedded ones.
     orchestrator: str = "local"  # local | argo

@@ -1,10 +1,10 @@
-"""Elastic executions started from a warm spare of their step environment (issue 16, by
-default): each one still runs in a fresh process that never ran another execution's code,
-in a sandbox and work folder of its own. Module state, environment variables and the
-working folder never leak from one execution to the next, nor does the server's own
-environment; two executions of one step running at the same time cannot see each other's
-work folder or /tmp; a stopped server leaves no spare behind. With SHIPYARD_WARM_SPARES=0
-runners start cold, as before."""
+"""Elastic executions forked by the step environment's fork server (issue 16, by default):
+each one still runs in a fresh process that never ran another execution's code, in a
+sandbox of its own inside the fork server's. Module state, environment variables, the
+working folder and /tmp never leak from one execution to the next, nor does the server's
+own environment; two executions of one step running at the same time cannot see each
+other's work folder or /tmp; a stopped server leaves no fork server behind. With
+SHIPYARD_FORK_SERVERS=0 runners start cold, as before."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def run(tag):
         "stdlib_mark": getattr(json, "LEAKED_MARK", None),
         "files": sorted(os.listdir(".")),
         "cwd": os.getcwd(),
-        "warm": "shipyard_runner.spare" in sys.modules,
+        "forked": "shipyard_runner.forkserver" in sys.modules,
+        "pid": os.getpid(),
         "tmp": sorted(os.listdir("/tmp")),
     }
     # Leave traces behind: the next execution must see none of them.
@@ -50,7 +51,7 @@ SEEN_FIELDS = {"inputs[0][name]": "tag", "inputs[0][data_type]": "string",
 
 
 def _runner_processes(server: ServerProcess, kind: str = "") -> list[psutil.Process]:
-    """The server's runner processes (`kind` "spare": the waiting spares only)."""
+    """The server's runner processes (`kind` "forkserver": the fork servers only)."""
     found = []
     for proc in psutil.Process(server.proc.pid).children(recursive=True):
         try:
@@ -62,18 +63,23 @@ def _runner_processes(server: ServerProcess, kind: str = "") -> list[psutil.Proc
     return found
 
 
-def _wait_for_a_spare(server: ServerProcess) -> None:
-    deadline = time.monotonic() + 60
-    while not _runner_processes(server, "spare"):
-        assert time.monotonic() < deadline, "no spare was started"
-        time.sleep(0.05)
+def _until_forked(api: Api, pipeline: str, inputs: dict) -> None:
+    """Run until an execution is forked: the first of an environment starts cold and asks
+    for a fork server, which starts in the background."""
+    for _ in range(50):
+        _, out = run_and_wait(api, pipeline, inputs)
+        assert out.status_code == 200, out.text
+        if out.json()["outputs"][0]["value"]["forked"]:
+            return
+        time.sleep(0.2)
+    raise AssertionError("no execution was forked")
 
 
-@pytest.fixture(params=["warm-spare", "cold"])
+@pytest.fixture(params=["fork-server", "cold"])
 def server(request, tmp_path):
     env = {"SERVER_ONLY_SECRET": "do-not-leak"}
     if request.param == "cold":
-        env["SHIPYARD_WARM_SPARES"] = "0"
+        env["SHIPYARD_FORK_SERVERS"] = "0"
     server = ServerProcess(tmp_path / "data", env=env).start()
     yield request.param, server
     server.stop()
@@ -83,10 +89,10 @@ def test_executions_never_see_each_others_state(server):
     mode, server = server
     api = Api(server)
     create_step_http(api, "isolated", {"main.py": STEP}, kind="pipelines", fields=SEEN_FIELDS)
+    if mode == "fork-server":
+        _until_forked(api, "isolated", {"tag": "warm-up"})
     seen = []
     for tag in ("first", "second", "third"):
-        if mode == "warm-spare" and tag != "first":
-            _wait_for_a_spare(server)
         _, out = run_and_wait(api, "isolated", {"tag": tag})
         assert out.status_code == 200, out.text
         outputs = {o["pipeline_output_name"]: o["value"] for o in out.json()["outputs"]}
@@ -94,16 +100,16 @@ def test_executions_never_see_each_others_state(server):
     for item in seen:
         assert item["calls_in_module"] == 1, item  # the step's module is fresh each time
         assert item["env_mark"] is None, item
-        assert item["stdlib_mark"] is None, item  # even modules the spare imported
+        assert item["stdlib_mark"] is None, item  # even modules the fork server imported
         assert item["server_secret"] is None, item
         assert not [f for f in item["files"] if f.startswith("leftover-")], item
         assert not [f for f in item["tmp"] if f.startswith("leftover-")], item
-    # The first execution of a step starts cold; the next ones find a spare waiting.
-    assert [item["warm"] for item in seen] == (
-        [False, True, True] if mode == "warm-spare" else [False, False, False])
+        assert item["forked"] == (mode == "fork-server"), item
+    if mode == "fork-server":  # pid 1 of a pid namespace of its own, each time
+        assert [item["pid"] for item in seen] == [1, 1, 1], seen
     assert len({item["cwd"] for item in seen}) == 3
     if mode == "cold":
-        assert not _runner_processes(server, "spare")
+        assert not _runner_processes(server, "forkserver")
 
 
 RENDEZVOUS = '''
@@ -134,14 +140,14 @@ def _try(action):
 
 
 def run(role, key):
-    if role == "warm-up":  # the first execution of a step starts cold, and wants a spare
-        return {"report": {}}
+    if role == "warm-up":
+        return {"report": {"forked": "shipyard_runner.forkserver" in sys.modules}}
     sdk = CraftAiSdk()
     with open("secret-" + role, "w") as f:
         f.write(role)
     with open("/tmp/secret-" + role, "w") as f:
         f.write(role)
-    me = {"cwd": os.getcwd(), "warm": "shipyard_runner.spare" in sys.modules}
+    me = {"cwd": os.getcwd(), "forked": "shipyard_runner.forkserver" in sys.modules}
     if role == "first":
         # Tell the second where this execution works, and stay running until it has looked.
         with open("me.json", "w") as f:
@@ -172,11 +178,9 @@ def test_concurrent_executions_of_one_step_cannot_see_each_other(tmp_path):
             "inputs[0][name]": "role", "inputs[0][data_type]": "string",
             "inputs[1][name]": "key", "inputs[1][data_type]": "string",
             "outputs[0][name]": "report", "outputs[0][data_type]": "json"})
-        _, out = run_and_wait(api, "pair", {"role": "warm-up", "key": "none"})
-        assert out.status_code == 200, out.text
+        _until_forked(api, "pair", {"role": "warm-up", "key": "none"})
         ids = {}
         for role in ("first", "second"):
-            _wait_for_a_spare(server)
             r = api.request("POST", "/pipelines/pair/run", data={
                 "json_inputs": json.dumps({"role": role, "key": "rendezvous"})})
             assert r.status_code == 200, r.text
@@ -194,7 +198,7 @@ def test_concurrent_executions_of_one_step_cannot_see_each_other(tmp_path):
             reports[role] = out.json()["outputs"][0]["value"]
         first, second = reports["first"], reports["second"]
         assert first["waited"], first  # the first was still running when the second looked
-        assert first["warm"] and second["warm"], reports  # both from spares
+        assert first["forked"] and second["forked"], reports  # by the same fork server
         assert second["other"] == first["cwd"] != second["cwd"], reports
         assert second["other_listing"].startswith("refused"), second
         assert second["other_secret"].startswith("refused"), second
@@ -206,28 +210,30 @@ def test_concurrent_executions_of_one_step_cannot_see_each_other(tmp_path):
         server.stop()
 
 
-def test_a_failing_step_and_a_deleted_execution_from_spares(tmp_path):
+def test_a_failing_step_and_a_deleted_execution_under_the_fork_server(tmp_path):
     server = ServerProcess(tmp_path / "data").start()
     try:
         api = Api(server)
         create_step_http(api, "crashes", {"main.py": (
-            "import os, time\n"
+            "import os, sys, time\n"
             "def run(how):\n"
+            "    if how == 'forked':\n"
+            "        return {'report': {'forked': 'shipyard_runner.forkserver' in sys.modules}}\n"
             "    if how == 'exit':\n"
             "        os._exit(7)\n"
             "    if how == 'sleep':\n"
             "        time.sleep(60)\n"
             "    raise ValueError('boom ' + how)\n")}, kind="pipelines", fields={
-            "inputs[0][name]": "how", "inputs[0][data_type]": "string"})
+            "inputs[0][name]": "how", "inputs[0][data_type]": "string",
+            "outputs[0][name]": "report", "outputs[0][data_type]": "json"})
+        _until_forked(api, "crashes", {"how": "forked"})
         _, out = run_and_wait(api, "crashes", {"how": "raise"})
         assert out.status_code >= 400 and "boom raise" in out.text, out.text
-        _wait_for_a_spare(server)
         execution_id, out = run_and_wait(api, "crashes", {"how": "exit"})
         assert out.status_code >= 400, out.text
         state = api.request("GET", f"/executions/{execution_id}").json()
         assert state["status"] == "Failed", state
         # A running one, deleted: its process is killed and the next run still works.
-        _wait_for_a_spare(server)
         r = api.request("POST", "/pipelines/crashes/run",
                         data={"json_inputs": json.dumps({"how": "sleep"})})
         assert r.status_code == 200, r.text
@@ -239,15 +245,13 @@ def test_a_failing_step_and_a_deleted_execution_from_spares(tmp_path):
         server.stop()
 
 
-def test_a_stopped_server_leaves_no_spare_behind(tmp_path):
+def test_a_stopped_server_leaves_no_fork_server_behind(tmp_path):
     server = ServerProcess(tmp_path / "data").start()
     try:
         api = Api(server)
         create_step_http(api, "isolated", {"main.py": STEP}, kind="pipelines",
                          fields=SEEN_FIELDS)
-        _, out = run_and_wait(api, "isolated", {"tag": "one"})
-        assert out.status_code == 200, out.text
-        _wait_for_a_spare(server)
+        _until_forked(api, "isolated", {"tag": "one"})
         runners = _runner_processes(server)
         assert server.stop() == 0
         _, alive = psutil.wait_procs(runners, timeout=15)

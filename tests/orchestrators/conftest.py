@@ -191,7 +191,7 @@ def harness(request, tmp_path):
     if kind == "local":
         from shipyard_service.orchestrators.local import LocalOrchestrator
 
-        settings = _settings(tmp_path, api)  # warm spares, the default
+        settings = _settings(tmp_path, api)  # fork servers, the default
         orchestrator = LocalOrchestrator(settings)
     elif kind == "argo":
         from shipyard_service.orchestrators.argo import ArgoOrchestrator

@@ -174,9 +174,9 @@ def test_a_runner_outlives_the_thread_that_started_it(harness):
     """Executions are started from threads that end soon after (request threads, the graph
     scheduler's, a finished runner's watcher): the runner must not end with its thread, as
     it did with bubblewrap's --die-with-parent (a parent-death signal sent when the spawning
-    THREAD exits). Three launches on the local backend: the first of its step (a cold start,
-    which asks the spare starter's thread for a spare), one with a local file (cold), and one
-    more (the spare, when it is there by then)."""
+    THREAD exits). Three launches on the local backend: the first of its environment (a cold
+    start, which asks the starter thread for a fork server), one with a local file (cold),
+    and one more (forked, when the fork server is up by then)."""
     env_key, code_dir = _built(harness, LATE)
     data = harness.settings.data_dir / "executions" / "late" / "inputs" / "data"
     data.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ import sys
 
 USAGE = """usage:
   python -m shipyard_runner run (--job JOB.json | --execution-id ID)
-  python -m shipyard_runner spare
+  python -m shipyard_runner forkserver --socket PATH [--isolate] [--hide DIR]...
   python -m shipyard_runner serve --port P --code-dir DIR --function-path F --function-name N
                                   [--host H] [--max-parallel K] [--api-url URL]
 """
@@ -23,10 +23,10 @@ def main(argv: list | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "run":
         return run_command(argv[1:])
-    if argv and argv[0] == "spare":
-        from . import spare
+    if argv and argv[0] == "forkserver":
+        from . import forkserver
 
-        return spare.main(argv[1:])
+        return forkserver.main(argv[1:])
     if argv and argv[0] == "serve":
         from . import resident
 

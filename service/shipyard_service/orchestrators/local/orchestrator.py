@@ -24,11 +24,12 @@ class LocalOrchestrator(Orchestrator):
     def __init__(self, settings: Settings):
         self.settings = settings
         self.envs = EnvironmentBuilder(settings.data_dir / "envs", settings.uv_cache_dir)
-        # Every runner and spare is started from the spawner's one long-lived thread.
+        # Every runner and fork server is started from the spawner's one long-lived thread.
         self.spawner = Spawner()
         self.sandbox = Sandbox(settings.data_dir, settings.sandbox, popen=self.spawner.popen)
-        self.processes = RunnerProcesses(settings.data_dir / "work", self._exited, self.sandbox,
-                                         settings.warm_spares)
+        # (Step code is under DATA_DIR/steps: artifacts.py.)
+        self.processes = RunnerProcesses(settings.data_dir / "work", settings.data_dir / "steps",
+                                         self._exited, self.sandbox, settings.fork_servers)
         self._builds = ThreadPoolExecutor(max_workers=2, thread_name_prefix="build")
         self.schedules = Schedules(lambda dep_id, tick: self.callbacks.schedule_fired(dep_id, tick))
         self.residents = Residents(settings.data_dir / "resident", self.envs.python_of,

@@ -1,10 +1,11 @@
 """Runner processes of elastic executions: started in a fresh folder, watched until exit.
 
-A runner is a warm spare of its step environment when one is waiting (spares.py): a
-process started ahead of time, in a sandbox and folder of its own, that has not run
-anything yet. It is started cold (a new interpreter) when there is none, when an input is
-a local file (a spare's sandbox cannot see it), or when the execution's variables include
-one an interpreter reads as it starts (the spare started with the server's)."""
+A runner is forked by its step environment's fork server (forkservers.py) when that one is
+up: a fresh process in a sandbox of its own, without the start of an interpreter. It is
+started cold (a new interpreter) when there is none yet (it is then started in the
+background), when an input is a local file (the fork server's sandbox cannot see it), when
+the execution's variables include one an interpreter reads as it starts (the fork server
+started with the server's), or when the fork server fails."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ from pathlib import Path
 import psutil
 
 from ..base import Launch
+from .forkservers import ForkedRun, ForkServer, ForkServerError, ForkServers
 from .sandbox import Sandbox
-from .spares import Spare, Spares, SpareUnusable
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE",
                   "REQUESTS_CA_BUNDLE", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 # Variables an interpreter (or its loader, C library) reads once, as it starts: an execution
-# setting one of them starts cold, since a spare started with the server's.
+# setting one of them starts cold, since a fork server started with the server's.
 READ_AT_START = ("PYTHON", "LC_", "LD_", "MALLOC_", "LANG", "LANGUAGE", "TZ")
 
 
@@ -95,60 +96,53 @@ def job_document(launch: Launch, with_environment: bool = True) -> dict:
 
 
 class RunnerProcesses:
-    def __init__(self, work_root: Path, on_exit: Callable[[str, int, str], None],
-                 sandbox: Sandbox, spares: int = 16):
-        self.work_root = work_root
+    def __init__(self, work_root: Path, code_root: Path,
+                 on_exit: Callable[[str, int, str], None], sandbox: Sandbox,
+                 fork_servers: int = 16):
+        self.work_root, self.code_root = work_root, code_root
         self.sandbox = sandbox
         self.on_exit = on_exit
-        self.spares = Spares(work_root, spares, self._launch_spare, lambda: len(self._procs))
-        self._procs: dict[str, subprocess.Popen] = {}
+        self.forks = (ForkServers(work_root, code_root, sandbox, fork_servers)
+                      if fork_servers > 0 else None)
+        self._procs: dict[str, subprocess.Popen | ForkedRun] = {}
         self._lock = threading.Lock()
 
-    def start(self, python: Path, launch: Launch) -> int:
-        """Start the runner (a waiting spare, else cold); its pid."""
-        if not _warm_eligible(launch):
-            return self._start_cold(python, launch).pid
-        code_dir = Path(launch.code_dir)
-        try:
-            spare = self.spares.take(python, code_dir)
-            if spare is not None:
+    def start(self, python: Path, launch: Launch) -> int | None:
+        """Start the runner; its pid on this machine, or None when a fork server's child
+        (whose pid is one of the fork server's sandbox)."""
+        if self.forks is not None and self._forkable(launch):
+            server = self.forks.get(python, _fork_server_environment(),
+                                    runner_read_only(python, self.code_root))
+            if server is not None:
                 try:
-                    return self._start_warm(spare, launch).pid
-                except SpareUnusable as exc:
+                    self._start_forked(server, launch)
+                    return None
+                except ForkServerError as exc:
                     log.warning("execution %s starts cold: %s", launch.key, exc)
-                    spare.stop()
-            return self._start_cold(python, launch).pid
-        finally:
-            self.spares.want(python, code_dir)  # for the next execution of this step
+        return self._start_cold(python, launch).pid
 
-    def _start_warm(self, spare: Spare, launch: Launch) -> subprocess.Popen:
-        work = spare.work
+    def _forkable(self, launch: Launch) -> bool:
+        return self.code_root in Path(launch.code_dir).parents \
+            and not _local_files(launch.inputs) \
+            and not any(name.startswith(READ_AT_START) for name in launch.environment_variables)
+
+    def _start_forked(self, server: ForkServer, launch: Launch) -> None:
+        work = server.root / launch.key
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
         job = _write_job(work, launch)
         self.sandbox.hand_over(work)
         env = runner_environment(launch)
         env.update(self.sandbox.variables(work))  # as a cold runner's sandbox sets them
-        with self._lock:
-            self._procs[launch.key] = spare.proc
         try:
-            spare.hand(job, env)
-        except SpareUnusable:
-            with self._lock:
-                self._procs.pop(launch.key, None)
+            run = server.launch(job, work, Path(launch.code_dir), env, work / "runner.log")
+        except ForkServerError:
+            shutil.rmtree(work, ignore_errors=True)
             raise
-        threading.Thread(target=self._watch, args=(launch.key, spare.proc, work),
+        with self._lock:
+            self._procs[launch.key] = run
+        threading.Thread(target=self._watch_forked, args=(launch.key, run, work),
                          name=f"runner-{launch.key}", daemon=True).start()
-        return spare.proc
-
-    def _launch_spare(self, python: Path, code_dir: Path, work: Path) -> subprocess.Popen:
-        log_file = open(work / "runner.log", "wb")
-        argv = self.sandbox.wrap([str(python), "-s", "-m", "shipyard_runner", "spare"], work,
-                                 read_only=runner_read_only(python, code_dir))
-        try:
-            return self.sandbox.popen(
-                argv, cwd=work, env=_spare_environment(), stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=log_file, start_new_session=True)
-        finally:
-            log_file.close()
 
     def _start_cold(self, python: Path, launch: Launch) -> subprocess.Popen:
         work = self.work_root / launch.key
@@ -172,37 +166,45 @@ class RunnerProcesses:
                          name=f"runner-{launch.key}", daemon=True).start()
         return proc
 
+    def _watch_forked(self, execution_id: str, run: ForkedRun, work: Path) -> None:
+        code, why = run.wait()
+        self._finished(execution_id, code, work, why)
+
     def _watch(self, execution_id: str, proc: subprocess.Popen, work: Path) -> None:
-        code = proc.wait()
+        self._finished(execution_id, proc.wait(), work, "")
+
+    def _finished(self, execution_id: str, code: int, work: Path, why: str) -> None:
         with self._lock:
             self._procs.pop(execution_id, None)
-        self.spares.wake()
-        detail = ""
+        detail = why
         try:
-            detail = (work / "runner.log").read_bytes()[-4000:].decode(
-                "utf-8", "replace").strip()
+            detail = ((why + "\n") if why else "") + (work / "runner.log").read_bytes()[
+                -4000:].decode("utf-8", "replace").strip()
         except OSError:
             pass
         try:
-            self.on_exit(execution_id, code, detail)
+            self.on_exit(execution_id, code, detail.strip())
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
     def cancel(self, execution_id: str) -> None:
         with self._lock:
             proc = self._procs.get(execution_id)
-        if proc is not None and proc.poll() is None:
+        if isinstance(proc, ForkedRun):
+            proc.kill()
+        elif proc is not None and proc.poll() is None:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
 
     def stop_all(self) -> None:
-        self.spares.stop_all()
         with self._lock:
             ids = list(self._procs)
         for execution_id in ids:
             self.cancel(execution_id)
+        if self.forks is not None:
+            self.forks.stop_all()
 
 
 def _write_job(work: Path, launch: Launch) -> Path:
@@ -213,19 +215,14 @@ def _write_job(work: Path, launch: Launch) -> Path:
     return job
 
 
-def _warm_eligible(launch: Launch) -> bool:
-    return not _local_files(launch.inputs) and not any(
-        name.startswith(READ_AT_START) for name in launch.environment_variables)
-
-
 def _local_files(inputs: dict | None) -> bool:
     return any(isinstance(v, dict) and isinstance(v.get("path"), str)
                for v in (inputs or {}).values())
 
 
-def _spare_environment() -> dict[str, str]:
-    """A spare's variables until it has an execution: none of the server's secrets; it
-    gets its execution's (runner_environment) with its job."""
+def _fork_server_environment() -> dict[str, str]:
+    """A fork server's own variables: none of the server's secrets; each child gets its
+    execution's (runner_environment) when forked."""
     env = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
     env.update({"PYTHONPATH": os.pathsep.join([RUNNER_PATH, SDK_PATH]),
                 "PYTHONUNBUFFERED": "1"})

@@ -1,5 +1,5 @@
-"""The sandbox of step code in embedded mode: every runner process (elastic, warm spare,
-resident) is started through `Sandbox.wrap`.
+"""The sandbox of step code in embedded mode: every runner process (elastic, resident, and
+the fork servers of elastic runners) is started through `Sandbox.wrap`.
 
 With bubblewrap (Debian `bubblewrap`), the runner sees the machine read-only, an empty
 folder in place of the server's data folder, a private /tmp, its own pid and IPC
@@ -120,7 +120,7 @@ class Sandbox:
 
     def variables(self, work_dir: Path) -> dict[str, str]:
         """The variables `wrap` sets in the sandbox, over those the runner is started with
-        (what a spare, started before its execution, must keep: spares.py)."""
+        (what a fork server's child, started with its execution's, must get too)."""
         if not self.active:
             return {}
         return self._variables(Path(work_dir))

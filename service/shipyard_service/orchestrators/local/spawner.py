@@ -1,4 +1,4 @@
-"""One long-lived thread that starts every runner process (and warm spare) of the embedded
+"""One long-lived thread that starts every runner process (and fork server) of the embedded
 orchestrator.
 
 bubblewrap's `--die-with-parent` is a parent-death signal (PR_SET_PDEATHSIG), and Linux
