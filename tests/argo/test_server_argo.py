@@ -548,3 +548,31 @@ def test_retries_on_argo(argo_api, cluster, tmp_path):
     assert strategies["ra-flaky"] == {"limit": "2", "retryPolicy": "OnFailure",
                                       "backoff": {"duration": "1", "factor": "2"}}
     assert strategies["ra-first"] is None
+
+
+def test_periodic_low_latency_graph_ticks_into_the_step_residents(argo_api, cluster,
+                                                                  argo_diamond):
+    """A periodic deployment of a multi-step pipeline in low-latency mode: one CronWorkflow
+    (the deployment's, however many steps), a Deployment per step; a tick runs the graph on
+    the step residents."""
+    r = argo_api.request("POST", "/periodic-deployment", json={
+        "pipeline_name": argo_diamond, "name": "diamond-tick", "mode": "low_latency",
+        "schedule": "0 3 * * *",
+        "inputs_mapping": [{"pipeline_input_name": "text", "constant_value": "tick"}],
+        "outputs_mapping": [{"pipeline_output_name": "result", "is_null": True},
+                            {"pipeline_output_name": "report", "is_null": True}]})
+    assert r.status_code == 201, r.text
+    _wait_up(argo_api, "diamond-tick", pods=4)
+    [cron] = [c for c in cluster.objects["cronworkflows"].values()
+              if c["metadata"]["labels"].get("shipyard.io/deployment") == "diamond-tick"]
+    assert len([d for d in cluster.objects["deployments"].values()
+                if d["metadata"]["labels"].get("shipyard.io/deployment") == "diamond-tick"]) == 4
+    now = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
+    run = cluster.fire_cron(cron["metadata"]["name"], now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert run["status"]["phase"] == "Succeeded", run
+    ticked = _wait_execution(argo_api, json.loads(run["response"]["body"])["execution_id"])
+    assert ticked["status"] == "Succeeded", ticked
+    assert [s["status"] for s in ticked["steps"]] == ["Succeeded"] * 4
+    assert ticked["steps"][-1]["outputs"][0]["value"] == "TICK-8"
+    assert argo_api.request("DELETE", "/deployments/diamond-tick").status_code == 200
+    _wait_objects_deleted(cluster, "diamond-tick")
