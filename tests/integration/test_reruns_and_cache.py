@@ -51,6 +51,16 @@ def third(tag, data2):
         return {"result": f.read()}
 
 
+def flaky(tag):
+    _mark(tag, "flaky")
+    names = [o["path"] for o in CraftAiSdk().list_data_store_objects()]
+    if sum(n.startswith(f"markers/{tag}/flaky/") for n in names) < 2:
+        raise RuntimeError("fails on its first attempt")
+    with open("f.txt", "w") as f:
+        f.write("from the second attempt")
+    return {"data2": {"path": "f.txt"}}
+
+
 def cached(tag, x, f):
     _mark(tag, "cached")
     sdk = CraftAiSdk()
@@ -73,6 +83,7 @@ DECLARED = {
     "second": ([Input("tag", "string"), Input("data", "file"), Input("n", "number")],
                [Output("data2", "file")]),
     "third": ([Input("tag", "string"), Input("data2", "file")], [Output("result", "string")]),
+    "flaky": ([Input("tag", "string")], [Output("data2", "file")]),
     "cached": ([Input("tag", "string"), Input("x", "number"), Input("f", "file")],
                [Output("y", "number"), Output("rev", "file")]),
     "after": ([Input("y", "number"), Input("rev", "file")], [Output("summary", "string")]),
@@ -92,9 +103,12 @@ def steps(server, tmp_path_factory):
     for name, (inputs, outputs) in DECLARED.items():
         sdk.create_step(f"rr-{name}", function_path="steps.py", function_name=name,
                         container_config={"local_folder": str(folder)}, inputs=inputs,
-                        outputs=outputs, cache_results=(name == "cached"))
+                        outputs=outputs, cache_results=(name == "cached"),
+                        max_retries=1 if name == "flaky" else None)
     sdk.create_pipeline("rr-chain", step_names=["rr-first", "rr-second", "rr-third"],
                         connections=CHAIN)
+    sdk.create_pipeline("rr-flaky", step_names=["rr-flaky", "rr-third"],
+                        connections=[("rr-flaky.data2", "rr-third.data2")])
     sdk.create_pipeline("rr-cache", step_names=["rr-cached", "rr-after"],
                         connections=[("rr-cached.y", "rr-after.y"),
                                      ("rr-cached.rev", "rr-after.rev")])
@@ -166,6 +180,23 @@ def test_rerun_from_the_failed_step_reuses_the_steps_before_it(steps, api: Api):
     assert by_name["rr-first"]["status"] == "Reused"
     assert by_name["rr-first"]["reused_from"] == rerun["execution_id"]
     assert [by_name[n]["status"] for n in ("rr-second", "rr-third")] == ["Succeeded"] * 2
+
+
+def test_rerun_defaults_to_the_step_whose_last_attempt_failed(steps):
+    """A step that failed once and then succeeded on its retry is not the failed step: the
+    re-run reuses its result and runs the step that really failed."""
+    sdk = steps
+    tag = uuid.uuid4().hex[:8]
+    started = sdk.run_pipeline("rr-flaky", {"tag": tag}, wait_for_completion=False)
+    failed = _ended(sdk, started["execution_id"])
+    assert failed["status"] == "Failed" and "rr-third" in failed["error"], failed["error"]
+    assert _markers(sdk, tag) == {"flaky": 2, "third": 1}
+    sdk.upload_data_store_object(io.BytesIO(b"yes"), f"flags/{tag}/ok")
+    rerun = sdk.rerun_pipeline_execution(failed["execution_id"])
+    assert rerun["outputs"] == {"result": "from the second attempt"}
+    assert _markers(sdk, tag) == {"flaky": 2, "third": 2}
+    by_name = _steps(sdk.get_pipeline_execution(rerun["execution_id"]))
+    assert by_name["rr-flaky"]["status"] == "Reused"
 
 
 def test_rerun_of_a_single_step_pipeline_runs_it_again(server, api: Api, tmp_path):

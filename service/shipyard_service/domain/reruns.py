@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import BadRequest, Conflict
-from ..store.models import Environment, Execution
+from ..store.models import Environment, Execution, StepExecution
 from .lifecycle import ACTIVE, STEP_DONE, StepExecutionStatus
 from .step_cache import TakenResult
 
@@ -39,10 +39,15 @@ def reused_result(execution: Execution, step_name: str) -> TakenResult | None:
     return TakenResult(origin_id, row.outputs, outputs_kind(step_name))
 
 
-def _first_failed(origin_id: str) -> str | None:
+def _last_attempts(origin_id: str) -> list[StepExecution]:
+    """Each step's newest attempt (it speaks for the step), in the pipeline's order."""
     from .graph_runs import rows_of
 
-    return next((r.step_name for r in rows_of(origin_id)
+    return list({r.step_name: r for r in rows_of(origin_id)}.values())
+
+
+def _first_failed(origin_id: str) -> str | None:
+    return next((r.step_name for r in _last_attempts(origin_id)
                  if r.status == StepExecutionStatus.FAILED.value), None)
 
 
@@ -50,7 +55,6 @@ def rerun(svc, environment: Environment, user_id: str, origin: Execution,
           from_step: Any = None) -> Execution:
     """Start the re-run of `origin` from `from_step` (module docstring)."""
     from .executions import new_execution_id, start_execution
-    from .graph_runs import rows_of
     from .pipelines import get_pipeline, graph_of, is_multi_step, not_ready, steps_of
 
     if from_step is not None and not isinstance(from_step, str):
@@ -76,7 +80,7 @@ def rerun(svc, environment: Environment, user_id: str, origin: Execution,
         again = {start} | graph_of(pipeline).downstream(start) if start else set(names)
         run_info["from_step"] = start
         run_info["reuse"] = {r.step_name: origin.execution_id
-                             for r in rows_of(origin.execution_id)
+                             for r in _last_attempts(origin.execution_id)
                              if r.step_name not in again and r.status in STEP_DONE}
     else:
         run_info["from_step"] = names[0]
