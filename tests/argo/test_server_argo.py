@@ -576,3 +576,49 @@ def test_periodic_low_latency_graph_ticks_into_the_step_residents(argo_api, clus
     assert ticked["steps"][-1]["outputs"][0]["value"] == "TICK-8"
     assert argo_api.request("DELETE", "/deployments/diamond-tick").status_code == 200
     _wait_objects_deleted(cluster, "diamond-tick")
+
+
+def test_a_killed_resident_pod_is_a_failed_attempt_on_argo(argo_api, cluster):
+    """Low-latency on the cluster backend: the step's resident pod dies during a call (its
+    process killed); that attempt fails, and the retry, once Kubernetes (the stub) has
+    restarted the pod, succeeds."""
+    import threading
+
+    from ..integration.test_retries import COUNTED, sdk_of
+
+    sdk = sdk_of(argo_api.server)
+    body = create_step_http(argo_api, "ra-hang", {"steps.py": COUNTED}, kind="pipelines",
+                            function_path="steps.py", function_name="hangs_first",
+                            fields={**_io_fields([("key", "string")], [("runs", "number")]),
+                                    "max_retries": "2", "retry_delay_s": "2"})
+    assert body["creation_info"]["status"] == "ready", body
+    r = argo_api.request("POST", "/endpoints", json={
+        "pipeline_name": "ra-hang", "name": "ra-hang-ll", "mode": "low_latency"})
+    assert r.status_code == 201, r.text
+    token = r.json()["endpoint_token"]
+    _wait_up(argo_api, "ra-hang-ll", pods=1)
+    answer: dict = {}
+
+    def call() -> None:
+        answer["r"] = requests.post(f"{argo_api.env_url}/endpoints/ra-hang-ll",
+                                    json={"key": "ra-ll"}, timeout=120,
+                                    headers={"Authorization": f"EndpointToken {token}"})
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    deadline = time.monotonic() + 60
+    while not any(o["path"].startswith("runs/ra-ll/") for o in sdk.list_data_store_objects()):
+        assert time.monotonic() < deadline, "the first call did not start"
+        time.sleep(0.2)
+    [resident] = [name for name, d in cluster.objects["deployments"].items()
+                  if d["metadata"]["labels"].get("shipyard.io/deployment") == "ra-hang-ll"]
+    cluster.replicas[resident][0]["pod"].kill()
+    caller.join(120)
+    assert answer["r"].status_code == 200, answer["r"].text
+    assert answer["r"].json()["outputs"]["runs"] >= 2
+    execution = _wait_execution(argo_api, answer["r"].json()["execution_id"])
+    [step] = execution["steps"]
+    assert step["attempts"][0]["status"] == "Failed"
+    assert "resident runner" in step["attempts"][0]["error"], step["attempts"][0]
+    assert step["attempts"][-1]["status"] == "Succeeded" and len(step["attempts"]) >= 2
+    assert argo_api.request("DELETE", "/deployments/ra-hang-ll").status_code == 200
