@@ -70,13 +70,20 @@ class PeakMemory:
 
 
 def _server_processes(server: ServerProcess):
+    """The server's gunicorn master and worker, looked up once: listing children scans every
+    process of the machine, which every 50 ms cost seconds of the bench's own CPU (counted as
+    the client's) on a busy machine."""
+    found: list[psutil.Process] = []
+
     def listed():
-        try:
-            root = psutil.Process(server.proc.pid)
-            return [root] + [c for c in root.children(recursive=True)
-                             if "shipyard_runner" not in " ".join(c.cmdline())]
-        except psutil.Error:
-            return []
+        if not found:
+            try:
+                root = psutil.Process(server.proc.pid)
+                found.extend([root] + [c for c in root.children(recursive=True)
+                                       if "shipyard_runner" not in " ".join(c.cmdline())])
+            except psutil.Error:
+                return []
+        return found
     return listed
 
 
