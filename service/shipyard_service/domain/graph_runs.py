@@ -73,6 +73,7 @@ def start(svc, environment: Environment, user_id: str, pipeline: Pipeline, execu
     # at once, every step's token made now; else this module starts each step in turn.
     whole = svc.orchestrator.runs_graphs and resident_deployment_id is None
     tokens = {step.name: new_secret("exe") for step in steps} if whole else {}
+    retries = retry_policy(pipeline)
     with database.atomic():
         Execution.create(
             execution_id=execution_id, environment=environment, pipeline_name=pipeline.name,
@@ -80,7 +81,7 @@ def start(svc, environment: Environment, user_id: str, pipeline: Pipeline, execu
             status=ExecutionStatus.PENDING.value, created_by=user_id,
             step_info={"steps": [s.name for s in steps],
                        "resident_deployment_id": resident_deployment_id,
-                       "backend_runs_graph": whole, "retries": retry_policy(pipeline),
+                       "backend_runs_graph": whole, "retries": retries,
                        **(run_info or {})})
         StepExecution.insert_many([
             {"execution": execution_id, "step_name": step.name, "position": index,
@@ -97,8 +98,7 @@ def start(svc, environment: Environment, user_id: str, pipeline: Pipeline, execu
                 execution_id=execution_id, environment_url=environment_url,
                 steps=[(s.name, s.env_key or "", tokens[s.name]) for s in steps],
                 upstream={name: sorted(ups) for name, ups in graph.upstream.items()},
-                retries={s.name: (s.max_retries, s.retry_delay_s) for s in steps
-                         if s.max_retries}))
+                retries={name: tuple(policy) for name, policy in retries.items()}))
         except Exception as exc:  # the backend refused: nothing may stay pending
             mark_failed(svc, execution_id, f"Could not start the execution: {exc}")
             raise

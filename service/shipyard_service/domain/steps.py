@@ -32,11 +32,6 @@ MAX_RETRIES = 10
 MAX_RETRY_DELAY_S = 3600
 
 
-def retry_delay_s(step: Step, failed_attempt: int) -> int:
-    """How long the retry after the attempt `failed_attempt` (1, 2…) waits: S, 2S, 4S…"""
-    return step.retry_delay_s * 2 ** (failed_attempt - 1)
-
-
 def resolve_container_config(sent: object, project_settings: dict) -> dict:
     """A sent value wins, an empty string is an explicit null, an absent key falls back to
     the project's default (contract §3.2)."""
