@@ -73,10 +73,14 @@ class Connections:
                 if send_body is not None:
                     send_body(connection)
                 return connection.getresponse()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            except (http.client.RemoteDisconnected, BrokenPipeError,
+                    ConnectionResetError) as error:
                 connection.close()
                 if attempt:
-                    raise
+                    raise _request_error() from error
+            except (OSError, http.client.HTTPException) as error:
+                connection.close()
+                raise _request_error() from error
         raise AssertionError("unreachable")
 
     def _connection(self, scheme: str, netloc: str, fresh: bool) -> http.client.HTTPConnection:
@@ -99,6 +103,11 @@ class Connections:
             for connection in self._all:
                 connection.close()
             self._all.clear()
+
+
+def _request_error() -> SdkException:
+    # What the requests path raises for a transport failure (_http.HttpClient._send).
+    return SdkException("Unable to perform the request", name="RequestError")
 
 
 def _checked(response: http.client.HTTPResponse, expected: tuple[int, ...]) -> None:
@@ -140,11 +149,16 @@ def copy_body(response: http.client.HTTPResponse, write: Callable[[memoryview], 
     halved the throughput here."""
     view = memoryview(bytearray(BLOCK))
     total = 0
-    while count := response.readinto(view):
+    while True:
+        try:
+            count = response.readinto(view)
+        except (OSError, http.client.HTTPException) as error:
+            raise _request_error() from error
+        if not count:
+            return total
         write(view[:count])
         total += count
         on_bytes(count)
-    return total
 
 
 def regular_file(source: Any) -> BinaryIO | None:

@@ -1082,6 +1082,14 @@ def test_file_parts_are_sent_by_sendfile_in_larger_parts(
     sizes = [r.json()["chunk_size"] for r in asked]
     assert sizes == [_datastore.FILE_PART_SIZE, _datastore.DEFAULT_MULTIPART_PART_SIZE]
     assert [p.body for p in stub.calls("PUT")] == [data, data]
+    stub.route(
+        "POST",
+        f"{API}/data-store/upload/multipart/part",
+        (200, {"signed_url": "http://127.0.0.1:9/part", "headers": {}}),
+    )
+    with pytest.raises(SdkException) as caught:
+        sdk.upload_data_store_object(str(source), "a/f.bin")
+    assert caught.value.name == "RequestError"
 
 
 def test_multipart_upload_sequence(stub: StubServer, sdk: CraftAiSdk) -> None:
@@ -1233,6 +1241,13 @@ def test_download_and_storage_errors(stub: StubServer, sdk: CraftAiSdk, tmp_path
         "missing",
         404,
     )
+    assert not (tmp_path / "never.txt").exists()
+
+    # Nothing listening at the signed URL: the same RequestError as any API call.
+    stub.route("POST", f"{API}/data-store/download", (200, {"signed_url": "http://127.0.0.1:9/x"}))
+    with pytest.raises(SdkException) as caught:
+        sdk.download_data_store_object("a/b.txt", str(tmp_path / "never.txt"))
+    assert caught.value.name == "RequestError"
     assert not (tmp_path / "never.txt").exists()
 
 
