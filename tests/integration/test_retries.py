@@ -263,3 +263,39 @@ def test_kill9_while_a_retry_waits_fails_it_with_the_reason(tmp_path):
     finally:
         server.stop()
 
+
+
+def test_retries_in_elastic_endpoint_and_periodic_deployments(sdk, tmp_path):
+    """The deployments' executions retry too: an elastic endpoint call and a scheduled tick
+    each get their result after one failed attempt."""
+    from shipyard.io import InputSource, OutputDestination
+
+    write_files(tmp_path, {"steps.py": COUNTED})
+    sdk.create_pipeline("rt-dep", function_path="steps.py", function_name="flaky",
+                        container_config={"local_folder": str(tmp_path)},
+                        inputs=FLAKY_IO[0], outputs=FLAKY_IO[1], max_retries=1)
+    endpoint = sdk.create_deployment("rt-dep", "rt-dep-ep", "endpoint")
+    result = sdk.trigger_endpoint("rt-dep-ep", endpoint["endpoint_token"],
+                                  {"key": "rt-ep", "fail_times": 1})
+    assert result["outputs"] == {"runs": 2}
+    [step] = sdk.get_pipeline_execution(result["execution_id"])["steps"]
+    assert [a["status"] for a in step["attempts"]] == ["Failed", "Succeeded"]
+
+    sdk.create_deployment("rt-dep", "rt-dep-cron", "periodic", schedule="* * * * *",
+                          inputs_mapping=[
+                              InputSource(pipeline_input_name="key", constant_value="rt-cron"),
+                              InputSource(pipeline_input_name="fail_times", constant_value=1)],
+                          outputs_mapping=[OutputDestination(pipeline_output_name="runs",
+                                                             is_null=True)])
+    deadline = time.monotonic() + 100
+    ended = []
+    while not ended:
+        assert time.monotonic() < deadline, "no tick ended"
+        time.sleep(1)
+        ended = [e for e in sdk.list_pipeline_executions("rt-dep")
+                 if e["deployment_name"] == "rt-dep-cron"
+                 and e["status"] not in ("Pending", "Running")]
+    sdk.delete_deployment("rt-dep-cron")
+    assert ended[-1]["status"] == "Succeeded", ended
+    [step] = ended[-1]["steps"]
+    assert [a["status"] for a in step["attempts"]] == ["Failed", "Succeeded"]
