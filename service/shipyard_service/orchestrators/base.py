@@ -40,7 +40,8 @@ class Launch:
     environment_variables: dict[str, str]
     input_types: dict[str, str] = field(default_factory=dict)  # name -> data_type
     # What the backend and its callbacks name this run by: one step of a multi-step
-    # execution is "<execution_id>.<step_name>"; empty for a single-step execution.
+    # execution is "<execution_id>.<step_name>" ("….<attempt>" for a retry); empty for a
+    # single-step execution.
     run_id: str = ""
     step_name: str | None = None  # the step of a multi-step pipeline (its resident runner)
 
