@@ -190,16 +190,26 @@ def test_a_server_killed_hard_leaves_no_runner_behind(tmp_path):
             time.sleep(0.1)
         gunicorn = psutil.Process(server.proc.pid)
 
-        def runner_processes() -> list:
-            return [p for worker in gunicorn.children() for p in worker.children(recursive=True)
-                    if "shipyard_runner" in " ".join(p.cmdline())]
+        def runner_processes() -> dict:
+            """{process: its command line} of the runners under the server."""
+            found = {}
+            for worker in gunicorn.children():
+                for p in worker.children(recursive=True):
+                    try:
+                        command = " ".join(p.cmdline())
+                    except psutil.Error:  # ended meanwhile
+                        continue
+                    if "shipyard_runner" in command:
+                        found[p] = command
+            return found
 
         # The execution's runner, and the fork server its start asked for.
-        while not any("forkserver" in p.cmdline() for p in runner_processes()):
+        while not any("forkserver" in c for c in runner_processes().values()):
             assert time.monotonic() < deadline, "no fork server was started"
             time.sleep(0.05)
-        runners = runner_processes()
-        assert any("run" in p.cmdline() for p in runners), "no runner process under the server"
+        found = runner_processes()
+        assert any(" run " in c for c in found.values()), "no runner under the server"
+        runners = list(found)
         server.kill9()
         gone, alive = psutil.wait_procs(runners, timeout=15)
         assert not alive, [(p.pid, p.cmdline()) for p in alive]

@@ -110,3 +110,76 @@ def test_a_server_not_running_as_root_still_hides_the_data_folder(tmp_path):
     finally:
         if os.geteuid() == 0:
             shutil.rmtree(root, ignore_errors=True)
+
+
+ISOLATED = '''
+import importlib.util, json, os, subprocess, sys
+spec = importlib.util.spec_from_file_location("sandbox", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+runner_parent, root = sys.argv[2], sys.argv[3]
+data = os.path.join(root, "data")
+work_root = os.path.join(data, "work", "fork")
+for name in ("mine", "theirs"):
+    os.makedirs(os.path.join(work_root, name))
+open(os.path.join(work_root, "theirs", "secret"), "w").write("theirs")
+box = module.Sandbox(data, "bwrap")
+child = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+from shipyard_runner import forkserver
+work_root = sys.argv[2]
+mine = os.path.join(work_root, "mine")
+open("/tmp/forkserver-file", "w").write("x")
+forkserver.isolate(mine, None, [work_root])
+pid = os.fork()
+if pid == 0:
+    seen = {"work_root": sorted(os.listdir(work_root)), "tmp": os.listdir("/tmp"),
+            "pid": os.getpid()}
+    try:
+        open(os.path.join(work_root, "theirs", "secret")).read()
+        seen["theirs"] = "READ"
+    except OSError as exc:
+        seen["theirs"] = type(exc).__name__
+    open(os.path.join(mine, "ok.txt"), "w").write("ok")
+    print(json.dumps(seen), flush=True)
+    os._exit(0)
+os._exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+argv = box.wrap([sys.executable, "-c", child, runner_parent, work_root],
+                module.Path(work_root), read_only=[module.Path(runner_parent)])
+done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+print(json.dumps({"code": done.returncode, "out": done.stdout, "err": done.stderr[-500:],
+                  "ok": os.path.exists(os.path.join(work_root, "mine", "ok.txt"))}))
+'''
+
+
+@pytest.mark.parametrize("server_user", ["this one", "not root"])
+def test_a_forked_execution_gets_a_sandbox_of_its_own(server_user):
+    """What the fork server does for each execution (shipyard_runner/forkserver.py
+    `isolate`), inside its own sandbox: under a root server (the fork server runs as
+    `nobody`) and under a server that is not root (bubblewrap's user namespace), the
+    execution sees only its own folder of the work root, a fresh /tmp, and is pid 1."""
+    ensure_bwrap()
+    prefix = []
+    if server_user == "not root" and os.geteuid() == 0:
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    root = tempfile.mkdtemp(prefix="shipyard-isolate-")
+    os.chmod(root, 0o755)
+    if prefix:
+        os.chown(root, 65534, 65534)
+    runner_parent = str(Path(__file__).resolve().parents[2] / "worker_image")
+    try:
+        done = subprocess.run([*prefix, "/usr/bin/python3", "-c", ISOLATED,
+                               sandbox_module.__file__, runner_parent, root],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert result["code"] == 0, result
+        seen = json.loads(result["out"])
+        # /tmp: empty but for the way to its own folder (the work root is under /tmp here)
+        assert seen == {"work_root": ["mine"], "tmp": [Path(root).name], "pid": 1,
+                        "theirs": "FileNotFoundError"}, seen
+        assert result["ok"], result
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
