@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from bench.common import percentile, running_server
+from bench.common import percentile, python_c_pass_ms, running_server
 from tests.helpers import create_step_http, free_port
 
 CODE = "def add(a, b=1):\n    return {'total': a + b}\n"
@@ -205,8 +205,12 @@ def _measure(bare_url: str, bare_pid: int) -> None:
                                 headers={"Authorization": f"EndpointToken {el_token}"}).json()
             assert body["outputs"]["total"] == i + 1
             elastic.append((time.perf_counter() - start) * 1000)
+        spawn = python_c_pass_ms(20)
         print(f"elastic endpoint round trip: p50 {percentile(elastic, 50):.1f} ms, "
-              f"p95 {percentile(elastic, 95):.1f} ms (a fresh runner process per call)")
+              f"p95 {percentile(elastic, 95):.1f} ms (a fresh runner process per call, "
+              f"forked by the fork server); python -c pass p50 "
+              f"{percentile(spawn, 50):.1f} ms, ratio "
+              f"{percentile(elastic, 50) / percentile(spawn, 50):.2f}x (target <= 1)")
 
         api.request("POST", "/periodic-deployment", json={
             "pipeline_name": "add", "name": "add-cron", "schedule": "* * * * *",
