@@ -310,3 +310,32 @@ def test_plain_http_call_longer_than_the_hold(tmp_path):
         assert not os.path.exists(socket_path)  # removed with the deployment's runners
     finally:
         server.stop()
+
+
+def test_a_changed_environment_variable_reaches_the_next_call(api, sdk):
+    """Calls hand the environment's variables to the runner from a short per-app cache;
+    a change through the API or the UI forgets it, so the very next call sees the new
+    value (and a deleted variable is gone)."""
+    code = "import os\ndef my_fct():\n    return {'v': os.environ.get('LL_VAR', '<unset>')}\n"
+    create_step_http(api, "envreader", {"env.py": code}, kind="pipelines", function_path="env.py",
+                     function_name="my_fct",
+                     fields={"outputs[0][name]": "v", "outputs[0][data_type]": "string"})
+    r = api.request("POST", "/endpoints", json={"pipeline_name": "envreader", "name": "env-ll",
+                                                "mode": "low_latency"})
+    assert r.status_code == 201, r.text
+    token = r.json()["endpoint_token"]
+    _wait_up(sdk, "env-ll")
+
+    def call() -> str:
+        answer = requests.post(f"{api.env_url}/endpoints/env-ll", json={}, timeout=30,
+                               headers={"Authorization": f"EndpointToken {token}"})
+        assert answer.status_code == 200, answer.text
+        return answer.json()["outputs"]["v"]
+
+    seen = [call()]
+    for value in ("one", "two"):
+        api.request("PUT", "/environment-variables", json={"environment_variables": {"LL_VAR": value}})
+        seen.append(call())
+    api.request("DELETE", "/environment-variables/LL_VAR")
+    seen.append(call())
+    assert seen == ["<unset>", "one", "two", "<unset>"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import g
 
 from ..domain import envvars
-from .common import env_blueprint, forbid_in_execution, may_see_secrets, ok
+from .common import env_blueprint, forbid_in_execution, may_see_secrets, ok, services
 from .schemas import Name
 from .schemas.envvars import UpsertBody, Variable
 
@@ -18,7 +18,7 @@ blp = env_blueprint("environment_variables", __name__, "/environment-variables",
 @blp.response(200, Name(many=True), description="The names written")
 def upsert(body: dict):
     forbid_in_execution("Changing environment variables")
-    return ok(envvars.upsert(g.environment, body["environment_variables"]))
+    return ok(envvars.upsert(services(), g.environment, body["environment_variables"]))
 
 
 @blp.route("", methods=["GET"])
@@ -32,4 +32,4 @@ def list_variables():
 @blp.response(200, Variable, description="The deleted variable")
 def delete(name: str):
     forbid_in_execution("Deleting environment variables")
-    return ok(envvars.delete(g.environment, name))
+    return ok(envvars.delete(services(), g.environment, name))

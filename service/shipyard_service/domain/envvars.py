@@ -16,7 +16,7 @@ from .names import check_env_var_name
 MAX_VALUE_BYTES = 60_000
 
 
-def upsert(environment: Environment, variables: object) -> list[dict]:
+def upsert(svc, environment: Environment, variables: object) -> list[dict]:
     if not isinstance(variables, dict) or not variables:
         raise BadRequest(
             "'environment_variables' must be an object of NAME: value", {"field": "environment_variables"}
@@ -38,6 +38,7 @@ def upsert(environment: Environment, variables: object) -> list[dict]:
             )
             .execute()
         )
+    svc.endpoints.forget_variables()  # the next execution gets the new values
     return [{"name": n} for n in variables]
 
 
@@ -55,11 +56,12 @@ def list_variables(environment: Environment, with_values: bool = True) -> list[d
     return [{"name": n, "value": v} for n, v in sorted(as_dict(environment).items())]
 
 
-def delete(environment: Environment, name: str) -> dict:
+def delete(svc, environment: Environment, name: str) -> dict:
     row = EnvironmentVariable.get_or_none(
         (EnvironmentVariable.environment == environment) & (EnvironmentVariable.name == name)
     )
     if row is None:
         raise NotFound(f"Environment variable '{name}' not found", {"name": name})
     row.delete_instance()
+    svc.endpoints.forget_variables()
     return {"name": row.name, "value": crypto.open_sealed(row.value)}

@@ -253,7 +253,8 @@ def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipel
         code_dir=svc.artifacts.step_code_dir(step.id), function_path=step.function_path,
         function_name=step.function_name, inputs=job_inputs,
         outputs=[{"name": o["name"], "data_type": o["data_type"]} for o in step.outputs],
-        environment_variables=envvars.as_dict(environment),
+        environment_variables=svc.endpoints.variables(
+            environment.id, functools.partial(envvars.as_dict, environment)),
         input_types={d["name"]: d["data_type"] for d in step.inputs},
     )
     try:

@@ -165,7 +165,8 @@ def _worker_rows() -> list[dict]:
 def set_variable(project_name: str, environment_name: str):
     here = place(project_name, environment_name)
     name = (request.form.get("name") or "").strip()
-    _flash_outcome(lambda: envvars.upsert(here.environment, {name: request.form.get("value") or ""}),
+    _flash_outcome(lambda: envvars.upsert(services(), here.environment,
+                                          {name: request.form.get("value") or ""}),
                    f"Variable '{name}' saved.")
     return redirect(url_for("ui.environment", project_name=project_name,
                             environment_name=environment_name) + "#variables")
@@ -175,7 +176,8 @@ def set_variable(project_name: str, environment_name: str):
           methods=["POST"])
 def delete_variable(project_name: str, environment_name: str, name: str):
     here = place(project_name, environment_name)
-    _flash_outcome(lambda: envvars.delete(here.environment, name), f"Variable '{name}' deleted.")
+    _flash_outcome(lambda: envvars.delete(services(), here.environment, name),
+                   f"Variable '{name}' deleted.")
     return redirect(url_for("ui.environment", project_name=project_name,
                             environment_name=environment_name) + "#variables")
 
