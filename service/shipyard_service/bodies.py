@@ -1,4 +1,5 @@
-"""A large request body written into a file at an offset (the data store's part uploads).
+"""A large request body written into a file (the data store's uploads): a part at its
+offset, or the file part of a form as it arrives.
 
 Under gunicorn, a body of known length is moved socket → pipe → file with `os.splice`, in
 the kernel, up to a pipe's worth (1 MiB) per call: the bytes never become Python objects.
@@ -6,29 +7,45 @@ gunicorn's own reader (`wsgi.input`) hands the same bytes over through a BytesIO
 and several copies per byte; on loopback that held a part upload to a third of a file copy.
 Anywhere else (another WSGI server, a chunked or TLS body, a body something already began
 to read, no `os.splice`) the bytes come from the WSGI stream in 1 MiB reads.
+
+A form (the single-part upload) is read in 1 MiB blocks and decoded by werkzeug's sans-IO
+multipart decoder, its file part written straight into the object: werkzeug's form parser
+reads 64 KiB at a time through gunicorn's reader and spools the file to a temporary file
+that was then copied again (30-40 MB/s for 90 MB here).
 """
 
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import select
 import socket
 import ssl
+from collections.abc import Iterator
 from typing import BinaryIO, Protocol
 
 from gunicorn.http.body import Body as GunicornBody
 from gunicorn.http.body import LengthReader
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from .errors import BadRequest, PayloadTooLarge
 
 BLOCK = 1024 * 1024
+# The multipart decoder's buffer, at most: one block plus the little it holds back (a part's
+# headers, a possible boundary); field values are dropped as they come.
+FORM_BUFFER_BYTES = 4 * BLOCK
+FORM_MAX_PARTS = 1000
 
 
 class UploadBody(Protocol):
     def write_at(self, fd: int, offset: int, limit: int) -> int:
         """Write the whole body at `offset` of the file `fd`; return its size.
         PayloadTooLarge when it holds more than `limit` bytes."""
+
+    def chunks(self) -> Iterator[bytes]:
+        """The whole body, in blocks of up to 1 MiB."""
 
 
 def too_large(limit: int) -> PayloadTooLarge:
@@ -51,6 +68,10 @@ class StreamBody:
     def __init__(self, stream: BinaryIO):
         self._stream = stream
 
+    def chunks(self) -> Iterator[bytes]:
+        while chunk := self._stream.read(BLOCK):
+            yield chunk
+
     def write_at(self, fd: int, offset: int, limit: int) -> int:
         total = 0
         while chunk := self._stream.read(BLOCK):
@@ -68,15 +89,39 @@ class SocketBody:
     def __init__(self, sock: socket.socket, body: GunicornBody, reader: LengthReader):
         self._sock, self._body, self._reader = sock, body, reader
 
-    def write_at(self, fd: int, offset: int, limit: int) -> int:
-        length = self._reader.length
-        if length > limit:
-            raise too_large(limit)  # from the Content-Length alone: nothing read
+    def _held(self, length: int) -> bytes:
         unreader = self._reader.unreader
         held = unreader.take_buffered()
         if len(held) > length:  # a pipelined next request: give it back
             unreader.unread(held[length:])
             held = held[:length]
+        return held
+
+    def chunks(self) -> Iterator[bytes]:
+        length = self._reader.length
+        held = self._held(length)
+        consumed = len(held)
+        try:
+            if held:
+                yield held
+            while consumed < length:
+                data = self._sock.recv(min(BLOCK, length - consumed))
+                if not data:
+                    raise BadRequest("The body ended before its Content-Length",
+                                     {"expected": length, "received": consumed})
+                consumed += len(data)
+                yield data
+        except BaseException:
+            self._body.failed = True
+            raise
+        finally:
+            self._reader.length = length - consumed
+
+    def write_at(self, fd: int, offset: int, limit: int) -> int:
+        length = self._reader.length
+        if length > limit:
+            raise too_large(limit)  # from the Content-Length alone: nothing read
+        held = self._held(length)
         consumed = len(held)
         try:
             pwrite_all(fd, held, offset)
@@ -120,6 +165,34 @@ def _splice_into(sock: socket.socket, fd: int, offset: int, count: int) -> int:
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def form_file_into(body: UploadBody, boundary: bytes, out: BinaryIO,
+                   name: str = "file") -> int | None:
+    """Write the content of the form's first file part called `name` (a
+    multipart/form-data body) into `out`, as it arrives; its size, or None when the form
+    has no such part. Other fields are read and dropped (the local store's POST policy
+    fields: its token rides in the URL)."""
+    decoder = MultipartDecoder(boundary, max_form_memory_size=FORM_BUFFER_BYTES,
+                               max_parts=FORM_MAX_PARTS)
+    size: int | None = None
+    in_file = False
+    try:
+        for data in itertools.chain(body.chunks(), [None]):
+            decoder.receive_data(data)
+            while not isinstance(event := decoder.next_event(), (NeedData, Epilogue)):
+                if isinstance(event, File):
+                    in_file = event.name == name and size is None
+                    if in_file:
+                        size = 0
+                elif isinstance(event, Field):
+                    in_file = False
+                elif isinstance(event, Data) and in_file:
+                    out.write(event.data)
+                    size += len(event.data)  # type: ignore[operator]
+    except (ValueError, RequestEntityTooLarge) as exc:  # the decoder's words for bad forms
+        raise BadRequest(f"The multipart form is malformed: {exc}") from None
+    return size
 
 
 def request_body(environ: dict, stream: BinaryIO) -> UploadBody:

@@ -2,7 +2,8 @@
 under the real gunicorn server: the body is spliced socket → file, what gunicorn read past
 the headers comes first, and the connection stays usable for the next request (keep-alive
 and pipelined requests). A body that ends early is refused without a 500, an announced body
-over the part size is refused before any byte is read, and a chunked body still works."""
+over the part size is refused before any byte is read, and a chunked body still works.
+A single-part upload's form is decoded as it arrives, only its file part written."""
 
 from __future__ import annotations
 
@@ -147,3 +148,55 @@ def test_a_chunked_part_is_read_from_the_stream(server, api):
     assert r.status_code == 200, r.text
     assert _end(api, "bodies/chunked.bin", config).status_code == 200
     assert _download(api, "bodies/chunked.bin") == data
+
+
+# Single-part uploads: a form whose file part is written into the object as it arrives ---------
+def _upload_url(api, path: str) -> str:
+    r = api.request("GET", "/data-store/upload", params={"path_to_object": path})
+    assert r.status_code == 200, r.text
+    return r.json()["signed_url"]
+
+
+def test_a_form_upload_keeps_only_its_file_part(server, api):
+    """Fields before and after the file (S3 policy fields), a second file part ignored, the
+    file larger than a block; then on the same connection a plain request."""
+    data = os.urandom(3 * MIB + 5)
+    url = _upload_url(api, "bodies/form.bin")
+    boundary = "b0undary"
+    body = b"".join([
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nx\r\n".encode(),
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+        f"filename=\"f.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n".encode(),
+        data,
+        f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+        f"filename=\"g.bin\"\r\n\r\nsecond\r\n".encode(),
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"policy\"\r\n\r\ny\r\n"
+        f"--{boundary}--\r\n".encode(),
+    ])
+    parts = urlsplit(url)
+    with _connect(server) as sock:
+        reader = _Reader(sock)
+        sock.sendall(f"POST {parts.path}?{parts.query} HTTP/1.1\r\nHost: x\r\n"
+                     f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+                     f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        assert reader.response()[0] == 204
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert reader.response()[0] == 200
+    assert _download(api, "bodies/form.bin") == data
+
+
+@pytest.mark.parametrize("content_type, body, message", [
+    ("multipart/form-data; boundary=b", b"--b\r\nContent-Disposition: form-data; name=\"a\""
+     b"\r\n\r\nx\r\n--b--\r\n", b"no file part named"),
+    ("multipart/form-data; boundary=b", b"--b\r\nContent-Disposition: form-data; name=\"file\""
+     b"; filename=\"f\"\r\n\r\nunfinished", b"malformed"),
+    ("application/octet-stream", b"raw", b"not a multipart/form-data form"),
+])
+def test_a_bad_form_is_refused_and_keeps_the_object(server, api, content_type, body, message):
+    url = _upload_url(api, "bodies/kept.bin")
+    assert requests.post(url, files={"file": ("f", b"kept")}, timeout=30).status_code == 204
+    r = requests.post(_upload_url(api, "bodies/kept.bin"), data=body,
+                      headers={"Content-Type": content_type}, timeout=30)
+    assert r.status_code == 400 and b"<Code>InvalidRequest</Code>" in r.content, r.content
+    assert message in r.content, r.content
+    assert _download(api, "bodies/kept.bin") == b"kept"

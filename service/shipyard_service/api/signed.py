@@ -19,7 +19,7 @@ from xml.etree import ElementTree
 
 from flask import Blueprint, Response, request, send_file
 
-from ..bodies import request_body
+from ..bodies import form_file_into, request_body
 from ..datastore.local import LocalDataStore
 from ..errors import NotFound, PayloadTooLarge, ShipyardError
 from ..request_limits import raw_upload
@@ -113,10 +113,18 @@ def post_object():
     store = _local_store()
     # Only the query's token: one in the form would mean reading the body to find it.
     claims = store.check_token(_query_token(), "post")
-    upload = request.files.get("file")
-    if upload is None:
-        raise XmlError(400, "InvalidRequest", "The form has no file part named 'file'")
-    store.write(claims["key"], upload.stream)
+    boundary = request.mimetype_params.get("boundary")
+    if request.mimetype != "multipart/form-data" or not boundary:
+        raise XmlError(400, "InvalidRequest", "The body is not a multipart/form-data form")
+    body = request_body(request.environ, request.stream)
+
+    def fill(out) -> int:
+        size = form_file_into(body, boundary.encode("latin-1"), out)
+        if size is None:  # raised before the object is replaced
+            raise XmlError(400, "InvalidRequest", "The form has no file part named 'file'")
+        return size
+
+    store.write_with(claims["key"], fill)
     return Response(status=204)
 
 

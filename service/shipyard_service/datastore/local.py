@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -106,8 +106,12 @@ class LocalDataStore(DataStore):
             raise NotFound(f"Object '{key}' not found", {"key": key}) from None
 
     def write(self, key: str, stream: BinaryIO) -> int:
-        path = self.path_of(key)
-        return self._atomic_write(key, path, lambda out: copy_stream(stream, out))
+        return self.write_with(key, lambda out: copy_stream(stream, out))
+
+    def write_with(self, key: str, fill: Callable[[BinaryIO], int]) -> int:
+        """Replace the object with what `fill(out)` writes (it returns the size); nothing
+        changes if it raises."""
+        return self._atomic_write(key, self.path_of(key), fill)
 
     def delete(self, key: str) -> None:
         path = self._file(key)
