@@ -260,3 +260,51 @@ def test_a_stopped_server_leaves_no_fork_server_behind(tmp_path):
         assert not list(work.iterdir()) if work.exists() else True
     finally:
         server.stop()
+
+
+PATIENT = '''
+import sys
+import time
+
+
+def run(how):
+    if how == "wait":
+        time.sleep(4)
+    return {"report": {"forked": "shipyard_runner.forkserver" in sys.modules}}
+'''
+REPORT_FIELDS = {"inputs[0][name]": "how", "inputs[0][data_type]": "string",
+                 "outputs[0][name]": "report", "outputs[0][data_type]": "json"}
+
+
+def test_a_retired_fork_server_lets_its_running_execution_finish(tmp_path):
+    """SHIPYARD_FORK_SERVERS=1: the fork server of another environment retires the first
+    one, which takes no new execution but does not kill the one it runs."""
+    server = ServerProcess(tmp_path / "data", env={"SHIPYARD_FORK_SERVERS": "1"}).start()
+    try:
+        api = Api(server)
+        create_step_http(api, "patient", {"main.py": PATIENT}, kind="pipelines",
+                         fields=REPORT_FIELDS)
+        body = create_step_http(api, "other-env", {"main.py": PATIENT,
+                                                   "requirements.txt": "numpy\n"},
+                                kind="pipelines", fields=dict(
+                                    REPORT_FIELDS,
+                                    **{"container_config[requirements_path]":
+                                       "requirements.txt"}))
+        assert body["creation_info"]["status"] == "ready", body
+        _until_forked(api, "patient", {"how": "now"})
+        r = api.request("POST", "/pipelines/patient/run",
+                        data={"json_inputs": json.dumps({"how": "wait"})})
+        assert r.status_code == 200, r.text
+        waiting = r.json()["execution_id"]
+        _until_forked(api, "other-env", {"how": "now"})  # retires patient's fork server
+        deadline = time.monotonic() + 120
+        while True:
+            out = api.request("GET", f"/executions/{waiting}/outputs?wait_for_completion=true")
+            if out.status_code != 307:
+                break
+            assert time.monotonic() < deadline, "execution did not finish"
+        assert out.status_code == 200, out.text
+        assert out.json()["outputs"][0]["value"] == {"forked": True}
+        _until_forked(api, "patient", {"how": "now"})  # a new one, in turn
+    finally:
+        server.stop()

@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -249,7 +250,8 @@ class ForkServers:
                     continue
                 if self._socket_root is None:
                     self._socket_root = Path(tempfile.mkdtemp(prefix="shipyard-fs-"))
-                name = hashlib.sha256(key.encode()).hexdigest()[:16]
+                # Its own folders: a retired one of the same environment may still drain.
+                name = hashlib.sha256(key.encode()).hexdigest()[:12] + secrets.token_hex(4)
                 server = ForkServer(python, self.work_root / f"fork-{name}",
                                     self._socket_root / name, self.sandbox, env, read_only,
                                     self.code_root)
