@@ -75,6 +75,18 @@ def _until_forked(api: Api, pipeline: str, inputs: dict) -> None:
     raise AssertionError("no execution was forked")
 
 
+def _outputs_when_done(api: Api, execution_id: str):
+    """The outputs of an execution started earlier, once it has succeeded."""
+    deadline = time.monotonic() + 120
+    while True:
+        out = api.request("GET", f"/executions/{execution_id}/outputs?wait_for_completion=true")
+        if out.status_code != 307:
+            break
+        assert time.monotonic() < deadline, "execution did not finish"
+    assert out.status_code == 200, out.text
+    return out
+
+
 @pytest.fixture(params=["fork-server", "cold"])
 def server(request, tmp_path):
     env = {"SERVER_ONLY_SECRET": "do-not-leak"}
@@ -187,14 +199,7 @@ def test_concurrent_executions_of_one_step_cannot_see_each_other(tmp_path):
             ids[role] = r.json()["execution_id"]
         reports = {}
         for role, execution_id in ids.items():
-            deadline = time.monotonic() + 120
-            while True:
-                out = api.request(
-                    "GET", f"/executions/{execution_id}/outputs?wait_for_completion=true")
-                if out.status_code != 307:
-                    break
-                assert time.monotonic() < deadline, "execution did not finish"
-            assert out.status_code == 200, out.text
+            out = _outputs_when_done(api, execution_id)
             reports[role] = out.json()["outputs"][0]["value"]
         first, second = reports["first"], reports["second"]
         assert first["waited"], first  # the first was still running when the second looked
@@ -297,13 +302,7 @@ def test_a_retired_fork_server_lets_its_running_execution_finish(tmp_path):
         assert r.status_code == 200, r.text
         waiting = r.json()["execution_id"]
         _until_forked(api, "other-env", {"how": "now"})  # retires patient's fork server
-        deadline = time.monotonic() + 120
-        while True:
-            out = api.request("GET", f"/executions/{waiting}/outputs?wait_for_completion=true")
-            if out.status_code != 307:
-                break
-            assert time.monotonic() < deadline, "execution did not finish"
-        assert out.status_code == 200, out.text
+        out = _outputs_when_done(api, waiting)
         assert out.json()["outputs"][0]["value"] == {"forked": True}
         _until_forked(api, "patient", {"how": "now"})  # a new one, in turn
     finally:
