@@ -22,7 +22,7 @@ import os
 import select
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import BinaryIO, Protocol
 
 from gunicorn.http.body import Body as GunicornBody
@@ -44,7 +44,7 @@ class UploadBody(Protocol):
         """Write the whole body at `offset` of the file `fd`; return its size.
         PayloadTooLarge when it holds more than `limit` bytes."""
 
-    def chunks(self) -> Iterator[bytes]:
+    def chunks(self) -> Generator[bytes, None, None]:
         """The whole body, in blocks of up to 1 MiB."""
 
 
@@ -68,7 +68,7 @@ class StreamBody:
     def __init__(self, stream: BinaryIO):
         self._stream = stream
 
-    def chunks(self) -> Iterator[bytes]:
+    def chunks(self) -> Generator[bytes, None, None]:
         while chunk := self._stream.read(BLOCK):
             yield chunk
 
@@ -97,7 +97,7 @@ class SocketBody:
             held = held[:length]
         return held
 
-    def chunks(self) -> Iterator[bytes]:
+    def chunks(self) -> Generator[bytes, None, None]:
         length = self._reader.length
         held = self._held(length)
         consumed = len(held)
@@ -177,8 +177,11 @@ def form_file_into(body: UploadBody, boundary: bytes, out: BinaryIO,
                                max_parts=FORM_MAX_PARTS)
     size: int | None = None
     in_file = False
+    # Closed at once on an error, so the body reader learns what was consumed before the
+    # connection's next request is read.
+    chunks = body.chunks()
     try:
-        for data in itertools.chain(body.chunks(), [None]):
+        for data in itertools.chain(chunks, [None]):
             decoder.receive_data(data)
             while not isinstance(event := decoder.next_event(), (NeedData, Epilogue)):
                 if isinstance(event, File):
@@ -192,6 +195,8 @@ def form_file_into(body: UploadBody, boundary: bytes, out: BinaryIO,
                     size += len(event.data)  # type: ignore[operator]
     except (ValueError, RequestEntityTooLarge) as exc:  # the decoder's words for bad forms
         raise BadRequest(f"The multipart form is malformed: {exc}") from None
+    finally:
+        chunks.close()
     return size
 
 
