@@ -208,6 +208,16 @@ def request_body(environ: dict, stream: BinaryIO) -> UploadBody:
     reader = getattr(body, "reader", None)
     if hasattr(os, "splice") and isinstance(sock, socket.socket) \
             and not isinstance(sock, ssl.SSLSocket) and isinstance(body, GunicornBody) \
-            and isinstance(reader, LengthReader) and body.buf.tell() == 0:
+            and isinstance(reader, LengthReader) and body.buf.tell() == 0 \
+            and _knows_gunicorn_reader(reader):
         return SocketBody(sock, body, reader)
     return StreamBody(stream)
+
+
+def _knows_gunicorn_reader(reader: LengthReader) -> bool:
+    """SocketBody uses gunicorn's reader internals (27.x): another release that lacks them
+    gets the WSGI stream instead of a broken connection."""
+    unreader = getattr(reader, "unreader", None)
+    return isinstance(getattr(reader, "length", None), int) \
+        and callable(getattr(unreader, "take_buffered", None)) \
+        and callable(getattr(unreader, "unread", None))
