@@ -107,12 +107,19 @@ def test_failures_are_reported(api):
     err = assert_error(out, 500, "ExecutionFailed")
     assert "bad thing" in err["message"]
     execution = api.request("GET", f"/executions/{execution_id}").json()
-    assert execution["status"] == "Failed" and "ValueError" in execution["error"]
+    assert execution["status"] == "Failed", execution
+    # The exception's type is named once, as the runner wrote it ("Type: text").
+    assert execution["error"].startswith("ValueError: bad thing\n"), execution["error"]
+    assert "ValueError: ValueError" not in execution["error"]
+    assert "ValueError: ValueError" not in err["message"]
     bad_output = ("def run():\n    return {'o': 3}\n")
     create_step_http(api, "bad-output", {"main.py": bad_output}, kind="pipelines",
                      fields={"outputs[0][name]": "o", "outputs[0][data_type]": "string"})
     execution_id, out = run_and_wait(api, "bad-output")
     assert_error(out, 500, "ExecutionFailed")
+    # A runner error carries its bare text: the server names the type before it.
+    error = api.request("GET", f"/executions/{execution_id}").json()["error"]
+    assert error.startswith("OutputTypeError: output 'o' must be"), error
     crash = "import os\ndef run():\n    os._exit(3)\n"
     create_step_http(api, "crashes", {"main.py": crash}, kind="pipelines")
     execution_id, out = run_and_wait(api, "crashes")

@@ -374,8 +374,14 @@ def parse_final_status(payload: Any) -> ExecutionStatus:
 
 
 def failure_message(error: Any) -> str:
+    """The execution's error text: "Type: message", the type named once (the runner's
+    user errors already read "RuntimeError: text"; its own errors carry the bare text)."""
     if isinstance(error, dict):
-        message = f"{error.get('type', 'Error')}: {error.get('message', '')}".strip()
+        kind = str(error.get("type") or "Error")
+        message = str(error.get("message") or "").strip()
+        short = kind.rsplit(".", 1)[-1]  # a user error's message names the class, unqualified
+        if message != short and not message.startswith(f"{short}:"):
+            message = f"{kind}: {message}".strip()
         if error.get("traceback"):
             message += "\n" + str(error["traceback"])[-8000:]
         return message
