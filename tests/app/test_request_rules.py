@@ -134,3 +134,25 @@ def test_cookie_sessions_belong_to_the_ui_only(admin):
                        ("/environments/default/dev/endpoints/x", True), ("/ui/", False)):
         with app.test_request_context(path):
             assert app.session_interface.is_null_session(session) is null, path
+
+
+def test_ui_page_numbers_past_the_stores_integers_are_a_clear_400(admin):
+    """The tracking page's offset, (page - 1) * per_page, once reached the store unbounded:
+    a page past 2**63 / per_page was a 500 (OverflowError). It is a 400 now, on both UI
+    listings; a page merely past the last one is an empty page (200)."""
+    import re
+
+    app = admin.app
+    http = app.test_client()
+    page = http.get("/ui/login")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+    creds = credentials(app)
+    http.post("/ui/login", data={"csrf_token": csrf, "email": creds["admin_email"],
+                                 "password": creds["admin_password"], "next": ""})
+    env = "/ui/projects/default/environments/dev"
+    for view in ("/executions", "/compare"):
+        for page_number in ("9223372036854775807", "92233720368547758070", "1000000001"):
+            r = http.get(f"{env}{view}?per_page=100&page={page_number}")
+            assert r.status_code == 400, (view, page_number, r.status_code)
+        for query in ("per_page=100&page=500", "per_page=200&page=1000000000"):
+            assert http.get(f"{env}{view}?{query}").status_code == 200, (view, query)

@@ -7,6 +7,11 @@ from dataclasses import dataclass, replace
 from ..domain.comparison import DEFAULT_PAGE_SIZE, PAGE_SIZES
 from ..errors import BadRequest
 
+# The deepest page asked for: its offset, (page - 1) * per_page, must fit the stores'
+# 64-bit integers (past them SQLite's driver raised OverflowError, PostgreSQL "bigint out of
+# range": a 500), and no listing holds a billion pages.
+MAX_PAGE = 1_000_000_000
+
 
 @dataclass(frozen=True)
 class Paging:
@@ -22,9 +27,9 @@ class Paging:
         except ValueError as exc:
             raise BadRequest("'page' and 'per_page' must be whole numbers",
                              {"field": "page"}) from exc
-        if page < 1 or per_page not in PAGE_SIZES:
-            raise BadRequest(f"'page' starts at 1 and 'per_page' is one of {list(PAGE_SIZES)}",
-                             {"field": "page"})
+        if not 1 <= page <= MAX_PAGE or per_page not in PAGE_SIZES:
+            raise BadRequest(f"'page' is from 1 to {MAX_PAGE:,} and 'per_page' is one of "
+                             f"{list(PAGE_SIZES)}", {"field": "page"})
         return cls(page, per_page)
 
     def with_total(self, total: int) -> Paging:
