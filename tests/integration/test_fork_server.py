@@ -307,3 +307,127 @@ def test_a_retired_fork_server_lets_its_running_execution_finish(tmp_path):
         _until_forked(api, "patient", {"how": "now"})  # a new one, in turn
     finally:
         server.stop()
+
+
+PROC_PROBE = '''
+import json
+import os
+import sys
+import time
+
+from shipyard import CraftAiSdk
+
+TOKENS = ("SHIPYARD_EXECUTION_TOKEN", "SHIPYARD_SDK_TOKEN", "CRAFT_AI_SDK_TOKEN")
+
+
+def _wait_for(sdk, key, local):
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            sdk.download_data_store_object(key, local)
+            return True
+        except Exception:
+            time.sleep(0.1)
+    return False
+
+
+def _try(action):
+    try:
+        return action()
+    except OSError as exc:
+        return "refused: %s" % type(exc).__name__
+
+
+def _mem(pid):
+    with open("/proc/%s/maps" % pid) as f:
+        first = f.readline()
+    if not first:  # what /proc gives when the process may not be read
+        raise PermissionError("no map")
+    start = int(first.split("-")[0], 16)
+    with open("/proc/%s/mem" % pid, "rb") as f:
+        f.seek(start)
+        return f.read(64).hex()
+
+
+def _look(pid, held):
+    base = "/proc/%s/" % pid
+    secret = os.path.join(held, "secret-hold")
+    below_root = os.path.relpath(secret, os.path.dirname(held))  # from the work root
+    return {
+        "through_cwd": _try(lambda: open(base + "cwd/" + below_root).read()),
+        "through_root": _try(lambda: open(base + "root" + secret).read()),
+        "cmdline": _try(lambda: open(base + "cmdline", "rb").read().decode("utf-8", "replace")),
+        "environ": _try(lambda: open(base + "environ", "rb").read().decode("utf-8", "replace")),
+        "cwd": _try(lambda: sorted(os.listdir(base + "cwd"))),
+        "root": _try(lambda: sorted(os.listdir(base + "root"))),
+        # (the numbers of its open files may be listed: where they lead may not)
+        "fd": _try(lambda: [os.readlink(base + "fd/" + n) for n in os.listdir(base + "fd")]),
+        "mem": _try(lambda: _mem(pid)),
+    }
+
+
+def run(role, key, name):
+    if role == "warm-up":
+        return {"report": {"forked": "shipyard_runner.forkserver" in sys.modules}}
+    sdk = CraftAiSdk()
+    forked = "shipyard_runner.forkserver" in sys.modules
+    if role == "hold":
+        with open("secret-hold", "w") as f:
+            f.write("the holder's file")
+        with open("held.txt", "w") as f:
+            f.write(os.getcwd())
+        sdk.upload_data_store_object("held.txt", key + "/held")
+        waited = all(_wait_for(sdk, key + "/probed-" + other, "probed-" + other)
+                     for other in ("same", "other"))
+        return {"report": {"forked": forked, "cwd": os.getcwd(), "waited": waited,
+                           "tokens": [os.environ[t] for t in TOKENS if os.environ.get(t)]}}
+    assert _wait_for(sdk, key + "/held", "held.txt")
+    with open("held.txt") as f:
+        held = f.read()
+    me = os.readlink("/proc/self")  # this process's pid in the /proc it sees
+    seen = {pid: _look(pid, held) for pid in os.listdir("/proc") if pid.isdigit() and pid != me}
+    with open("probed.txt", "w") as f:
+        f.write("done")
+    sdk.upload_data_store_object("probed.txt", key + "/probed-" + name)
+    return {"report": {"forked": forked, "seen": seen}}
+'''
+PROBE_FIELDS = {"inputs[0][name]": "role", "inputs[0][data_type]": "string",
+                "inputs[1][name]": "key", "inputs[1][data_type]": "string",
+                "inputs[2][name]": "name", "inputs[2][data_type]": "string",
+                "outputs[0][name]": "report", "outputs[0][data_type]": "json"}
+
+
+def test_a_forked_execution_cannot_read_other_executions_through_proc(tmp_path):
+    """The fork server's /proc lists every execution it forked: none may read another's
+    (or the fork server's, or a keeper's) environment, memory, folders or open files."""
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        api = Api(server)
+        for step in ("holder", "prober"):
+            create_step_http(api, step, {"main.py": PROC_PROBE}, kind="pipelines",
+                             fields=PROBE_FIELDS)
+            _until_forked(api, step, {"role": "warm-up", "key": "none", "name": "none"})
+        ids = {}
+        for name, step, role in (("hold", "holder", "hold"), ("same", "holder", "probe"),
+                                 ("other", "prober", "probe")):
+            r = api.request("POST", f"/pipelines/{step}/run", data={"json_inputs": json.dumps(
+                {"role": role, "key": "proc", "name": name})})
+            assert r.status_code == 200, r.text
+            ids[name] = r.json()["execution_id"]
+        reports = {name: _outputs_when_done(api, execution_id).json()["outputs"][0]["value"]
+                   for name, execution_id in ids.items()}
+        hold = reports["hold"]
+        assert hold["waited"] and hold["tokens"], hold  # running while both looked
+        for name in ("same", "other"):
+            report = reports[name]
+            assert report["forked"] and hold["forked"], reports
+            assert report["seen"], report  # at least the fork server is listed
+            for pid, looked in report["seen"].items():
+                for what in ("environ", "cwd", "root", "fd", "mem", "through_cwd",
+                             "through_root"):
+                    assert str(looked[what]).startswith("refused"), (name, pid, what, looked)
+            text = json.dumps(report)
+            assert not [t for t in hold["tokens"] if t in text], (name, report)
+            assert "secret-hold" not in text and "the holder's file" not in text, (name, report)
+    finally:
+        server.stop()

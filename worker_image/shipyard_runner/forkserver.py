@@ -51,7 +51,7 @@ CLONE_NEWNS, CLONE_NEWIPC = 0x00020000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID = 0x10000000, 0x20000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT = 1, 2, 4, 32
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
-PR_SET_PDEATHSIG = 1
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -197,6 +197,12 @@ def _keeper(conn: socket.socket, inherited: list, isolated: bool, hide: list) ->
         request = _read_request(conn)
         if isolated:
             isolate(request["cwd"], request.get("code_dir"), hide)
+            # Other executions see the fork server's /proc: its cwd there (the work root,
+            # uncovered in the fork server's mounts) must not lead to their folders, and
+            # this keeper and its runner must not be readable (environ, mem, cwd, root,
+            # fd) by another process of the same user. Not dumpable: only root may.
+            os.chdir("/")
+            _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl")
         wake_r, wake_w = socket.socketpair()
         wake_r.setblocking(False)
         wake_w.setblocking(False)
