@@ -9,6 +9,9 @@ SHIPYARD_FORK_SERVERS=0 runners start cold, as before."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 
 import psutil
@@ -429,5 +432,35 @@ def test_a_forked_execution_cannot_read_other_executions_through_proc(tmp_path):
             text = json.dumps(report)
             assert not [t for t in hold["tokens"] if t in text], (name, report)
             assert "secret-hold" not in text and "the holder's file" not in text, (name, report)
+    finally:
+        server.stop()
+
+
+def test_fork_server_folders_left_by_a_crashed_server_are_removed_at_start(tmp_path):
+    """A server killed hard leaves its fork servers' work roots: the next start removes
+    those whose API process is gone, and only those."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    work = tmp_path / "data" / "work"
+    stale = work / f"fork-{dead.pid}-{'a' * 20}"
+    alive = work / f"fork-{os.getpid()}-{'b' * 20}"  # this process: maybe another worker's
+    others = [work / "fork-12345-notaforkroot", work / "fork-x1y2z"]  # e.g. a step's run
+    for folder in (stale, alive, *others):
+        folder.mkdir(parents=True)
+        (folder / "forkserver.log").write_text("left behind")
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        api = Api(server)
+        create_step_http(api, "isolated", {"main.py": STEP}, kind="pipelines",
+                         fields=SEEN_FIELDS)
+        _until_forked(api, "isolated", {"tag": "one"})
+        assert not stale.exists()
+        assert alive.exists() and all(folder.exists() for folder in others)
+        # Its own fork server's root is named after the server's (worker) process.
+        server_pids = {server.proc.pid} | {p.pid for p in
+                                           psutil.Process(server.proc.pid).children(True)}
+        roots = [p.name for p in work.glob("fork-*-*")
+                 if p.name.split("-")[1].isdigit() and int(p.name.split("-")[1]) in server_pids]
+        assert len(roots) == 1, sorted(p.name for p in work.iterdir())
     finally:
         server.stop()

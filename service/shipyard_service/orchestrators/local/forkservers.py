@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -39,9 +40,15 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from .sandbox import Sandbox
 
 log = logging.getLogger(__name__)
+
+# A fork server's work root: fork-<pid of the API process that started it>-<20 hex>
+# (executions' work folders, beside them, are named <step>-<5 characters>).
+ROOT_NAME = re.compile(r"fork-(\d+)-[0-9a-f]{20}")
 
 START_TIMEOUT_S = 20.0
 RETRY_AFTER_S = 60.0  # after a fork server failed to start for an environment
@@ -201,6 +208,7 @@ class ForkServers:
         self._stopped = False
         # Unix socket paths are short (108 bytes): a private folder under the temp dir.
         self._socket_root: Path | None = None
+        _remove_stale_roots(work_root)
 
     def get(self, python: Path, env: dict[str, str],
             read_only: list[Path]) -> ForkServer | None:
@@ -252,7 +260,7 @@ class ForkServers:
                     self._socket_root = Path(tempfile.mkdtemp(prefix="shipyard-fs-"))
                 # Its own folders: a retired one of the same environment may still drain.
                 name = hashlib.sha256(key.encode()).hexdigest()[:12] + secrets.token_hex(4)
-                server = ForkServer(python, self.work_root / f"fork-{name}",
+                server = ForkServer(python, self.work_root / f"fork-{os.getpid()}-{name}",
                                     self._socket_root / name, self.sandbox, env, read_only,
                                     self.code_root)
             try:
@@ -291,6 +299,21 @@ class ForkServers:
             thread.join(START_TIMEOUT_S + 5)
         if self._socket_root is not None:
             shutil.rmtree(self._socket_root, ignore_errors=True)
+
+
+def _remove_stale_roots(work_root: Path) -> None:
+    """Remove the work roots of fork servers whose API process is gone (a server killed
+    hard: its fork servers died with it, their folders stayed). A root is named after the
+    pid of the process that started it; any process of that pid (the same one, another
+    worker, or a reused pid) keeps it."""
+    try:
+        folders = list(Path(work_root).iterdir())
+    except OSError:  # no work root yet
+        return
+    for folder in folders:
+        owner = ROOT_NAME.fullmatch(folder.name)
+        if owner and folder.is_dir() and not psutil.pid_exists(int(owner.group(1))):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _identity(python: Path) -> tuple | None:
