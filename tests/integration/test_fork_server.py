@@ -464,3 +464,29 @@ def test_fork_server_folders_left_by_a_crashed_server_are_removed_at_start(tmp_p
         assert len(roots) == 1, sorted(p.name for p in work.iterdir())
     finally:
         server.stop()
+
+
+def test_projects_never_share_a_fork_server(tmp_path):
+    """The same step (same Python, same requirements) in two projects: each project's
+    executions are forked by a fork server of its own (its work folders live under that fork
+    server's root), so a program one project's step executes, dumpable again after its exec,
+    is never beside another project's executions."""
+    from .test_git_steps import project_api
+
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        roots = {}
+        for api in (Api(server), project_api(Api(server), "tenant-b", {})):
+            create_step_http(api, "isolated", {"main.py": STEP}, kind="pipelines",
+                             fields=SEEN_FIELDS)
+            _until_forked(api, "isolated", {"tag": "warm-up"})
+            _, out = run_and_wait(api, "isolated", {"tag": "where"})
+            assert out.status_code == 200, out.text
+            seen = out.json()["outputs"][0]["value"]
+            assert seen["forked"], seen
+            roots[api.env_url] = os.path.basename(os.path.dirname(seen["cwd"]))
+        assert len(set(roots.values())) == 2, roots
+        assert all(root.startswith("fork-") for root in roots.values()), roots
+        assert len(_runner_processes(server, "forkserver")) >= 2
+    finally:
+        server.stop()

@@ -210,11 +210,14 @@ class ForkServers:
         self._socket_root: Path | None = None
         _remove_stale_roots(work_root)
 
-    def get(self, python: Path, env: dict[str, str],
-            read_only: list[Path]) -> ForkServer | None:
-        """The environment's fork server when it is up; else None, and it is started in
-        the background (the caller starts its runner cold)."""
-        key = str(python)
+    def get(self, python: Path, env: dict[str, str], read_only: list[Path],
+            tenant: str = "") -> ForkServer | None:
+        """The fork server of a step environment for one tenant (a project's environment)
+        when it is up; else None, and it is started in the background (the caller starts
+        its runner cold). Tenants never share one: a program a step starts is dumpable
+        again after its exec, so its /proc entries are open to the fork server's other
+        children (docs/sandbox.md)."""
+        key = f"{python}\0{tenant}"
         finished = []
         with self._cond:
             if self._stopped:

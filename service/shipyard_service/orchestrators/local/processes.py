@@ -112,7 +112,8 @@ class RunnerProcesses:
         (whose pid is one of the fork server's sandbox)."""
         if self.forks is not None and self._forkable(launch):
             server = self.forks.get(python, _fork_server_environment(),
-                                    runner_read_only(python, self.code_root))
+                                    runner_read_only(python, self.code_root),
+                                    tenant=launch.environment_url)
             if server is not None:
                 try:
                     self._start_forked(server, launch)
