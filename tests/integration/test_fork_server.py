@@ -127,13 +127,10 @@ def test_executions_never_see_each_others_state(server):
         assert not _runner_processes(server, "forkserver")
 
 
-RENDEZVOUS = '''
-import json
-import os
-import sys
+# What the rendezvous steps below share: a data-store object awaited (bounded), and an
+# attempt whose refusal is the expected answer.
+STEP_HELPERS = '''
 import time
-
-from shipyard import CraftAiSdk
 
 
 def _fetch(sdk, key, local):
@@ -152,6 +149,15 @@ def _try(action):
         return action()
     except OSError as exc:
         return "refused: %s" % type(exc).__name__
+'''
+
+RENDEZVOUS = STEP_HELPERS + '''
+import json
+import os
+import sys
+import time
+
+from shipyard import CraftAiSdk
 
 
 def run(role, key):
@@ -312,7 +318,7 @@ def test_a_retired_fork_server_lets_its_running_execution_finish(tmp_path):
         server.stop()
 
 
-PROC_PROBE = '''
+PROC_PROBE = STEP_HELPERS + '''
 import json
 import os
 import sys
@@ -321,24 +327,6 @@ import time
 from shipyard import CraftAiSdk
 
 TOKENS = ("SHIPYARD_EXECUTION_TOKEN", "SHIPYARD_SDK_TOKEN", "CRAFT_AI_SDK_TOKEN")
-
-
-def _wait_for(sdk, key, local):
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            sdk.download_data_store_object(key, local)
-            return True
-        except Exception:
-            time.sleep(0.1)
-    return False
-
-
-def _try(action):
-    try:
-        return action()
-    except OSError as exc:
-        return "refused: %s" % type(exc).__name__
 
 
 def _mem(pid):
@@ -380,11 +368,11 @@ def run(role, key, name):
         with open("held.txt", "w") as f:
             f.write(os.getcwd())
         sdk.upload_data_store_object("held.txt", key + "/held")
-        waited = all(_wait_for(sdk, key + "/probed-" + other, "probed-" + other)
+        waited = all(_fetch(sdk, key + "/probed-" + other, "probed-" + other)
                      for other in ("same", "other"))
         return {"report": {"forked": forked, "cwd": os.getcwd(), "waited": waited,
                            "tokens": [os.environ[t] for t in TOKENS if os.environ.get(t)]}}
-    assert _wait_for(sdk, key + "/held", "held.txt")
+    assert _fetch(sdk, key + "/held", "held.txt")
     with open("held.txt") as f:
         held = f.read()
     me = os.readlink("/proc/self")  # this process's pid in the /proc it sees
