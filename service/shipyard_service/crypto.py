@@ -22,6 +22,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from .binding import Binding
 from .errors import ShipyardError
 
 PREFIX = "fernet:"
@@ -109,21 +110,10 @@ def make_default(secret_box: SecretBox) -> None:
         _box = secret_box
 
 
-class bind_box:
+def bind_box(secret_box: SecretBox) -> Binding[SecretBox]:
     """Within the block (this thread, this context), secrets are sealed and opened with
     `secret_box`."""
-
-    __slots__ = ("box", "_token")
-
-    def __init__(self, secret_box: SecretBox) -> None:
-        self.box = secret_box
-
-    def __enter__(self) -> SecretBox:
-        self._token = _bound.set(self.box)
-        return self.box
-
-    def __exit__(self, *exc: object) -> None:
-        _bound.reset(self._token)
+    return Binding(_bound, secret_box)
 
 
 def box() -> SecretBox:

@@ -10,26 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from apscheduler.schedulers.background import BackgroundScheduler
+from .owned_scheduler import OwnedScheduler
 
 log = logging.getLogger("shipyard.retries")
 
 
-class RetryTimer:
+class RetryTimer(OwnedScheduler):
     def __init__(self, services) -> None:
         self.services = services
         # One worker: a wake-up only starts a step (the runner runs elsewhere).
-        self._scheduler = BackgroundScheduler(timezone="UTC", executors={
-            "default": {"type": "threadpool", "max_workers": 1}}, job_defaults={
-            "coalesce": True, "misfire_grace_time": None})
-
-    def start(self) -> None:
-        if not self._scheduler.running:
-            self._scheduler.start()
-
-    def stop(self) -> None:
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+        super().__init__(executors={"default": {"type": "threadpool", "max_workers": 1}},
+                         job_defaults={"coalesce": True, "misfire_grace_time": None})
 
     def wake_at(self, execution_id: str, when: dt.datetime) -> None:
         """Advance `execution_id` at `when` (naive UTC, as the store keeps dates); one job

@@ -17,6 +17,8 @@ from pathlib import Path
 import peewee
 from playhouse.db_url import connect
 
+from ..binding import Binding
+
 _bound: contextvars.ContextVar[peewee.Database | None] = contextvars.ContextVar(
     "shipyard_database", default=None)
 
@@ -41,21 +43,9 @@ class BoundDatabase(peewee.DatabaseProxy):
 database = BoundDatabase()
 
 
-class bind_database:
-    """Within the block (this thread, this context), the models use `db`. A class rather
-    than a generator: every request enters one."""
-
-    __slots__ = ("db", "_token")
-
-    def __init__(self, db: peewee.Database) -> None:
-        self.db = db
-
-    def __enter__(self) -> peewee.Database:
-        self._token = _bound.set(self.db)
-        return self.db
-
-    def __exit__(self, *exc: object) -> None:
-        _bound.reset(self._token)
+def bind_database(db: peewee.Database) -> Binding[peewee.Database]:
+    """Within the block (this thread, this context), the models use `db`."""
+    return Binding(_bound, db)
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",

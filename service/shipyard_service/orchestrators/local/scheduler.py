@@ -9,28 +9,20 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 
-from apscheduler.schedulers.background import BackgroundScheduler
 from croniter import croniter
 
+from ...owned_scheduler import OwnedScheduler
 from .cron_trigger import cron_trigger
 
 log = logging.getLogger("shipyard.scheduler")
 
 
-class Schedules:
+class Schedules(OwnedScheduler):
     def __init__(self, on_tick: Callable[[int, dt.datetime], None]):
         self.on_tick = on_tick
-        self._scheduler = BackgroundScheduler(timezone="UTC", job_defaults={
-            "coalesce": True, "max_instances": 4, "misfire_grace_time": 30})
+        super().__init__(job_defaults={"coalesce": True, "max_instances": 4,
+                                       "misfire_grace_time": 30})
         self._exprs: dict[int, str] = {}
-
-    def start(self) -> None:
-        if not self._scheduler.running:
-            self._scheduler.start()
-
-    def stop(self) -> None:
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
 
     def set(self, deployment_id: int, expr: str | None, enabled: bool) -> None:
         job_id = f"deployment-{deployment_id}"
