@@ -7,8 +7,9 @@
   ``UPLOAD_CONCURRENCY`` at a time, each sent from the file at its offset by sendfile (a
   source that is not a regular file: read at its offset, so memory holds at most that many
   parts).
-* Downloads: one ``GET`` of a signed URL, received in cache-sized blocks (``_transfer``) and
-  written to a path or a writable buffer.
+* Downloads: into a file path, ranged ``GET``s of the signed URL over
+  ``DOWNLOAD_CONCURRENCY`` connections, each range written at its offset; into a writable
+  buffer, one ``GET``. Received in cache-sized blocks (``_transfer``).
 
 Bytes are sent and written as they are read: no hashing pass, no copy to a temporary file
 for seekable sources, no Python loop per small chunk.
@@ -24,6 +25,7 @@ import contextlib
 import io
 import os
 import shutil
+import stat
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -65,7 +67,10 @@ _COPY_BLOCK = 1024 * 1024
 _DOWNLOAD_BLOCK = _transfer.BLOCK  # cache-sized (see _transfer)
 #: Parts of a multipart upload in flight at once (sent from the file by sendfile, or each
 #: held in memory when the source is not a regular file).
-UPLOAD_CONCURRENCY = max(1, _int_from_env("SHIPYARD_UPLOAD_CONCURRENCY", 4))
+UPLOAD_CONCURRENCY = max(1, _int_from_env("SHIPYARD_UPLOAD_CONCURRENCY", _transfer.streams()))
+#: Ranged streams of a download into a file path, each written at its offset.
+DOWNLOAD_CONCURRENCY = max(1, _int_from_env("SHIPYARD_DOWNLOAD_CONCURRENCY",
+                                            _transfer.streams()))
 
 PathOrBuffer = Union[str, "os.PathLike[str]", IO[bytes]]
 
@@ -381,22 +386,60 @@ def _download_direct(
     signed_url: str, filepath_or_buffer: PathOrBuffer, description: str, allow_progress: bool
 ) -> bool:
     """The object through ``_transfer``; False (nothing written) when the response is
-    content-encoded, which requests decodes."""
+    content-encoded, which requests decodes. Into a file path: ``DOWNLOAD_CONCURRENCY``
+    ranged streams, each written at its offset; a failed download removes the file."""
+    to_path = isinstance(filepath_or_buffer, (str, os.PathLike))
+    # Writes at offsets need a regular file: a path that names something else (a FIFO, a
+    # device) gets one stream.
+    ranged = to_path and DOWNLOAD_CONCURRENCY > 1 and _regular_or_new(filepath_or_buffer)
     connections = _transfer.Connections()
     try:
-        response = _transfer.open_get(connections, signed_url)
+        response = _transfer.open_get(connections, signed_url, ranged=ranged)
         if response.headers.get("Content-Encoding"):
             return False
-        with progress_bar(response.length, description, allow_progress) as bar:
-            if isinstance(filepath_or_buffer, (str, os.PathLike)):
-                # Opened once the store answered: a failed download leaves no file behind.
-                with open(filepath_or_buffer, "wb") as file:
-                    _transfer.copy_body(response, file.write, bar.update)
-            else:
-                _transfer.copy_body(response, filepath_or_buffer.write, bar.update)
+        size = _transfer.object_size(response)
+        with progress_bar(size, description, allow_progress) as bar:
+            if not to_path:
+                _transfer.copy_body(response, filepath_or_buffer.write, bar.update)  # type: ignore[union-attr]
+                return True
+            # Opened once the store answered: a refused download leaves no file behind.
+            with open(filepath_or_buffer, "wb") as file:  # type: ignore[arg-type]
+                try:
+                    if response.status == 206 and size is not None:
+                        lock = threading.Lock()
+
+                        def progress(count: int) -> None:
+                            with lock:
+                                bar.update(count)
+
+                        _transfer.copy_ranges(connections, signed_url, response,
+                                              file.fileno(), size, DOWNLOAD_CONCURRENCY,
+                                              progress)
+                    else:
+                        _transfer.copy_body(response, file.write, bar.update)
+                except BaseException:
+                    _remove_partial(file)
+                    raise
         return True
     finally:
         connections.close()
+
+
+def _regular_or_new(path: Any) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
+def _remove_partial(file: Any) -> None:
+    """Remove a file a failed download left incomplete (a regular file only: a path may
+    name a FIFO or a device the caller made)."""
+    with contextlib.suppress(OSError):
+        if stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            os.unlink(file.name)
 
 
 def _copy_response(response: Any, target: Any, bar: Any) -> None:

@@ -1,5 +1,6 @@
 """A large request body written into a file (the data store's uploads): a part at its
-offset, or the file part of a form as it arrives.
+offset, or the file part of a form as it arrives. And the other way, a range of a file as a
+response body (`file_range`).
 
 Under gunicorn, a body of known length is moved socket → pipe → file with `os.splice`, in
 the kernel, up to a pipe's worth (1 MiB) per call: the bytes never become Python objects.
@@ -22,11 +23,12 @@ import os
 import select
 import socket
 import ssl
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from typing import BinaryIO, Protocol
 
 from gunicorn.http.body import Body as GunicornBody
 from gunicorn.http.body import LengthReader
+from gunicorn.http.wsgi import FileWrapper as GunicornFileWrapper
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
@@ -221,3 +223,21 @@ def _knows_gunicorn_reader(reader: LengthReader) -> bool:
     return isinstance(getattr(reader, "length", None), int) \
         and callable(getattr(unreader, "take_buffered", None)) \
         and callable(getattr(unreader, "unread", None))
+
+
+def file_range(environ: dict, file: BinaryIO, length: int) -> Iterable[bytes]:
+    """A response body of `length` bytes of `file` from its current offset; the file is
+    closed with the body. Under gunicorn, its file wrapper: gunicorn sends the response's
+    Content-Length bytes from the file's offset with sendfile (and never more than that
+    length when it cannot). Elsewhere, 1 MiB reads."""
+    wrapper = environ.get("wsgi.file_wrapper")
+    if isinstance(wrapper, type) and issubclass(wrapper, GunicornFileWrapper):
+        return wrapper(file)
+    return _blocks(file, length)
+
+
+def _blocks(file: BinaryIO, length: int) -> Generator[bytes, None, None]:
+    with file:
+        while length > 0 and (data := file.read(min(BLOCK, length))):
+            length -= len(data)
+            yield data
