@@ -75,6 +75,9 @@ class Settings:
     threads: int = 64
     # How often the retention sweeper applies environments' retention policies.
     retention_interval_s: float = 600.0
+    # How often the sort indexer writes the comparison's input/output sort keys of the
+    # executions that ended since (sortindexer.py).
+    sort_index_interval_s: float = 2.0
     uv_cache_dir: str | None = None
     # Step code sandbox in embedded mode (orchestrators/local/sandbox.py): auto (bubblewrap
     # when it runs here, else a warning and no sandbox), bwrap (required), off.
@@ -148,6 +151,7 @@ class Settings:
             "database_url": _env("DATABASE_URL", os.environ.get("DATABASE_URL", "")),
             "long_poll_s": float(_env("LONG_POLL_S", "25")),
             "retention_interval_s": max(0.1, float(_env("RETENTION_INTERVAL_S", "600"))),
+            "sort_index_interval_s": max(0.1, float(_env("SORT_INDEX_INTERVAL_S", "2"))),
             "uv_cache_dir": _env("UV_CACHE_DIR"),
             "sandbox": _env("SANDBOX", "auto"),
             "max_request_bytes": int(_env("MAX_REQUEST_BYTES", str(16 * 1024 * 1024))),

@@ -7,6 +7,7 @@ import logging
 from .domain import deployments, executions, graph_runs, steps
 from .retention import RetentionSweeper
 from .services import Services
+from .sortindexer import SortIndexer
 from .store import db_session
 from .store.db import Checkpointer
 
@@ -61,14 +62,17 @@ class DomainCallbacks:
 
 class BackgroundWork:
     """Owner of the app's background threads (orchestrator, WAL checkpoints, resource
-    sampler): started with the app, stopped by the server's shutdown hook."""
+    sampler, sort indexer): started with the app, stopped by the server's shutdown hook."""
 
-    def __init__(self, services: Services, checkpointer: Checkpointer, sampler) -> None:
+    def __init__(self, services: Services, checkpointer: Checkpointer, sampler,
+                 sort_indexer: SortIndexer) -> None:
         self.services = services
         self.checkpointer = checkpointer
         self.sampler = sampler
+        self.sort_indexer = sort_indexer
 
     def stop(self) -> None:
+        self.sort_indexer.stop()
         self.services.orchestrator.stop()
         if self.sampler is not None:
             self.sampler.stop()
@@ -101,4 +105,6 @@ def start_background_work(services: Services) -> BackgroundWork:
     # Resource monitoring (F17): this process samples the machine it runs on as one worker.
     from .monitoring import start_sampler
 
-    return BackgroundWork(services, checkpointer, start_sampler(services.settings))
+    sort_indexer = SortIndexer(services.settings.sort_index_interval_s)
+    sort_indexer.start()
+    return BackgroundWork(services, checkpointer, start_sampler(services.settings), sort_indexer)

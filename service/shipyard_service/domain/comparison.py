@@ -13,7 +13,7 @@ import peewee
 from peewee import SQL, NodeList, fn
 
 from ..errors import BadRequest
-from ..store import counts
+from ..store import counts, sortindex
 from ..store.db import database
 from ..store.models import Environment, Execution, ListMetric, Metric, SortKey
 from .lifecycle import ExecutionStatus
@@ -57,20 +57,6 @@ def filtered(environment: Environment, filters: Filters) -> peewee.ModelSelect:
     return query if narrowing is None else query.where(narrowing)
 
 
-def _io_value(field: peewee.Field, kind: str, name: str):
-    """The value of one input (or output) inside the execution's JSON list of items."""
-    if _sqlite():
-        return NodeList([
-            SQL("(SELECT json_extract(j.value, '$.value') FROM json_each("), field,
-            SQL(f") AS j WHERE json_extract(j.value, '$.pipeline_{kind}_name') = ?)", [name]),
-        ], glue="")
-    # PostgreSQL: the column is JSON text; jsonb values order numbers as numbers.
-    return NodeList([
-        SQL("(SELECT j -> 'value' FROM jsonb_array_elements(CAST("), field,
-        SQL(f" AS jsonb)) AS j WHERE j ->> 'pipeline_{kind}_name' = %s)", [name]),
-    ], glue="")
-
-
 def _duration():
     if _sqlite():
         return (fn.julianday(Execution.end_date) - fn.julianday(Execution.start_date)) * 86400
@@ -87,28 +73,44 @@ def sort_expression(key: str):
         return _duration() if name == "duration_s" else getattr(Execution, name)
     if group == "res" and name in RESOURCES:
         return Execution.cpu_time_s if name == "cpu_time_s" else Execution.peak_rss_bytes
-    if group in ("in", "out") and name:
-        return _io_value(Execution.inputs if group == "in" else Execution.outputs,
-                         "input" if group == "in" else "output", name)
+    if group in sortindex.KINDS and name:
+        return sortindex.scan_value(group, name)
     raise BadRequest(f"Cannot sort by {key!r}", {"field": "sort"})
 
 
 def _sort_key(key: str, aggregation: str) -> str | None:
-    """The store's sort key (store/sortkeys.py) of a metric or list-metric column; None
-    for the other columns."""
+    """The store's sort key of a metric or list-metric column (store/sortkeys.py) or of
+    an input or output (store/sortindex.py); None for the other columns."""
     group, _, name = key.partition(":")
-    if group == "m" and name:
+    if group in ("m", *sortindex.KINDS) and name:
         return key
     if group == "lm" and name:
         return f"lm:{name}:{aggregation if aggregation in AGGREGATIONS else 'last'}"
     return None
 
 
+# Most executions an input/output sort reads from their JSON (those the indexer has not
+# reached) beside the index; past it, the whole sort reads them (the indexer catching up).
+TAIL_LIMIT = 5_000
+
+
+@dataclass(frozen=True)
+class Page:
+    total: int
+    executions: list[Execution]
+    # Executions the input/output sort index has not reached yet (more than TAIL_LIMIT):
+    # this page was sorted by reading every execution's JSON.
+    catching_up: bool = False
+
+
 def _keyed_ids(environment: Environment, filters: Filters, key: str, descending: bool,
-               offset: int, limit: int) -> list[str]:
+               offset: int, limit: int, tail: list[str] = ()) -> list[str]:
     """A page of the filtered executions sorted by a stored key: those holding a value in
-    the key's index order (ties newest first), then those without one, newest first. The
-    index scan stops at the page; the filters are checked on each execution it meets."""
+    the key's order (ties newest first), then those without one, newest first. The index
+    scan stops at the page; the filters are checked on each execution it meets. `tail`:
+    executions holding a value the index does not have yet (read from their JSON), merged
+    in: the index is read from `len(tail)` rows before the offset, so that however the
+    tail interleaves, every row of the page is among what was read."""
     keyed = SortKey.select(SortKey.execution_id).where(
         (SortKey.environment_id == environment.id) & (SortKey.key == key))
     narrowing = _conditions(filters)
@@ -117,34 +119,94 @@ def _keyed_ids(environment: Environment, filters: Filters, key: str, descending:
         # (a scan of a million rows, then a sort) instead of the key's index.
         keyed = keyed.where(fn.EXISTS(Execution.select(SQL("1")).where(
             (Execution.execution_id == SortKey.execution_id) & narrowing)))
-    ids = [i for (i,) in keyed.order_by(
-        SortKey.value.desc() if descending else SortKey.value.asc(),
-        SortKey.created_at.desc(), SortKey.execution_id.desc())
-        .limit(limit).offset(offset).tuples()]
+    direction = "DESC" if descending else "ASC"
+    start = max(0, offset - len(tail))
+    window = (keyed.select(SortKey.execution_id, SortKey.value, SortKey.created_at)
+              .order_by(SortKey.value.desc() if descending else SortKey.value.asc(),
+                        SortKey.created_at.desc(), SortKey.execution_id.desc())
+              .limit(limit + len(tail)).offset(start))
+    if tail:
+        group, _, name = key.partition(":")
+        extra = Execution.select(Execution.execution_id, sortindex.scan_value(group, name),
+                                 Execution.created_at).where(Execution.execution_id.in_(tail))
+        window_sql, window_params = window.sql()
+        extra_sql, extra_params = extra.sql()
+        rows = database.execute_sql(
+            f"SELECT * FROM ({window_sql}) AS w UNION ALL SELECT * FROM ({extra_sql}) AS t "
+            f"ORDER BY 2 {direction}, 3 DESC, 1 DESC", window_params + extra_params).fetchall()
+    else:
+        rows = list(window.tuples())
+    in_tail = set(tail)
+    ordered, seen = [], set()
+    for execution_id, *_ in rows:  # the indexer may have caught one up between the reads
+        if execution_id not in seen:
+            seen.add(execution_id)
+            ordered.append(execution_id)
+    read = len(ordered) - len(in_tail & seen)
+    if start > 0:
+        # Tail rows before the first index row sit before the offset (at most len(tail)
+        # of them, and the index was read from len(tail) rows before it).
+        before = next((n for n, i in enumerate(ordered) if i not in in_tail), len(ordered))
+        ordered = ordered[before:]
+        skip = offset - start - before
+    else:
+        skip = offset
+    ids = ordered[skip:skip + limit]
     if len(ids) == limit:
         return ids
     # Past the keyed executions: how many there are, then the rest from their first.
-    holding = offset + len(ids) if ids else keyed.count()
+    if read or start == 0:
+        holding = start + read + len(tail)
+    else:
+        holding = keyed.count() + len(tail)
     without = filtered(environment, filters).where(~fn.EXISTS(
         SortKey.select(SQL("1")).where((SortKey.execution_id == Execution.execution_id)
                                        & (SortKey.key == key))))
+    if tail:
+        without = without.where(Execution.execution_id.not_in(tail))
     return ids + [i for (i,) in without.select(Execution.execution_id)
                   .order_by(Execution.created_at.desc(), Execution.execution_id.desc())
                   .limit(limit - len(ids)).offset(max(0, offset - holding)).tuples()]
 
 
+def _valued_tail(environment: Environment, filters: Filters, query: peewee.ModelSelect,
+                 key: str) -> list[str] | None:
+    """The filtered executions holding a value for an input/output `key` that the index
+    does not hold yet; None if too many to read beside it (the indexer catching up)."""
+    unindexed = sortindex.unindexed(query, environment.id, TAIL_LIMIT)
+    if not unindexed:
+        return unindexed
+    group, _, name = key.partition(":")
+    value = sortindex.scan_value(group, name)
+    return [i for (i,) in Execution.select(Execution.execution_id).where(
+        Execution.execution_id.in_(unindexed) & NodeList([value, SQL("IS NOT NULL")]))
+        .tuples()]
+
+
 def page_of(environment: Environment, filters: Filters, sort: str | None, descending: bool,
-            page: int, per_page: int, aggregation: str = "last") -> tuple[int, list[Execution]]:
-    """(total matching the filters, the executions of this page). Empty values sort last
-    either way; ties newest first."""
+            page: int, per_page: int, aggregation: str = "last") -> Page:
+    """The total matching the filters and the executions of this page. Empty values sort
+    last either way; ties newest first."""
     if page < 1 or per_page not in PAGE_SIZES:
         raise BadRequest(f"'page' starts at 1 and 'per_page' is one of {list(PAGE_SIZES)}",
                          {"page": page, "per_page": per_page})
     query = filtered(environment, filters)
     total = _total(environment, filters, query)
     key = _sort_key(sort, aggregation) if sort else None
+    # Never more than the total holds: a scan for a rare status (Running, say) stops at
+    # its last match instead of reading the rest of a million rows.
+    limit = min(per_page, total - (page - 1) * per_page)
+    if limit <= 0:
+        return Page(total, [])
+    offset = (page - 1) * per_page
+    tail: list[str] | None = []
+    if key is not None and key.partition(":")[0] in sortindex.KINDS:
+        tail = _valued_tail(environment, filters, query, key)
+    if key is not None and tail is not None:
+        return Page(total, by_ids(_keyed_ids(environment, filters, key, descending,
+                                             offset, limit, tail)))
     order = []
-    if key is None and sort and sort != "meta:created_at":
+    if sort and sort != "meta:created_at":
         expression = sort_expression(sort)
         order += [NodeList([expression, SQL("IS NULL")]),
                   NodeList([expression, SQL("DESC" if descending else "ASC")])]
@@ -153,19 +215,11 @@ def page_of(environment: Environment, filters: Filters, sort: str | None, descen
         order += [Execution.created_at.asc(), Execution.execution_id.asc()]
     else:
         order += [Execution.created_at.desc(), Execution.execution_id.desc()]
-    # Never more than the total holds: a scan for a rare status (Running, say) stops at
-    # its last match instead of reading the rest of a million rows.
-    limit = min(per_page, total - (page - 1) * per_page)
-    if limit <= 0:
-        return total, []
-    if key is not None:
-        return total, by_ids(_keyed_ids(environment, filters, key, descending,
-                                        (page - 1) * per_page, limit))
     # Sort and cut on the ids alone, then read the page's whole rows: the sorter never
     # carries the rows' JSON (100,000 rows of inputs would be ~100 MB to sort).
     ids = [i for (i,) in query.select(Execution.execution_id).order_by(*order)
-           .limit(limit).offset((page - 1) * per_page).tuples()]
-    return total, by_ids(ids)
+           .limit(limit).offset(offset).tuples()]
+    return Page(total, by_ids(ids), catching_up=key is not None)
 
 
 def _counted(filters: Filters) -> dict[str, str | None]:

@@ -161,6 +161,15 @@ def _0013_sort_keys(db: peewee.Database) -> None:
     sortkeys.install(db)
 
 
+def _0014_sort_index(db: peewee.Database) -> None:
+    """The sort indexer's mark and pending executions (store/sortindex.py). Nothing is
+    filled here: the indexer catches up in the background, and until it has, the
+    comparison view reads what it has not indexed yet from the executions themselves."""
+    from .models import SortMark, SortPending
+
+    db.create_tables([SortMark, SortPending], safe=True)
+
+
 # Append migrations here; never edit one that has shipped.
 MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
                     _0003_list_metric_summary, _0004_pipeline_graphs,
@@ -168,7 +177,7 @@ MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
                     _0007_environment_retention, _0008_endpoint_token_sealed,
                     _0009_login_failures, _0010_step_retries,
                     _0011_step_reuse_and_cache, _0012_row_counts,
-                    _0013_sort_keys]
+                    _0013_sort_keys, _0014_sort_index]
 
 
 def apply(db: peewee.Database) -> None:

@@ -417,6 +417,23 @@ class SortKey(BaseModel):
         primary_key = peewee.CompositeKey("execution_id", "key")
 
 
+class SortMark(BaseModel):
+    """How far the sort indexer (store/sortindex.py) has walked an environment's
+    executions, in (created_at, execution_id) order: each one up to here is indexed, or
+    waits in SortPending because it had not ended."""
+
+    environment_id = peewee.IntegerField(primary_key=True)
+    created_at = peewee.DateTimeField()
+    execution_id = peewee.CharField()
+
+
+class SortPending(BaseModel):
+    """An execution the sort indexer passed before it ended: indexed once it has."""
+
+    execution_id = peewee.CharField(primary_key=True)
+    environment_id = peewee.IntegerField(index=True)
+
+
 # Models added by later features go above this line and into ALL_MODELS.
 ALL_MODELS = [
     SchemaVersion,
@@ -441,4 +458,6 @@ ALL_MODELS = [
     Membership,
     LoginFailure,
     StepCache,
+    SortMark,
+    SortPending,
 ]

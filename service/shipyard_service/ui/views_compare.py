@@ -40,10 +40,10 @@ def compare(project_name: str, environment_name: str):
     descending = args.get("dir", "desc") != "asc"
     paging = Paging.from_args(args)
     sort_agg = per_column.get(sort.partition(":")[2], default_agg) if sort else default_agg
-    total, found = store_comparison.page_of(env, filters, sort, descending, paging.page,
-                                            paging.per_page, sort_agg)
-    paging = paging.with_total(total)
-    executions = [browse.with_io(e) for e in found]
+    found = store_comparison.page_of(env, filters, sort, descending, paging.page,
+                                     paging.per_page, sort_agg)
+    paging = paging.with_total(found.total)
+    executions = [browse.with_io(e) for e in found.executions]
     values = store_comparison.page_values(env, [e["execution_id"] for e in executions])
     columns, rows = comparison.build(executions, values,
                                      comparison.chosen(candidates, groups, picked),
@@ -72,7 +72,7 @@ def compare(project_name: str, environment_name: str):
         page_sizes=store_comparison.PAGE_SIZES, sources=browse.execution_sources(env),
         statuses=store_comparison.statuses(),
         filters={k: args.get(k, "") for k in ("pipeline", "deployment", "status", "q")},
-        per_column=per_column, **here.template_args("compare"),
+        per_column=per_column, catching_up=found.catching_up, **here.template_args("compare"),
     )
 
 

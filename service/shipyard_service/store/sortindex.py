@@ -1,0 +1,187 @@
+"""Sort keys of executions' input and output values (`in:NAME`, `out:NAME` rows of the
+`sortkey` table, beside the metric keys of store/sortkeys.py), written by a background
+indexer (sortindexer.py) for executions that ended. Not by triggers: extracting them on
+every execution write doubled the endpoint path's store time (+90 us on SQLite).
+
+The indexer walks each environment's executions in (created_at, execution_id) order and
+keeps its place in `SortMark`; an execution it passes before it ended waits in
+`SortPending`. It never passes executions younger than `LAG`: a transaction may still be
+committing one created a moment before a newer one that is visible. What it has not
+indexed (newer than the mark, or pending) is the "tail" the comparison view reads from the
+executions' JSON itself (`unindexed`, `scan_value`) and merges with the index.
+
+A value sorts as SQLite's json_extract gives it (numbers, then text) or as PostgreSQL's
+jsonb orders it; text, objects and arrays by their first `TEXT_PREFIX` characters (a
+PostgreSQL index entry must stay small); a JSON null is no value (sorted last)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import peewee
+from peewee import SQL, NodeList, Tuple
+
+from .db import database
+from .models import Execution, SortMark, SortPending
+
+LAG = dt.timedelta(seconds=5)
+BATCH = 1000
+TEXT_PREFIX = 100
+KEY_LENGTH = 255  # sortkey.key is VARCHAR(255) on PostgreSQL
+_IN_LIST = 500  # ids per INSERT ... SELECT
+
+KINDS = {"in": ("inputs", "input"), "out": ("outputs", "output")}
+
+# The sort value of one item `j` (a row of json_each / jsonb_array_elements).
+_SQLITE_VALUE = (f"CASE WHEN json_type(j.value, '$.value') IN ('text', 'object', 'array') "
+                 f"THEN substr(json_extract(j.value, '$.value'), 1, {TEXT_PREFIX}) "
+                 "ELSE json_extract(j.value, '$.value') END")
+_PG_VALUE = ("CASE WHEN jsonb_typeof(j -> 'value') IN ('string', 'object', 'array') "
+             f"THEN to_jsonb(left(j ->> 'value', {TEXT_PREFIX})) "
+             "WHEN jsonb_typeof(j -> 'value') = 'null' THEN NULL ELSE j -> 'value' END")
+
+
+def _sqlite() -> bool:
+    return isinstance(database.obj, peewee.SqliteDatabase)
+
+
+def scan_value(group: str, name: str):
+    """The sort value of input (group `in`) or output (`out`) `name`, read from each
+    execution's JSON: the same value the indexer stores."""
+    column, kind = KINDS[group]
+    field = getattr(Execution, column)
+    if _sqlite():
+        return NodeList([
+            SQL(f"(SELECT {_SQLITE_VALUE} FROM json_each("), field,
+            SQL(f") AS j WHERE j.type = 'object' "
+                f"AND json_extract(j.value, '$.pipeline_{kind}_name') = ?)", [name]),
+        ], glue="")
+    return NodeList([
+        SQL(f"(SELECT {_PG_VALUE} FROM jsonb_array_elements(CAST("), field,
+        SQL(f" AS jsonb)) AS j WHERE j ->> 'pipeline_{kind}_name' = %s)", [name]),
+    ], glue="")
+
+
+def _insert_sql(count: int) -> str:
+    """INSERT ... SELECT of the keys of `count` executions (their ids as parameters)."""
+    sqlite = _sqlite()
+    marks = ", ".join([database.obj.param] * count)
+    parts = []
+    for group, (column, kind) in KINDS.items():
+        if sqlite:
+            parts.append(
+                f"SELECT x.execution_id AS e, "
+                f"'{group}:' || json_extract(j.value, '$.pipeline_{kind}_name') AS k, "
+                f"x.environment_id AS env, {_SQLITE_VALUE} AS v, x.created_at AS c "
+                f'FROM "execution" AS x, json_each(CASE WHEN json_valid(x.{column}) '
+                f"THEN x.{column} ELSE '[]' END) AS j "
+                f"WHERE x.execution_id IN ({marks}) AND j.type = 'object'")
+        else:
+            items = f"CAST(x.{column} AS jsonb)"
+            parts.append(
+                f"SELECT x.execution_id AS e, '{group}:' || (j ->> 'pipeline_{kind}_name') AS k, "
+                f"x.environment_id AS env, {_PG_VALUE} AS v, x.created_at AS c "
+                f'FROM "execution" AS x, jsonb_array_elements(CASE WHEN jsonb_typeof({items}) '
+                f"= 'array' THEN {items} ELSE '[]'::jsonb END) AS j "
+                f"WHERE x.execution_id IN ({marks})")
+    union = " UNION ALL ".join(parts)
+    kept = f"WHERE q.v IS NOT NULL AND q.k IS NOT NULL AND length(q.k) <= {KEY_LENGTH}"
+    columns = '"sortkey" (execution_id, key, environment_id, value, created_at)'
+    if sqlite:
+        return (f"INSERT INTO {columns} SELECT * FROM ({union}) AS q {kept} "
+                "ON CONFLICT (execution_id, key) DO UPDATE SET value = excluded.value")
+    # DISTINCT ON: ON CONFLICT may not touch a row twice (an item listed twice).
+    return (f"INSERT INTO {columns} SELECT DISTINCT ON (1, 2) * FROM ({union}) AS q {kept} "
+            "ON CONFLICT (execution_id, key) DO UPDATE SET value = EXCLUDED.value")
+
+
+def _write_keys(execution_ids: list[str]) -> None:
+    for start in range(0, len(execution_ids), _IN_LIST):
+        chunk = execution_ids[start:start + _IN_LIST]
+        # Twice the ids: once per union part (inputs, outputs).
+        database.execute_sql(_insert_sql(len(chunk)), chunk + chunk)
+
+
+def _after(mark: SortMark | None):
+    if mark is None:
+        return None
+    return (Tuple(Execution.created_at, Execution.execution_id)
+            > Tuple(mark.created_at, mark.execution_id))
+
+
+def index_batch(environment_id: int, ended: Sequence[str], horizon: dt.datetime,
+                batch: int = BATCH) -> int:
+    """Index the next `batch` executions past the environment's mark created before
+    `horizon`: keys for those whose status is in `ended`, the others to SortPending; the
+    mark moves past them in the same transaction. Returns how many were passed."""
+    mark = SortMark.get_or_none(SortMark.environment_id == environment_id)
+    query = Execution.select(Execution.execution_id, Execution.created_at, Execution.status
+                             ).where((Execution.environment == environment_id)
+                                     & (Execution.created_at <= horizon))
+    after = _after(mark)
+    if after is not None:
+        query = query.where(after)
+    rows = list(query.order_by(Execution.created_at, Execution.execution_id)
+                .limit(batch).tuples())
+    if not rows:
+        return 0
+    waiting = [{"execution_id": i, "environment_id": environment_id}
+               for i, _, status in rows if status not in ended]
+    last_id, last_created, _ = rows[-1]
+    with database.atomic():
+        _write_keys([i for i, _, status in rows if status in ended])
+        for start in range(0, len(waiting), _IN_LIST):
+            SortPending.insert_many(waiting[start:start + _IN_LIST]).on_conflict_ignore().execute()
+        (SortMark.insert(environment_id=environment_id, created_at=last_created,
+                         execution_id=last_id)
+         .on_conflict(conflict_target=[SortMark.environment_id],
+                      update={SortMark.created_at: last_created,
+                              SortMark.execution_id: last_id}).execute())
+    return len(rows)
+
+
+def index_pending(environment_id: int, ended: Sequence[str]) -> int:
+    """Index the environment's pending executions that have ended since, and forget
+    those deleted; returns how many left the pending list."""
+    pending = [i for (i,) in SortPending.select(SortPending.execution_id)
+               .where(SortPending.environment_id == environment_id).tuples()]
+    if not pending:
+        return 0
+    statuses = {}
+    for start in range(0, len(pending), _IN_LIST):
+        statuses.update(Execution.select(Execution.execution_id, Execution.status)
+                        .where(Execution.execution_id.in_(pending[start:start + _IN_LIST]))
+                        .tuples())
+    done = [i for i in pending if statuses.get(i) in ended]
+    leaving = done + [i for i in pending if i not in statuses]
+    if leaving:
+        with database.atomic():
+            _write_keys(done)
+            for start in range(0, len(leaving), _IN_LIST):
+                SortPending.delete().where(
+                    SortPending.execution_id.in_(leaving[start:start + _IN_LIST])).execute()
+    return len(leaving)
+
+
+def unindexed(query: peewee.ModelSelect, environment_id: int, limit: int) -> list[str] | None:
+    """Ids of the executions of `query` (an environment's, filtered) the index does not
+    hold yet: newer than the mark, or pending; None if more than `limit`."""
+    after = _after(SortMark.get_or_none(SortMark.environment_id == environment_id))
+    newer = query.select(Execution.execution_id)
+    if after is not None:
+        newer = newer.where(after)
+    ids = [i for (i,) in newer.limit(limit + 1).tuples()]
+    if len(ids) > limit:
+        return None
+    waiting = SortPending.select(SortPending.execution_id).where(
+        SortPending.environment_id == environment_id)
+    ids += [i for (i,) in query.select(Execution.execution_id)
+            .where(Execution.execution_id.in_(waiting)).limit(limit + 1 - len(ids)).tuples()]
+    return None if len(ids) > limit else ids
+
+
+def forget(environment_ids: set[int]) -> None:
+    """Drop the marks and pending rows of environments that are gone."""
+    SortMark.delete().where(SortMark.environment_id.not_in(environment_ids)).execute()
+    SortPending.delete().where(SortPending.environment_id.not_in(environment_ids)).execute()

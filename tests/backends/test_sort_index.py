@@ -1,0 +1,180 @@
+"""The comparison's input/output sort index (store/sortindex.py, sortindexer.py) on SQLite
+and PostgreSQL: the indexer keys ended executions and not running ones, resumes from its
+stored mark after a restart, loses an execution's keys with it, and a sort by an input or
+output gives the same pages as a full read of the executions' JSON whatever part of the
+store is indexed (none, some, all, with executions pending)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from shipyard_service.domain import comparison
+from shipyard_service.sortindexer import SortIndexer
+from shipyard_service.store import db as store_db
+from shipyard_service.store import sortindex
+from shipyard_service.store.models import (
+    Environment,
+    Execution,
+    Project,
+    SortKey,
+    SortMark,
+    SortPending,
+)
+
+from .servers import PostgresServer
+
+START = dt.datetime(2026, 1, 1)
+COUNT = 240
+SORTS = [("in:lr", False), ("in:lr", True), ("in:tag", False), ("out:label", True)]
+FILTERS = [comparison.Filters(), comparison.Filters(status="Succeeded"),
+           comparison.Filters(pipeline="p-b")]
+
+
+@pytest.fixture(scope="module")
+def pg():
+    try:
+        server = PostgresServer().start()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        url = request.getfixturevalue("pg").create_database("sortindex")
+    db = store_db.init_db(url)
+    with db.connection_context():
+        yield url, Environment.create(project=Project.create(name="p"), name="e")
+    db.close()
+
+
+def _item(kind: str, name: str, value) -> dict:
+    return {f"pipeline_{kind}_name": name, "data_type": "number", "value": value}
+
+
+def _lr(i: int):
+    """Numbers with ties, text, a JSON null, an object, a long text, or no input at all."""
+    if i % 11 == 0:
+        return "text-%d" % (i % 4)
+    if i % 13 == 0:
+        return None
+    if i % 17 == 0:
+        return {"nested": i % 3}
+    if i % 19 == 0:
+        return "x" * 150 + str(i)
+    return round((i % 9) * 0.1, 1)
+
+
+def _add(environment: Environment, first: int, count: int, status: str = "Succeeded") -> None:
+    for i in range(first, first + count):
+        inputs = [] if i % 7 == 0 else [_item("input", "lr", _lr(i))]
+        inputs.append(_item("input", "tag", f"t{i % 5}"))
+        outputs = [_item("output", "label", i % 4)] if status == "Succeeded" else []
+        # Pairs of executions share a creation date: ties go to the id.
+        Execution.create(execution_id=f"x-{i:04d}", environment=environment,
+                         pipeline_name="p-a" if i % 3 else "p-b", status=status,
+                         inputs=inputs, outputs=outputs,
+                         created_at=START + dt.timedelta(seconds=i // 2))
+
+
+def _pages(environment: Environment, sort: str, descending: bool,
+           filters: comparison.Filters) -> list[list[str]]:
+    pages, page = [], 1
+    while True:
+        found = comparison.page_of(environment, filters, sort, descending, page, 25)
+        if not found.executions:
+            return pages
+        pages.append([e.execution_id for e in found.executions])
+        page += 1
+
+
+def _full_scans(environment: Environment, monkeypatch) -> dict:
+    """Every sort and filter's pages read from the executions' JSON alone."""
+    with monkeypatch.context() as patch:
+        patch.setattr(comparison, "TAIL_LIMIT", 0)
+        assert comparison.page_of(environment, comparison.Filters(), "in:lr", False,
+                                  1, 25).catching_up
+        return {(s, d, f): _pages(environment, s, d, f)
+                for s, d in SORTS for f in FILTERS}
+
+
+def _assert_same(environment: Environment, expected: dict) -> None:
+    for (sort, descending, filters), pages in expected.items():
+        assert _pages(environment, sort, descending, filters) == pages, (sort, descending,
+                                                                          filters)
+
+
+def _io_keys() -> set[tuple[str, str]]:
+    return {(k.execution_id, k.key) for k in SortKey.select()
+            if k.key.startswith(("in:", "out:"))}
+
+
+def test_sort_by_input_or_output_matches_a_full_scan_while_indexing(store, monkeypatch):
+    _, env = store
+    _add(env, 0, COUNT)
+    _add(env, COUNT, 20, status="Running")
+    expected = _full_scans(env, monkeypatch)
+    assert len(expected[("in:lr", False, FILTERS[0])]) == -(-(COUNT + 20) // 25)
+    _assert_same(env, expected)  # nothing indexed: all of it is the tail
+    horizon = START + dt.timedelta(days=1)
+    assert sortindex.index_batch(env.id, ("Succeeded", "Failed"), horizon, batch=70) == 70
+    _assert_same(env, expected)  # part indexed, the rest merged from the JSON
+    while sortindex.index_batch(env.id, ("Succeeded", "Failed"), horizon, batch=70):
+        pass
+    _assert_same(env, expected)  # all indexed but the running ones (pending)
+    running = {f"x-{i:04d}" for i in range(COUNT, COUNT + 20)}
+    assert {p.execution_id for p in SortPending.select()} == running
+    keyed = {e for e, _ in _io_keys()}
+    assert not keyed & running
+    ended = {f"x-{i:04d}" for i in range(COUNT)}
+    assert keyed == ended  # every ended one has at least its tag
+    # The stored values are the ones the scan reads.
+    lr = {k.execution_id: k.value for k in SortKey.select().where(SortKey.key == "in:lr")}
+    assert len(lr) == len([i for i in range(COUNT) if i % 7 and _lr(i) is not None])
+    # The running ones end with outputs: keyed at the next pass, no longer pending.
+    Execution.update(status="Succeeded", outputs=[_item("output", "label", 9)]).where(
+        Execution.execution_id.in_(running)).execute()
+    expected = _full_scans(env, monkeypatch)
+    _assert_same(env, expected)  # before the pass: merged from the tail
+    assert sortindex.index_pending(env.id, ("Succeeded", "Failed")) == 20
+    assert SortPending.select().count() == 0
+    assert {e for e, k in _io_keys() if k == "out:label"} >= running
+    _assert_same(env, expected)
+
+
+def test_the_indexer_resumes_from_its_mark_and_keys_go_with_their_execution(store):
+    url, env = store
+    _add(env, 0, 50)
+    assert SortIndexer(60).index_once() == 50
+    mark = SortMark.get(SortMark.environment_id == env.id)
+    assert mark.execution_id == "x-0049"
+    # A key removed behind the mark stays removed after a restart: the new indexer starts
+    # where the old one stopped instead of reading the store again.
+    SortKey.delete().where((SortKey.execution_id == "x-0003") & (SortKey.key == "in:tag")
+                           ).execute()
+    store_db.init_db(url).close()
+    db = store_db.init_db(url)
+    with db.connection_context():
+        _add(env, 50, 10)
+        _add(env, 60, 3, status="Running")
+        assert SortIndexer(60).index_once() == 13
+        keys = _io_keys()
+        assert ("x-0003", "in:tag") not in keys
+        assert {e for e, _ in keys} == {f"x-{i:04d}" for i in range(60)}
+        assert SortMark.get(SortMark.environment_id == env.id).execution_id == "x-0062"
+        # Removal: an execution's keys go with it (trigger), a pending one leaves the list.
+        Execution.delete().where(Execution.execution_id.in_(["x-0010", "x-0061"])).execute()
+        assert not [k for k in _io_keys() if k[0] == "x-0010"]
+        assert SortIndexer(60).index_once() == 1
+        assert {p.execution_id for p in SortPending.select()} == {"x-0060", "x-0062"}
+        # Executions younger than the lag wait for a later pass.
+        Execution.create(execution_id="x-now", environment=env, pipeline_name="p-a",
+                         status="Succeeded", inputs=[_item("input", "lr", 1)])
+        SortIndexer(60).index_once()
+        assert not [k for k in _io_keys() if k[0] == "x-now"]
+    db.close()
