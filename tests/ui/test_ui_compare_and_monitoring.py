@@ -62,6 +62,13 @@ def _rows(page) -> list[str]:
         "rows => rows.map(r => r.dataset.execution)")
 
 
+def _sort_by(page, key: str) -> None:
+    """Click a column's sort link and wait for the sorted page (rows read at once could
+    come from a page still loading: [] under load)."""
+    with page.expect_navigation():
+        page.click(f"a[data-sort='{key}']")
+
+
 def test_compare_three_trainings(page, ui_server, trained):
     login(page, ui_server, ENV + "/compare")
     expect(page.locator("#compare-table tbody tr")).to_have_count(4)  # 3 trainings + other
@@ -69,9 +76,9 @@ def test_compare_three_trainings(page, ui_server, trained):
     page.select_option("#filters select[name=pipeline]", "trainer")
     expect(page.locator("#compare-table tbody tr")).to_have_count(3)
     # Sort by the accuracy metric: descending first, then ascending.
-    page.click("a[data-sort='m:accuracy']")
+    _sort_by(page, "m:accuracy")
     assert _rows(page) == [trained[0.5], trained[0.1], trained[0.01]]
-    page.click("a[data-sort='m:accuracy']")
+    _sort_by(page, "m:accuracy")
     assert _rows(page) == [trained[0.01], trained[0.1], trained[0.5]]
     expected = {lr: _losses(lr, 3) for lr, _, _ in RUNS}
     order = [0.01, 0.1, 0.5]
@@ -86,7 +93,7 @@ def test_compare_three_trainings(page, ui_server, trained):
     page.click("a[data-agg]")
     expect(page.locator("a[data-agg]")).to_have_text("last")
     # Sorting by the list metric follows the chosen aggregation.
-    page.click("a[data-sort='lm:loss']")
+    _sort_by(page, "lm:loss")
     assert _rows(page) == [trained[0.01], trained[0.1], trained[0.5]]
     shot(page, "22-compare-aggregation")
     # Only the columns that differ: `epochs`, the pipeline and the status are the same.
