@@ -18,6 +18,7 @@ from .artifacts import Artifacts
 from .config import Settings
 from .datastore import make_datastore
 from .domain.auth import TokenService
+from .domain.deferred import DeferredRows
 from .errors import ShipyardError
 from .events import Events
 from .services import Services
@@ -91,9 +92,11 @@ def create_app(settings: Settings, orchestrator=None, start_background: bool = F
         from .orchestrators import make_orchestrator
 
         orchestrator = make_orchestrator(settings)
+    deferred = DeferredRows()
     services = Services(
         settings=settings,
-        tokens=TokenService(secret, settings.access_token_lifetime_s),
+        tokens=TokenService(secret, settings.access_token_lifetime_s, deferred),
+        deferred=deferred,
         artifacts=Artifacts(settings.data_dir),
         datastore=make_datastore(settings, secret),
         orchestrator=orchestrator,

@@ -11,6 +11,7 @@ from .artifacts import Artifacts
 from .config import Settings
 from .datastore.base import DataStore
 from .domain.auth import LoginThrottle, TokenService
+from .domain.deferred import DeferredRows
 from .domain.endpoint_cache import EndpointCache
 from .events import Events
 from .orchestrators.base import Orchestrator
@@ -35,6 +36,8 @@ class Services:
     state: AppState = field(default=None)  # type: ignore[assignment]
     # What endpoint calls look up, kept briefly for this app only.
     endpoints: EndpointCache = field(default_factory=EndpointCache)
+    # Low-latency executions whose row is written when they end (deferred.py).
+    deferred: DeferredRows = field(default_factory=DeferredRows)
 
     def __post_init__(self) -> None:
         if self.login_throttle is None:

@@ -125,3 +125,50 @@ def test_low_latency_call_survives_kill9_right_after_the_answer(tmp_path):
             assert [line["message"] for line in logs] == [f"adding {value}"]
     finally:
         server.stop()
+
+
+def test_low_latency_call_killed_during_the_call_is_not_left_running(tmp_path):
+    """A plain HTTP call's execution is written when it ends, or as Running once it has
+    run for a moment (domain/deferred.py): a server killed with -9 during a long call
+    leaves it Running in the store, and the restart ends it Failed, never Running forever."""
+    import threading
+
+    import requests
+
+    data = tmp_path / "data"
+    server = ServerProcess(data).start()
+    try:
+        api = Api(server)
+        create_step_http(api, "sleeper", {"main.py": SLOW}, kind="pipelines")
+        r = api.request("POST", "/endpoints", json={"pipeline_name": "sleeper", "name": "nap-ll",
+                                                    "mode": "low_latency"})
+        assert r.status_code == 201, r.text
+        headers = {"Authorization": f"EndpointToken {r.json()['endpoint_token']}"}
+        deadline = time.monotonic() + 120
+        while api.request("GET", "/deployments/nap-ll?wait_for_completion=true").json()["status"] != "up":
+            assert time.monotonic() < deadline
+
+        def call() -> None:
+            try:
+                requests.post(f"{api.env_url}/endpoints/nap-ll", json={}, headers=headers,
+                              timeout=60)
+            except requests.RequestException:
+                pass  # the server is killed under it
+
+        caller = threading.Thread(target=call, daemon=True)
+        caller.start()
+        deadline = time.monotonic() + 30
+        running: list = []
+        while not running:
+            assert time.monotonic() < deadline, "the long call never showed as Running"
+            running = [e for e in api.request("GET", "/pipelines/sleeper/executions").json()
+                       if e["status"] == "Running"]
+            time.sleep(0.05)
+        server.kill9()
+        caller.join(30)
+        server = ServerProcess(data, port=server.port).start()
+        api = Api(server)
+        body = _wait_status(api, running[0]["execution_id"], "Failed")
+        assert "server stopped" in body["error"], body
+    finally:
+        server.stop()

@@ -339,3 +339,41 @@ def test_a_changed_environment_variable_reaches_the_next_call(api, sdk):
     api.request("DELETE", "/environment-variables/LL_VAR")
     seen.append(call())
     assert seen == ["<unset>", "one", "two", "<unset>"]
+
+
+REACHES_THE_API = '''
+from shipyard import CraftAiSdk
+
+def run(x):
+    CraftAiSdk().record_metric_value("x", x)
+    print("recorded", x)
+    open("r.txt", "w").write("got %s" % x)
+    return {"result": {"path": "r.txt"}}
+'''
+
+
+def test_a_plain_http_call_that_reaches_the_api_during_the_call(api, sdk):
+    """A plain HTTP caller's execution is written once, ended, after the runner answers
+    (domain/deferred.py). During the call the step's SDK records a metric (an execution
+    token exchanged for an access token) and the runner uploads a file output (a runner
+    callback): each needs the row, which is then written first, and the call still records
+    all of it."""
+    create_step_http(api, "reacher", {"main.py": REACHES_THE_API}, kind="pipelines",
+                     function_name="run",
+                     fields={"inputs[0][name]": "x", "inputs[0][data_type]": "number",
+                             "outputs[0][name]": "result", "outputs[0][data_type]": "file"})
+    sdk.create_deployment(execution_rule="endpoint", pipeline_name="reacher",
+                          deployment_name="reacher-ll", mode="low_latency")
+    dep = _wait_up(sdk, "reacher-ll")
+    headers = {"Authorization": f"EndpointToken {dep['endpoint_token']}"}
+    for x in (3, 4):
+        r = requests.post(f"{api.env_url}/endpoints/reacher-ll", json={"x": x}, headers=headers,
+                          timeout=60)
+        assert r.status_code == 200 and r.content == f"got {x}".encode(), r.text
+        execution_id = r.headers["Craft-Ai-Execution-Id"]
+        body = api.request("GET", f"/executions/{execution_id}").json()
+        assert body["status"] == "Succeeded" and body["end_date"], body
+        assert [(m["name"], m["value"]) for m in sdk.get_metrics(execution_id=execution_id)] == [
+            ("x", x)]
+        [logs] = api.request("POST", f"/executions/{execution_id}/logs", json={}).json()
+        assert [line["message"] for line in logs] == [f"recorded {x}"]

@@ -17,6 +17,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ..errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
 from ..store.db import utcnow
 from ..store.models import Execution, LoginFailure, StepExecution, User
+from .deferred import DeferredRows
 from .lifecycle import ACTIVE
 
 
@@ -185,9 +186,10 @@ def user_admin_view(user: User) -> dict:
 class TokenService:
     """Mints and checks access tokens. Refresh tokens are SDK tokens or execution tokens."""
 
-    def __init__(self, secret: str, lifetime_s: int):
+    def __init__(self, secret: str, lifetime_s: int, deferred: DeferredRows | None = None):
         self._secret = secret
         self._lifetime_s = lifetime_s
+        self._deferred = deferred
 
     def refresh(self, refresh_token: object) -> str:
         if not isinstance(refresh_token, str) or not refresh_token:
@@ -198,6 +200,9 @@ class TokenService:
             raise Unauthorized("This user is disabled")
         if user is not None:
             return self._mint({"sub": user.id, "gen": user.token_generation})
+        if self._deferred is not None:
+            # The step's SDK, during a low-latency call whose row is not written yet.
+            self._deferred.materialize_token(digest)
         execution = Execution.get_or_none(Execution.token_hash == digest)
         if execution is None:  # a step's token: it acts for its execution
             # (A retry on a backend running the graph keeps the token: the newest attempt.)

@@ -20,6 +20,7 @@ from ..store.models import Environment, Execution, ExecutionLog, Pipeline
 from . import datastore as datastore_rules
 from . import envvars
 from .auth import hash_token, new_secret
+from .deferred import VISIBLE_AFTER_S, DeferredRow
 from .io_types import check_total_size, check_value
 from .lifecycle import ACTIVE, FINAL, ExecutionStatus, transition
 from .mappings import expand_datastore_path, parse_input_mappings, parse_output_mappings
@@ -224,8 +225,7 @@ def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipel
     if step.cache_results:
         run_info, cached = _single_step_cache(svc, step, execution_id, inputs, run_info or {})
     resident = resident_deployment_id is not None and cached is None
-    execution = prepared.create(
-        Execution,
+    values = dict(
         # A resident runner takes it at once (or queues it in its own slots): no separate
         # Pending -> Running write on this hot path.
         status=(ExecutionStatus.RUNNING if resident else ExecutionStatus.PENDING).value,
@@ -240,7 +240,14 @@ def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipel
             "requirements_path": config.get("requirements_path"), **(run_info or {}),
         },
     )
-    _note(execution_id, notes)
+    deferred = None
+    if resident and wait_s > 0:
+        # The caller waits for the result: the row is written once, ended (deferred.py).
+        execution = Execution(**values)
+        deferred = svc.deferred.add(execution, _note_rows(execution_id, notes))
+    else:
+        execution = prepared.create(Execution, **values)
+        _note(execution_id, notes)
     if cached is not None:  # the step's result is in the cache: it does not run
         svc.artifacts.share_execution_files(cached.origin_execution_id, cached.files_kind,
                                             execution_id, "outputs")
@@ -257,26 +264,43 @@ def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipel
             environment.id, functools.partial(envvars.as_dict, environment)),
         input_types={d["name"]: d["data_type"] for d in step.inputs},
     )
+    started = time.monotonic()
     try:
         if resident_deployment_id is None:
             svc.orchestrator.start_execution(launch)
             return execution
-        answer = svc.orchestrator.dispatch(resident_deployment_id, launch, wait_s)
+        answer = svc.orchestrator.dispatch(
+            resident_deployment_id, launch,
+            wait_s if deferred is None else min(wait_s, VISIBLE_AFTER_S))
     except Exception as exc:  # the backend refused: the execution must not stay pending
+        if deferred is not None:
+            svc.deferred.write(deferred)
         mark_failed(svc, execution_id, f"Could not start the execution: {exc}")
         raise
     # Recorded by whichever thread the answer comes back in: the caller's own when the
     # backend carried the call in it (then already done here), else the backend's.
     recorded: Future = Future()
-    answer.add_done_callback(functools.partial(_record_answer, svc, execution, recorded))
-    return _wait_recorded(svc, execution, recorded, wait_s) if wait_s > 0 else execution
+    answer.add_done_callback(functools.partial(_record_answer, svc, execution, deferred,
+                                               recorded))
+    if wait_s <= 0:
+        return execution
+    if deferred is not None and not recorded.done():
+        # A call lasting longer than most: in the store now, Running, for the lists and
+        # for a caller whose hold may end before the answer.
+        svc.deferred.write(deferred)
+    return _wait_recorded(svc, execution, recorded, wait_s - (time.monotonic() - started))
 
 
-def _record_answer(svc, execution: Execution, recorded: Future, answer: Future) -> None:
+def _record_answer(svc, execution: Execution, deferred: DeferredRow | None, recorded: Future,
+                   answer: Future) -> None:
     try:
         # Maybe in a backend thread: within the app's store and key.
         with svc.state.bound(), db_session():
-            record_answer(svc, execution, answer.result())
+            try:
+                record_answer(svc, execution, answer.result(), deferred)
+            finally:
+                if deferred is not None:  # not recorded (an error): at least in the store
+                    svc.deferred.write(deferred)
     finally:
         recorded.set_result(execution)
 
@@ -323,12 +347,15 @@ def _single_step_cache(svc, step, execution_id: str, inputs: list[dict],
     return run_info, cached
 
 
+def _note_rows(execution_id: str, notes: list[str] | None) -> list[dict]:
+    now = utcnow()
+    return [{"execution": execution_id, "timestamp": now, "stream": "stdout",
+             "message": f"[shipyard] {note}", "step_name": None, "attempt": None}
+            for note in notes or ()]
+
+
 def _note(execution_id: str, notes: list[str] | None) -> None:
-    if notes:
-        now = utcnow()
-        prepared.insert_many(ExecutionLog, [
-            {"execution": execution_id, "timestamp": now, "stream": "stdout",
-             "message": f"[shipyard] {note}", "step_name": None} for note in notes])
+    prepared.insert_many(ExecutionLog, _note_rows(execution_id, notes))
 
 
 # Reports from the runner and the orchestrator ------------------------------------------
@@ -388,9 +415,11 @@ def failure_message(error: Any) -> str:
     return str(error or "The step failed")
 
 
-def finish(svc, execution: Execution, payload: dict) -> Execution:
+def finish(svc, execution: Execution, payload: dict,
+           deferred: DeferredRow | None = None) -> Execution:
     """The runner's final report: outputs to their destinations, status, resources, and
-    the log lines it carries (a resident runner's answer): all in one transaction."""
+    the log lines it carries (a resident runner's answer): all in one transaction. An
+    execution not in the store yet (`deferred`) is inserted ended, in that transaction."""
     status = parse_final_status(payload)
     message = None
     outputs = [dict(o) for o in execution.outputs]
@@ -407,10 +436,14 @@ def finish(svc, execution: Execution, payload: dict) -> Execution:
                "cpu_time_s": resources.get("cpu_time_s"),
                "peak_rss_bytes": resources.get("peak_rss_bytes")}
     lines = _log_rows(execution.execution_id, payload.get("logs"))
-    write_logs = functools.partial(prepared.insert_many, ExecutionLog, lines) if lines else None
-    if not transition(svc, Execution, {"execution_id": execution.execution_id}, status,
-                      execution.execution_id, changes, with_move=write_logs):
-        raise BadRequest("The execution has already ended")
+    if deferred is not None and svc.deferred.write_final(
+            deferred, {"status": status.value, **changes}, lines):
+        svc.events.notify(execution.execution_id)
+    else:
+        write_logs = functools.partial(prepared.insert_many, ExecutionLog, lines) if lines else None
+        if not transition(svc, Execution, {"execution_id": execution.execution_id}, status,
+                          execution.execution_id, changes, with_move=write_logs):
+            raise BadRequest("The execution has already ended")
     if status is ExecutionStatus.SUCCEEDED:
         _enter_in_cache(execution, outputs, values)
     for name, value in changes.items():
@@ -435,15 +468,20 @@ def _enter_in_cache(execution: Execution, outputs: list[dict], values: dict) -> 
                       "outputs")
 
 
-def record_answer(svc, execution: Execution, answer: Answer) -> None:
+def record_answer(svc, execution: Execution, answer: Answer,
+                  deferred: DeferredRow | None = None) -> None:
     """A resident runner's answer: its finish payload, checked like the runner's own
     /finish call, or the reason there is none."""
     if answer.payload is None:
+        if deferred is not None:
+            svc.deferred.write(deferred)
         runner_exited(svc, execution.execution_id, answer.return_code, answer.detail)
         return
     try:
-        finish(svc, execution, answer.payload)
+        finish(svc, execution, answer.payload, deferred)
     except BadRequest as exc:
+        if deferred is not None:
+            svc.deferred.write(deferred)
         mark_failed(svc, execution.execution_id, f"Invalid result from the runner: {exc.message}")
 
 

@@ -52,7 +52,12 @@ def _where(db: peewee.Database, fields: Iterable[peewee.Field], guard: tuple | N
 def create(model: type[peewee.Model], **values: Any) -> peewee.Model:
     """`model.create(**values)` (defaults applied by the model), for models whose primary
     key is given (no id to read back)."""
-    instance = model(**values)
+    return insert(model(**values))
+
+
+def insert(instance: peewee.Model) -> peewee.Model:
+    """INSERT an instance built earlier (its primary key given), with its values now."""
+    model = type(instance)
     data = instance.__data__
     fields = model._meta.fields
     names = tuple(name for name in data if name in fields)
