@@ -23,6 +23,8 @@ from ..store import database, prepared
 from ..store.models import Execution, ExecutionLog
 
 # Calls last milliseconds; one still running after this is written as Running at once.
+# (So a row is inserted at most this long after its created_at, well within the sort
+# indexer's store/sortindex.LAG.)
 VISIBLE_AFTER_S = 0.2
 
 
