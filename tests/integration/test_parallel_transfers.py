@@ -220,3 +220,40 @@ def test_a_part_dying_mid_body_is_missing_then_sent_again(server, api):
     r = api.request("POST", "/data-store/download", data={"path_to_object": path})
     assert _digest(requests.get(r.json()["signed_url"], timeout=60).content) == _digest(data)
     assert urlsplit(url).path == "/signed/part"
+
+
+def test_an_upload_whose_part_fails_mid_way_is_an_error_then_a_retry_works(sdk, tmp_path,
+                                                                            monkeypatch):
+    """Our SDK sends 4 parts, 2 at a time; the source file is cut short while part 3 is
+    about to go, so its body ends mid-way: a clear error, no object made (the previous
+    one stays), and the same upload once the file is whole again succeeds."""
+    monkeypatch.setattr(_datastore, "UPLOAD_CONCURRENCY", 2)
+    chunk = 5 * MIB
+    data = os.urandom(3 * chunk + 1000)
+    source = tmp_path / "source.bin"
+    source.write_bytes(data)
+    sdk.upload_data_store_object(io.BytesIO(b"previous"), "parallel/cut.bin")
+    original = _transfer.put_part
+    cut = []
+
+    def cut_before_part_3(connections, url, headers, file, read_part, offset, size):
+        if offset == 2 * chunk and not cut:
+            cut.append(offset)
+            os.truncate(source, offset + size // 2)
+        return original(connections, url, headers, file, read_part, offset, size)
+
+    monkeypatch.setattr(_transfer, "put_part", cut_before_part_3)
+    monkeypatch.setattr(sdk, "_MULTIPART_THRESHOLD", chunk)
+    monkeypatch.setattr(sdk, "_MULTIPART_PART_SIZE", chunk)
+    with pytest.raises(SdkException, match="ended after"):
+        sdk.upload_data_store_object(str(source), "parallel/cut.bin")
+    assert cut == [2 * chunk]
+    back = io.BytesIO()
+    sdk.download_data_store_object("parallel/cut.bin", back)
+    assert back.getvalue() == b"previous"
+
+    source.write_bytes(data)
+    sdk.upload_data_store_object(str(source), "parallel/cut.bin")
+    target = tmp_path / "back.bin"
+    sdk.download_data_store_object("parallel/cut.bin", str(target))
+    assert _digest(target.read_bytes()) == _digest(data)
