@@ -9,6 +9,7 @@ SHIPYARD_BENCH_COMPARE_BACKENDS=sqlite runs one backend only."""
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import sqlite3
@@ -39,8 +40,28 @@ VIEWS = {
     "sort by metric": "/compare?sort=m:accuracy",
     "sort by list metric mean": "/compare?sort=lm:loss&agg=mean",
     "page 1000 of 100-row pages": "/compare?per_page=100&page=1000",
+    "last page of 100-row pages": f"/compare?per_page=100&page={-(-EXECUTIONS // 100)}",
     "tracking, page 500": "/executions?per_page=100&page=500",
 }
+
+
+# A deep page reached the way the UI does: the "Next" link of the page before (a keyset
+# cursor). Page 1000 at 1,000,000 executions (train-a holds half of them).
+DEEP = min(999, EXECUTIONS // 200 - 1)
+NEXT_VIEWS = {
+    f"page {DEEP + 1} by Next, newest first": f"/compare?per_page=100&page={DEEP}",
+    f"page {DEEP + 1} by Next, sort by metric":
+        f"/compare?sort=m:accuracy&per_page=100&page={DEEP}",
+    f"page {DEEP + 1} by Next, sort by input lr":
+        f"/compare?pipeline=train-a&sort=in:lr&dir=asc&per_page=100&page={DEEP}",
+}
+
+
+def _next_link(session: requests.Session, url: str) -> str:
+    page = session.get(url)
+    page.raise_for_status()
+    href = re.search(r'<a href="([^"]+)" class="button small" data-page="next"', page.text)
+    return html.unescape(href.group(1))
 
 
 def _session(server) -> requests.Session:
@@ -132,6 +153,8 @@ def _run(backend: str, root: Path) -> None:
                   f"store grew {size / 1e6:.0f} MB = {size / EXECUTIONS:.0f} bytes per "
                   "execution", flush=True)
             behind = _wait_indexed(backend, server.data_dir, url)
+            if backend == "sqlite":  # the WAL's pages into the file, as after seeding
+                _query(backend, server.data_dir, url, "PRAGMA wal_checkpoint(TRUNCATE)")
             indexed = _store_size(backend, server.data_dir, url) - before
             print(f"  sort indexer caught up {behind:.1f} s after the seeding ended "
                   f"(it indexes while the store is seeded); store then "
@@ -140,9 +163,12 @@ def _run(backend: str, root: Path) -> None:
             base, _ = _timed(session, server.url + ENV + "/")
             print(f"  baseline  environment page:               p50 "
                   f"{percentile(base, 50):7.1f} ms", flush=True)
-            for label, path in VIEWS.items():
+            views = {label: server.url + ENV + path for label, path in VIEWS.items()}
+            for label, path in NEXT_VIEWS.items():
+                views[label] = server.url + _next_link(session, server.url + ENV + path)
+            for label, url_ in views.items():
                 try:
-                    times, size = _timed(session, server.url + ENV + path)
+                    times, size = _timed(session, url_)
                 except requests.HTTPError as exc:  # say which view, with the server's reason
                     log = (server.data_dir / "server.log").read_text()
                     print(f"  {label:<40} FAILED {exc}\n{log[-3000:]}", flush=True)

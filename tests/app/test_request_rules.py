@@ -156,3 +156,29 @@ def test_ui_page_numbers_past_the_stores_integers_are_a_clear_400(admin):
             assert r.status_code == 400, (view, page_number, r.status_code)
         for query in ("per_page=100&page=500", "per_page=200&page=1000000000"):
             assert http.get(f"{env}{view}?{query}").status_code == 200, (view, query)
+
+
+def test_ui_page_cursors_that_are_not_ours_are_a_clear_400(admin):
+    """The comparison's Next links carry a keyset cursor (`after`): anything else there is
+    a 400, and a well-formed one on an empty store a 200."""
+    import re
+
+    app = admin.app
+    http = app.test_client()
+    page = http.get("/ui/login")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+    creds = credentials(app)
+    http.post("/ui/login", data={"csrf_token": csrf, "email": creds["admin_email"],
+                                 "password": creds["admin_password"], "next": ""})
+    compare = "/ui/projects/default/environments/dev/compare"
+    for after in ("x", "[]", '["t"]', '["z","2026-01-01 00:00:00","a"]',
+                  '["t","not a date","a"]', '["t","2026-01-01 00:00:00",5]',
+                  '["v","2026-01-01 00:00:00","a"]', '["v","2026-01-01 00:00:00","a",[1]]',
+                  '["v","2026-01-01 00:00:00","a",null]', '["t","2026-01-01","a",1]',
+                  '{"a":1}', "[" * 5000, '["v","2026-01-01 00:00:00","a",1e999]'):
+        r = http.get(compare, query_string={"after": after})
+        assert r.status_code == 400, (after, r.status_code)
+    ok = '["t","2026-01-01 00:00:00","a"]'
+    assert http.get(compare, query_string={"after": ok}).status_code == 200
+    assert http.get(compare, query_string={"after": '["v","2026-01-01 00:00:00","a",0.5]',
+                                           "sort": "m:x"}).status_code == 200

@@ -10,12 +10,14 @@ import datetime as dt
 
 import pytest
 from shipyard_service.domain import comparison
+from shipyard_service.domain.cursors import Cursor
 from shipyard_service.sortindexer import SortIndexer
 from shipyard_service.store import db as store_db
 from shipyard_service.store import sortindex
 from shipyard_service.store.models import (
     Environment,
     Execution,
+    Metric,
     Project,
     SortKey,
     SortMark,
@@ -26,7 +28,8 @@ from .servers import PostgresServer
 
 START = dt.datetime(2026, 1, 1)
 COUNT = 240
-SORTS = [("in:lr", False), ("in:lr", True), ("in:tag", False), ("out:label", True)]
+SORTS = [("in:lr", False), ("in:lr", True), ("in:tag", False), ("out:label", True),
+         ("m:acc", False), (None, True), ("meta:created_at", False)]
 FILTERS = [comparison.Filters(), comparison.Filters(status="Succeeded"),
            comparison.Filters(pipeline="p-b")]
 
@@ -80,6 +83,9 @@ def _add(environment: Environment, first: int, count: int, status: str = "Succee
                          pipeline_name="p-a" if i % 3 else "p-b", status=status,
                          inputs=inputs, outputs=outputs,
                          created_at=START + dt.timedelta(seconds=i // 2))
+        if i % 4:
+            Metric.create(environment=environment, execution_id=f"x-{i:04d}",
+                          pipeline_name="p", name="acc", value=(i % 5) / 10)
 
 
 def _pages(environment: Environment, sort: str, descending: bool,
@@ -90,6 +96,22 @@ def _pages(environment: Environment, sort: str, descending: bool,
         if not found.executions:
             return pages
         pages.append([e.execution_id for e in found.executions])
+        page += 1
+
+
+def _cursor_pages(environment: Environment, sort: str | None, descending: bool,
+                  filters: comparison.Filters) -> list[list[str]]:
+    """The same pages, each after the first reached by the cursor of the one before (as
+    the UI's Next link does), the cursor passed through its text form."""
+    pages, page, after = [], 1, None
+    while True:
+        found = comparison.page_of(environment, filters, sort, descending, page, 25, "last",
+                                   after)
+        if not found.executions:
+            return pages
+        pages.append([e.execution_id for e in found.executions])
+        assert found.next_after is not None
+        after = Cursor.decode(found.next_after.encode())
         page += 1
 
 
@@ -105,8 +127,9 @@ def _full_scans(environment: Environment, monkeypatch) -> dict:
 
 def _assert_same(environment: Environment, expected: dict) -> None:
     for (sort, descending, filters), pages in expected.items():
-        assert _pages(environment, sort, descending, filters) == pages, (sort, descending,
-                                                                          filters)
+        case = (sort, descending, filters)
+        assert _pages(environment, sort, descending, filters) == pages, case
+        assert _cursor_pages(environment, sort, descending, filters) == pages, case
 
 
 def _io_keys() -> set[tuple[str, str]]:

@@ -67,6 +67,13 @@ def test_compare_filters_sorts_and_pages_in_the_store(page, ui_server, seeded):
     expect(page.locator("#compare-count")).to_contain_text("26–50 of")
     assert "page=2" in page.url and "per_page=25" in page.url and "sort=in" in page.url
     assert not set(_rows(page)) & set(first_page)
+    # Next starts right after the last row (a keyset cursor): the rows of page 2 by number.
+    assert "after=" in page.url
+    by_number = page.context.new_page()
+    by_number.goto(ui_server.url + ENV + "/compare?pipeline=train-a&sort=in:lr&dir=asc"
+                   "&per_page=25&page=2")
+    assert _rows(by_number) == _rows(page)
+    by_number.close()
     page.click(".pager >> nth=0 >> a[data-page=last]")
     expect(page.locator("#compare-table tbody tr")).to_have_count(seeded["train-a"] % 25 or 25)
     # A shared link opens the same view.

@@ -16,6 +16,7 @@ from ..errors import BadRequest
 from ..store import counts, sortindex
 from ..store.db import database
 from ..store.models import Environment, Execution, ListMetric, Metric, SortKey
+from .cursors import Cursor
 from .lifecycle import ExecutionStatus
 from .metrics import AGGREGATIONS
 
@@ -101,16 +102,11 @@ class Page:
     # Executions the input/output sort index has not reached yet (more than TAIL_LIMIT):
     # this page was sorted by reading every execution's JSON.
     catching_up: bool = False
+    # Where the next page starts (a keyset cursor) for the orders that have one.
+    next_after: Cursor | None = None
 
 
-def _keyed_ids(environment: Environment, filters: Filters, key: str, descending: bool,
-               offset: int, limit: int, tail: list[str] = ()) -> list[str]:
-    """A page of the filtered executions sorted by a stored key: those holding a value in
-    the key's order (ties newest first), then those without one, newest first. The index
-    scan stops at the page; the filters are checked on each execution it meets. `tail`:
-    executions holding a value the index does not have yet (read from their JSON), merged
-    in: the index is read from `len(tail)` rows before the offset, so that however the
-    tail interleaves, every row of the page is among what was read."""
+def _keyed(environment: Environment, filters: Filters, key: str) -> peewee.ModelSelect:
     keyed = SortKey.select(SortKey.execution_id).where(
         (SortKey.environment_id == environment.id) & (SortKey.key == key))
     narrowing = _conditions(filters)
@@ -119,54 +115,98 @@ def _keyed_ids(environment: Environment, filters: Filters, key: str, descending:
         # (a scan of a million rows, then a sort) instead of the key's index.
         keyed = keyed.where(fn.EXISTS(Execution.select(SQL("1")).where(
             (Execution.execution_id == SortKey.execution_id) & narrowing)))
-    direction = "DESC" if descending else "ASC"
-    start = max(0, offset - len(tail))
-    window = (keyed.select(SortKey.execution_id, SortKey.value, SortKey.created_at)
-              .order_by(SortKey.value.desc() if descending else SortKey.value.asc(),
-                        SortKey.created_at.desc(), SortKey.execution_id.desc())
-              .limit(limit + len(tail)).offset(start))
+    return keyed
+
+
+def _valued_rows(keyed: peewee.ModelSelect, key: str, descending: bool, tail: list[str],
+                 start: int, count: int, after: Cursor | None) -> list[tuple]:
+    """(execution_id, value, created_at) of executions holding a value, in the key's
+    order (ties newest first): `count` from the index from `start` (or right after
+    `after`), with the tail's rows (after `after`) merged in."""
+    window = keyed.select(SortKey.execution_id, SortKey.value, SortKey.created_at)
+    if after is not None:
+        window = window.where(after.beyond(SortKey.value, SortKey.created_at,
+                                           SortKey.execution_id, descending))
+    window = (window.order_by(SortKey.value.desc() if descending else SortKey.value.asc(),
+                              SortKey.created_at.desc(), SortKey.execution_id.desc())
+              .limit(count).offset(start))
+    sql, params = window.sql()
     if tail:
         group, _, name = key.partition(":")
-        extra = Execution.select(Execution.execution_id, sortindex.scan_value(group, name),
-                                 Execution.created_at).where(Execution.execution_id.in_(tail))
-        window_sql, window_params = window.sql()
+        value = sortindex.scan_value(group, name)
+        extra = Execution.select(Execution.execution_id, value, Execution.created_at).where(
+            Execution.execution_id.in_(tail))
+        if after is not None:
+            extra = extra.where(after.beyond(value, Execution.created_at,
+                                             Execution.execution_id, descending))
         extra_sql, extra_params = extra.sql()
-        rows = database.execute_sql(
-            f"SELECT * FROM ({window_sql}) AS w UNION ALL SELECT * FROM ({extra_sql}) AS t "
-            f"ORDER BY 2 {direction}, 3 DESC, 1 DESC", window_params + extra_params).fetchall()
-    else:
-        rows = list(window.tuples())
-    in_tail = set(tail)
-    ordered, seen = [], set()
-    for execution_id, *_ in rows:  # the indexer may have caught one up between the reads
-        if execution_id not in seen:
-            seen.add(execution_id)
-            ordered.append(execution_id)
-    read = len(ordered) - len(in_tail & seen)
-    if start > 0:
-        # Tail rows before the first index row sit before the offset (at most len(tail)
-        # of them, and the index was read from len(tail) rows before it).
-        before = next((n for n, i in enumerate(ordered) if i not in in_tail), len(ordered))
-        ordered = ordered[before:]
-        skip = offset - start - before
-    else:
-        skip = offset
-    ids = ordered[skip:skip + limit]
-    if len(ids) == limit:
-        return ids
-    # Past the keyed executions: how many there are, then the rest from their first.
-    if read or start == 0:
-        holding = start + read + len(tail)
-    else:
-        holding = keyed.count() + len(tail)
+        sql = (f"SELECT * FROM ({sql}) AS w UNION ALL SELECT * FROM ({extra_sql}) AS t "
+               f"ORDER BY 2 {'DESC' if descending else 'ASC'}, 3 DESC, 1 DESC")
+        params = params + extra_params
+    rows, seen = [], set()
+    for row in database.execute_sql(sql, params).fetchall():
+        if row[0] not in seen:  # the indexer may have caught one up between the reads
+            seen.add(row[0])
+            rows.append(row)
+    return rows
+
+
+def _keyed_ids(environment: Environment, filters: Filters, key: str, descending: bool,
+               offset: int, limit: int, tail: list[str] = (),
+               after: Cursor | None = None) -> tuple[list[str], Cursor | None]:
+    """A page of the filtered executions sorted by a stored key, and the cursor of the
+    next: those holding a value in the key's order (ties newest first), then those
+    without one, newest first. The index scan stops at the page; the filters are checked
+    on each execution it meets. `tail`: executions holding a value the index does not
+    have yet (read from their JSON), merged in: the index is read from `len(tail)` rows
+    before the offset, so that however the tail interleaves, every row of the page is
+    among what was read. With `after`, the page starts right after that row instead."""
+    keyed = _keyed(environment, filters, key)
     without = filtered(environment, filters).where(~fn.EXISTS(
         SortKey.select(SQL("1")).where((SortKey.execution_id == Execution.execution_id)
                                        & (SortKey.key == key))))
     if tail:
         without = without.where(Execution.execution_id.not_in(tail))
-    return ids + [i for (i,) in without.select(Execution.execution_id)
-                  .order_by(Execution.created_at.desc(), Execution.execution_id.desc())
-                  .limit(limit - len(ids)).offset(max(0, offset - holding)).tuples()]
+    without = without.select(Execution.execution_id, Execution.created_at).order_by(
+        Execution.created_at.desc(), Execution.execution_id.desc())
+    if after is not None and after.region == "n":
+        rows = list(without.where(after.by_date(ascending=False)).limit(limit).tuples())
+        return [i for i, _ in rows], (Cursor.after_row("n", *rows[-1]) if rows else None)
+    if after is not None:
+        page = _valued_rows(keyed, key, descending, tail, 0, limit, after)[:limit]
+        skip = 0  # the page goes on with those without a value, from their first
+    else:
+        page, skip = _valued_at(keyed, key, descending, tail, offset, limit)
+    ids = [row[0] for row in page]
+    last = Cursor.after_row("v", page[-1][0], page[-1][2], page[-1][1]) if page else None
+    if len(ids) == limit:
+        return ids, last
+    more = list(without.limit(limit - len(ids)).offset(skip).tuples())
+    return ids + [i for i, _ in more], (Cursor.after_row("n", *more[-1]) if more else last)
+
+
+def _valued_at(keyed: peewee.ModelSelect, key: str, descending: bool, tail: list[str],
+               offset: int, limit: int) -> tuple[list[tuple], int]:
+    """The valued rows at `offset` (up to `limit`), and if they run out, how many of
+    those without a value come before the page."""
+    start = max(0, offset - len(tail))
+    rows = _valued_rows(keyed, key, descending, tail, start, limit + len(tail), None)
+    in_tail = set(tail)
+    read = sum(1 for row in rows if row[0] not in in_tail)
+    if start > 0:
+        # Tail rows before the first index row sit before the offset (at most len(tail)
+        # of them, and the index was read from len(tail) rows before it).
+        before = next((n for n, row in enumerate(rows) if row[0] not in in_tail), len(rows))
+        rows = rows[before:]
+        skip = offset - start - before
+    else:
+        skip = offset
+    page = rows[skip:skip + limit]
+    if len(page) == limit:
+        return page, 0
+    # Past the keyed executions: how many there are, then the rest from their first.
+    holding = start + read if read or start == 0 else keyed.count()
+    return page, max(0, offset - holding - len(tail))
 
 
 def _valued_tail(environment: Environment, filters: Filters, query: peewee.ModelSelect,
@@ -183,10 +223,30 @@ def _valued_tail(environment: Environment, filters: Filters, query: peewee.Model
         .tuples()]
 
 
+def _by_date(query: peewee.ModelSelect, ascending: bool, total: int, offset: int,
+             limit: int, after: Cursor | None) -> tuple[list[str], Cursor | None]:
+    """A page in creation order, and the next page's cursor. Past the middle, an offset
+    page is read from the other end (the last page costs what the first does)."""
+    rows = query.select(Execution.execution_id, Execution.created_at)
+    reverse = after is None and offset > total // 2
+    if after is not None:
+        rows, offset = rows.where(after.by_date(ascending)), 0
+    elif reverse:
+        ascending, offset = not ascending, max(0, total - offset - limit)
+    order = [Execution.created_at, Execution.execution_id]
+    found = list(rows.order_by(*(f.asc() if ascending else f.desc() for f in order))
+                 .limit(limit).offset(offset).tuples())
+    if reverse:
+        found.reverse()
+    return [i for i, _ in found], (Cursor.after_row("t", *found[-1]) if found else None)
+
+
 def page_of(environment: Environment, filters: Filters, sort: str | None, descending: bool,
-            page: int, per_page: int, aggregation: str = "last") -> Page:
-    """The total matching the filters and the executions of this page. Empty values sort
-    last either way; ties newest first."""
+            page: int, per_page: int, aggregation: str = "last",
+            after: Cursor | None = None) -> Page:
+    """The total matching the filters and the executions of this page (or of the page
+    right after the `after` cursor, for the orders that have one: by date and by a stored
+    key). Empty values sort last either way; ties newest first."""
     if page < 1 or per_page not in PAGE_SIZES:
         raise BadRequest(f"'page' starts at 1 and 'per_page' is one of {list(PAGE_SIZES)}",
                          {"page": page, "per_page": per_page})
@@ -203,18 +263,22 @@ def page_of(environment: Environment, filters: Filters, sort: str | None, descen
     if key is not None and key.partition(":")[0] in sortindex.KINDS:
         tail = _valued_tail(environment, filters, query, key)
     if key is not None and tail is not None:
-        return Page(total, by_ids(_keyed_ids(environment, filters, key, descending,
-                                             offset, limit, tail)))
-    order = []
-    if sort and sort != "meta:created_at":
-        expression = sort_expression(sort)
-        order += [NodeList([expression, SQL("IS NULL")]),
-                  NodeList([expression, SQL("DESC" if descending else "ASC")])]
-        order += [Execution.created_at.desc(), Execution.execution_id.desc()]
-    elif sort == "meta:created_at" and not descending:
-        order += [Execution.created_at.asc(), Execution.execution_id.asc()]
-    else:
-        order += [Execution.created_at.desc(), Execution.execution_id.desc()]
+        if after is not None and after.region == "t":
+            raise BadRequest("'after' belongs to another sort", {"field": "after"})
+        ids, following = _keyed_ids(environment, filters, key, descending, offset, limit,
+                                    tail, after)
+        return Page(total, by_ids(ids), next_after=following)
+    if key is None and sort in (None, "meta:created_at"):
+        if after is not None and after.region != "t":
+            raise BadRequest("'after' belongs to another sort", {"field": "after"})
+        ids, following = _by_date(query, sort == "meta:created_at" and not descending,
+                                  total, offset, limit, after)
+        return Page(total, by_ids(ids), next_after=following)
+    # Any other column is read from each filtered execution, by page number.
+    expression = sort_expression(sort)
+    order = [NodeList([expression, SQL("IS NULL")]),
+             NodeList([expression, SQL("DESC" if descending else "ASC")]),
+             Execution.created_at.desc(), Execution.execution_id.desc()]
     # Sort and cut on the ids alone, then read the page's whole rows: the sorter never
     # carries the rows' JSON (100,000 rows of inputs would be ~100 MB to sort).
     ids = [i for (i,) in query.select(Execution.execution_id).order_by(*order)

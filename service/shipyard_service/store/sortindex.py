@@ -27,7 +27,7 @@ from .models import Execution, SortMark, SortPending
 
 LAG = dt.timedelta(seconds=5)
 BATCH = 1000
-TEXT_PREFIX = 100
+TEXT_PREFIX = 40
 KEY_LENGTH = 255  # sortkey.key is VARCHAR(255) on PostgreSQL
 _IN_LIST = 500  # ids per INSERT ... SELECT
 

@@ -8,6 +8,7 @@ from flask import render_template, request, url_for
 
 from ..domain import browse
 from ..domain import comparison as store_comparison
+from ..domain.cursors import Cursor
 from ..domain.metrics import AGGREGATIONS, for_executions
 from . import comparison
 from .blueprint import bp
@@ -40,8 +41,11 @@ def compare(project_name: str, environment_name: str):
     descending = args.get("dir", "desc") != "asc"
     paging = Paging.from_args(args)
     sort_agg = per_column.get(sort.partition(":")[2], default_agg) if sort else default_agg
+    # A "Next" link carries where its page starts (a keyset cursor): every next page
+    # costs the same, however deep.
+    after = Cursor.decode(args["after"]) if args.get("after") else None
     found = store_comparison.page_of(env, filters, sort, descending, paging.page,
-                                     paging.per_page, sort_agg)
+                                     paging.per_page, sort_agg, after)
     paging = paging.with_total(found.total)
     executions = [browse.with_io(e) for e in found.executions]
     values = store_comparison.page_values(env, [e["execution_id"] for e in executions])
@@ -55,7 +59,7 @@ def compare(project_name: str, environment_name: str):
     charts = _charts(env, selected) if view == "visualize" else []
 
     def link(**changes) -> str:
-        merged = {k: args.getlist(k) for k in args}
+        merged = {k: args.getlist(k) for k in args if k != "after"}  # Next sets its own
         merged.update(applied=["1"], groups=groups)
         for key, value in changes.items():
             merged[key] = [] if value is None else [str(value)]
@@ -72,7 +76,9 @@ def compare(project_name: str, environment_name: str):
         page_sizes=store_comparison.PAGE_SIZES, sources=browse.execution_sources(env),
         statuses=store_comparison.statuses(),
         filters={k: args.get(k, "") for k in ("pipeline", "deployment", "status", "q")},
-        per_column=per_column, catching_up=found.catching_up, **here.template_args("compare"),
+        per_column=per_column, catching_up=found.catching_up,
+        next_after=found.next_after.encode() if found.next_after else None,
+        **here.template_args("compare"),
     )
 
 
