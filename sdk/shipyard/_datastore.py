@@ -30,6 +30,7 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any, Callable, Iterator, Union
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -416,7 +417,8 @@ def _download_direct(
                                               file.fileno(), size, DOWNLOAD_CONCURRENCY,
                                               progress)
                     else:
-                        _transfer.copy_body(response, file.write, bar.update)
+                        _transfer.write_at(response, file.fileno(), 0, bar.update,
+                                           urlsplit(signed_url).scheme == "http")
                 except BaseException:
                     _remove_partial(file)
                     raise

@@ -3,7 +3,8 @@ HTTP, on the local store (and the S3 store in the PostgreSQL + S3 pass where the
 the S3 server's own):
 
 * a download into a file comes in ranges over several connections, each written at its
-  offset, and comes back byte for byte; into a buffer, and for an empty object, one GET;
+  offset (spliced from the socket, or read then written), and comes back byte for byte;
+  into a buffer, and for an empty object, one GET;
 * an object replaced while its ranges are fetched is an error (If-Match), never a mix of
   two objects, and the half-written file is removed; a retry gets the new object whole;
 * the local store serves one byte range from its offset (206, Content-Range, ETag), 416
@@ -45,9 +46,9 @@ def small_ranges(monkeypatch):
     written: list[tuple[int, str]] = []
     original = _transfer._write_range
 
-    def recording(response, fd, offset, length, on_bytes):
+    def recording(response, fd, offset, *rest):
         written.append((offset, threading.current_thread().name))
-        return original(response, fd, offset, length, on_bytes)
+        return original(response, fd, offset, *rest)
 
     monkeypatch.setattr(_transfer, "_write_range", recording)
     return written
@@ -57,7 +58,13 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def test_a_download_into_a_file_comes_in_ranges_at_their_offsets(sdk, tmp_path, small_ranges):
+@pytest.mark.parametrize("splice", [True, False], ids=["spliced", "read-and-written"])
+def test_a_download_into_a_file_comes_in_ranges_at_their_offsets(sdk, tmp_path, small_ranges,
+                                                                 monkeypatch, splice):
+    """Ranges spliced from the socket into the file, or (TLS, no os.splice) received into a
+    buffer and written at their offsets."""
+    if not splice:
+        monkeypatch.delattr(os, "splice")
     data = os.urandom(7 * MIB + 12345)
     sdk.upload_data_store_object(io.BytesIO(data), "parallel/seven.bin")
     target = tmp_path / "seven.bin"
@@ -92,10 +99,10 @@ def test_an_object_replaced_mid_download_fails_and_leaves_no_file(sdk, tmp_path,
     original = _transfer._write_range
     replaced, one_at_a_time = [], threading.Lock()
 
-    def replace_after_the_first(response, fd, offset, length, on_bytes):
+    def replace_after_the_first(response, fd, offset, *rest):
         # The other stream waits: the ranges it asks for next are asked after the change.
         with one_at_a_time:
-            original(response, fd, offset, length, on_bytes)
+            original(response, fd, offset, *rest)
             if not replaced:
                 replaced.append(offset)
                 sdk.upload_data_store_object(io.BytesIO(new), "parallel/replaced.bin")
