@@ -478,3 +478,54 @@ def test_projects_never_share_a_fork_server(tmp_path):
         assert len(_runner_processes(server, "forkserver")) >= 2
     finally:
         server.stop()
+
+
+def _spare_processes(server: ServerProcess) -> tuple[psutil.Process, list[psutil.Process]]:
+    """The one fork server, and every process it forked that is still there."""
+    procs = [p for p in _runner_processes(server, "forkserver")  # not bwrap's, setpriv's
+             if os.path.basename(p.cmdline()[0]).startswith("python")]
+    pids = {p.pid for p in procs}
+    roots = [p for p in procs if p.ppid() not in pids]
+    assert len(roots) == 1, [(p.pid, p.ppid(), p.cmdline()) for p in procs]
+    return roots[0], roots[0].children(recursive=True)
+
+
+def test_a_fork_server_keeps_one_spare_and_each_execution_gets_its_own(tmp_path):
+    """After each execution it takes, a fork server makes ready the next one's process
+    ahead (a keeper with its runner, waiting): never more than one such pair at rest,
+    each used for one execution only, and none left once the server stops."""
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        api = Api(server)
+        create_step_http(api, "isolated", {"main.py": STEP}, kind="pipelines",
+                         fields=SEEN_FIELDS)
+        _until_forked(api, "isolated", {"tag": "warm-up"})
+        for tag in ("one", "two"):
+            assert run_and_wait(api, "isolated", {"tag": tag})[1].status_code == 200
+        burst = []
+        for tag in ("a", "b", "c"):  # at once: more than the one spare
+            r = api.request("POST", "/pipelines/isolated/run",
+                            data={"json_inputs": json.dumps({"tag": tag})})
+            assert r.status_code == 200, r.text
+            burst.append(r.json()["execution_id"])
+        seen = [_outputs_when_done(api, i).json()["outputs"][0]["value"]
+                for i in burst]
+        for item in seen:
+            assert item["forked"] and item["pid"] == 1 and item["calls_in_module"] == 1, item
+            assert not [f for f in item["files"] if f.startswith("leftover-")], item
+        assert len({item["cwd"] for item in seen}) == 3
+        deadline = time.monotonic() + 20
+        while True:  # the executions' keepers end with their runners
+            fork_server, forked = _spare_processes(server)
+            if len(forked) == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert len(forked) == 2, [(p.pid, p.ppid(), p.status()) for p in forked]
+        keeper = next(p for p in forked if p.ppid() == fork_server.pid)
+        assert [p.pid for p in keeper.children()] == [p.pid for p in forked if p != keeper]
+        runners = _runner_processes(server)
+        assert server.stop() == 0
+        _, alive = psutil.wait_procs(runners, timeout=15)
+        assert not alive, [(p.pid, p.cmdline()) for p in alive]
+    finally:
+        server.stop()

@@ -131,9 +131,9 @@ from shipyard_runner import forkserver
 work_root = sys.argv[2]
 mine = os.path.join(work_root, "mine")
 open("/tmp/forkserver-file", "w").write("x")
-forkserver.isolate(mine, None, [work_root])
-pid = os.fork()
+pid, covered, pipe = forkserver.fork_ahead(True, [work_root], [])
 if pid == 0:
+    assert json.loads(pipe) == {"cwd": mine}
     seen = {"work_root": sorted(os.listdir(work_root)), "tmp": os.listdir("/tmp"),
             "pid": os.getpid()}
     try:
@@ -144,6 +144,7 @@ if pid == 0:
     open(os.path.join(mine, "ok.txt"), "w").write("ok")
     print(json.dumps(seen), flush=True)
     os._exit(0)
+forkserver.start_runner(covered, pipe, {"cwd": mine})
 os._exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
 """
 argv = box.wrap([sys.executable, "-c", child, runner_parent, work_root],
@@ -157,9 +158,10 @@ print(json.dumps({"code": done.returncode, "out": done.stdout, "err": done.stder
 @pytest.mark.parametrize("server_user", ["this one", "not root"])
 def test_a_forked_execution_gets_a_sandbox_of_its_own(server_user):
     """What the fork server does for each execution (shipyard_runner/forkserver.py
-    `isolate`), inside its own sandbox: under a root server (the fork server runs as
-    `nobody`) and under a server that is not root (bubblewrap's user namespace), the
-    execution sees only its own folder of the work root, a fresh /tmp, and is pid 1."""
+    `fork_ahead`, then `start_runner` once the request came), inside its own sandbox:
+    under a root server (the fork server runs as `nobody`) and under a server that is not
+    root (bubblewrap's user namespace), the execution sees only its own folder of the work
+    root, a fresh /tmp, and is pid 1."""
     ensure_bwrap()
     prefix = []
     if server_user == "not root" and os.geteuid() == 0:
