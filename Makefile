@@ -23,13 +23,13 @@ $(UV):
 $(VENV)/.installed-run: pyproject.toml sdk/pyproject.toml | $(UV)
 	@echo "==> the service and the SDK into $(VENV)/ (what \`make run\` needs)"
 	@$(UV) venv --quiet --allow-existing -p 3.11 $(VENV) 2>/dev/null || $(UV) venv --quiet --allow-existing $(VENV)
-	$(UV) pip install -p $(PY) -e . -e './sdk[progress]'
+	$(UV) pip install -p $(PY) -e . -e './sdk[progress,fast]'
 	@touch $@
 
 # The test tools (pytest, moto, playwright, ruff, ...): only `make test` and friends.
 $(VENV)/.installed-test: $(VENV)/.installed-run
 	@echo "==> the test tools into $(VENV)/ (what \`make test\` needs)"
-	$(UV) pip install -p $(PY) -e '.[test]' -e './sdk[progress]'
+	$(UV) pip install -p $(PY) -e '.[test]' -e './sdk[progress,fast]'
 	@touch $@
 
 # The web UI's chart library (uPlot), from npm by its lock file; served from node_modules.

@@ -10,7 +10,9 @@ users read, each beside a baseline from the same run:
   by its id.
 
 The seeding time and the store's size (per execution) are printed. Target: every page under
-100 ms. SHIPYARD_BENCH_STORE_EXECUTIONS changes the count (e.g. 100000 for a quick look);
+100 ms. Beside each API figure: the CPU time per call of the server's processes (gunicorn, and
+PostgreSQL's when it is the store), which other work on a shared machine does not inflate.
+SHIPYARD_BENCH_STORE_EXECUTIONS changes the count (e.g. 100000 for a quick look);
 SHIPYARD_BENCH_STORE_BACKENDS=sqlite runs one backend only."""
 
 from __future__ import annotations
@@ -136,21 +138,54 @@ def _ms(fn) -> float:
     return statistics.median(times)
 
 
-def _row(label: str, value_ms: float, baseline_ms: float) -> str:
+class _ServerCpu:
+    """CPU seconds used so far by the server's process tree and, for PostgreSQL, by the
+    database's (postmaster and backends)."""
+
+    def __init__(self, server: ServerProcess, postgres: PostgresServer | None) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self.roots = [psutil.Process(server.proc.pid)]
+        if postgres is not None:
+            pid = int((postgres.data / "postmaster.pid").read_text().split()[0])
+            self.roots.append(psutil.Process(pid))
+
+    def seconds(self) -> float:
+        total = 0.0
+        for root in self.roots:
+            for process in (root, *root.children(recursive=True)):
+                try:
+                    times = process.cpu_times()
+                except self._psutil.NoSuchProcess:
+                    continue
+                total += times.user + times.system
+        return total
+
+    def ms_per_call(self, fn, calls: int = 2 * REPEATS) -> float:
+        fn()
+        before = self.seconds()
+        for _ in range(calls):
+            fn()
+        return (self.seconds() - before) * 1000 / calls
+
+
+def _row(label: str, value_ms: float, baseline_ms: float, cpu_ms: float | None = None) -> str:
     verdict = "ok" if value_ms < TARGET_MS else f"OVER {TARGET_MS} ms"
+    cpu = "" if cpu_ms is None else f"  server CPU {cpu_ms:6.1f} ms/call"
     return (f"  {label:<52} {value_ms:7.1f} ms  baseline {baseline_ms:6.1f} ms  "
-            f"ratio {value_ms / baseline_ms:5.1f}x  {verdict}")
+            f"ratio {value_ms / baseline_ms:5.1f}x{cpu}  {verdict}")
 
 
 @contextmanager
 def _backend(backend: str, folder: Path):
     if backend == "sqlite":
-        yield {}, None
+        yield {}, None, None
         return
     postgres = PostgresServer().start()
     try:
         url = postgres.create_database("bench_store")
-        yield {"SHIPYARD_DATABASE_URL": url}, url
+        yield {"SHIPYARD_DATABASE_URL": url}, url, postgres
     finally:
         postgres.stop()
 
@@ -177,7 +212,7 @@ def _environment_id(backend: str, data_dir: Path, url: str | None) -> int:
         conn.close()
 
 
-def _measure_api(server: ServerProcess) -> None:
+def _measure_api(server: ServerProcess, cpu: _ServerCpu) -> None:
     api = Api(server)
 
     def page(kind: str, scope: str, name: str, number: int = 1):
@@ -188,16 +223,19 @@ def _measure_api(server: ServerProcess) -> None:
             return response
         return call
 
-    empty = _ms(page("single-value", "pipeline_name", "nothing-here"))
+    nothing = page("single-value", "pipeline_name", "nothing-here")
+    empty = _ms(nothing)
     total = page("single-value", "pipeline_name", "serve")().json()["total_count"]
     deep = max(1, total // 5000 // 2)
-    print(f"  API baseline: get_metrics matching nothing {empty:.1f} ms")
+    print(f"  API baseline: get_metrics matching nothing {empty:.1f} ms, server CPU "
+          f"{cpu.ms_per_call(nothing):.1f} ms/call")
     for kind, label in (("single-value", "get_metrics"), ("list-values", "get_list_metrics")):
-        for scope, name in (("pipeline_name", "train"), ("deployment_name", "every-minute")):
-            print(_row(f"{label} page 1 of {scope}={name}", _ms(page(kind, scope, name)),
-                       empty), flush=True)
-        print(_row(f"{label} page {deep} of pipeline_name=serve",
-                   _ms(page(kind, "pipeline_name", "serve", deep)), empty), flush=True)
+        for scope, name, number in (("pipeline_name", "train", 1),
+                                    ("deployment_name", "every-minute", 1),
+                                    ("pipeline_name", "serve", deep)):
+            call = page(kind, scope, name, number)
+            print(_row(f"{label} page {number} of {scope}={name}", _ms(call), empty,
+                       cpu.ms_per_call(call)), flush=True)
 
 
 def _measure_domain(database_url: str) -> None:
@@ -221,7 +259,7 @@ def _measure_domain(database_url: str) -> None:
 
 def _run(backend: str, root: Path) -> None:
     folder = root / backend
-    with _backend(backend, folder) as (env, url):
+    with _backend(backend, folder) as (env, url, postgres):
         server = ServerProcess(folder / "data", env=env).start()
         try:
             data_dir = server.data_dir
@@ -239,7 +277,7 @@ def _run(backend: str, root: Path) -> None:
                   f"metric and 2 log lines each) in {seeded:.1f} s; store grew "
                   f"{size / 1e6:.0f} MB = {size / EXECUTIONS:.0f} bytes per execution",
                   flush=True)
-            _measure_api(server)
+            _measure_api(server, _ServerCpu(server, postgres))
         finally:
             server.stop()
         _measure_domain(url or f"sqlite:///{folder / 'data' / 'shipyard.db'}")

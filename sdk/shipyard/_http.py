@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -13,6 +14,11 @@ import requests
 from ._execution_context import get_execution_id
 from ._version import __version__
 from .exceptions import SdkException
+
+try:  # the `fast` extra: decodes pages of metrics several times faster than json
+    import orjson
+except ImportError:  # pragma: no cover - depends on the install
+    orjson = None  # type: ignore[assignment]
 
 CLIENT_HEADER = "craft-ai-client"
 CLIENT_HEADER_VALUE = f"shipyard-sdk@{__version__}"
@@ -31,10 +37,21 @@ def _is_raw_content(response: requests.Response) -> bool:
     return "application/octet-stream" in content_type or "text/csv" in content_type
 
 
+def decode_json(content: bytes) -> Any:
+    """The JSON value of a body; ``ValueError`` if it is not JSON. With orjson when it is
+    installed; the json module decodes what orjson refuses (NaN, integers past 64 bits)."""
+    if orjson is not None:
+        try:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(content)
+
+
 def raise_error(response: requests.Response) -> None:
     """Raise the :class:`SdkException` described by an error response (§1.3)."""
     try:
-        body = response.json()
+        body = decode_json(response.content)
     except ValueError:
         body = None
     if not isinstance(body, dict):
@@ -63,10 +80,10 @@ def parse_response(response: requests.Response) -> Any:
     if 200 <= response.status_code < 400:
         if _is_raw_content(response):
             return response.content
-        if response.status_code == 204 or response.text == "OK":
+        if response.status_code == 204 or response.content == b"OK":
             return None
         try:
-            return response.json()
+            return decode_json(response.content)
         except ValueError:
             raise SdkException(
                 f"Unable to decode response data into json. Data being:\n'{response.text}'",

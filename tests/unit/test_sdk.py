@@ -503,6 +503,19 @@ def test_success_bodies() -> None:
         parse_response(fake_response(200, b""))
 
 
+def test_json_bodies_decode_with_orjson_and_what_it_refuses_with_json() -> None:
+    """The `fast` extra (installed by `make install`) decodes bodies; what orjson refuses
+    but the json module reads (NaN, integers past 64 bits) still decodes the same."""
+    import shipyard._http as sdk_http
+
+    assert sdk_http.orjson is not None
+    body = {"metrics": [{"value": 0.1 + 0.2, "name": "é"}, {"value": 1.0}], "total_count": 2}
+    decoded = parse_response(fake_response(200, json.dumps(body)))
+    assert decoded == body and repr(decoded) == repr(body)
+    nan = parse_response(fake_response(200, '{"v": NaN, "big": 123456789012345678901234567890}'))
+    assert nan["v"] != nan["v"] and nan["big"] == 123456789012345678901234567890
+
+
 def test_forbidden_inside_execution_gets_a_hint(monkeypatch: pytest.MonkeyPatch) -> None:
     response = fake_response(403, json.dumps({"message": "nope", "name": "Forbidden"}))
     with pytest.raises(SdkException) as caught:
