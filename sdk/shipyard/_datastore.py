@@ -8,8 +8,9 @@
   source that is not a regular file: read at its offset, so memory holds at most that many
   parts).
 * Downloads: into a file path, ranged ``GET``s of the signed URL over
-  ``DOWNLOAD_CONCURRENCY`` connections, each range written at its offset; into a writable
-  buffer, one ``GET``. Received in cache-sized blocks (``_transfer``).
+  ``DOWNLOAD_CONCURRENCY`` connections, each range spliced from its socket into the file at
+  its offset; into a writable buffer (or a path to a FIFO or a device), one ``GET`` received
+  in cache-sized blocks (``_transfer``).
 
 Bytes are sent and written as they are read: no hashing pass, no copy to a temporary file
 for seekable sources, no Python loop per small chunk.
@@ -391,8 +392,9 @@ def _download_direct(
     ranged streams, each written at its offset; a failed download removes the file."""
     to_path = isinstance(filepath_or_buffer, (str, os.PathLike))
     # Writes at offsets need a regular file: a path that names something else (a FIFO, a
-    # device) gets one stream.
-    ranged = to_path and DOWNLOAD_CONCURRENCY > 1 and _regular_or_new(filepath_or_buffer)
+    # device) gets one stream, written in order.
+    at_offsets = to_path and _regular_or_new(filepath_or_buffer)
+    ranged = at_offsets and DOWNLOAD_CONCURRENCY > 1
     connections = _transfer.Connections()
     try:
         response = _transfer.open_get(connections, signed_url, ranged=ranged)
@@ -416,9 +418,11 @@ def _download_direct(
                         _transfer.copy_ranges(connections, signed_url, response,
                                               file.fileno(), size, DOWNLOAD_CONCURRENCY,
                                               progress)
-                    else:
+                    elif at_offsets:
                         _transfer.write_at(response, file.fileno(), 0, bar.update,
                                            urlsplit(signed_url).scheme == "http")
+                    else:
+                        _transfer.copy_body(response, file.write, bar.update)
                 except BaseException:
                     _remove_partial(file)
                     raise

@@ -80,6 +80,16 @@ def test_a_download_into_a_file_comes_in_ranges_at_their_offsets(sdk, tmp_path, 
     sdk.download_data_store_object("parallel/seven.bin", buffer)
     assert buffer.getvalue() == data and small_ranges == []
 
+    # A path that is not a regular file (a FIFO): one stream, written in order.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    sdk.download_data_store_object("parallel/seven.bin", str(fifo))
+    reader.join(60)
+    assert received == [data] and small_ranges == []
+
     # An empty object has no first byte: asked again without a range.
     sdk.upload_data_store_object(io.BytesIO(b""), "parallel/empty.bin")
     empty = tmp_path / "empty.bin"

@@ -15,9 +15,11 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import BinaryIO
 from xml.etree import ElementTree
 
 from flask import Blueprint, Response, request, send_file
+from werkzeug.datastructures import Range
 
 from ..bodies import file_range, form_file_into, request_body
 from ..datastore.local import LocalDataStore
@@ -151,17 +153,25 @@ def _send(path: Path) -> Response:
         file = open(path, "rb")  # noqa: SIM115 (closed by the WSGI server with the body)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         raise XmlError(404, "NoSuchKey", "The file no longer exists") from None
+    try:
+        response = _range_response(path, file, byte_range)
+    except BaseException:
+        file.close()
+        raise
+    return response
+
+
+def _range_response(path: Path, file: BinaryIO, byte_range: Range) -> Response:
     stat = os.fstat(file.fileno())
     size = stat.st_size
     # Names this version of the file (a new object is a new file, renamed over the old):
     # the ranges of one download carry it in If-Match, so none comes from a newer object.
     etag = f'"{stat.st_ino:x}-{stat.st_mtime_ns:x}-{size:x}"'
     span = byte_range.range_for_length(size)
-    if span is None or request.headers.get("If-Match", etag) not in (etag, "*"):
-        file.close()
-        if span is None:
-            raise XmlError(416, "InvalidRange", "The requested range is not satisfiable",
-                           ActualObjectSize=str(size))
+    if span is None:
+        raise XmlError(416, "InvalidRange", "The requested range is not satisfiable",
+                       ActualObjectSize=str(size))
+    if request.headers.get("If-Match", etag) not in (etag, "*"):
         raise XmlError(412, "PreconditionFailed", "The object changed since the download "
                        "began (If-Match)", Condition="If-Match")
     start, stop = span
