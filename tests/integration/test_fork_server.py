@@ -529,3 +529,40 @@ def test_a_fork_server_keeps_one_spare_and_each_execution_gets_its_own(tmp_path)
         assert not alive, [(p.pid, p.cmdline()) for p in alive]
     finally:
         server.stop()
+
+
+CHATTY = '''
+import os
+import subprocess
+import sys
+
+
+def run(how):
+    print("printed by the step")
+    os.write(1, b"written to descriptor 1\\n")
+    subprocess.run(["sh", "-c", "echo from a child process; echo to stderr >&2"], check=True)
+    return {"report": {"forked": "shipyard_runner.forkserver" in sys.modules}}
+'''
+
+
+def test_a_forked_execution_logs_its_child_processes_and_raw_descriptors(tmp_path):
+    """The capture a forked runner made ready while it waited (pipes on descriptors 1 and
+    2, their reader threads) catches what its execution writes, its child processes too."""
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        api = Api(server)
+        create_step_http(api, "chatty", {"main.py": CHATTY}, kind="pipelines",
+                         fields=REPORT_FIELDS)
+        _until_forked(api, "chatty", {"how": "now"})
+        for _ in range(2):  # the second from the spare made after the first
+            execution_id, out = run_and_wait(api, "chatty", {"how": "now"})
+            assert out.json()["outputs"][0]["value"] == {"forked": True}
+            r = api.request("POST", f"/executions/{execution_id}/logs", json={})
+            assert r.status_code == 200, r.text
+            lines = [(line["stream"], line["message"]) for line in r.json()[0]]
+            for expected in (("stdout", "printed by the step"),
+                             ("stdout", "written to descriptor 1"),
+                             ("stdout", "from a child process"), ("stderr", "to stderr")):
+                assert expected in lines, lines
+    finally:
+        server.stop()

@@ -782,15 +782,20 @@ def test_run_pipeline_without_files_is_form_encoded(stub: StubServer, sdk: Craft
         {"pipeline_input_name": "f", "datastore_path": "in/f.csv"}
     ]
     assert stub.calls("GET", f"{API}/executions/p-00000/outputs") == []
+    # No value could be a file (a path, a binary file, bytes): one call, not two.
+    assert stub.calls("GET", f"{API}/pipelines/p") == []
 
 
 def test_run_pipeline_with_binary_stream(stub: StubServer, sdk: CraftAiSdk) -> None:
     stub.route("GET", f"{API}/pipelines/p", (200, PIPELINE))
-    stub.route("POST", f"{API}/pipelines/p/run", (200, {"execution_id": "p-11111"}))
+    refused = {"message": "Input 'f' is a file: send it as a file part", "name": "BadRequest",
+               "request_id": "r-1", "additional_data": {"name": "f"}}
+    stub.route("POST", f"{API}/pipelines/p/run", (200, {"execution_id": "p-11111"}),
+               (400, refused))
     sdk.run_pipeline("p", inputs={"f": io.BytesIO(b"xyz")}, wait_for_completion=False)
     parts = stub.calls("POST", f"{API}/pipelines/p/run")[0].multipart()
     assert ("f", "f", b"xyz") in parts
-    with pytest.raises(SdkException):
+    with pytest.raises(SdkException, match="is a file"):  # the server's word
         sdk.run_pipeline("p", inputs={"f": 3}, wait_for_completion=False)
 
 

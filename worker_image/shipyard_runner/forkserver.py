@@ -45,6 +45,7 @@ import array
 import ctypes
 import json
 import os
+import resource  # noqa: F401 - what each runner reports its resources with
 import selectors
 import shutil
 import signal
@@ -235,6 +236,10 @@ def fork_ahead(isolated: bool, hide: list, inherited: list) -> tuple:
             _check(_libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "prctl")
             runner_namespaces(covered)
             _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl")
+        # What every runner starts with, while it waits: the capture's pipes and reader
+        # threads and the log shipper's thread (no execution waits for a thread to start).
+        fdcapture.prepare()
+        logs.shipper.start()
         data = b""
         while True:
             chunk = os.read(request_r, 65536)

@@ -225,6 +225,11 @@ class Shipper:
         with self._cond:
             if sink not in self._sinks:
                 self._sinks.append(sink)
+        self.start()
+
+    def start(self) -> None:
+        """Its thread, if not running yet (a fork server's runner starts it ahead)."""
+        with self._cond:
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="shipyard-log-shipper", daemon=True)

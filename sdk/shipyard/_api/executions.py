@@ -23,6 +23,8 @@ from ..io import (
 from .base import SdkBase
 
 _FILE = INPUT_OUTPUT_TYPES.FILE.value
+# The values a file input takes (a path, an open binary file, bytes).
+_MAYBE_FILE = (str, os.PathLike, io.IOBase, bytes, bytearray)
 
 
 def format_io_item(kind: str, item: dict[str, Any], value: Any) -> dict[str, Any]:
@@ -85,9 +87,13 @@ class ExecutionsMixin(SdkBase):
         inputs = dict(inputs or {})
         inputs_mapping_dicts = inputs_mapping_to_dicts(inputs_mapping)
         outputs_mapping_dicts = outputs_mapping_to_dicts(outputs_mapping)
-        pipeline = self._get(self._env(f"pipelines/{pipeline_name}"))
-        declared = (pipeline.get("parameters") or {}).get("inputs") or []
-        input_types = {item.get("name"): item.get("data_type") for item in declared}
+        input_types: dict[str, Any] = {}
+        if any(isinstance(value, _MAYBE_FILE) for value in inputs.values()):
+            # Which of them are files (a string is a path then): the pipeline says. Without
+            # such a value, no input can be a file and the run is one call less.
+            pipeline = self._get(self._env(f"pipelines/{pipeline_name}"))
+            declared = (pipeline.get("parameters") or {}).get("inputs") or []
+            input_types = {item.get("name"): item.get("data_type") for item in declared}
 
         with contextlib.ExitStack() as stack:
             files: dict[str, Any] = {}
