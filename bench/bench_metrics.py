@@ -7,7 +7,9 @@ get_list_metrics over 10,000 executions, each beside a baseline measured in the 
   adds a chunk instead of rewriting the list.
 * Reading: 10,000 executions with 2 single metrics and a 20-value list each are written to
   the store, then read back page by page by the SDK, against the same call matching
-  nothing (the fixed cost of a round trip)."""
+  nothing (the fixed cost of a round trip). Beside the wall times: the CPU per call of the
+  server's processes and of this (the SDK's) process, and their sum's ratio, which load
+  from other work on a shared machine inflates far less."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import datetime as dt
 import json
 import time
 
-from bench.common import running_server, sdk_for
+from bench.common import ProcessCpu, running_server, sdk_for
 from tests.helpers import create_step_http, run_and_wait
 
 EXECUTIONS = 10_000
@@ -89,6 +91,16 @@ def _timed(fn, repeats: int = 3) -> tuple[float, object]:
     return best, result
 
 
+def _cpu_ms(server_cpu: ProcessCpu, fn, calls: int = 5) -> tuple[float, float]:
+    """(server, client) CPU ms per call of `fn`, after one warm-up call."""
+    fn()
+    server_before, client_before = server_cpu.seconds(), time.process_time()
+    for _ in range(calls):
+        fn()
+    return ((server_cpu.seconds() - server_before) * 1000 / calls,
+            (time.process_time() - client_before) * 1000 / calls)
+
+
 def main() -> None:
     with running_server() as (server, api):
         sdk = sdk_for(server)
@@ -115,11 +127,21 @@ def main() -> None:
         lists_t, found_lists = _timed(lambda: sdk.get_list_metrics(pipeline_name="seeded"))
         assert len(found_lists) == EXECUTIONS and len(found_lists[-1]["values"]) == 20
         size = len(json.dumps(found)) / 1e6
-        print(f"baseline  get_metrics matching nothing:     {empty * 1000:8.1f} ms")
+        server_cpu = ProcessCpu([server.proc.pid])
+        cpu_empty = _cpu_ms(server_cpu, lambda: sdk.get_metrics(pipeline_name="nothing-here"))
+        cpu_singles = _cpu_ms(server_cpu, lambda: sdk.get_metrics(pipeline_name="seeded"))
+        cpu_lists = _cpu_ms(server_cpu, lambda: sdk.get_list_metrics(pipeline_name="seeded"))
+
+        def cpu(figures: tuple[float, float]) -> str:
+            return (f"CPU server {figures[0]:6.1f} + client {figures[1]:6.1f} ms/call, "
+                    f"ratio {sum(figures) / sum(cpu_empty):5.1f}x")
+
+        print(f"baseline  get_metrics matching nothing:     {empty * 1000:8.1f} ms  "
+              f"{cpu(cpu_empty)}")
         print(f"get_metrics, {EXECUTIONS} executions ({2 * EXECUTIONS} metrics, {size:.1f} MB): "
-              f"{singles_t * 1000:8.1f} ms  ratio {singles_t / empty:.1f}x")
+              f"{singles_t * 1000:8.1f} ms  ratio {singles_t / empty:.1f}x  {cpu(cpu_singles)}")
         print(f"get_list_metrics, {EXECUTIONS} lists of 20:     {lists_t * 1000:8.1f} ms  "
-              f"ratio {lists_t / empty:.1f}x")
+              f"ratio {lists_t / empty:.1f}x  {cpu(cpu_lists)}")
 
 
 if __name__ == "__main__":

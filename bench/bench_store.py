@@ -26,6 +26,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.common import ProcessCpu
 from tests.backends.servers import PostgresServer
 from tests.helpers import Api, ServerProcess
 from tests.ui.seeding import copy_tables, settle_postgres
@@ -34,6 +35,7 @@ EXECUTIONS = int(os.environ.get("SHIPYARD_BENCH_STORE_EXECUTIONS", "1000000"))
 BACKENDS = os.environ.get("SHIPYARD_BENCH_STORE_BACKENDS", "sqlite,postgres").split(",")
 BATCH = 20_000
 REPEATS = 5
+CPU_CALLS = 10
 TARGET_MS = 100
 # A year of executions: a deployment fired every minute holds half of them.
 PIPELINES = [("train", None, 0.2), ("etl", None, 0.2), ("report", "nightly", 0.1),
@@ -138,36 +140,12 @@ def _ms(fn) -> float:
     return statistics.median(times)
 
 
-class _ServerCpu:
-    """CPU seconds used so far by the server's process tree and, for PostgreSQL, by the
-    database's (postmaster and backends)."""
-
-    def __init__(self, server: ServerProcess, postgres: PostgresServer | None) -> None:
-        import psutil
-
-        self._psutil = psutil
-        self.roots = [psutil.Process(server.proc.pid)]
-        if postgres is not None:
-            pid = int((postgres.data / "postmaster.pid").read_text().split()[0])
-            self.roots.append(psutil.Process(pid))
-
-    def seconds(self) -> float:
-        total = 0.0
-        for root in self.roots:
-            for process in (root, *root.children(recursive=True)):
-                try:
-                    times = process.cpu_times()
-                except self._psutil.NoSuchProcess:
-                    continue
-                total += times.user + times.system
-        return total
-
-    def ms_per_call(self, fn, calls: int = 2 * REPEATS) -> float:
-        fn()
-        before = self.seconds()
-        for _ in range(calls):
-            fn()
-        return (self.seconds() - before) * 1000 / calls
+def _server_cpu(server: ServerProcess, postgres: PostgresServer | None) -> ProcessCpu:
+    """The server's processes and, for PostgreSQL, the database's (postmaster, backends)."""
+    pids = [server.proc.pid]
+    if postgres is not None:
+        pids.append(int((postgres.data / "postmaster.pid").read_text().split()[0]))
+    return ProcessCpu(pids)
 
 
 def _row(label: str, value_ms: float, baseline_ms: float, cpu_ms: float | None = None) -> str:
@@ -212,7 +190,7 @@ def _environment_id(backend: str, data_dir: Path, url: str | None) -> int:
         conn.close()
 
 
-def _measure_api(server: ServerProcess, cpu: _ServerCpu) -> None:
+def _measure_api(server: ServerProcess, cpu: ProcessCpu) -> None:
     api = Api(server)
 
     def page(kind: str, scope: str, name: str, number: int = 1):
@@ -228,14 +206,14 @@ def _measure_api(server: ServerProcess, cpu: _ServerCpu) -> None:
     total = page("single-value", "pipeline_name", "serve")().json()["total_count"]
     deep = max(1, total // 5000 // 2)
     print(f"  API baseline: get_metrics matching nothing {empty:.1f} ms, server CPU "
-          f"{cpu.ms_per_call(nothing):.1f} ms/call")
+          f"{cpu.ms_per_call(nothing, CPU_CALLS):.1f} ms/call")
     for kind, label in (("single-value", "get_metrics"), ("list-values", "get_list_metrics")):
         for scope, name, number in (("pipeline_name", "train", 1),
                                     ("deployment_name", "every-minute", 1),
                                     ("pipeline_name", "serve", deep)):
             call = page(kind, scope, name, number)
             print(_row(f"{label} page {number} of {scope}={name}", _ms(call), empty,
-                       cpu.ms_per_call(call)), flush=True)
+                       cpu.ms_per_call(call, CPU_CALLS)), flush=True)
 
 
 def _measure_domain(database_url: str) -> None:
@@ -277,7 +255,7 @@ def _run(backend: str, root: Path) -> None:
                   f"metric and 2 log lines each) in {seeded:.1f} s; store grew "
                   f"{size / 1e6:.0f} MB = {size / EXECUTIONS:.0f} bytes per execution",
                   flush=True)
-            _measure_api(server, _ServerCpu(server, postgres))
+            _measure_api(server, _server_cpu(server, postgres))
         finally:
             server.stop()
         _measure_domain(url or f"sqlite:///{folder / 'data' / 'shipyard.db'}")
