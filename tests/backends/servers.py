@@ -92,7 +92,9 @@ class SeaweedServer(MotoServer):
 
     def __init__(self) -> None:
         super().__init__()
+        shutil.rmtree(self.dir, ignore_errors=True)  # moto's folder, unused here
         self.dir = Path(tempfile.mkdtemp(prefix="seaweed-"))
+        self._ports: list[int] = []
 
     @staticmethod
     def binary() -> Path | None:
@@ -125,6 +127,7 @@ class SeaweedServer(MotoServer):
                  "-master.volumeSizeLimitMB=256", "-volume.max=0",
                  *(f"-{name}={port}" for name, port in ports.items())],
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.dir)
+        self._ports = list(ports.values())
 
         def up() -> bool:
             try:
@@ -142,6 +145,11 @@ class SeaweedServer(MotoServer):
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
         shutil.rmtree(self.dir, ignore_errors=True)
+        # The unix sockets it makes at fixed places, named by its ports (even a graceful
+        # stop leaves them).
+        for port in self._ports:
+            for leftover in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+                leftover.unlink(missing_ok=True)
 
 
 def postgres_bin() -> Path | None:
