@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, g, jsonify, request
 from flask.ctx import AppContext
@@ -53,9 +55,21 @@ class ShipyardApp(Flask):
     def __init__(self, import_name: str, state: AppState) -> None:
         super().__init__(import_name)
         self.shipyard_state = state
+        self._sync_of: dict[Callable[..., Any], Callable[..., Any]] = {}
 
     def app_context(self) -> AppContext:
         return _BoundAppContext(self)
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        # Flask asks this of every hook and view on every request (a dozen per call, each
+        # an inspect of the function's code flags); our routes and hooks are all plain
+        # functions, so remember the answer per function (a bounded number: the app's).
+        sync = self._sync_of.get(func)
+        if sync is None:
+            sync = super().ensure_sync(func)
+            if len(self._sync_of) < 4096:
+                self._sync_of[func] = sync
+        return sync
 
 
 def create_app(settings: Settings, orchestrator=None, start_background: bool = False) -> Flask:

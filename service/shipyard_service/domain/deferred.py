@@ -20,6 +20,7 @@ import threading
 from dataclasses import dataclass, field
 
 from ..store import database, prepared
+from ..store.groupcommit import GroupCommit
 from ..store.models import Execution, ExecutionLog
 
 # Calls last milliseconds; one still running after this is written as Running at once.
@@ -46,6 +47,7 @@ class DeferredRows:
         self._by_id: dict[str, DeferredRow] = {}
         self._by_token: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._commits = GroupCommit()
 
     def add(self, execution: Execution, notes: list[dict]) -> DeferredRow:
         row = DeferredRow(execution, notes)
@@ -97,10 +99,14 @@ class DeferredRows:
             execution = row.execution
             for name, value in changes.items():
                 setattr(execution, name, value)
+
+            def insert() -> None:
+                prepared.insert(execution)
+                prepared.insert_many(ExecutionLog, row.notes + lines)
+
             try:
-                with database.atomic():
-                    prepared.insert(execution)
-                    prepared.insert_many(ExecutionLog, row.notes + lines)
+                # Concurrent calls' rows share a commit (store/groupcommit.py).
+                self._commits.run(insert)
             finally:
                 row.written = True
                 self._forget(row)
