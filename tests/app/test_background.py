@@ -11,7 +11,7 @@ from shipyard_service.store.models import BuildLog, ResourceSample, Step
 
 from .conftest import add_step
 
-OWNED = {"sqlite-checkpoint", "retention-sweeper", "resource-sampler"}
+OWNED = {"sqlite-checkpoint", "retention-sweeper", "resource-sampler", "sort-indexer"}
 
 
 def _owned_threads() -> set[str]:

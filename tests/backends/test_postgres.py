@@ -13,17 +13,6 @@ from shipyard_service.store import migrations
 from shipyard_service.store.models import Environment, Metric, Project, SchemaVersion, User
 
 from ..helpers import Api, ServerProcess, assert_error, create_step_http, run_and_wait
-from .servers import PostgresServer
-
-
-@pytest.fixture(scope="module")
-def pg():
-    try:
-        server = PostgresServer().start()
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

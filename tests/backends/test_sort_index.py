@@ -24,24 +24,12 @@ from shipyard_service.store.models import (
     SortPending,
 )
 
-from .servers import PostgresServer
-
 START = dt.datetime(2026, 1, 1)
 COUNT = 240
 SORTS = [("in:lr", False), ("in:lr", True), ("in:tag", False), ("out:label", True),
          ("m:acc", False), (None, True), ("meta:created_at", False)]
 FILTERS = [comparison.Filters(), comparison.Filters(status="Succeeded"),
            comparison.Filters(pipeline="p-b")]
-
-
-@pytest.fixture(scope="module")
-def pg():
-    try:
-        server = PostgresServer().start()
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
