@@ -121,14 +121,18 @@ def _keyed(environment: Environment, filters: Filters, key: str) -> peewee.Model
 def _valued_rows(keyed: peewee.ModelSelect, key: str, descending: bool, tail: list[str],
                  start: int, count: int, after: Cursor | None) -> list[tuple]:
     """(execution_id, value, created_at) of executions holding a value, in the key's
-    order (ties newest first): `count` from the index from `start` (or right after
+    order (ties by date and id in the same direction): `count` from the index from
+    `start` (or right after
     `after`), with the tail's rows (after `after`) merged in."""
     window = keyed.select(SortKey.execution_id, SortKey.value, SortKey.created_at)
     if after is not None:
         window = window.where(after.beyond(SortKey.value, SortKey.created_at,
                                            SortKey.execution_id, descending))
-    window = (window.order_by(SortKey.value.desc() if descending else SortKey.value.asc(),
-                              SortKey.created_at.desc(), SortKey.execution_id.desc())
+    # One direction for the three columns: the key's index (whose entries end with the
+    # execution id) is read forwards or backwards, never sorted (a tie group of a
+    # thousand executions sharing a value was sorted on each page).
+    window = (window.order_by(*(f.desc() if descending else f.asc() for f in (
+        SortKey.value, SortKey.created_at, SortKey.execution_id)))
               .limit(count).offset(start))
     sql, params = window.sql()
     if tail:
@@ -141,7 +145,7 @@ def _valued_rows(keyed: peewee.ModelSelect, key: str, descending: bool, tail: li
                                              Execution.execution_id, descending))
         extra_sql, extra_params = extra.sql()
         sql = (f"SELECT * FROM ({sql}) AS w UNION ALL SELECT * FROM ({extra_sql}) AS t "
-               f"ORDER BY 2 {'DESC' if descending else 'ASC'}, 3 DESC, 1 DESC")
+               "ORDER BY 2 {0}, 3 {0}, 1 {0}".format("DESC" if descending else "ASC"))
         params = params + extra_params
     rows, seen = [], set()
     for row in database.execute_sql(sql, params).fetchall():
@@ -155,12 +159,13 @@ def _keyed_ids(environment: Environment, filters: Filters, key: str, descending:
                offset: int, limit: int, tail: list[str] = (),
                after: Cursor | None = None) -> tuple[list[str], Cursor | None]:
     """A page of the filtered executions sorted by a stored key, and the cursor of the
-    next: those holding a value in the key's order (ties newest first), then those
-    without one, newest first. The index scan stops at the page; the filters are checked
-    on each execution it meets. `tail`: executions holding a value the index does not
-    have yet (read from their JSON), merged in: the index is read from `len(tail)` rows
-    before the offset, so that however the tail interleaves, every row of the page is
-    among what was read. With `after`, the page starts right after that row instead."""
+    next: those holding a value in the key's order (ties by date in the same direction),
+    then those without one (by date in the same direction). The index scan stops at the
+    page; the filters are checked on each execution it meets. `tail`: executions holding
+    a value the index does not have yet (read from their JSON), merged in: the index is
+    read from `len(tail)` rows before the offset, so that however the tail interleaves,
+    every row of the page is among what was read. With `after`, the page starts right
+    after that row instead."""
     keyed = _keyed(environment, filters, key)
     without = filtered(environment, filters).where(~fn.EXISTS(
         SortKey.select(SQL("1")).where((SortKey.execution_id == Execution.execution_id)
@@ -168,9 +173,10 @@ def _keyed_ids(environment: Environment, filters: Filters, key: str, descending:
     if tail:
         without = without.where(Execution.execution_id.not_in(tail))
     without = without.select(Execution.execution_id, Execution.created_at).order_by(
-        Execution.created_at.desc(), Execution.execution_id.desc())
+        *(f.desc() if descending else f.asc()
+          for f in (Execution.created_at, Execution.execution_id)))
     if after is not None and after.region == "n":
-        rows = list(without.where(after.by_date(ascending=False)).limit(limit).tuples())
+        rows = list(without.where(after.by_date(not descending)).limit(limit).tuples())
         return [i for i, _ in rows], (Cursor.after_row("n", *rows[-1]) if rows else None)
     if after is not None:
         page = _valued_rows(keyed, key, descending, tail, 0, limit, after)[:limit]
@@ -246,7 +252,7 @@ def page_of(environment: Environment, filters: Filters, sort: str | None, descen
             after: Cursor | None = None) -> Page:
     """The total matching the filters and the executions of this page (or of the page
     right after the `after` cursor, for the orders that have one: by date and by a stored
-    key). Empty values sort last either way; ties newest first."""
+    key). Empty values sort last either way; ties by date in the sort's direction."""
     if page < 1 or per_page not in PAGE_SIZES:
         raise BadRequest(f"'page' starts at 1 and 'per_page' is one of {list(PAGE_SIZES)}",
                          {"page": page, "per_page": per_page})
@@ -278,7 +284,8 @@ def page_of(environment: Environment, filters: Filters, sort: str | None, descen
     expression = sort_expression(sort)
     order = [NodeList([expression, SQL("IS NULL")]),
              NodeList([expression, SQL("DESC" if descending else "ASC")]),
-             Execution.created_at.desc(), Execution.execution_id.desc()]
+             *(f.desc() if descending else f.asc()
+               for f in (Execution.created_at, Execution.execution_id))]
     # Sort and cut on the ids alone, then read the page's whole rows: the sorter never
     # carries the rows' JSON (100,000 rows of inputs would be ~100 MB to sort).
     ids = [i for (i,) in query.select(Execution.execution_id).order_by(*order)

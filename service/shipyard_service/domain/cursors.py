@@ -18,7 +18,7 @@ from ..store.db import database
 from ..store.models import Execution
 
 # By creation date; by a stored sort key's value; past the valued rows, among those
-# without a value (newest first).
+# without a value (by date).
 REGIONS = ("t", "v", "n")
 MAX_TEXT = 2_000
 
@@ -73,14 +73,12 @@ class Cursor:
         return row > mark if ascending else row < mark
 
     def beyond(self, value, created_at, execution_id, descending: bool):
-        """Rows after this one in a value's order (ties newest first): a range on the
-        value (an index seek), then the ties past this row."""
-        mark = self._value()
-        tie = (created_at < self.created_at) | ((created_at == self.created_at)
-                                                & (execution_id < self.execution_id))
-        if descending:
-            return (value <= mark) & ((value < mark) | ((value == mark) & tie))
-        return (value >= mark) & ((value > mark) | ((value == mark) & tie))
+        """Rows after this one in a value's order (ties by date and id in the same
+        direction): one row-value comparison, which both databases read as a range of
+        the key's index (a seek to this row, however many share its value)."""
+        row = Tuple(value, created_at, execution_id)
+        mark = Tuple(self._value(), self.created_at, self.execution_id)
+        return row < mark if descending else row > mark
 
 
 def _sortable(value: Any) -> bool:
