@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from bench.bench_store import _backend, _store_size
+from bench.bench_store import _backend, _server_cpu, _store_size
 from bench.common import percentile
 from tests.helpers import ServerProcess
 from tests.ui.seeding import seed, seed_postgres
@@ -76,18 +76,21 @@ def _session(server) -> requests.Session:
     return session
 
 
-def _timed(session: requests.Session, url: str) -> tuple[list[float], int]:
+def _timed(session: requests.Session, url: str, cpu) -> tuple[list[float], int, float]:
+    """Wall times of the calls, the page's size, and the server's (and database's) CPU
+    ms per call: a figure other work on a shared machine inflates far less."""
     times, size = [], 0
     start = time.perf_counter()
     session.get(url).raise_for_status()  # warm-up
     slow = time.perf_counter() - start > SLOW_S  # over target by far: once is enough
+    used = cpu.seconds()
     for _ in range(1 if slow else REPEATS):
         start = time.perf_counter()
         answer = session.get(url)
         times.append((time.perf_counter() - start) * 1000)
         answer.raise_for_status()
         size = len(answer.content)
-    return times, size
+    return times, size, (cpu.seconds() - used) * 1000 / len(times)
 
 
 def _seed(backend: str, data_dir: Path, url: str | None) -> dict:
@@ -140,7 +143,7 @@ def _wait_indexed(backend: str, data_dir: Path, url: str | None) -> float:
 
 def _run(backend: str, root: Path) -> None:
     folder = root / backend
-    with _backend(backend, folder) as (env, url):
+    with _backend(backend, folder) as (env, url, postgres):
         server = ServerProcess(folder / "data", env=env).start()
         try:
             before = _store_size(backend, server.data_dir, url)
@@ -160,15 +163,17 @@ def _run(backend: str, root: Path) -> None:
                   f"(it indexes while the store is seeded); store then "
                   f"{indexed / EXECUTIONS:.0f} bytes per execution", flush=True)
             session = _session(server)
-            base, _ = _timed(session, server.url + ENV + "/")
+            cpu = _server_cpu(server, postgres)
+            base, _, base_cpu = _timed(session, server.url + ENV + "/", cpu)
             print(f"  baseline  environment page:               p50 "
-                  f"{percentile(base, 50):7.1f} ms", flush=True)
+                  f"{percentile(base, 50):7.1f} ms  server CPU {base_cpu:6.1f} ms/call  "
+                  f"(load average {os.getloadavg()[0]:.1f})", flush=True)
             views = {label: server.url + ENV + path for label, path in VIEWS.items()}
             for label, path in NEXT_VIEWS.items():
                 views[label] = server.url + _next_link(session, server.url + ENV + path)
             for label, url_ in views.items():
                 try:
-                    times, size = _timed(session, url_)
+                    times, size, used = _timed(session, url_, cpu)
                 except requests.HTTPError as exc:  # say which view, with the server's reason
                     log = (server.data_dir / "server.log").read_text()
                     print(f"  {label:<40} FAILED {exc}\n{log[-3000:]}", flush=True)
@@ -177,7 +182,7 @@ def _run(backend: str, root: Path) -> None:
                 verdict = "ok" if p50 < TARGET_MS else f"OVER {TARGET_MS} ms"
                 print(f"  {label:<40} p50 {p50:7.1f} ms  max {max(times):7.1f} ms  "
                       f"{size / 1000:6.0f} kB  ratio {p50 / percentile(base, 50):5.1f}x  "
-                      f"{verdict}", flush=True)
+                      f"server CPU {used:6.1f} ms/call  {verdict}", flush=True)
         finally:
             server.stop()
 

@@ -122,8 +122,7 @@ def _valued_rows(keyed: peewee.ModelSelect, key: str, descending: bool, tail: li
                  start: int, count: int, after: Cursor | None) -> list[tuple]:
     """(execution_id, value, created_at) of executions holding a value, in the key's
     order (ties by date and id in the same direction): `count` from the index from
-    `start` (or right after
-    `after`), with the tail's rows (after `after`) merged in."""
+    `start` (or right after `after`), with the tail's rows (after `after`) merged in."""
     window = keyed.select(SortKey.execution_id, SortKey.value, SortKey.created_at)
     if after is not None:
         window = window.where(after.beyond(SortKey.value, SortKey.created_at,
