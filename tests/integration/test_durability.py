@@ -85,6 +85,18 @@ ADD_FIELDS = {"inputs[0][name]": "a", "inputs[0][data_type]": "number",
               "outputs[0][name]": "total", "outputs[0][data_type]": "number"}
 
 
+def _low_latency_endpoint(api: Api, pipeline_name: str, name: str) -> tuple[str, dict]:
+    """A low-latency endpoint of the pipeline, up: its URL and its callers' headers."""
+    r = api.request("POST", "/endpoints", json={"pipeline_name": pipeline_name, "name": name,
+                                                "mode": "low_latency"})
+    assert r.status_code == 201, r.text
+    deadline = time.monotonic() + 120
+    while api.request("GET", f"/deployments/{name}?wait_for_completion=true").json()["status"] != "up":
+        assert time.monotonic() < deadline
+    return (f"{api.env_url}/endpoints/{name}",
+            {"Authorization": f"EndpointToken {r.json()['endpoint_token']}"})
+
+
 def test_low_latency_call_survives_kill9_right_after_the_answer(tmp_path):
     """What a low-latency call records (the execution, its inputs, outputs and log lines)
     is committed before its answer leaves: a server killed with -9 the moment the caller
@@ -98,14 +110,7 @@ def test_low_latency_call_survives_kill9_right_after_the_answer(tmp_path):
         api = Api(server)
         create_step_http(api, "adder", {"main.py": ADD}, kind="pipelines",
                          function_name="add", fields=ADD_FIELDS)
-        r = api.request("POST", "/endpoints", json={"pipeline_name": "adder", "name": "add-ll",
-                                                    "mode": "low_latency"})
-        assert r.status_code == 201, r.text
-        headers = {"Authorization": f"EndpointToken {r.json()['endpoint_token']}"}
-        deadline = time.monotonic() + 120
-        while api.request("GET", "/deployments/add-ll?wait_for_completion=true").json()["status"] != "up":
-            assert time.monotonic() < deadline
-        url = f"{api.env_url}/endpoints/add-ll"
+        url, headers = _low_latency_endpoint(api, "adder", "add-ll")
         ids = []
         for value in (1, 41):  # the second answer is the last thing before the kill
             answer = requests.post(url, json={"a": value}, headers=headers, timeout=30)
@@ -140,18 +145,11 @@ def test_low_latency_call_killed_during_the_call_is_not_left_running(tmp_path):
     try:
         api = Api(server)
         create_step_http(api, "sleeper", {"main.py": SLOW}, kind="pipelines")
-        r = api.request("POST", "/endpoints", json={"pipeline_name": "sleeper", "name": "nap-ll",
-                                                    "mode": "low_latency"})
-        assert r.status_code == 201, r.text
-        headers = {"Authorization": f"EndpointToken {r.json()['endpoint_token']}"}
-        deadline = time.monotonic() + 120
-        while api.request("GET", "/deployments/nap-ll?wait_for_completion=true").json()["status"] != "up":
-            assert time.monotonic() < deadline
+        url, headers = _low_latency_endpoint(api, "sleeper", "nap-ll")
 
         def call() -> None:
             try:
-                requests.post(f"{api.env_url}/endpoints/nap-ll", json={}, headers=headers,
-                              timeout=60)
+                requests.post(url, json={}, headers=headers, timeout=60)
             except requests.RequestException:
                 pass  # the server is killed under it
 
