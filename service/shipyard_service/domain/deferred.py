@@ -57,6 +57,10 @@ class DeferredRows:
                 self._by_token[execution.token_hash] = execution.execution_id
         return row
 
+    def holds(self, execution_id: str) -> bool:
+        with self._lock:
+            return execution_id in self._by_id
+
     def _forget(self, row: DeferredRow) -> None:
         with self._lock:
             self._by_id.pop(row.execution.execution_id, None)

@@ -442,7 +442,7 @@ def _start(svc, deployment: Deployment, given: dict, files: dict, user_id: str |
     pipeline = deployment.pipeline
     declared_in, declared_out = pipeline_io(pipeline)
     maps = {m["pipeline_input_name"]: m for m in deployment.inputs_mapping}
-    execution_id = executions.new_execution_id(pipeline.name)
+    execution_id = executions.new_execution_id(svc, pipeline.name)
     # The seed's environment-variable example still sends number_a/number_b: inputs the
     # mappings take elsewhere are left out and noted in the logs, not refused.
     unused = executions.unused_inputs(declared_in, maps, given, files)

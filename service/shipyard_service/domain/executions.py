@@ -35,14 +35,22 @@ class UploadedFile:
     filename: str | None
 
 
-def new_execution_id(pipeline_name: str) -> str:
-    # One draw for the five characters (each secrets.choice is a getrandom system call).
-    number = secrets.randbelow(len(_ALPHABET) ** 5)
-    suffix = ""
-    for _ in range(5):
-        number, digit = divmod(number, len(_ALPHABET))
-        suffix += _ALPHABET[digit]
-    return f"{pipeline_name}-{suffix}"
+def new_execution_id(svc, pipeline_name: str) -> str:
+    """`<pipeline>-<5 characters>`, drawn again while taken: in the store, or by a call
+    in flight whose row is not written yet (deferred.py). Five characters are 60 million
+    ids per pipeline, so a busy endpoint meets a taken one within thousands of calls (a
+    duplicate was a 500, after its input files had overwritten the other execution's)."""
+    while True:
+        # One draw for the five characters (each secrets.choice is a getrandom system call).
+        number = secrets.randbelow(len(_ALPHABET) ** 5)
+        suffix = ""
+        for _ in range(5):
+            number, digit = divmod(number, len(_ALPHABET))
+            suffix += _ALPHABET[digit]
+        candidate = f"{pipeline_name}-{suffix}"
+        if not svc.deferred.holds(candidate) and not prepared.select(
+                Execution, ("execution_id",), {"execution_id": candidate}):
+            return candidate
 
 
 def _coerce_env_value(data_type: str, raw: str, name: str) -> Any:
@@ -184,7 +192,7 @@ def run_pipeline(svc, environment: Environment, user_id: str, pipeline: Pipeline
     declared_in, declared_out = pipeline_io(pipeline)
     in_maps = parse_input_mappings(inputs_mapping, declared_in, "run")
     out_maps = parse_output_mappings(outputs_mapping, declared_out, "run")
-    execution_id = new_execution_id(pipeline.name)
+    execution_id = new_execution_id(svc, pipeline.name)
     try:
         inputs, job_inputs = resolve_inputs(svc, environment, execution_id, declared_in,
                                             json_inputs, files, in_maps)

@@ -84,7 +84,7 @@ def rerun(svc, environment: Environment, user_id: str, origin: Execution,
                              if r.step_name not in again and r.status in STEP_DONE}
     else:
         run_info["from_step"] = names[0]
-    execution_id = new_execution_id(pipeline.name)
+    execution_id = new_execution_id(svc, pipeline.name)
     svc.artifacts.share_execution_files(origin.execution_id, "inputs", execution_id, "inputs")
     inputs = [dict(item) for item in origin.inputs]
     job_inputs = {}
