@@ -493,7 +493,7 @@ def _spare_processes(server: ServerProcess) -> tuple[psutil.Process, list[psutil
 def test_a_fork_server_keeps_one_spare_and_each_execution_gets_its_own(tmp_path):
     """After each execution it takes, a fork server makes ready the next one's process
     ahead (a keeper with its runner, waiting): never more than one such pair at rest,
-    each used for one execution only, and none left once the server stops."""
+    each used for one execution only (a stopped server leaves none: the test above)."""
     server = ServerProcess(tmp_path / "data").start()
     try:
         api = Api(server)
@@ -523,10 +523,6 @@ def test_a_fork_server_keeps_one_spare_and_each_execution_gets_its_own(tmp_path)
         assert len(forked) == 2, [(p.pid, p.ppid(), p.status()) for p in forked]
         keeper = next(p for p in forked if p.ppid() == fork_server.pid)
         assert [p.pid for p in keeper.children()] == [p.pid for p in forked if p != keeper]
-        runners = _runner_processes(server)
-        assert server.stop() == 0
-        _, alive = psutil.wait_procs(runners, timeout=15)
-        assert not alive, [(p.pid, p.cmdline()) for p in alive]
     finally:
         server.stop()
 
