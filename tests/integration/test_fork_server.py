@@ -562,3 +562,74 @@ def test_a_forked_execution_logs_its_child_processes_and_raw_descriptors(tmp_pat
                 assert expected in lines, lines
     finally:
         server.stop()
+
+
+MOUNTS = '''
+import ctypes
+import os
+import sys
+
+MS_REMOUNT, MS_BIND, MNT_DETACH = 32, 4096, 2
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _result(code):
+    return "ok" if code == 0 else os.strerror(ctypes.get_errno())
+
+
+def run(how):
+    work, code = os.getcwd(), os.path.dirname(os.path.abspath(__file__))
+    work_root, steps = os.path.dirname(work), os.path.dirname(os.path.dirname(code))
+    seen = {"forked": "shipyard_runner.forkserver" in sys.modules}
+    # The step holds every capability of its own user namespace: it tries them on its mounts.
+    seen["code_writable"] = _result(libc.mount(None, code.encode(), None,
+                                               MS_REMOUNT | MS_BIND, None))
+    try:
+        open(os.path.join(code, "planted.py"), "w").close()
+        seen["planted"] = True
+    except OSError:
+        seen["planted"] = False
+    os.chdir("/")
+    for name, path in (("code", code), ("work", work), ("steps_cover", steps),
+                       ("work_root_cover", work_root)):
+        seen["umount_" + name] = _result(libc.umount2(path.encode(), MNT_DETACH))
+    seen["work_root"] = sorted(os.listdir(work_root))
+    seen["steps"] = sorted(os.listdir(steps))
+    seen["code_id"] = os.path.basename(os.path.dirname(code))
+    return {"report": seen}
+'''
+
+
+def test_a_forked_execution_cannot_undo_its_mounts_to_see_others(tmp_path):
+    """A forked step has every capability of its own user namespace: its step code stays
+    read-only, the covers over the work root and the steps' code cannot be unmounted, and
+    unmounting its own two folders shows only the empty cover under them (another step's
+    code and another execution's folder never appear)."""
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        api = Api(server)
+        create_step_http(api, "other", {"main.py": PATIENT}, kind="pipelines",
+                         fields=REPORT_FIELDS)
+        create_step_http(api, "mounts", {"main.py": MOUNTS}, kind="pipelines",
+                         fields=REPORT_FIELDS)
+        _until_forked(api, "other", {"how": "now"})
+        r = api.request("POST", "/pipelines/other/run",
+                        data={"json_inputs": json.dumps({"how": "wait"})})
+        assert r.status_code == 200, r.text  # forked beside the next: its folder is there
+        for _ in range(50):
+            _, out = run_and_wait(api, "mounts", {"how": "now"})
+            assert out.status_code == 200, out.text
+            seen = out.json()["outputs"][0]["value"]
+            if seen["forked"]:
+                break
+            time.sleep(0.2)
+        assert seen["forked"], seen
+        assert seen["code_writable"] != "ok" and not seen["planted"], seen
+        assert seen["umount_steps_cover"] != "ok", seen
+        assert seen["umount_work_root_cover"] != "ok", seen
+        assert seen["steps"] == [seen["code_id"]], seen  # no other step's code
+        assert len(seen["work_root"]) == 1, seen  # only the way to its own folder
+        assert _outputs_when_done(api, r.json()["execution_id"]).json()["outputs"][0][
+            "value"] == {"forked": True}  # it ran beside, forked by the same fork server
+    finally:
+        server.stop()

@@ -30,9 +30,10 @@ folder of all executions' work folders, the socket's, all steps' code) covered b
 one. The runner then enters a second user namespace, with a mount namespace that is a slave
 of the keeper's: the keeper's mounts are locked in it (the execution cannot unmount them to
 see what they cover). Once the request is read, the keeper binds the execution's own work
-folder (writable) and step code (read-only) from under their covers; the mounts reach the
-runner's namespace, locked too, before the runner reads its request. The runner is pid 1
-of its own pid namespace: it cannot signal another execution.
+folder (writable) and step code (read-only, and locked so) from under their covers; the
+mounts reach the runner's namespace before the runner reads its request. The execution may
+unmount those two (they are its own): under them is only the empty cover. The runner is
+pid 1 of its own pid namespace: it cannot signal another execution.
 
 End of stdin: the fork server stops taking executions, and exits once those running have
 ended. It exits too when the process that started it goes away. Standard library only,
@@ -172,8 +173,9 @@ def prepare(hide: list) -> list:
 def runner_namespaces(covered: list) -> None:
     """In the runner, once forked (pid 1 of the keeper's new pid namespace): a second user
     namespace and a mount namespace that is a slave of the keeper's. The mounts above are
-    locked in it (the step cannot unmount them to see what they cover), and so is each
-    mount `mount_own` propagates into it later. The covers read-only here."""
+    locked in it (the step cannot unmount them to see what they cover); the two that
+    `mount_own` propagates into it later, it may unmount, which shows the empty cover. The
+    covers read-only here."""
     _unshare(CLONE_NEWNS)
     for _, folder in covered:
         _mount(None, folder, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
