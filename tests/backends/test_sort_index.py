@@ -188,4 +188,11 @@ def test_the_indexer_resumes_from_its_mark_and_keys_go_with_their_execution(stor
                          status="Succeeded", inputs=[_item("input", "lr", 1)])
         SortIndexer(60).index_once()
         assert not [k for k in _io_keys() if k[0] == "x-now"]
+        # A removed environment takes its executions' keys, its mark and pending list.
+        for model in (Metric, Execution):
+            model.delete().where(model.environment == env.id).execute()
+        Environment.delete().where(Environment.id == env.id).execute()
+        SortIndexer(60).index_once()
+        assert not _io_keys()
+        assert SortMark.select().count() == 0 and SortPending.select().count() == 0
     db.close()

@@ -182,6 +182,12 @@ def unindexed(query: peewee.ModelSelect, environment_id: int, limit: int) -> lis
 
 
 def forget(environment_ids: set[int]) -> None:
-    """Drop the marks and pending rows of environments that are gone."""
-    SortMark.delete().where(SortMark.environment_id.not_in(environment_ids)).execute()
-    SortPending.delete().where(SortPending.environment_id.not_in(environment_ids)).execute()
+    """Drop the marks and pending rows of environments that are gone (read first: an idle
+    pass writes nothing)."""
+    held = {e for (e,) in SortMark.select(SortMark.environment_id).tuples()}
+    held |= {e for (e,) in SortPending.select(SortPending.environment_id).distinct().tuples()}
+    gone = list(held - environment_ids)
+    if gone:
+        with database.atomic():
+            SortMark.delete().where(SortMark.environment_id.in_(gone)).execute()
+            SortPending.delete().where(SortPending.environment_id.in_(gone)).execute()
