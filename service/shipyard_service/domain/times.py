@@ -13,17 +13,6 @@ def iso(value: dt.datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
-def iso_stored(value: dt.datetime | str | None) -> str | None:
-    """`iso` of a date as a raw cursor returns it: a datetime (PostgreSQL) or SQLite's text
-    'YYYY-MM-DD HH:MM:SS[.ffffff]', rewritten without parsing (pages of thousands)."""
-    if isinstance(value, str) and len(value) >= 19 and value[10] == " ":
-        millis = value[20:23].ljust(3, "0") if len(value) > 20 and value[19] == "." else "000"
-        return f"{value[:10]}T{value[11:19]}.{millis}Z"
-    if isinstance(value, str):
-        return iso(dt.datetime.fromisoformat(value))
-    return iso(value)
-
-
 def from_ms(value: object, field: str) -> dt.datetime | None:
     from ..errors import BadRequest
 
