@@ -17,7 +17,7 @@ from shipyard_service.store.models import (
     Project,
 )
 
-from .test_postgres import database_url, pg  # noqa: F401  (the two-database fixtures)
+from .test_postgres import database_url  # noqa: F401  (SQLite, then PostgreSQL)
 
 # Floats whose shortest text SQLite's own JSON (15 digits) or a naive format would change,
 # an integral one (must stay a float), a negative zero, large and small ones. (Single values
