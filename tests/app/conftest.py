@@ -100,6 +100,19 @@ def admin(app) -> Client:
     return Client(app, access_token(app, credentials(app)["sdk_token"]))
 
 
+def ui_session(app: Flask) -> FlaskClient:
+    """A test client logged in to the web UI as the platform admin."""
+    import re
+
+    http = app.test_client()
+    page = http.get("/ui/login")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+    creds = credentials(app)
+    http.post("/ui/login", data={"csrf_token": csrf, "email": creds["admin_email"],
+                                 "password": creds["admin_password"], "next": ""})
+    return http
+
+
 def add_step(app: Flask, name: str, inputs: list[dict], outputs: list[dict],
              project: str = "default", environment: str = "dev") -> None:
     """A built step in the app's store (its declarations checked as the API checks them),

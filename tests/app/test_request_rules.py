@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import Client, access_token, assert_error, credentials
+from .conftest import Client, access_token, assert_error, credentials, ui_session
 
 LIMIT = 4096
 DEPTH = 8
@@ -136,24 +136,11 @@ def test_cookie_sessions_belong_to_the_ui_only(admin):
             assert app.session_interface.is_null_session(session) is null, path
 
 
-def _ui_session(app):
-    """A test client logged in to the web UI as the admin."""
-    import re
-
-    http = app.test_client()
-    page = http.get("/ui/login")
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
-    creds = credentials(app)
-    http.post("/ui/login", data={"csrf_token": csrf, "email": creds["admin_email"],
-                                 "password": creds["admin_password"], "next": ""})
-    return http
-
-
 def test_ui_page_numbers_past_the_stores_integers_are_a_clear_400(admin):
     """The tracking page's offset, (page - 1) * per_page, once reached the store unbounded:
     a page past 2**63 / per_page was a 500 (OverflowError). It is a 400 now, on both UI
     listings; a page merely past the last one is an empty page (200)."""
-    http = _ui_session(admin.app)
+    http = ui_session(admin.app)
     env = "/ui/projects/default/environments/dev"
     for view in ("/executions", "/compare"):
         for page_number in ("9223372036854775807", "92233720368547758070", "1000000001"):
@@ -166,7 +153,7 @@ def test_ui_page_numbers_past_the_stores_integers_are_a_clear_400(admin):
 def test_ui_page_cursors_that_are_not_ours_are_a_clear_400(admin):
     """The comparison's Next links carry a keyset cursor (`after`): anything else there is
     a 400, and a well-formed one on an empty store a 200."""
-    http = _ui_session(admin.app)
+    http = ui_session(admin.app)
     compare = "/ui/projects/default/environments/dev/compare"
     for after in ("x", "[]", '["t"]', '["z","2026-01-01 00:00:00","a"]',
                   '["t","not a date","a"]', '["t","2026-01-01 00:00:00",5]',
