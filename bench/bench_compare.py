@@ -41,6 +41,8 @@ VIEWS = {
     "sort by list metric mean": "/compare?sort=lm:loss&agg=mean",
     "page 1000 of 100-row pages": "/compare?per_page=100&page=1000",
     "last page of 100-row pages": f"/compare?per_page=100&page={-(-EXECUTIONS // 100)}",
+    "last page, sort by input lr": "/compare?pipeline=train-a&sort=in:lr&dir=asc&per_page=100"
+                                   f"&page={-(-EXECUTIONS // 200)}",
     "tracking, page 500": "/executions?per_page=100&page=500",
 }
 

@@ -155,7 +155,7 @@ def _valued_rows(keyed: peewee.ModelSelect, key: str, descending: bool, tail: li
 
 
 def _keyed_ids(environment: Environment, filters: Filters, key: str, descending: bool,
-               offset: int, limit: int, tail: list[str] = (),
+               total: int, offset: int, limit: int, tail: list[str] = (),
                after: Cursor | None = None) -> tuple[list[str], Cursor | None]:
     """A page of the filtered executions sorted by a stored key, and the cursor of the
     next: those holding a value in the key's order (ties by date in the same direction),
@@ -164,16 +164,31 @@ def _keyed_ids(environment: Environment, filters: Filters, key: str, descending:
     a value the index does not have yet (read from their JSON), merged in: the index is
     read from `len(tail)` rows before the offset, so that however the tail interleaves,
     every row of the page is among what was read. With `after`, the page starts right
-    after that row instead."""
+    after that row instead; past the middle, an offset page is read from the other end
+    (the last page costs a count of the key's rows, not a walk over all of them)."""
     keyed = _keyed(environment, filters, key)
     without = filtered(environment, filters).where(~fn.EXISTS(
         SortKey.select(SQL("1")).where((SortKey.execution_id == Execution.execution_id)
                                        & (SortKey.key == key))))
     if tail:
         without = without.where(Execution.execution_id.not_in(tail))
-    without = without.select(Execution.execution_id, Execution.created_at).order_by(
-        *(f.desc() if descending else f.asc()
-          for f in (Execution.created_at, Execution.execution_id)))
+    without = without.select(Execution.execution_id, Execution.created_at)
+    dated = (Execution.created_at, Execution.execution_id)
+    if after is None and offset > total // 2:
+        # Backwards: those without a value (by date, reversed), then the valued ones in
+        # the opposite order; the page is where the reversed sequence is at `back`.
+        missing = total - keyed.count() - len(tail)
+        back = total - offset - limit
+        rows = []
+        if back < missing:
+            rows = list(without.order_by(*(f.asc() if descending else f.desc() for f in dated))
+                        .limit(limit).offset(back).tuples())
+        if len(rows) < limit:
+            valued, _ = _valued_at(keyed, key, not descending, tail, max(0, back - missing),
+                                   limit - len(rows))
+            rows += [row[:1] for row in valued]
+        return [row[0] for row in reversed(rows)], None
+    without = without.order_by(*(f.desc() if descending else f.asc() for f in dated))
     if after is not None and after.region == "n":
         rows = list(without.where(after.by_date(not descending)).limit(limit).tuples())
         return [i for i, _ in rows], (Cursor.after_row("n", *rows[-1]) if rows else None)
@@ -270,8 +285,8 @@ def page_of(environment: Environment, filters: Filters, sort: str | None, descen
     if key is not None and tail is not None:
         if after is not None and after.region == "t":
             raise BadRequest("'after' belongs to another sort", {"field": "after"})
-        ids, following = _keyed_ids(environment, filters, key, descending, offset, limit,
-                                    tail, after)
+        ids, following = _keyed_ids(environment, filters, key, descending, total, offset,
+                                    limit, tail, after)
         return Page(total, by_ids(ids), next_after=following)
     if key is None and sort in (None, "meta:created_at"):
         if after is not None and after.region != "t":
