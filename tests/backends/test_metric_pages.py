@@ -20,11 +20,12 @@ from shipyard_service.store.models import (
 from .test_postgres import database_url  # noqa: F401  (SQLite, then PostgreSQL)
 
 # Floats whose shortest text SQLite's own JSON (15 digits) or a naive format would change,
-# an integral one (must stay a float), a negative zero, large and small ones. (Single values
-# are a `real` column, 4 bytes on PostgreSQL: these stay in its range.)
+# an integral one (must stay a float), a negative zero, large and small ones, the extremes of
+# a double (single values are DOUBLE PRECISION on PostgreSQL since migration 0015).
 VALUES = [1.0, -0.0, 0.1 + 0.2, 2 / 3, 1e16, 1e15, 1e-7, 1e-30, 3e38, 123456789.12345679,
-          -2.5, 0.30000000000000004]
-# List values are stored as JSON text on both: the extremes too.
+          -2.5, 0.30000000000000004, 123456789.12, 1e300, -1e-300, 1.7976931348623157e308,
+          5e-324]
+# List values are stored as JSON text on both.
 LIST_EXTRA = [1e-300, 1.7976931348623157e308, 5e-324]
 # Strings the JSON must escape, non-ASCII and None.
 PIPELINES = ["plain", 'quote"back\\slash', "é\tnew\nline"]
@@ -89,4 +90,5 @@ def test_pages_hold_the_stored_rows_on_both_databases(database_url):  # noqa: F8
                 want = [m["value"] if kind == "single" else m["values"] for m in expected]
                 assert repr(got) == repr(want), (kind, filters)
         assert len(_expected(Metric, env, {})) == len(VALUES)
+        assert [m["value"] for m in _pages("single", env, {}, per_page=50)[0]] == VALUES
     db.close()

@@ -3,6 +3,7 @@ PostgreSQL, and several API processes sharing one database."""
 
 from __future__ import annotations
 
+import struct
 import threading
 
 import peewee
@@ -10,7 +11,14 @@ import pytest
 from playhouse.migrate import SchemaMigrator, migrate
 from shipyard_service.store import db as store_db
 from shipyard_service.store import migrations
-from shipyard_service.store.models import Environment, Metric, Project, SchemaVersion, User
+from shipyard_service.store.models import (
+    Environment,
+    Metric,
+    Project,
+    SchemaVersion,
+    SortKey,
+    User,
+)
 
 from ..helpers import Api, ServerProcess, assert_error, create_step_http, run_and_wait
 
@@ -322,4 +330,74 @@ def test_sort_keys_follow_metric_writes_on_both_databases(database_url):
         ListMetric.delete().where(ListMetric.execution_id == "x-0").execute()
         Execution.delete().where(Execution.execution_id == "x-1").execute()
         assert keys() == {}
+    db.close()
+
+
+def _as_float4(value: float) -> float:
+    return struct.unpack("f", struct.pack("f", value))[0]
+
+
+def test_double_precision_migration_on_both_databases(database_url):
+    """Migration 0015: a PostgreSQL store made before it (metric values and list summaries
+    in `real` columns, 4 bytes) gets DOUBLE PRECISION columns; the values it had rounded
+    stay what they were, new ones are exact, and the sort keys follow the retyped values
+    (SQLite's REAL held 8 bytes all along)."""
+    from shipyard_service.domain import comparison
+    from shipyard_service.store import sortkeys
+    from shipyard_service.store.models import Execution, ListMetric
+
+    db = store_db.init_db(database_url)
+    postgres = not isinstance(db, peewee.SqliteDatabase)
+    old, new = [0.1 + 0.2, 123456789.12, 1e30, -1e-30], [0.1 + 0.2, 123456789.12, 1e300, -1e-300]
+    with db.connection_context():
+        if postgres:  # the columns as Peewee's FloatField made them, triggers as 0014 left them
+            for name, table in (("metric_sortkey_update", "metric"),
+                                ("listmetric_sortkey_update", "listmetric")):
+                db.execute_sql(f'DROP TRIGGER "{name}" ON "{table}"')
+            for table, columns in migrations._DOUBLES.items():
+                db.execute_sql(f'ALTER TABLE "{table}" ' + ", ".join(
+                    f'ALTER COLUMN "{c}" TYPE REAL' for c in columns))
+            sortkeys.refresh_postgres(db)
+        env = Environment.create(project=Project.create(name="p"), name="e")
+        for i, value in enumerate(old):
+            Execution.create(execution_id=f"old-{i}", environment=env, pipeline_name="p")
+            Metric.create(environment=env, execution_id=f"old-{i}", name="m", value=value)
+            ListMetric.create(environment=env, execution_id=f"old-{i}", name="l", count=1,
+                              value_min=value, value_max=value, value_sum=value,
+                              value_last=value)
+        SchemaVersion.update(version=14).execute()
+    db = store_db.init_db(database_url)
+    stored = [_as_float4(v) for v in old] if postgres else old
+    with db.connection_context():
+        assert SchemaVersion.get().version == len(migrations.MIGRATIONS)
+        if postgres:
+            types = set(db.execute_sql(
+                "SELECT table_name, column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND data_type = 'real'").fetchall())
+            assert types == set()
+        assert [m.value for m in Metric.select().order_by(Metric.execution_id)] == stored
+        env = Environment.get()
+        for i, value in enumerate(new):
+            Execution.create(execution_id=f"new-{i}", environment=env, pipeline_name="p")
+            Metric.create(environment=env, execution_id=f"new-{i}", name="m", value=value)
+            ListMetric.create(environment=env, execution_id=f"new-{i}", name="l", count=1,
+                              value_min=value, value_max=value, value_sum=value,
+                              value_last=value)
+        metrics = {m.execution_id: m.value for m in Metric.select()}
+        assert [metrics[f"new-{i}"] for i in range(4)] == new
+        lists = {m.execution_id: (m.value_min, m.value_max, m.value_sum, m.value_last)
+                 for m in ListMetric.select()}
+        assert [lists[f"new-{i}"] for i in range(4)] == [(v,) * 4 for v in new]
+        # The sort keys hold the values as they now read, and sort by them.
+        ranked = sorted(metrics, key=lambda e: (metrics[e], e))
+        for sort in ("m:m", "lm:l"):
+            for aggregation in ("min", "max", "mean", "last"):
+                page = comparison.page_of(env, comparison.Filters(), sort, False, 1, 25,
+                                          aggregation)
+                order = [x.execution_id for x in page.executions]
+                assert sorted(order, key=lambda e: (metrics[e], e)) == ranked
+                assert [metrics[e] for e in order] == sorted(metrics.values())
+        keys = {(k.execution_id, k.key): float(k.value)
+                for k in SortKey.select().where(SortKey.key == "m:m")}
+        assert keys == {(e, "m:m"): v for e, v in metrics.items()}
     db.close()

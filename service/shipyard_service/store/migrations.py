@@ -170,6 +170,42 @@ def _0014_sort_index(db: peewee.Database) -> None:
     db.create_tables([SortMark, SortPending], safe=True)
 
 
+# Columns of user numbers and times that were Peewee FloatFields: `real` on PostgreSQL, a
+# 4-byte float that rounded 0.1 + 0.2 to 0.3 and 123456789.12 to 123456790.
+_DOUBLES = {"metric": ("value",),
+            "listmetric": ("value_min", "value_max", "value_sum", "value_last"),
+            "execution": ("pid_started_at", "cpu_time_s"),
+            "stepexecution": ("pid_started_at", "cpu_time_s"),
+            "resourcesample": ("cpu_percent", "gpu_percent")}
+
+
+def _0015_double_precision(db: peewee.Database) -> None:
+    """On PostgreSQL the `real` columns of _DOUBLES become DOUBLE PRECISION (values already
+    rounded stay as they were, new ones are exact); SQLite's REAL is 8 bytes already. The
+    sort keys' update triggers name these columns (PostgreSQL refuses to retype a column a
+    trigger depends on): they are dropped, then made again, and the metric sort keys are
+    rewritten from the retyped values so they sort as the values now read."""
+    from . import sortkeys
+
+    if isinstance(db, peewee.SqliteDatabase):
+        return
+    real = set(db.execute_sql(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND data_type = 'real'").fetchall())
+    alters = {table: [c for c in columns if (table, c) in real]
+              for table, columns in _DOUBLES.items()}
+    if not any(alters.values()):
+        return
+    for name, table in (("metric_sortkey_update", "metric"),
+                        ("listmetric_sortkey_update", "listmetric")):
+        db.execute_sql(f'DROP TRIGGER IF EXISTS "{name}" ON "{table}"')
+    for table, columns in alters.items():
+        if columns:
+            db.execute_sql(f'ALTER TABLE "{table}" ' + ", ".join(
+                f'ALTER COLUMN "{c}" TYPE DOUBLE PRECISION' for c in columns))
+    sortkeys.refresh_postgres(db)
+
+
 # Append migrations here; never edit one that has shipped.
 MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
                     _0003_list_metric_summary, _0004_pipeline_graphs,
@@ -177,7 +213,8 @@ MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
                     _0007_environment_retention, _0008_endpoint_token_sealed,
                     _0009_login_failures, _0010_step_retries,
                     _0011_step_reuse_and_cache, _0012_row_counts,
-                    _0013_sort_keys, _0014_sort_index]
+                    _0013_sort_keys, _0014_sort_index,
+                    _0015_double_precision]
 
 
 def apply(db: peewee.Database) -> None:

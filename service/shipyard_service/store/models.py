@@ -145,8 +145,8 @@ class Execution(BaseModel):
     step_info = JSONField(default=dict)
     token_hash = peewee.CharField(null=True, index=True)
     pid = peewee.IntegerField(null=True)
-    pid_started_at = peewee.FloatField(null=True)
-    cpu_time_s = peewee.FloatField(null=True)
+    pid_started_at = peewee.DoubleField(null=True)
+    cpu_time_s = peewee.DoubleField(null=True)
     peak_rss_bytes = peewee.BigIntegerField(null=True)
     created_by = peewee.CharField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
@@ -179,8 +179,8 @@ class StepExecution(BaseModel):
     outputs = JSONField(default=list)  # [{"name", "data_type", "value"}]
     token_hash = peewee.CharField(null=True, index=True)
     pid = peewee.IntegerField(null=True)
-    pid_started_at = peewee.FloatField(null=True)
-    cpu_time_s = peewee.FloatField(null=True)
+    pid_started_at = peewee.DoubleField(null=True)
+    cpu_time_s = peewee.DoubleField(null=True)
     peak_rss_bytes = peewee.BigIntegerField(null=True)
     start_date = peewee.DateTimeField(null=True)
     end_date = peewee.DateTimeField(null=True)
@@ -242,7 +242,7 @@ class Metric(BaseModel):
     pipeline_name = peewee.CharField(null=True)
     deployment_name = peewee.CharField(null=True)
     name = peewee.CharField()
-    value = peewee.FloatField()
+    value = peewee.DoubleField()
     created_at = peewee.DateTimeField(default=utcnow)
 
     class Meta:
@@ -259,10 +259,10 @@ class ListMetric(BaseModel):
     count = peewee.IntegerField(default=0)
     # Running summary of the values, kept by each append, so the comparison table can sort
     # and show "min/max/mean/last" in SQL without reading the chunks (migration 0003).
-    value_min = peewee.FloatField(null=True)
-    value_max = peewee.FloatField(null=True)
-    value_sum = peewee.FloatField(null=True)
-    value_last = peewee.FloatField(null=True)
+    value_min = peewee.DoubleField(null=True)
+    value_max = peewee.DoubleField(null=True)
+    value_sum = peewee.DoubleField(null=True)
+    value_last = peewee.DoubleField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
 
     class Meta:
@@ -345,7 +345,7 @@ class ResourceSample(BaseModel):
 
     timestamp_ms = peewee.BigIntegerField(index=True)
     worker = peewee.CharField()
-    cpu_percent = peewee.FloatField()
+    cpu_percent = peewee.DoubleField()
     cpu_count = peewee.IntegerField(default=1)
     ram_used = peewee.BigIntegerField()
     ram_total = peewee.BigIntegerField()
@@ -353,7 +353,7 @@ class ResourceSample(BaseModel):
     disk_total = peewee.BigIntegerField()
     net_in_bytes = peewee.BigIntegerField(default=0)
     net_out_bytes = peewee.BigIntegerField(default=0)
-    gpu_percent = peewee.FloatField(null=True)
+    gpu_percent = peewee.DoubleField(null=True)
     vram_used = peewee.BigIntegerField(null=True)
     vram_total = peewee.BigIntegerField(null=True)
 

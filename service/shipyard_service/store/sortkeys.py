@@ -126,6 +126,15 @@ def _postgres() -> list[str]:
     return statements
 
 
+def refresh_postgres(db: peewee.Database) -> None:
+    """(Re)create the PostgreSQL triggers and rewrite the metric and list-summary keys from
+    the stored rows, leaving the input/output keys (store/sortindex.py) alone."""
+    for statement in _postgres():
+        db.execute_sql(statement)
+    for select in (_pg_metric("metric"), _pg_lists("listmetric")):
+        db.execute_sql(_pg_upsert(select))
+
+
 def install(db: peewee.Database) -> None:
     """Create the table, its index and triggers, and fill it from what is stored (a
     migration: one transaction)."""
@@ -138,13 +147,11 @@ def install(db: peewee.Database) -> None:
     db.execute_sql('CREATE INDEX IF NOT EXISTS "sortkey_environment_id_key_value_created_at" '
                    'ON "sortkey" ("environment_id", "key", "value", "created_at")')
     db.execute_sql('DELETE FROM "sortkey"')
-    for statement in _sqlite() if sqlite else _postgres():
+    if not sqlite:
+        refresh_postgres(db)
+        return
+    for statement in _sqlite():
         db.execute_sql(statement)
-    if sqlite:
-        fills = [_sqlite_metric("m", " FROM metric AS m"),
-                 _sqlite_lists("l", " FROM listmetric AS l")]
-        for select in fills:
-            db.execute_sql(_sqlite_upsert(select))
-    else:
-        for select in (_pg_metric("metric"), _pg_lists("listmetric")):
-            db.execute_sql(_pg_upsert(select))
+    for select in (_sqlite_metric("m", " FROM metric AS m"),
+                   _sqlite_lists("l", " FROM listmetric AS l")):
+        db.execute_sql(_sqlite_upsert(select))
