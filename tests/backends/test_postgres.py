@@ -383,6 +383,12 @@ def test_double_precision_migration_on_both_databases(database_url):
             ListMetric.create(environment=env, execution_id=f"new-{i}", name="l", count=1,
                               value_min=value, value_max=value, value_sum=value,
                               value_last=value)
+        # A runner's start time (the local orchestrator's pid-reuse check allows 1 s; a
+        # float4 keeps 128 s steps of today's epoch seconds).
+        started = 1780000000.123456
+        Execution.update(pid_started_at=started).where(
+            Execution.execution_id == "new-0").execute()
+        assert Execution.get(Execution.execution_id == "new-0").pid_started_at == started
         metrics = {m.execution_id: m.value for m in Metric.select()}
         assert [metrics[f"new-{i}"] for i in range(4)] == new
         lists = {m.execution_id: (m.value_min, m.value_max, m.value_sum, m.value_last)
