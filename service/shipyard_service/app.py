@@ -150,17 +150,21 @@ def start_background_work(app: Flask) -> None:
         app.extensions["shipyard_background"] = start(services)
 
 
-def close_app(app: Flask) -> None:
-    """Stop what `start_background_work` started, then release the store's connections."""
+def close_app(app: Flask, deadline: float | None = None) -> None:
+    """Stop what `start_background_work` started, then release the store's connections;
+    its threads are waited for until `deadline` (time.monotonic()) at most."""
+    from .lifecycle import time_left
+
     services: Services = app.extensions["shipyard"]
     with services.state.bound():
         if services.retention is not None:
-            services.retention.stop()
+            services.retention.stop(time_left(deadline, 10.0))
         if services.retries is not None:
             services.retries.stop()
         background = app.extensions.pop("shipyard_background", None)
         if background is not None:
-            background.stop()  # the orchestrator, then the sampler and checkpointer threads
+            # the sort indexer, the orchestrator, then the sampler and checkpointer threads
+            background.stop(deadline)
         else:
             services.orchestrator.stop()  # its pools start on demand (a build)
     services.state.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from .domain import deployments, executions, graph_runs, steps
 from .retention import RetentionSweeper
@@ -71,12 +72,22 @@ class BackgroundWork:
         self.sampler = sampler
         self.sort_indexer = sort_indexer
 
-    def stop(self) -> None:
-        self.sort_indexer.stop()
+    def stop(self, deadline: float | None = None) -> None:
+        """Each thread is waited for until `deadline` (time.monotonic()) at most: one
+        stuck in a pass (a SQLite write waiting its busy_timeout, 10 s) must not hold the
+        worker's exit past the master's SIGKILL. They are daemons: they end with it."""
+        self.sort_indexer.stop(time_left(deadline, 10.0))
         self.services.orchestrator.stop()
         if self.sampler is not None:
-            self.sampler.stop()
-        self.checkpointer.stop()
+            self.sampler.stop(time_left(deadline, 5.0))
+        self.checkpointer.stop(time_left(deadline, 5.0))
+
+
+def time_left(deadline: float | None, default_s: float) -> float:
+    """How long a stop may still wait: until `deadline`, or `default_s` without one."""
+    if deadline is None:
+        return default_s
+    return max(0.0, min(default_s, deadline - time.monotonic()))
 
 
 def start_background_work(services: Services) -> BackgroundWork:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
@@ -18,6 +19,9 @@ GRACEFUL_TIMEOUT_S = 10
 # Of which the shutdown hook keeps this much: the worker stops waiting for requests in
 # flight earlier than the master's SIGKILL, so the hook always runs.
 HOOK_RESERVE_S = 3
+# Of the hook's reserve, what the process's own exit (interpreter shutdown) keeps: the
+# hook stops waiting for background threads this much before the reserve ends.
+EXIT_RESERVE_S = 0.5
 
 
 class ShipyardWorker(ThreadWorker):
@@ -95,9 +99,14 @@ def _worker_exit(server, worker) -> None:
     if services is not None:
         from .app import close_app
         from .domain import executions, lifecycle
+        from .lifecycle import time_left
 
+        # One deadline for every wait below: on SIGTERM the hook starts as late as
+        # GRACEFUL_TIMEOUT_S - HOOK_RESERVE_S, and each thread's own join timeout (5-10 s)
+        # alone would outlast the master's SIGKILL.
+        deadline = time.monotonic() + HOOK_RESERVE_S - EXIT_RESERVE_S
         if services.retention is not None:
-            services.retention.stop()
+            services.retention.stop(time_left(deadline, 10.0))
         if services.retries is not None:
             services.retries.stop()
         from .store import db_session
@@ -112,5 +121,5 @@ def _worker_exit(server, worker) -> None:
                     executions.mark_failed(services, execution.execution_id,
                                            executions.SERVER_STOPPED)
                     failed += 1
-        close_app(app)  # the orchestrator, then the sampler and checkpointer threads
+        close_app(app, deadline)  # the orchestrator, then the background threads
         log.warning("shutdown hook: %d running executions marked failed, runners stopped", failed)

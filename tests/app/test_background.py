@@ -60,3 +60,30 @@ def test_background_threads_work_in_their_apps_store_and_stop_with_it(make_app):
     while _owned_threads() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _owned_threads()
+
+
+def test_a_stuck_pass_does_not_hold_the_stop_past_its_deadline(make_app, monkeypatch):
+    """A sort-index pass stuck for longer than the stop may wait (a SQLite write behind
+    another writer waits up to its busy_timeout, 10 s): close_app gives up on that thread
+    at its deadline, so the server's worker exits before the master's SIGKILL."""
+    from shipyard_service.sortindexer import SortIndexer
+
+    entered, release = threading.Event(), threading.Event()
+
+    def stuck_pass(self) -> int:
+        entered.set()
+        release.wait(30)
+        return 0
+
+    monkeypatch.setattr(SortIndexer, "run_once", stuck_pass)
+    app = make_app(sort_index_interval_s=0.1)
+    start_background_work(app)
+    try:
+        assert entered.wait(10)
+        start = time.monotonic()
+        close_app(app, deadline=start + 1.0)
+        elapsed = time.monotonic() - start
+        assert elapsed < 2.0, elapsed  # was the indexer's own 10 s join
+        assert "sort-indexer" in _owned_threads()  # still stuck: a daemon, it ends with the process
+    finally:
+        release.set()

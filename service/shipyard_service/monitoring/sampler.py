@@ -56,10 +56,10 @@ class ResourceSampler:
         self._thread = owned_thread(self._loop, "resource-sampler")
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=timeout_s)
 
     def _loop(self) -> None:
         period_ms = int(self.settings.period_s * 1000)

@@ -178,10 +178,10 @@ class Checkpointer:
             except peewee.DatabaseError as exc:
                 logging.getLogger("shipyard").warning("WAL checkpoint failed: %s", exc)
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(5)
+            self._thread.join(timeout_s)
             self._thread = None
 
 
