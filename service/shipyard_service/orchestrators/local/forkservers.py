@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,7 +104,9 @@ class ForkServer:
         self.identity = _identity(python)
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> None:
+    def start(self, cancelled: Callable[[], bool] = lambda: False) -> None:
+        """Start it and wait (START_TIMEOUT_S at most) for its socket; `cancelled()` true
+        meanwhile (the API process is stopping) ends the wait at once, the server killed."""
         shutil.rmtree(self.root, ignore_errors=True)
         self.root.mkdir(parents=True)
         socket_dir = self.socket_path.parent
@@ -128,6 +131,9 @@ class ForkServer:
                 raise ForkServerError(f"the fork server exited: {tail}")
             if self.socket_path.exists():
                 return
+            if cancelled():
+                self.stop()
+                raise ForkServerError("the API process is stopping")
             time.sleep(0.01)
         self.stop()
         raise ForkServerError("the fork server did not start in time")
@@ -267,8 +273,11 @@ class ForkServers:
                                     self._socket_root / name, self.sandbox, env, read_only,
                                     self.code_root)
             try:
-                server.start()
+                # Not waited for past a stop: stop_all joins this thread.
+                server.start(cancelled=lambda: self._stopped)
             except Exception as exc:  # noqa: BLE001 - its executions start cold; say why
+                if self._stopped:
+                    return
                 log.warning("no fork server for %s (executions start cold): %s", python, exc)
                 with self._cond:
                     self._failed[key] = time.monotonic()
