@@ -337,6 +337,17 @@ def _as_float4(value: float) -> float:
     return struct.unpack("f", struct.pack("f", value))[0]
 
 
+def _record_values(env, prefix: str, values: list[float]) -> None:
+    """An execution per value, with the value as metric `m` and as list metric `l`."""
+    from shipyard_service.store.models import Execution, ListMetric
+
+    for i, value in enumerate(values):
+        Execution.create(execution_id=f"{prefix}-{i}", environment=env, pipeline_name="p")
+        Metric.create(environment=env, execution_id=f"{prefix}-{i}", name="m", value=value)
+        ListMetric.create(environment=env, execution_id=f"{prefix}-{i}", name="l", count=1,
+                          value_min=value, value_max=value, value_sum=value, value_last=value)
+
+
 def test_double_precision_migration_on_both_databases(database_url):
     """Migration 0015: a PostgreSQL store made before it (metric values and list summaries
     in `real` columns, 4 bytes) gets DOUBLE PRECISION columns; the values it had rounded
@@ -359,12 +370,7 @@ def test_double_precision_migration_on_both_databases(database_url):
                     f'ALTER COLUMN "{c}" TYPE REAL' for c in columns))
             sortkeys.refresh_postgres(db)
         env = Environment.create(project=Project.create(name="p"), name="e")
-        for i, value in enumerate(old):
-            Execution.create(execution_id=f"old-{i}", environment=env, pipeline_name="p")
-            Metric.create(environment=env, execution_id=f"old-{i}", name="m", value=value)
-            ListMetric.create(environment=env, execution_id=f"old-{i}", name="l", count=1,
-                              value_min=value, value_max=value, value_sum=value,
-                              value_last=value)
+        _record_values(env, "old", old)
         SchemaVersion.update(version=14).execute()
     db = store_db.init_db(database_url)
     stored = [_as_float4(v) for v in old] if postgres else old
@@ -377,12 +383,7 @@ def test_double_precision_migration_on_both_databases(database_url):
             assert types == set()
         assert [m.value for m in Metric.select().order_by(Metric.execution_id)] == stored
         env = Environment.get()
-        for i, value in enumerate(new):
-            Execution.create(execution_id=f"new-{i}", environment=env, pipeline_name="p")
-            Metric.create(environment=env, execution_id=f"new-{i}", name="m", value=value)
-            ListMetric.create(environment=env, execution_id=f"new-{i}", name="l", count=1,
-                              value_min=value, value_max=value, value_sum=value,
-                              value_last=value)
+        _record_values(env, "new", new)
         # A runner's start time (the local orchestrator's pid-reuse check allows 1 s; a
         # float4 keeps 128 s steps of today's epoch seconds).
         started = 1780000000.123456

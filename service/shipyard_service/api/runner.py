@@ -6,7 +6,6 @@ from __future__ import annotations
 from flask import g, request
 
 from ..domain import executions
-from ..domain.auth import TokenService, hash_token
 from ..errors import BadRequest, Unauthorized
 from ..request_limits import streamed_upload
 from ..store.models import Execution
@@ -42,11 +41,8 @@ def _authenticate() -> None:
     """Before the body is read: a caller without the right token learns nothing else."""
     args = request.view_args or {}
     if "execution_id" in args:
-        token = _token("ExecutionToken")
-        # A low-latency call still without its row (domain/deferred.py) gets it now; only
-        # its own token does that.
-        services().deferred.materialize_token(hash_token(token))
-        g.execution = TokenService.runner_principal(args["execution_id"], token)
+        g.execution = services().tokens.runner_principal(args["execution_id"],
+                                                         _token("ExecutionToken"))
     else:
         g.runner_token = _token("DeploymentToken")
 

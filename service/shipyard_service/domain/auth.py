@@ -252,22 +252,26 @@ class TokenService:
             environment_id=execution.environment_id,
         )
 
-    @staticmethod
-    def runner_principal(execution_id: str, raw_token: str) -> Execution:
+    def runner_principal(self, execution_id: str, raw_token: str) -> Execution:
         """Runner callbacks: the raw execution token, valid while the execution runs. In a
         multi-step execution the token is one step's: `execution.step_run` is its row."""
+        digest = hash_token(raw_token)
+        if self._deferred is not None:
+            # A low-latency call still without its row (deferred.py) gets it now; only its
+            # own token does that.
+            self._deferred.materialize_token(digest)
         execution = Execution.get_or_none(Execution.execution_id == execution_id)
         if execution is None:
             raise Unauthorized("Unknown execution")
         execution.step_run = None
         if execution.token_hash:
-            if not secrets.compare_digest(execution.token_hash, hash_token(raw_token)):
+            if not secrets.compare_digest(execution.token_hash, digest):
                 raise Unauthorized("Invalid execution token")
         else:
             # A retry on a backend that runs the graph keeps its token: the newest attempt.
             step = (StepExecution.select()
                     .where((StepExecution.execution == execution_id)
-                           & (StepExecution.token_hash == hash_token(raw_token)))
+                           & (StepExecution.token_hash == digest))
                     .order_by(StepExecution.attempt.desc()).first())
             if step is None:
                 raise Unauthorized("Invalid execution token")
