@@ -190,6 +190,10 @@ class HttpClient:
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         try:
             return self.session.request(method, url, **kwargs)
+        except requests.exceptions.InvalidJSONError as error:
+            # NaN or an infinity among the values: JSON cannot carry them (nothing was sent).
+            raise SdkException(f"NaN and infinite numbers cannot be sent, JSON cannot carry "
+                               f"them ({error})", name="InvalidValue") from error
         except requests.RequestException as error:
             raise SdkException("Unable to perform the request", name="RequestError") from error
 

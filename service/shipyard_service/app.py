@@ -23,6 +23,7 @@ from .domain.auth import TokenService
 from .domain.deferred import DeferredRows
 from .errors import ShipyardError
 from .events import Events
+from .jsontext import StrictJSONProvider
 from .services import Services
 from .store import database, release_connection
 from .store.db import open_db
@@ -52,6 +53,8 @@ class _BoundAppContext(AppContext):
 
 
 class ShipyardApp(Flask):
+    json_provider_class = StrictJSONProvider  # request bodies: no NaN or Infinity
+
     def __init__(self, import_name: str, state: AppState) -> None:
         super().__init__(import_name)
         self.shipyard_state = state

@@ -11,6 +11,7 @@ from flask import Flask, request
 
 from .config import Settings
 from .errors import BadRequest, PayloadTooLarge
+from .jsontext import refuse_non_finite
 
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -72,6 +73,12 @@ def install(app: Flask, settings: Settings) -> None:
             except RecursionError:
                 raise nesting_error(settings.max_json_depth) from None
             if value is None:
-                return  # empty or malformed: the route answers it in its own words
+                # Empty or malformed: the route answers it in its own words, unless only a
+                # NaN/Infinity spoiled it (the webargs parser would read those).
+                try:
+                    refuse_non_finite(request.get_data(cache=True))
+                except RecursionError:
+                    raise nesting_error(settings.max_json_depth) from None
+                return
             if too_deep(value, settings.max_json_depth):
                 raise nesting_error(settings.max_json_depth)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import g, request
 
+from .. import jsontext
 from ..domain import deployments
 from ..domain.executions import UploadedFile
 from ..request_limits import streamed_upload
@@ -141,8 +142,6 @@ def generate_new_token(name: str):
 
 def endpoint_inputs() -> tuple[dict, dict]:
     """JSON object of inputs, or multipart with file parts (and JSON-encoded fields)."""
-    import json
-
     from ..errors import BadRequest
 
     # The content type first: reading request.files/form builds form parsers for nothing.
@@ -150,8 +149,8 @@ def endpoint_inputs() -> tuple[dict, dict]:
         given = {}
         for key, raw in request.form.items():
             try:
-                given[key] = json.loads(raw)
-            except ValueError:
+                given[key] = jsontext.loads(raw)
+            except ValueError:  # text, or "NaN": the input's type check answers it
                 given[key] = raw
         files = {name: UploadedFile(f.stream, f.filename) for name, f in request.files.items()}
         return given, files

@@ -4,7 +4,6 @@ each operation's document every route has (auth scheme, error responses)."""
 
 from __future__ import annotations
 
-import json
 import typing
 
 import marshmallow as ma
@@ -12,6 +11,7 @@ from flask_smorest import Blueprint
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
+from .. import jsontext
 from ..errors import BadRequest
 
 # Security requirement objects (docs/openapi.json components.securitySchemes, openapi.py).
@@ -76,7 +76,9 @@ class Parser(FlaskParser):
             if name not in schema.fields:
                 continue
             try:
-                decoded[name] = json.loads(raw)
+                decoded[name] = jsontext.loads(raw)
+            except jsontext.NonFiniteNumber as error:
+                raise jsontext.refusal(error, name) from None
             except ValueError:
                 raise BadRequest(f"'{name}' must be JSON text", {"field": name}) from None
         return decoded

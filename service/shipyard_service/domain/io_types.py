@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from ..errors import BadRequest, PayloadTooLarge
@@ -39,6 +40,8 @@ def _from_form_text(value: Any) -> Any:
         number = float(value)
     except ValueError:
         return value
+    if not math.isfinite(number):  # "nan", "inf": text, not a number JSON cannot carry
+        return value
     return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
 
 
@@ -53,6 +56,8 @@ def _coerce_default(data_type: str, value: Any, from_form: bool, field: str) -> 
                 number = float(value)
             except ValueError as exc:
                 raise BadRequest(f"'{field}' must be a number", {"field": field}) from exc
+            if not math.isfinite(number):
+                raise BadRequest(f"'{field}' must be a finite number", {"field": field})
             return int(number) if number.is_integer() else number
         return value
     if data_type == "boolean":
@@ -110,15 +115,19 @@ def check_value(data_type: str, value: Any, name: str) -> Any:
     """Raise BadRequest unless value fits data_type (None is checked by the caller)."""
     ok = {
         "string": lambda v: isinstance(v, str),
-        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        # NaN and infinities: JSON cannot carry them (the store, the UI and the clients read
+        # its JSON); integers past 64 bits are kept exactly.
+        "number": lambda v: isinstance(v, int) and not isinstance(v, bool)
+        or isinstance(v, float) and math.isfinite(v),
         "boolean": lambda v: isinstance(v, bool),
         "json": lambda v: True,
         "array": lambda v: isinstance(v, list),
         "file": lambda v: True,
     }[data_type](value)
     if not ok:
+        got = repr(value) if isinstance(value, float) else type(value).__name__
         raise BadRequest(
-            f"Input '{name}' must be of type {data_type}, got {type(value).__name__}",
+            f"Input '{name}' must be of type {data_type}, got {got}",
             {"name": name, "data_type": data_type},
         )
     return value

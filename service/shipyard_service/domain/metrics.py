@@ -16,7 +16,7 @@ from peewee import SQL, Case, PostgresqlDatabase, fn
 
 from ..errors import BadRequest, Forbidden, PayloadTooLarge
 from ..store import counts
-from ..store.db import database, utcnow
+from ..store.db import MAX_INT, database, utcnow
 from ..store.models import Environment, Execution, ListMetric, ListMetricChunk, Metric
 from .auth import Principal
 from .lifecycle import ACTIVE
@@ -41,9 +41,25 @@ def check_metric_name(name: object) -> str:
     return name
 
 
+# A list's running sum (its mean, sorted by in the comparison) must stay a double: past
+# this, adding one more value could overflow, which PostgreSQL refuses (an error) and SQLite
+# keeps as infinity. Far beyond any measured quantity.
+MAX_SUM = 1e308
+
+
 def _number(value: object, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    """A finite number the store's DOUBLE columns hold: an integer past 64 bits becomes its
+    nearest double (as a single value always did), one past the double range is refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BadRequest(f"'{field}' must be a finite number", {"field": field})
+    if isinstance(value, int) and not -MAX_INT <= value <= MAX_INT:
+        try:
+            value = float(value)
+        except OverflowError:
+            value = math.inf
+    if not math.isfinite(value):
+        raise BadRequest(f"'{field}' must be a finite number (at most about 1.8e308 in "
+                         "magnitude)", {"field": field})
     return value
 
 
@@ -102,22 +118,29 @@ def record_list(environment: Environment, principal: Principal, name: str, body:
         ).on_conflict_ignore().execute()
         # The cap is checked and the count raised in one statement: concurrent appends of
         # the same list cannot overshoot it, on SQLite as on PostgreSQL.
-        low, high = min(values), max(values)
+        low, high, added = min(values), max(values), sum(values)
+        if not -MAX_SUM <= added <= MAX_SUM:
+            raise _sum_overflows(name)
         accepted = ListMetric.update(
             count=ListMetric.count + len(values),
             value_min=Case(None, [(ListMetric.value_min.is_null() | (ListMetric.value_min > low),
                                    low)], ListMetric.value_min),
             value_max=Case(None, [(ListMetric.value_max.is_null() | (ListMetric.value_max < high),
                                    high)], ListMetric.value_max),
-            value_sum=fn.COALESCE(ListMetric.value_sum, 0) + float(sum(values)),
+            value_sum=fn.COALESCE(ListMetric.value_sum, 0) + float(added),
             value_last=values[-1],
         ).where(
             (ListMetric.execution_id == execution.execution_id) & (ListMetric.name == name)
             & (ListMetric.count + len(values) <= MAX_LIST_VALUES)
+            # Checked before the sum is made: PostgreSQL fails an overflowing addition.
+            & fn.COALESCE(ListMetric.value_sum, 0).between(-MAX_SUM - float(added),
+                                                           MAX_SUM - float(added))
         ).execute()
         header = ListMetric.get(
             (ListMetric.execution_id == execution.execution_id) & (ListMetric.name == name)
         )
+        if not accepted and header.count + len(values) <= MAX_LIST_VALUES:
+            raise _sum_overflows(name)
         if not accepted:
             raise PayloadTooLarge(
                 f"List metric '{name}' would hold {header.count + len(values)} values: at most "
@@ -126,6 +149,12 @@ def record_list(environment: Environment, principal: Principal, name: str, body:
             )
         ListMetricChunk.create(list_metric=header, values=values)
     return {"name": name, "count": header.count, "execution_id": execution.execution_id}
+
+
+def _sum_overflows(name: str) -> BadRequest:
+    return BadRequest(f"List metric '{name}': the sum of its values would pass {MAX_SUM:g} in "
+                      "magnitude, past what its mean can be kept with", {"name": name,
+                                                                         "max_sum": MAX_SUM})
 
 
 # Reading ------------------------------------------------------------------------------

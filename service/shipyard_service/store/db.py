@@ -47,6 +47,9 @@ def bind_database(db: peewee.Database) -> Binding[peewee.Database]:
     """Within the block (this thread, this context), the models use `db`."""
     return Binding(_bound, db)
 
+# Integers SQLite and PostgreSQL can hold (64-bit signed).
+MAX_INT = 2**63 - 1
+
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "synchronous": "normal",

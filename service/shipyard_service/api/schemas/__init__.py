@@ -12,8 +12,8 @@ import typing
 import marshmallow as ma
 from marshmallow import fields
 
-# Integers SQLite and PostgreSQL can hold: bigger ones are shape errors, not database errors.
-MAX_INT = 2**63 - 1
+# MAX_INT: bigger integers are shape errors, not database errors.
+from ...store.db import MAX_INT  # noqa: F401  (re-exported to the schema modules)
 
 
 class Body(ma.Schema):

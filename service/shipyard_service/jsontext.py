@@ -1,0 +1,65 @@
+"""JSON as the service reads it from requests: only numbers JSON can carry.
+
+Python's json module also reads `NaN`, `Infinity` and `-Infinity` (not JSON) and turns a
+number past the double range (`1e309`) into infinity. Stored, such a value was answered back
+as a bare `NaN`/`Infinity`, which strict parsers (JavaScript's JSON.parse in the web UI,
+PostgreSQL's jsonb in the sort index) refuse; so they are refused where requests are read."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from flask.json.provider import DefaultJSONProvider
+
+from .errors import BadRequest
+
+
+class NonFiniteNumber(ValueError):
+    """A request's JSON holds a number JSON cannot carry."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(f"{token} is not a JSON number: use a finite number (at most about "
+                         "1.8e308 in magnitude) or null")
+        self.token = token
+
+
+def _constant(token: str) -> float:
+    raise NonFiniteNumber(token)
+
+
+def _float(token: str) -> float:
+    value = float(token)
+    if math.isinf(value):
+        raise NonFiniteNumber(token if len(token) <= 40 else token[:37] + "...")
+    return value
+
+
+def loads(text: str | bytes) -> Any:
+    """`json.loads`, raising NonFiniteNumber (a ValueError) for NaN, ±Infinity and numbers
+    past the double range."""
+    return json.loads(text, parse_constant=_constant, parse_float=_float)
+
+
+def refusal(error: NonFiniteNumber, field: str | None = None) -> BadRequest:
+    where = f"'{field}' holds" if field else "The request's JSON holds"
+    return BadRequest(f"{where} {error}", {"field": field, "value": error.token})
+
+
+def refuse_non_finite(body: bytes) -> None:
+    """Raise the documented 400 if the body does not parse only because of a number JSON
+    cannot carry (other malformed bodies are left to the route's own words)."""
+    try:
+        loads(body)
+    except NonFiniteNumber as error:
+        raise refusal(error) from None
+    except ValueError:
+        return
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """The app's JSON: `request.get_json` refuses non-finite numbers (answers are unchanged)."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return loads(s)

@@ -1,0 +1,191 @@
+"""Numbers JSON cannot carry (NaN, ±Infinity, 1e309), integers past 64 bits and list sums
+past the double range, sent to a real server on SQLite and on PostgreSQL: through plain HTTP
+(pipeline runs as JSON and as form fields, endpoint calls, the metric routes) and through our
+SDK from inside a step.
+
+Before: NaN/Infinity inputs were stored and answered as bare `NaN` (invalid JSON); a list
+metric holding an integer past 64 bits was a 500; a list whose sum passed the double range
+was stored as an infinite mean on SQLite and a 500 on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+import requests
+from shipyard_service.domain import comparison
+from shipyard_service.store import db as store_db
+from shipyard_service.store.models import Environment
+
+from ..helpers import ROOT, Api, ServerProcess, assert_error, create_step_http, run_and_wait
+
+HOLD = '''
+import os, time
+
+def run(x, release):
+    deadline = time.time() + 120
+    while not os.path.exists(release) and time.time() < deadline:
+        time.sleep(0.05)
+    return {"y": x}
+'''
+
+SDK_STEP = '''
+from shipyard import CraftAiSdk
+from shipyard.exceptions import SdkException
+
+def run():
+    sdk = CraftAiSdk()
+    report = {}
+    attempts = {
+        "single_nan": lambda: sdk.record_metric_value("s", float("nan")),
+        "single_inf": lambda: sdk.record_metric_value("s", float("-inf")),
+        "list_inf": lambda: sdk.record_list_metric_values("l", [1.0, float("inf")]),
+        "list_huge_int": lambda: sdk.record_list_metric_values("l", [10**400]),
+        "list_sum": lambda: sdk.record_list_metric_values("l", [1e308, 1e308]),
+        "list_ok": lambda: sdk.record_list_metric_values("l", [2**70, 1e308]),
+        "list_sum_later": lambda: sdk.record_list_metric_values("l", [1e308]),
+    }
+    for name, attempt in attempts.items():
+        try:
+            attempt()
+            report[name] = "sent"
+        except SdkException as error:
+            report[name] = [error.name, error.status_code, error.message]
+    return {"report": report}
+'''
+
+NON_FINITE = ("NaN", "Infinity", "-Infinity", "1e309", "-1e309")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("pg").create_database("hostile")
+
+
+def _strict(text: str):
+    """What a strict client (JavaScript's JSON.parse) accepts."""
+    def refuse(token):
+        raise AssertionError(f"{token} in an answer: not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def _raw(api: Api, method: str, path: str, body: str) -> requests.Response:
+    return api.request(method, path, data=body, headers={"Content-Type": "application/json"})
+
+
+def _wait_running(api: Api, execution_id: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if api.request("GET", f"/executions/{execution_id}").json()["status"] == "Running":
+            return
+        time.sleep(0.05)
+    raise AssertionError("the execution did not start")
+
+
+def test_numbers_json_cannot_carry(database_url, tmp_path):
+    server = ServerProcess(tmp_path / "data", env={"SHIPYARD_DATABASE_URL": database_url}).start()
+    release = ROOT / "test-output" / f"hostile-release-{uuid.uuid4().hex}"
+    release.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        api = Api(server)
+        create_step_http(api, "hold", {"main.py": HOLD}, kind="pipelines", fields={
+            "inputs[0][name]": "x", "inputs[0][data_type]": "number",
+            "inputs[1][name]": "release", "inputs[1][data_type]": "string",
+            "outputs[0][name]": "y", "outputs[0][data_type]": "number"})
+        create_step_http(api, "sdk-numbers", {"main.py": SDK_STEP}, kind="pipelines", fields={
+            "outputs[0][name]": "report", "outputs[0][data_type]": "json"})
+
+        # Runs: a clear 400 for each, as a JSON body and as a form field; nothing started.
+        for token in NON_FINITE:
+            body = assert_error(_raw(api, "POST", "/pipelines/hold/run",
+                                     f'{{"inputs": {{"x": {token}, "release": "r"}}}}'), 400,
+                                "BadRequest")
+            assert token in body["message"], body
+            body = assert_error(api.request("POST", "/pipelines/hold/run", data={
+                "json_inputs": f'{{"x": {token}, "release": "r"}}'}), 400, "BadRequest")
+            assert "json_inputs" in body["message"] and token in body["message"], body
+        assert api.request("GET", "/pipelines/hold/executions").json() == []
+        # A form-made default of "nan" is not a number either.
+        assert_error(api.request("POST", "/pipelines", data={
+            "pipeline_name": "nan-default", "step_name": "x", "inputs[0][name]": "x",
+            "inputs[0][data_type]": "number", "inputs[0][default_value]": "nan"}), 400)
+
+        # An integer past 64 bits is a JSON number: kept exactly.
+        big = 2**70
+        r = _raw(api, "POST", "/pipelines/hold/run",
+                 json.dumps({"inputs": {"x": big, "release": str(release)}}))
+        assert r.status_code == 200, r.text
+        held = r.json()["execution_id"]
+        _wait_running(api, held)
+
+        def single(value: str) -> requests.Response:
+            return _raw(api, "PUT", "/metrics/single-value/s",
+                        f'{{"value": {value}, "execution_id": "{held}"}}')
+
+        def append(values: str) -> requests.Response:
+            return _raw(api, "POST", "/metrics/list-values/l",
+                        f'{{"values": {values}, "execution_id": "{held}"}}')
+
+        for token in NON_FINITE:
+            assert_error(single(token), 400, "BadRequest")
+            assert_error(append(f"[1, {token}]"), 400, "BadRequest")
+        assert_error(single(str(10**400)), 400, "BadRequest")
+        assert_error(append(f"[{10**400}]"), 400, "BadRequest")  # was a 500
+        assert_error(append("[1e308, 1e308]"), 400, "BadRequest")  # its sum
+        assert append(f"[1, {big}]").status_code == 200  # was a 500
+        assert single(str(big)).status_code == 200
+        assert append("[-1e308]").status_code == 200
+        body = assert_error(append("[-1e308]"), 400, "BadRequest")  # was a 500 on PostgreSQL
+        assert "sum" in body["message"], body
+        assert append("[1e308]").status_code == 200
+        release.write_text("go")
+
+        sdk_run, out = run_and_wait(api, "sdk-numbers")
+        assert out.status_code == 200, out.text
+        report = out.json()["outputs"][0]["value"]
+        for name in ("single_nan", "single_inf", "list_inf"):  # refused before sending
+            assert report[name][:2] == ["InvalidValue", None], report
+        for name in ("list_huge_int", "list_sum", "list_sum_later"):
+            assert report[name][:2] == ["BadRequest", 400], report
+        assert report["list_ok"] == "sent", report
+
+        # Endpoint calls: the same 400 before anything runs.
+        r = api.request("POST", "/endpoints", json={"pipeline_name": "hold", "name": "hold-ep"})
+        assert r.status_code in (200, 201), r.text
+        token = r.json()["endpoint_token"]
+        r = requests.post(f"{api.env_url}/endpoints/hold-ep", data='{"x": NaN, "release": "r"}',
+                          headers={"Authorization": f"EndpointToken {token}",
+                                   "Content-Type": "application/json"}, timeout=30)
+        assert_error(r, 400, "BadRequest")
+
+        # Everything the server answers is JSON a strict parser reads.
+        deadline = time.monotonic() + 60
+        while _strict(api.request("GET", f"/executions/{held}").text)["status"] == "Running":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        record = _strict(api.request("GET", f"/executions/{held}").text)
+        assert record["status"] == "Succeeded", record
+        assert {i["pipeline_input_name"]: i["value"] for i in record["inputs"]}["x"] == big
+        outputs = _strict(api.request("GET", f"/executions/{held}/outputs").text)
+        assert outputs["outputs"][0]["value"] == big
+        lists = _strict(api.request("GET", "/metrics/list-values").text)["metrics"]
+        assert {m["execution_id"]: m["values"] for m in lists} == {
+            held: [1, float(big), -1e308, 1e308], sdk_run: [float(big), 1e308]}
+        singles = _strict(api.request("GET", "/metrics/single-value").text)["metrics"]
+        assert [(m["execution_id"], m["value"]) for m in singles] == [(held, float(big))]
+    finally:
+        release.unlink(missing_ok=True)
+        server.stop()
+
+    db = store_db.init_db(database_url)
+    with db.connection_context():
+        env = Environment.get()
+        for sort, aggregation in (("in:x", "last"), ("out:y", "last"), ("lm:l", "mean"),
+                                  ("m:s", "last")):
+            page = comparison.page_of(env, comparison.Filters(), sort, False, 1, 25, aggregation)
+            assert held in [x.execution_id for x in page.executions], sort
+    db.close()
