@@ -15,7 +15,7 @@ from collections import defaultdict
 from peewee import SQL, Case, PostgresqlDatabase, fn
 
 from ..errors import BadRequest, Forbidden, PayloadTooLarge
-from ..store import counts
+from ..store import counts, daycounts
 from ..store.db import MAX_INT, database, utcnow
 from ..store.models import Environment, Execution, ListMetric, ListMetricChunk, Metric
 from .auth import Principal
@@ -219,7 +219,7 @@ def _concat_arrays(texts: list[str]) -> str:
     return "[" + ",".join(t.strip()[1:-1] for t in texts) + "]"
 
 
-def _head_sql(postgres: bool) -> SQL:
+def _head_sql(postgres: bool) -> str:
     """The JSON object of a row's fields but its value, made by the database.
 
     Keys in the documented order, dates as `times.iso` writes them (milliseconds, UTC); the
@@ -229,58 +229,66 @@ def _head_sql(postgres: bool) -> SQL:
         def text(column: str) -> str:
             return f"COALESCE(to_json(\"{column}\")::text, 'null')"
         created = """to_char("created_at", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
-        return SQL(f"""'{{"name":' || {text("name")} || ',"created_at":"' || {created} """
-                   f"""|| '","execution_id":' || {text("execution_id")} """
-                   f"""|| ',"deployment_name":' || {text("deployment_name")} """
-                   f"""|| ',"pipeline_name":' || {text("pipeline_name")} || '}}'""")
+        return (f"""'{{"name":' || {text("name")} || ',"created_at":"' || {created} """
+                f"""|| '","execution_id":' || {text("execution_id")} """
+                f"""|| ',"deployment_name":' || {text("deployment_name")} """
+                f"""|| ',"pipeline_name":' || {text("pipeline_name")} || '}}'""")
     # 'YYYY-MM-DD HH:MM:SS[.ffffff]' -> 'YYYY-MM-DDTHH:MM:SS.mmmZ'
     created = ("""substr(replace("created_at", ' ', 'T') || CASE WHEN length("created_at") = 19 """
                """THEN '.000' ELSE '000' END, 1, 23) || 'Z'""")
-    return SQL(f"""json_object('name', "name", 'created_at', {created}, """
-               """'execution_id', "execution_id", 'deployment_name', "deployment_name", """
-               """'pipeline_name', "pipeline_name")""")
+    return (f"""json_object('name', "name", 'created_at', {created}, """
+            """'execution_id', "execution_id", 'deployment_name', "deployment_name", """
+            """'pipeline_name', "pipeline_name")""")
 
 
 def _page(kind: str, environment: Environment, filters: dict, page: int, per_page: int):
     """(total, rows, {header id: chunk texts}) of one page; rows are raw tuples
     (id, JSON object of the fields but the value, value).
 
-    Built for stores of millions of rows: the count and the page's ids come from the
-    covering index alone (the page's rows are then read by id, so a deep page skips index
-    entries, not rows), and each row's JSON is made by the database, in C (a page holds up
-    to 5,000)."""
+    Built for stores of millions of rows: the total comes from the store's counters, a deep
+    page starts at the day its first row falls in (`daycounts`: it skips that day's earlier
+    rows, not the whole list before it), the page is read on the filter's
+    (environment, filter, created_at, id) index in one statement, and each row's JSON is made
+    by the database, in C (a page holds up to 5,000)."""
     if page < 1 or not 1 <= per_page <= MAX_PAGE:
         raise BadRequest(f"'page' starts at 1 and 'items_per_page' is 1 to {MAX_PAGE}",
                          {"page": page, "items_per_page": per_page})
     filters = parse_filters(filters)
     model = Metric if kind == "single" else ListMetric
+    table = model._meta.table_name
     where = _where(model, environment, filters)
+    offset = (page - 1) * per_page
     if filters.get("execution_id"):  # a few rows, on the (execution_id, name) index
         total = model.select(fn.COUNT(SQL("*"))).where(where).scalar()
+        skip = offset
     else:  # the store's counters: a sum of a few rows, not a count of millions
-        total = counts.total(model._meta.table_name, environment.id, filters)
+        total = counts.total(table, environment.id, filters)
+        skip = offset
+        if offset:
+            # The day counts and the rows are read by this one statement: one snapshot.
+            (day, day_params), (within, within_params) = daycounts.page_start(
+                table, environment.id, filters, offset, database.obj.param)
+            where &= model.created_at >= SQL(day, day_params)
+            skip = SQL(within, within_params)
+    value = model.value if kind == "single" else model.values
     # A total order, so pages never overlap or skip while the client walks them.
     order = (model.created_at, model.id)
-    ids = (model.select(model.id).where(where).order_by(*order)
-           .limit(per_page).offset((page - 1) * per_page))
-    # The page's ids, found once on the covering index (on a deep page, walking it to the
-    # OFFSET is most of the cost), then the rows and the chunks read by id, the ids passed
-    # as one parameter: 5,000 Peewee parameters cost more than the query. (PostgreSQL plans
-    # `IN (subquery)` as a hash join over a scan of the whole table; `= ANY(array)` goes
-    # through the primary key and the chunks' list_metric index.)
-    found = ",".join(str(i) for (i,) in database.execute(ids))
+    inner = (model.select(model.id, model.name, model.created_at, model.execution_id,
+                          model.deployment_name, model.pipeline_name, value)
+             .where(where).order_by(*order).limit(per_page).offset(skip))
+    sql, params = inner.sql()
     postgres = isinstance(database.obj, PostgresqlDatabase)
-
-    def of(column: str) -> SQL:
-        if postgres:
-            return SQL(f'"{column}" = ANY(%s::bigint[])', (f"{{{found}}}",))
-        return SQL(f'"{column}" IN (SELECT value FROM json_each(?))', (f"[{found}]",))
-
-    rows_of, chunks_of = of("id"), of("list_metric_id")
-    value = model.value if kind == "single" else model.values
-    rows = list(database.execute(
-        model.select(model.id, _head_sql(postgres), value).where(rows_of).order_by(*order)))
-    chunks = _chunk_texts(chunks_of) if kind == "list" else {}
+    # The JSON is made for the page's rows only, above the LIMIT: not for skipped ones.
+    rows = list(database.execute_sql(
+        f'SELECT "id", {_head_sql(postgres)}, "{value.column_name}" FROM ({sql}) AS "page" '
+        'ORDER BY "created_at", "id"', params))
+    chunks = {}
+    if kind == "list" and rows:
+        # The ids passed as one parameter: 5,000 Peewee parameters cost more than the query.
+        found = ",".join(str(row[0]) for row in rows)
+        chunks = _chunk_texts(
+            SQL('"list_metric_id" = ANY(%s::bigint[])', (f"{{{found}}}",)) if postgres
+            else SQL('"list_metric_id" IN (SELECT value FROM json_each(?))', (f"[{found}]",)))
     return total, rows, chunks
 
 
