@@ -1,6 +1,7 @@
 """The sort indexer: writes the comparison view's input and output sort keys for
 executions that ended (store/sortindex.py) every `settings.sort_index_interval_s`, in
-batches, resuming from its stored mark."""
+batches, resuming from its stored mark; then fills the filter columns of keys written
+before migration 0017."""
 
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ class SortIndexer(PeriodicWork):
                 while not self.should_stop():
                     count = sortindex.index_batch(environment_id, FINAL,
                                                   utcnow() - sortindex.LAG)
+                    passed += count
+                    if count < sortindex.BATCH:
+                        break
+                # Keys written before migration 0017: their filter columns.
+                while not self.should_stop():
+                    count = sortindex.fill_batch(environment_id)
                     passed += count
                     if count < sortindex.BATCH:
                         break

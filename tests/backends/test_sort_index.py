@@ -2,7 +2,8 @@
 and PostgreSQL: the indexer keys ended executions and not running ones, resumes from its
 stored mark after a restart, loses an execution's keys with it, and a sort by an input or
 output gives the same pages as a full read of the executions' JSON whatever part of the
-store is indexed (none, some, all, with executions pending)."""
+store is indexed (none, some, all, with executions pending), filtered or not, and whether
+or not the keys written before migration 0017 have their filter columns yet."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ from shipyard_service.domain import comparison
 from shipyard_service.domain.cursors import Cursor
 from shipyard_service.sortindexer import SortIndexer
 from shipyard_service.store import db as store_db
-from shipyard_service.store import sortindex
+from shipyard_service.store import migrations, sortindex
+from shipyard_service.store.db import database
 from shipyard_service.store.models import (
     Environment,
     Execution,
     Metric,
     Project,
+    SchemaVersion,
+    SortFill,
     SortKey,
     SortMark,
     SortPending,
@@ -29,7 +33,9 @@ COUNT = 240
 SORTS = [("in:lr", False), ("in:lr", True), ("in:tag", False), ("out:label", True),
          ("m:acc", False), (None, True), ("meta:created_at", False)]
 FILTERS = [comparison.Filters(), comparison.Filters(status="Succeeded"),
-           comparison.Filters(pipeline="p-b")]
+           comparison.Filters(pipeline="p-b"), comparison.Filters(deployment="d-1"),
+           comparison.Filters(pipeline="p-a", status="Failed", text="-0")]
+ENDED = ("Succeeded", "Failed")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -62,13 +68,16 @@ def _lr(i: int):
 
 
 def _add(environment: Environment, first: int, count: int, status: str = "Succeeded") -> None:
+    """Executions `first`..: under deployment d-1, d-2 or none; one ended in ten Failed."""
     for i in range(first, first + count):
+        ended = "Failed" if status == "Succeeded" and i % 10 == 3 else status
         inputs = [] if i % 7 == 0 else [_item("input", "lr", _lr(i))]
         inputs.append(_item("input", "tag", f"t{i % 5}"))
         outputs = [_item("output", "label", i % 4)] if status == "Succeeded" else []
         # Pairs of executions share a creation date: ties go to the id.
         Execution.create(execution_id=f"x-{i:04d}", environment=environment,
-                         pipeline_name="p-a" if i % 3 else "p-b", status=status,
+                         pipeline_name="p-a" if i % 3 else "p-b", status=ended,
+                         deployment_name=(None, "d-1", "d-2")[i % 5 % 3],
                          inputs=inputs, outputs=outputs,
                          created_at=START + dt.timedelta(seconds=i // 2))
         if i % 4:
@@ -196,3 +205,78 @@ def test_the_indexer_resumes_from_its_mark_and_keys_go_with_their_execution(stor
         assert not _io_keys()
         assert SortMark.select().count() == 0 and SortPending.select().count() == 0
     db.close()
+
+
+def _filter_columns() -> dict[tuple[str, str], tuple]:
+    return {(k.execution_id, k.key): (k.pipeline_name, k.deployment_name, k.status)
+            for k in SortKey.select() if k.key.startswith(("in:", "out:"))}
+
+
+def test_filtered_sorts_before_and_after_the_filter_columns_are_filled(store, monkeypatch):
+    """Keys written before migration 0017 (no filter columns) beside keys written after
+    it and executions not indexed yet: filtered sorts by page number (first, middle, last,
+    past the middle) and by cursor give a full read's pages while the indexer fills the
+    columns, none, part or all of them; then a filtered sort reads one index range."""
+    url, env = store
+    _add(env, 0, COUNT)
+    horizon = START + dt.timedelta(days=1)
+    while sortindex.index_batch(env.id, ENDED, horizon, batch=100):
+        pass
+    written = _filter_columns()
+    executions = {e.execution_id: e for e in Execution.select()}
+    assert written and all(
+        columns == (executions[i].pipeline_name, executions[i].deployment_name or "",
+                    executions[i].status) for (i, _), columns in written.items())
+    # A store indexed before migration 0017: no filter columns nor their indexes; then
+    # reopened, which migrates it.
+    for statement in sortindex.filter_indexes():
+        database.execute_sql(f'DROP INDEX "{statement.split(chr(34))[1]}"')
+    for column in sortindex.FILTERS:
+        database.execute_sql(f'ALTER TABLE "sortkey" DROP COLUMN "{column}"')
+    before = migrations.MIGRATIONS.index(migrations._0017_sort_key_filters)
+    SchemaVersion.update(version=before).execute()
+    store_db.init_db(url).close()
+    db = store_db.init_db(url)
+    with db.connection_context():
+        assert SchemaVersion.get().version == len(migrations.MIGRATIONS)
+        _check_fill(url, env, written, monkeypatch)
+    db.close()
+
+
+def _check_fill(url: str, env: Environment, written: dict, monkeypatch) -> None:
+    fill = SortFill.get(SortFill.environment_id == env.id)
+    assert (fill.until_execution_id, fill.execution_id) == (f"x-{COUNT - 1:04d}", None)
+    assert not sortindex.filled(env.id)
+    assert set(_filter_columns().values()) == {(None, None, None)}
+    # Keyed after the migration (with their columns), then a tail not indexed yet.
+    _add(env, COUNT, 40)
+    horizon = START + dt.timedelta(days=1)
+    assert sortindex.index_batch(env.id, ENDED, horizon, batch=25) == 25
+    _add(env, COUNT + 40, 10, status="Running")
+    sorts = [("in:lr", False), ("out:label", True), ("in:tag", True)]
+    with monkeypatch.context() as patch:
+        patch.setattr(comparison, "TAIL_LIMIT", 0)
+        expected = {(s, d, f): _pages(env, s, d, f) for s, d in sorts for f in FILTERS}
+    assert all(expected.values())
+    _assert_same(env, expected)  # nothing filled: each key's execution is checked
+    assert sortindex.fill_batch(env.id, batch=100) == 100
+    assert SortFill.get(SortFill.environment_id == env.id).execution_id == "x-0099"
+    _assert_same(env, expected)  # part filled
+    assert sortindex.fill_batch(env.id, batch=100) == 100
+    # The indexer fills the rest (and passes the 15 ended and 10 running past its mark).
+    assert SortIndexer(60).index_once() == 15 + 10 + COUNT - 200
+    assert sortindex.filled(env.id) and SortFill.select().count() == 0
+    assert sortindex.fill_batch(env.id, batch=100) == 0
+    # Every key has its execution's columns again; the metric keys have none.
+    assert {k: v for k, v in _filter_columns().items() if k in written} == written
+    assert not SortKey.select().where(SortKey.key.startswith("m:")
+                                      & SortKey.pipeline_name.is_null(False)).exists()
+    _assert_same(env, expected)  # all filled: the keys' own columns, with the tail merged
+    if url.startswith("sqlite"):
+        keyed = comparison._keyed(env, comparison.Filters(pipeline="p-b"), "in:lr")
+        sql, params = keyed.order_by(SortKey.value, SortKey.created_at,
+                                     SortKey.execution_id).limit(25).offset(100).sql()
+        plan = " ".join(str(row) for row in database.execute_sql(
+            "EXPLAIN QUERY PLAN " + sql, params).fetchall())
+        assert "sortkey_environment_id_key_pipeline_name_value" in plan, plan
+        assert "execution" not in plan.replace("execution_id", ""), plan

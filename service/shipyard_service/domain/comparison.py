@@ -109,13 +109,22 @@ class Page:
 def _keyed(environment: Environment, filters: Filters, key: str) -> peewee.ModelSelect:
     keyed = SortKey.select(SortKey.execution_id).where(
         (SortKey.environment_id == environment.id) & (SortKey.key == key))
-    narrowing = _conditions(filters)
-    if narrowing is not None:
-        # A correlated test, not a join: a join lets the planner start from the executions
-        # (a scan of a million rows, then a sort) instead of the key's index.
-        keyed = keyed.where(fn.EXISTS(Execution.select(SQL("1")).where(
-            (Execution.execution_id == SortKey.execution_id) & narrowing)))
-    return keyed
+    if filters.text and filters.text.strip():
+        keyed = keyed.where(SortKey.execution_id.contains(filters.text.strip()))
+    on_key = {"pipeline_name": filters.pipeline, "deployment_name": filters.deployment,
+              "status": filters.status}
+    if not any(on_key.values()):
+        return keyed
+    if key.partition(":")[0] in sortindex.KINDS and sortindex.filled(environment.id):
+        # An input/output key carries its execution's filter columns: one range of the
+        # column's index, in the key's order (a deep page is an OFFSET in it).
+        return keyed.where(reduce(operator.and_, [
+            getattr(SortKey, column) == value for column, value in on_key.items() if value]))
+    # A correlated test, not a join: a join lets the planner start from the executions
+    # (a scan of a million rows, then a sort) instead of the key's index.
+    narrowing = _conditions(Filters(filters.pipeline, filters.deployment, filters.status))
+    return keyed.where(fn.EXISTS(Execution.select(SQL("1")).where(
+        (Execution.execution_id == SortKey.execution_id) & narrowing)))
 
 
 def _valued_rows(keyed: peewee.ModelSelect, key: str, descending: bool, tail: list[str],

@@ -215,6 +215,24 @@ def _0016_metric_days(db: peewee.Database) -> None:
     daycounts.install(db)
 
 
+def _0017_sort_key_filters(db: peewee.Database) -> None:
+    """Input/output sort keys carry their execution's pipeline, deployment and status,
+    with an index per filter, so a filtered sort's deep page is a range of one index.
+    Three columns (no rewrite of the table) and three partial indexes holding no row yet;
+    keys already written get their columns from the sort indexer in the background
+    (SortFill), and until then that environment's filtered sorts check each key's
+    execution as before."""
+    from . import sortindex
+    from .models import SortFill
+
+    for column in sortindex.FILTERS:
+        _add_column(db, "sortkey", column, peewee.CharField(null=True))
+    for statement in sortindex.filter_indexes():
+        db.execute_sql(statement)
+    db.create_tables([SortFill], safe=True)
+    sortindex.start_fill()
+
+
 # Append migrations here; never edit one that has shipped.
 MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
                     _0003_list_metric_summary, _0004_pipeline_graphs,
@@ -223,7 +241,8 @@ MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
                     _0009_login_failures, _0010_step_retries,
                     _0011_step_reuse_and_cache, _0012_row_counts,
                     _0013_sort_keys, _0014_sort_index,
-                    _0015_double_precision, _0016_metric_days]
+                    _0015_double_precision, _0016_metric_days,
+                    _0017_sort_key_filters]
 
 
 def apply(db: peewee.Database) -> None:

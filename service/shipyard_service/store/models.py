@@ -412,6 +412,13 @@ class SortKey(BaseModel):
     environment_id = peewee.IntegerField()
     value = peewee.BareField()  # SQLite: the JSON value as SQL; PostgreSQL: jsonb
     created_at = peewee.DateTimeField(null=True)  # the execution's, for ties
+    # The execution's, on input/output keys only (written by the sort indexer once it
+    # ended, so the status is final): a filtered sort reads the key's rows alone. Null on
+    # metric keys, and on input/output keys written before migration 0017 until
+    # SortFill's pass reaches them. No deployment is '', not null.
+    pipeline_name = peewee.CharField(null=True)
+    deployment_name = peewee.CharField(null=True)
+    status = peewee.CharField(null=True)
 
     class Meta:
         primary_key = peewee.CompositeKey("execution_id", "key")
@@ -425,6 +432,20 @@ class SortMark(BaseModel):
     environment_id = peewee.IntegerField(primary_key=True)
     created_at = peewee.DateTimeField()
     execution_id = peewee.CharField()
+
+
+class SortFill(BaseModel):
+    """An environment whose input/output sort keys written before migration 0017 lack
+    their execution's pipeline, deployment and status: the sort indexer fills those of the
+    executions up to (`until_created_at`, `until_execution_id`), oldest first, past
+    (`created_at`, `execution_id`) so far, and removes the row when done. While it is
+    there, a filtered sort checks each key's execution instead."""
+
+    environment_id = peewee.IntegerField(primary_key=True)
+    created_at = peewee.DateTimeField(null=True)
+    execution_id = peewee.CharField(null=True)
+    until_created_at = peewee.DateTimeField()
+    until_execution_id = peewee.CharField()
 
 
 class SortPending(BaseModel):
@@ -460,4 +481,5 @@ ALL_MODELS = [
     StepCache,
     SortMark,
     SortPending,
+    SortFill,
 ]

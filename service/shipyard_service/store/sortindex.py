@@ -12,7 +12,14 @@ executions' JSON itself (`unindexed`, `scan_value`) and merges with the index.
 
 A value sorts as SQLite's json_extract gives it (numbers, then text) or as PostgreSQL's
 jsonb orders it; text, objects and arrays by their first `TEXT_PREFIX` characters (a
-PostgreSQL index entry must stay small); a JSON null is no value (sorted last)."""
+PostgreSQL index entry must stay small); a JSON null is no value (sorted last).
+
+Each key carries its execution's pipeline, deployment ('' for none) and status (`FILTERS`,
+migration 0017; the status is final: only ended executions are keyed, and an ended one
+never moves again), each with a partial index (environment, key, column, value, created_at,
+execution_id): a sort filtered by any of them reads one range of one index, and its page N
+is an OFFSET in it. Keys written before 0017 get theirs from `fill_batch`; until an
+environment's are all filled (`filled`), its filtered sorts check each key's execution."""
 
 from __future__ import annotations
 
@@ -20,10 +27,10 @@ import datetime as dt
 from collections.abc import Sequence
 
 import peewee
-from peewee import SQL, NodeList, Tuple
+from peewee import SQL, NodeList, Tuple, fn
 
 from .db import database
-from .models import Execution, SortMark, SortPending
+from .models import Execution, SortFill, SortKey, SortMark, SortPending
 
 LAG = dt.timedelta(seconds=5)
 BATCH = 1000
@@ -32,6 +39,7 @@ KEY_LENGTH = 255  # sortkey.key is VARCHAR(255) on PostgreSQL
 _IN_LIST = 500  # ids per INSERT ... SELECT
 
 KINDS = {"in": ("inputs", "input"), "out": ("outputs", "output")}
+FILTERS = ("pipeline_name", "deployment_name", "status")
 
 # The sort value of one item `j` (a row of json_each / jsonb_array_elements).
 _SQLITE_VALUE = (f"CASE WHEN json_type(j.value, '$.value') IN ('text', 'object', 'array') "
@@ -40,6 +48,10 @@ _SQLITE_VALUE = (f"CASE WHEN json_type(j.value, '$.value') IN ('text', 'object',
 _PG_VALUE = ("CASE WHEN jsonb_typeof(j -> 'value') IN ('string', 'object', 'array') "
              f"THEN to_jsonb(left(j ->> 'value', {TEXT_PREFIX})) "
              "WHEN jsonb_typeof(j -> 'value') = 'null' THEN NULL ELSE j -> 'value' END")
+
+
+# The execution's filter columns, as a key carries them (FILTERS' order).
+_EXECUTION_FILTERS = "x.pipeline_name, COALESCE(x.deployment_name, ''), x.status"
 
 
 def _sqlite() -> bool:
@@ -73,7 +85,8 @@ def _insert_sql(count: int) -> str:
             parts.append(
                 f"SELECT x.execution_id AS e, "
                 f"'{group}:' || json_extract(j.value, '$.pipeline_{kind}_name') AS k, "
-                f"x.environment_id AS env, {_SQLITE_VALUE} AS v, x.created_at AS c "
+                f"x.environment_id AS env, {_SQLITE_VALUE} AS v, x.created_at AS c, "
+                f"{_EXECUTION_FILTERS} "
                 f'FROM "execution" AS x, json_each(CASE WHEN json_valid(x.{column}) '
                 f"THEN x.{column} ELSE '[]' END) AS j "
                 f"WHERE x.execution_id IN ({marks}) AND j.type = 'object'")
@@ -81,19 +94,83 @@ def _insert_sql(count: int) -> str:
             items = f"CAST(x.{column} AS jsonb)"
             parts.append(
                 f"SELECT x.execution_id AS e, '{group}:' || (j ->> 'pipeline_{kind}_name') AS k, "
-                f"x.environment_id AS env, {_PG_VALUE} AS v, x.created_at AS c "
+                f"x.environment_id AS env, {_PG_VALUE} AS v, x.created_at AS c, "
+                f"{_EXECUTION_FILTERS} "
                 f'FROM "execution" AS x, jsonb_array_elements(CASE WHEN jsonb_typeof({items}) '
                 f"= 'array' THEN {items} ELSE '[]'::jsonb END) AS j "
                 f"WHERE x.execution_id IN ({marks})")
     union = " UNION ALL ".join(parts)
     kept = f"WHERE q.v IS NOT NULL AND q.k IS NOT NULL AND length(q.k) <= {KEY_LENGTH}"
-    columns = '"sortkey" (execution_id, key, environment_id, value, created_at)'
+    columns = ('"sortkey" (execution_id, key, environment_id, value, created_at, '
+               f'{", ".join(FILTERS)})')
+    updated = ", ".join(f"{c} = excluded.{c}" for c in ("value", *FILTERS))
     if sqlite:
         return (f"INSERT INTO {columns} SELECT * FROM ({union}) AS q {kept} "
-                "ON CONFLICT (execution_id, key) DO UPDATE SET value = excluded.value")
+                f"ON CONFLICT (execution_id, key) DO UPDATE SET {updated}")
     # DISTINCT ON: ON CONFLICT may not touch a row twice (an item listed twice).
     return (f"INSERT INTO {columns} SELECT DISTINCT ON (1, 2) * FROM ({union}) AS q {kept} "
-            "ON CONFLICT (execution_id, key) DO UPDATE SET value = EXCLUDED.value")
+            f"ON CONFLICT (execution_id, key) DO UPDATE SET {updated}")
+
+
+def filter_indexes() -> list[str]:
+    """One partial index per filter column: its rows are the input/output keys (a metric
+    key's columns are null), in the key's sort order under each value of the column."""
+    return [f'CREATE INDEX IF NOT EXISTS "sortkey_environment_id_key_{c}_value" ON "sortkey" '
+            f'("environment_id", "key", "{c}", "value", "created_at", "execution_id") '
+            f'WHERE "{c}" IS NOT NULL' for c in FILTERS]
+
+
+def start_fill() -> None:
+    """Every environment the indexer has walked gets its keys' filter columns filled up
+    to its mark (migration 0017): those written from now on carry them already."""
+    rows = [{"environment_id": m.environment_id, "until_created_at": m.created_at,
+             "until_execution_id": m.execution_id} for m in SortMark.select()]
+    for start in range(0, len(rows), _IN_LIST):
+        SortFill.insert_many(rows[start:start + _IN_LIST]).on_conflict_ignore().execute()
+
+
+def filled(environment_id: int) -> bool:
+    """Whether every input/output key of the environment carries its filter columns."""
+    return not SortFill.select().where(SortFill.environment_id == environment_id).exists()
+
+
+def fill_batch(environment_id: int, batch: int = BATCH) -> int:
+    """Fill the filter columns of the keys of the next `batch` executions SortFill has
+    left for the environment, and move it past them (remove it past its last) in the same
+    transaction; returns how many executions were passed."""
+    fill = SortFill.get_or_none(SortFill.environment_id == environment_id)
+    if fill is None:
+        return 0
+    query = Execution.select(Execution.execution_id, Execution.created_at).where(
+        (Execution.environment == environment_id)
+        & (Tuple(Execution.created_at, Execution.execution_id)
+           <= Tuple(fill.until_created_at, fill.until_execution_id)))
+    if fill.execution_id is not None:
+        query = query.where(Tuple(Execution.created_at, Execution.execution_id)
+                            > Tuple(fill.created_at, fill.execution_id))
+    rows = list(query.order_by(Execution.created_at, Execution.execution_id)
+                .limit(batch).tuples())
+    execution = Execution.alias("x")
+
+    def of_execution(column):
+        return execution.select(column).where(execution.execution_id == SortKey.execution_id)
+
+    values = {SortKey.pipeline_name: of_execution(execution.pipeline_name),
+              SortKey.deployment_name: of_execution(fn.COALESCE(execution.deployment_name, "")),
+              SortKey.status: of_execution(execution.status)}
+    with database.atomic():
+        for start in range(0, len(rows), _IN_LIST):
+            ids = [i for i, _ in rows[start:start + _IN_LIST]]
+            (SortKey.update(values)
+             .where(SortKey.execution_id.in_(ids) & SortKey.pipeline_name.is_null()
+                    & (SortKey.key.startswith("in:") | SortKey.key.startswith("out:")))
+             .execute())
+        if len(rows) < batch:
+            SortFill.delete().where(SortFill.environment_id == environment_id).execute()
+        else:
+            SortFill.update(created_at=rows[-1][1], execution_id=rows[-1][0]).where(
+                SortFill.environment_id == environment_id).execute()
+    return len(rows)
 
 
 def _write_keys(execution_ids: list[str]) -> None:
@@ -182,12 +259,13 @@ def unindexed(query: peewee.ModelSelect, environment_id: int, limit: int) -> lis
 
 
 def forget(environment_ids: set[int]) -> None:
-    """Drop the marks and pending rows of environments that are gone (read first: an idle
-    pass writes nothing)."""
+    """Drop the marks, pending rows and fills of environments that are gone (read first:
+    an idle pass writes nothing)."""
     held = {e for (e,) in SortMark.select(SortMark.environment_id).tuples()}
     held |= {e for (e,) in SortPending.select(SortPending.environment_id).distinct().tuples()}
+    held |= {e for (e,) in SortFill.select(SortFill.environment_id).tuples()}
     gone = list(held - environment_ids)
     if gone:
         with database.atomic():
-            SortMark.delete().where(SortMark.environment_id.in_(gone)).execute()
-            SortPending.delete().where(SortPending.environment_id.in_(gone)).execute()
+            for model in (SortMark, SortPending, SortFill):
+                model.delete().where(model.environment_id.in_(gone)).execute()
