@@ -156,7 +156,7 @@ def start_background_work(app: Flask) -> None:
 def close_app(app: Flask, deadline: float | None = None) -> None:
     """Stop what `start_background_work` started, then release the store's connections;
     its threads are waited for until `deadline` (time.monotonic()) at most."""
-    from .lifecycle import time_left
+    from .stopwatch import phase, time_left
 
     services: Services = app.extensions["shipyard"]
     with services.state.bound():
@@ -169,8 +169,10 @@ def close_app(app: Flask, deadline: float | None = None) -> None:
             # the sort indexer, the orchestrator, then the sampler and checkpointer threads
             background.stop(deadline)
         else:
-            services.orchestrator.stop()  # its pools start on demand (a build)
-    services.state.close()
+            with phase("orchestrator"):
+                services.orchestrator.stop(deadline)  # its pools start on demand (a build)
+    with phase("store closed"):
+        services.state.close()
 
 
 def _register_routes(app: Flask) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from .domain import deployments, executions, graph_runs, steps
 from .retention import RetentionSweeper
 from .services import Services
 from .sortindexer import SortIndexer
+from .stopwatch import phase, time_left
 from .store import db_session
 from .store.db import Checkpointer
 
@@ -76,18 +76,15 @@ class BackgroundWork:
         """Each thread is waited for until `deadline` (time.monotonic()) at most: one
         stuck in a pass (a SQLite write waiting its busy_timeout, 10 s) must not hold the
         worker's exit past the master's SIGKILL. They are daemons: they end with it."""
-        self.sort_indexer.stop(time_left(deadline, 10.0))
-        self.services.orchestrator.stop()
+        with phase("sort indexer"):
+            self.sort_indexer.stop(time_left(deadline, 10.0))
+        with phase("orchestrator"):
+            self.services.orchestrator.stop(deadline)
         if self.sampler is not None:
-            self.sampler.stop(time_left(deadline, 5.0))
-        self.checkpointer.stop(time_left(deadline, 5.0))
-
-
-def time_left(deadline: float | None, default_s: float) -> float:
-    """How long a stop may still wait: until `deadline`, or `default_s` without one."""
-    if deadline is None:
-        return default_s
-    return max(0.0, min(default_s, deadline - time.monotonic()))
+            with phase("resource sampler"):
+                self.sampler.stop(time_left(deadline, 5.0))
+        with phase("checkpointer"):
+            self.checkpointer.stop(time_left(deadline, 5.0))
 
 
 def start_background_work(services: Services) -> BackgroundWork:

@@ -11,6 +11,7 @@ import time
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
+from . import stopwatch
 from .config import Settings
 
 log = logging.getLogger("shipyard")
@@ -23,6 +24,8 @@ HOOK_RESERVE_S = 3
 # Of the hook's reserve, what the process's own exit (interpreter shutdown) keeps: the
 # hook stops waiting for background threads this much before the reserve ends.
 EXIT_RESERVE_S = 0.5
+# The worker leaves this long before the master's SIGKILL, whatever threads still run.
+EXIT_MARGIN_S = 0.5
 
 
 class ShipyardWorker(ThreadWorker):
@@ -43,6 +46,7 @@ class ShipyardWorker(ThreadWorker):
         self.cfg.set("graceful_timeout", GRACEFUL_TIMEOUT_S - HOOK_RESERVE_S)
 
     def handle_exit(self, sig, frame) -> None:  # SIGTERM: finish the requests in flight
+        stopwatch.stop_began()
         self._release_waiters()
         super().handle_exit(sig, frame)
 
@@ -50,6 +54,7 @@ class ShipyardWorker(ThreadWorker):
         if self._stopping:
             return
         self._stopping = True
+        stopwatch.stop_began()
         self._release_waiters()
         super().handle_quit(sig, frame)
 
@@ -102,30 +107,41 @@ class ShipyardServer(BaseApplication):
 def _worker_exit(server, worker) -> None:
     app = getattr(worker, "wsgi", None)
     services = getattr(app, "extensions", {}).get("shipyard") if app else None
-    if services is not None:
-        from .app import close_app
-        from .domain import executions, lifecycle
-        from .lifecycle import time_left
+    if services is None:
+        return
+    from .app import close_app
+    from .domain import executions, lifecycle
 
-        # One deadline for every wait below: on SIGTERM the hook starts as late as
-        # GRACEFUL_TIMEOUT_S - HOOK_RESERVE_S, and each thread's own join timeout (5-10 s)
-        # alone would outlast the master's SIGKILL.
-        deadline = time.monotonic() + HOOK_RESERVE_S - EXIT_RESERVE_S
-        if services.retention is not None:
-            services.retention.stop(time_left(deadline, 10.0))
-        if services.retries is not None:
+    waited = stopwatch.since_signal()
+    if waited is not None and waited > stopwatch.SLOW_PHASE_S:
+        log.warning("stop phase 'requests in flight' took %.2f s", waited)
+    # One deadline for every wait below: on SIGTERM the hook starts as late as
+    # GRACEFUL_TIMEOUT_S - HOOK_RESERVE_S, and each thread's own join timeout (5-10 s)
+    # alone would outlast the master's SIGKILL.
+    deadline = time.monotonic() + HOOK_RESERVE_S - EXIT_RESERVE_S
+    if services.retention is not None:
+        with stopwatch.phase("retention sweeper"):
+            services.retention.stop(stopwatch.time_left(deadline, 10.0))
+    if services.retries is not None:
+        with stopwatch.phase("retry timer"):
             services.retries.stop()
-        from .store import db_session
-        from .store.models import Execution
+    from .store import db_session
+    from .store.models import Execution
 
-        failed = 0
-        if not services.orchestrator.executions_survive_restart:
-            # Marked first, so the runners killed next cannot record a vaguer reason.
-            with services.state.bound(), db_session():
-                for execution in Execution.select().where(
-                        Execution.status.in_(lifecycle.ACTIVE)):
-                    executions.mark_failed(services, execution.execution_id,
-                                           executions.SERVER_STOPPED)
-                    failed += 1
-        close_app(app, deadline)  # the orchestrator, then the background threads
-        log.warning("shutdown hook: %d running executions marked failed, runners stopped", failed)
+    failed = 0
+    if not services.orchestrator.executions_survive_restart:
+        # Marked first, so the runners killed next cannot record a vaguer reason.
+        with stopwatch.phase("running executions marked failed"), services.state.bound(), \
+                db_session():
+            for execution in Execution.select().where(Execution.status.in_(lifecycle.ACTIVE)):
+                executions.mark_failed(services, execution.execution_id,
+                                       executions.SERVER_STOPPED)
+                failed += 1
+    close_app(app, deadline)  # the orchestrator, then the background threads
+    since = stopwatch.since_signal()
+    log.warning("shutdown hook: %d running executions marked failed, runners stopped%s", failed,
+                "" if since is None else f" ({since:.2f} s after the stop signal)")
+    # The interpreter's exit then joins every thread-pool thread, with no time limit.
+    began = stopwatch.began()
+    stopwatch.leave_by(deadline + EXIT_RESERVE_S if began is None
+                       else began + GRACEFUL_TIMEOUT_S - EXIT_MARGIN_S)

@@ -6,6 +6,7 @@ group, within the grace period, with the shutdown hook run and no runner left.""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -14,7 +15,7 @@ import time
 import psutil
 import pytest
 import requests
-from shipyard_service.server import GRACEFUL_TIMEOUT_S
+from shipyard_service.server import EXIT_RESERVE_S, GRACEFUL_TIMEOUT_S, HOOK_RESERVE_S
 
 from ..helpers import Api, ServerProcess, create_step_http
 
@@ -121,3 +122,53 @@ def _long_poll(api: Api, execution_id: str) -> None:
                     timeout=30)
     except requests.RequestException:
         pass  # the server went away: expected
+
+
+SLEEPER = "import time\ndef run():\n    time.sleep(60)\n    return {}\n"
+
+
+def test_a_stop_with_a_low_latency_call_running_ends_within_the_hooks_deadline(tmp_path):
+    """A low-latency replica drains its running calls for up to 25 s after SIGTERM. The
+    orchestrator waited for it on its own grace (5 s, on top of the hook's other waits);
+    it now waits until the shutdown hook's one deadline, then kills it, and says which
+    phase of the stop was slow. (Without the sandbox: the replica is the runner itself,
+    which drains; bubblewrap's own process ends at once and takes it along.)"""
+    server = ServerProcess(tmp_path / "data", env={"SHIPYARD_SANDBOX": "off"}).start()
+    api = Api(server)
+    try:
+        create_step_http(api, "sleeper", {"main.py": SLEEPER}, kind="pipelines")
+        r = api.request("POST", "/endpoints", json={"pipeline_name": "sleeper", "name": "sl-ll",
+                                                    "mode": "low_latency"})
+        assert r.status_code in (200, 201), r.text
+        token = r.json()["endpoint_token"]
+        deadline = time.monotonic() + 120
+        while api.request("GET", "/deployments/sl-ll").json()["status"] != "up":
+            assert time.monotonic() < deadline, "the deployment never came up"
+            time.sleep(0.2)
+        r = requests.post(f"{api.env_url}/endpoints/sl-ll", timeout=30, allow_redirects=False,
+                          headers={"Authorization": f"EndpointToken {token}",
+                                   "craft-ai-client": "craft-ai-sdk@0.60.0"})
+        assert r.status_code == 303, r.text
+        _wait_running(api, r.json()["execution_id"])
+    except BaseException:
+        server.stop(signal.SIGKILL)
+        raise
+    log_before = server.log_path.stat().st_size
+    pgid = server.proc.pid
+    start = time.monotonic()
+    os.kill(pgid, signal.SIGTERM)  # the server only: the replica hears it from the server
+    server.proc.wait(GRACEFUL_TIMEOUT_S + 5)
+    elapsed = time.monotonic() - start
+    log = server.log_path.read_bytes()[log_before:].decode(errors="replace")
+    assert HOOK_LINE in log and "SIGKILL" not in log, log[-3000:]
+    # The replica's waits end at the hook's deadline (HOOK_RESERVE_S - EXIT_RESERVE_S =
+    # 2.5 s after the hook began): they were its own STOP_GRACE_S, 5 s.
+    replicas = re.search(r"stop phase 'resident replicas' took ([0-9.]+) s", log)
+    assert replicas and float(replicas.group(1)) <= HOOK_RESERVE_S - EXIT_RESERVE_S + 0.2, log
+    # Before the hook, gunicorn lets kept-alive connections (the replica's log shipper's)
+    # linger up to 2 s: 2 + 2.5 s and the exit, against 2 + 5 s and more before.
+    assert elapsed < 6.0, (elapsed, log[-3000:])
+    deadline = time.monotonic() + 5
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _group_alive(pgid)

@@ -181,8 +181,9 @@ class Orchestrator(ABC):
     def start(self) -> None:
         """Start background machinery (worker threads, supervisors)."""
 
-    def stop(self) -> None:
-        """Stop background machinery and the processes it owns."""
+    def stop(self, deadline: float | None = None) -> None:
+        """Stop background machinery and the processes it owns, waiting for them until
+        `deadline` (time.monotonic()) at most: the server's stop has a fixed grace."""
 
     @abstractmethod
     def build_step(self, request: BuildRequest) -> None:

@@ -78,15 +78,28 @@ class LockedSqliteDatabase(peewee.SqliteDatabase):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._write_lock = threading.RLock()
+        # As long as SQLite's own busy_timeout would let a writer of another process wait:
+        # then the same error. Without a limit, one stuck writer held every other (and a
+        # server's stop) for good.
+        self._lock_timeout_s = dict(self._pragmas).get("busy_timeout", 10_000) / 1000
+
+    def _acquire_write(self) -> None:
+        if not self._write_lock.acquire(timeout=self._lock_timeout_s):
+            raise peewee.OperationalError(
+                f"database is locked (another writer of this process held it for "
+                f"{self._lock_timeout_s:g} s)")
 
     def execute_sql(self, sql, params=None):
         if self.transaction_depth() > 0 or sql.lstrip()[:7].upper().startswith(self._READS):
             return super().execute_sql(sql, params)
-        with self._write_lock:
+        self._acquire_write()
+        try:
             return super().execute_sql(sql, params)
+        finally:
+            self._write_lock.release()
 
     def begin(self, lock_type=None):
-        self._write_lock.acquire()
+        self._acquire_write()
         try:
             super().begin(lock_type)
         except BaseException:

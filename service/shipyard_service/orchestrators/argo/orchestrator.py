@@ -29,6 +29,7 @@ from pathlib import Path
 
 from ...config import Settings
 from ...domain.schedules import CATCH_UP_WINDOW_S
+from ...stopwatch import time_left
 from ..base import (
     Answer,
     BuildRequest,
@@ -94,10 +95,10 @@ class ArgoOrchestrator(Orchestrator):
             self._sync = threading.Thread(target=self._sync_loop, name="argo-sync", daemon=True)
             self._sync.start()
 
-    def stop(self) -> None:
+    def stop(self, deadline: float | None = None) -> None:
         self._stop.set()
         if self._sync is not None:
-            self._sync.join(timeout=10)
+            self._sync.join(timeout=time_left(deadline, 10.0))
             self._sync = None
         for pool in (self._builds, self._deploys, self._dispatches):
             pool.shutdown(wait=False, cancel_futures=True)

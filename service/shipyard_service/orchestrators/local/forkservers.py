@@ -43,6 +43,7 @@ from pathlib import Path
 
 import psutil
 
+from ...stopwatch import time_left
 from .sandbox import Sandbox
 
 log = logging.getLogger(__name__)
@@ -180,15 +181,18 @@ class ForkServer:
             except OSError:
                 pass
 
-    def stop(self) -> None:
-        """Now, with whatever it runs."""
+    def stop(self, deadline: float | None = None) -> None:
+        """Now, with whatever it runs (its exit waited for until `deadline`, 5 s at most)."""
         self.retire()
         if self.proc is not None and self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-            self.proc.wait(5)
+            try:
+                self.proc.wait(time_left(deadline, 5.0))
+            except subprocess.TimeoutExpired:
+                log.warning("fork server %s not reaped by the stop's deadline", self.proc.pid)
         self.cleanup()
 
     def cleanup(self) -> None:
@@ -296,7 +300,7 @@ class ForkServers:
             for old in retired:
                 old.retire()
 
-    def stop_all(self) -> None:
+    def stop_all(self, deadline: float | None = None) -> None:
         with self._cond:
             self._stopped = True
             servers = list(self._servers.values()) + self._retired
@@ -306,9 +310,9 @@ class ForkServers:
             thread, mine = self._thread, self._pid == os.getpid()
             self._cond.notify_all()
         for server in servers:
-            server.stop()
+            server.stop(deadline)
         if thread is not None and mine and thread is not threading.current_thread():
-            thread.join(START_TIMEOUT_S + 5)
+            thread.join(time_left(deadline, START_TIMEOUT_S + 5))
         if self._socket_root is not None:
             shutil.rmtree(self._socket_root, ignore_errors=True)
 

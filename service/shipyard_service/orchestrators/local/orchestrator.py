@@ -6,6 +6,7 @@ import functools
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from ...config import Settings
+from ...stopwatch import phase
 from ..artifact_urls import remote_inputs
 from ..base import BuildRequest, DeploymentSpec, DeploymentState, Launch, Orchestrator
 from . import sysdeps
@@ -40,13 +41,18 @@ class LocalOrchestrator(Orchestrator):
         self.residents.kill_orphans()
         self.schedules.start()
 
-    def stop(self) -> None:
-        self.schedules.stop()
-        self.residents.stop_all()
-        self.processes.stop_all()
+    def stop(self, deadline: float | None = None) -> None:
+        with phase("schedules"):
+            self.schedules.stop()
+        with phase("resident replicas"):
+            self.residents.stop_all(deadline)
+        with phase("runner processes and fork servers"):
+            self.processes.stop_all(deadline)
         self._builds.shutdown(wait=False, cancel_futures=True)
-        self.envs.stop()  # a build in flight would hold the worker's exit, then be orphaned
-        self.spawner.stop()  # last: its thread started the runners stopped above
+        with phase("environment builds"):
+            self.envs.stop()  # a build in flight would hold the worker's exit, then be orphaned
+        with phase("runner spawner"):
+            self.spawner.stop(deadline)  # last: its thread started the runners stopped above
 
     # Steps ------------------------------------------------------------------------------
     def build_step(self, request: BuildRequest) -> None:

@@ -199,13 +199,13 @@ class RunnerProcesses:
             except ProcessLookupError:
                 pass
 
-    def stop_all(self) -> None:
+    def stop_all(self, deadline: float | None = None) -> None:
         with self._lock:
             ids = list(self._procs)
         for execution_id in ids:
             self.cancel(execution_id)
         if self.forks is not None:
-            self.forks.stop_all()
+            self.forks.stop_all(deadline)
 
 
 def _write_job(work: Path, launch: Launch) -> Path:

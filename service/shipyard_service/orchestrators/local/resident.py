@@ -26,6 +26,7 @@ from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection
 from pathlib import Path
 
+from ...stopwatch import time_left
 from ..base import (
     Answer,
     Callbacks,
@@ -373,13 +374,15 @@ class Residents:
         for resident in residents:
             resident.stop()
 
-    def stop_all(self) -> None:
+    def stop_all(self, deadline: float | None = None) -> None:
+        """SIGTERM to every replica, SIGKILL to those still there after STOP_GRACE_S or at
+        `deadline`, whichever comes first."""
         with self._lock:
             residents = list(self._deployments.values())
             self._deployments.clear()
         for resident in residents:
             resident.signal_stop()
-        deadline = time.monotonic() + STOP_GRACE_S
+        deadline = time.monotonic() + time_left(deadline, STOP_GRACE_S)
         for resident in residents:
             resident.finish_stop(deadline)
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -18,6 +18,8 @@ import threading
 from concurrent.futures import Future
 from typing import Any
 
+from ...stopwatch import time_left
+
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 10
@@ -72,15 +74,15 @@ class Spawner:
             except BaseException as exc:  # handed to the caller, who raises it
                 future.set_exception(exc)
 
-    def stop(self) -> None:
+    def stop(self, deadline: float | None = None) -> None:
         """End the thread, once the runners it started are stopped: with the sandbox, any
-        runner still alive then gets its parent-death signal."""
+        runner still alive then gets its parent-death signal. Waited for until `deadline`."""
         with self._lock:
             self._stopped = True
             thread, jobs = self._thread, self._jobs
             mine = self._pid == os.getpid()
         if thread is not None and jobs is not None and mine:
             jobs.put(None)
-            thread.join(STOP_TIMEOUT_S)
+            thread.join(time_left(deadline, STOP_TIMEOUT_S))
             if thread.is_alive():
-                log.warning("the runner spawner thread did not end in %ss", STOP_TIMEOUT_S)
+                log.warning("the runner spawner thread did not end in time (a Popen in flight)")
