@@ -3,7 +3,7 @@ and logs, seeded in bulk straight into the store (SQLite, then PostgreSQL), then
 users read, each beside a baseline from the same run:
 
 * through the API (real server on that store): a page of `get_metrics` / `get_list_metrics`
-  filtered by pipeline or by deployment (the first page and one deep in the list), against
+  filtered by pipeline or by deployment (the first page and one deep in the list, each), against
   the same call matching nothing;
 * through domain/ in this process (no API route pages them): a page of the environment's,
   a pipeline's and a deployment's executions, newest first, against reading one execution
@@ -210,7 +210,8 @@ def _measure_api(server: ServerProcess, cpu: ProcessCpu) -> None:
     for kind, label in (("single-value", "get_metrics"), ("list-values", "get_list_metrics")):
         for scope, name, number in (("pipeline_name", "train", 1),
                                     ("deployment_name", "every-minute", 1),
-                                    ("pipeline_name", "serve", deep)):
+                                    ("pipeline_name", "serve", deep),
+                                    ("deployment_name", "every-minute", deep)):
             call = page(kind, scope, name, number)
             print(_row(f"{label} page {number} of {scope}={name}", _ms(call), empty,
                        cpu.ms_per_call(call, CPU_CALLS)), flush=True)

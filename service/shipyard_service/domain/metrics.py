@@ -273,15 +273,23 @@ def _page(kind: str, environment: Environment, filters: dict, page: int, per_pag
     value = model.value if kind == "single" else model.values
     # A total order, so pages never overlap or skip while the client walks them.
     order = (model.created_at, model.id)
-    inner = (model.select(model.id, model.name, model.created_at, model.execution_id,
-                          model.deployment_name, model.pipeline_name, value)
-             .where(where).order_by(*order).limit(per_page).offset(skip))
-    sql, params = inner.sql()
     postgres = isinstance(database.obj, PostgresqlDatabase)
-    # The JSON is made for the page's rows only, above the LIMIT: not for skipped ones.
-    rows = list(database.execute_sql(
-        f'SELECT "id", {_head_sql(postgres)}, "{value.column_name}" FROM ({sql}) AS "page" '
-        'ORDER BY "created_at", "id"', params))
+    if postgres:
+        # PostgreSQL makes a scan's output columns for every row it skips: the JSON is made
+        # above the LIMIT, for the page's rows only.
+        inner = (model.select(model.id, model.name, model.created_at, model.execution_id,
+                              model.deployment_name, model.pipeline_name, value)
+                 .where(where).order_by(*order).limit(per_page).offset(skip))
+        sql, params = inner.sql()
+        rows = list(database.execute_sql(
+            f'SELECT "id", {_head_sql(postgres)}, "{value.column_name}" FROM ({sql}) AS "page" '
+            'ORDER BY "created_at", "id"', params))
+    else:
+        # SQLite skips OFFSET rows before making their columns; a subquery would cost a
+        # co-routine and a sort of the page.
+        rows = list(database.execute(
+            model.select(model.id, SQL(_head_sql(postgres)), value)
+            .where(where).order_by(*order).limit(per_page).offset(skip)))
     chunks = {}
     if kind == "list" and rows:
         # The ids passed as one parameter: 5,000 Peewee parameters cost more than the query.
@@ -304,7 +312,10 @@ def query_json(kind: str, environment: Environment, filters: dict, page: int,
     else:
         parts = []
         for row_id, head, stored in rows:  # values a header row holds itself come first
-            values = _concat_arrays([stored, *chunks.get(row_id, [])])
+            texts = chunks.get(row_id, ())
+            # The common list, recorded in one call: its one chunk is the answer's text.
+            values = (texts[0] if len(texts) == 1 and stored == "[]"
+                      else _concat_arrays([stored, *texts]))
             # `value` is what 0.60.0 and the documentation read; later clients read `values`.
             parts.append(f'{head[:-1]},"value":{values},"values":{values}}}')
     return f'{{"metrics":[{",".join(parts)}],"total_count":{int(total)}}}'
