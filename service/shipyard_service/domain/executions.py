@@ -233,11 +233,12 @@ def start_execution(svc, environment: Environment, user_id: str, pipeline: Pipel
     if step.cache_results:
         run_info, cached = _single_step_cache(svc, step, execution_id, inputs, run_info or {})
     resident = resident_deployment_id is not None and cached is None
+    now = utcnow()
     values = dict(
         # A resident runner takes it at once (or queues it in its own slots): no separate
         # Pending -> Running write on this hot path.
         status=(ExecutionStatus.RUNNING if resident else ExecutionStatus.PENDING).value,
-        start_date=utcnow() if resident else None,
+        created_at=now, start_date=now if resident else None,
         execution_id=execution_id, environment=environment, pipeline_name=pipeline.name,
         deployment_name=deployment_name, step_name=step.name, inputs=inputs, outputs=outputs,
         token_hash=hash_token(token), created_by=user_id,
@@ -356,10 +357,12 @@ def _single_step_cache(svc, step, execution_id: str, inputs: list[dict],
 
 
 def _note_rows(execution_id: str, notes: list[str] | None) -> list[dict]:
+    if not notes:
+        return []
     now = utcnow()
     return [{"execution": execution_id, "timestamp": now, "stream": "stdout",
              "message": f"[shipyard] {note}", "step_name": None, "attempt": None}
-            for note in notes or ()]
+            for note in notes]
 
 
 def _note(execution_id: str, notes: list[str] | None) -> None:

@@ -111,20 +111,30 @@ def parse_declarations(items: Any, kind: str, from_form: bool) -> list[dict]:
     return result
 
 
+def _number(value: Any) -> bool:
+    # NaN and infinities: JSON cannot carry them (the store, the UI and the clients read
+    # its JSON); integers past 64 bits are kept exactly.
+    return (isinstance(value, int) and not isinstance(value, bool)
+            or isinstance(value, float) and math.isfinite(value))
+
+
+# Built once: every input and output of every execution is checked (a low-latency call's hot
+# path built this table for each value).
+_FITS = {
+    "string": lambda v: isinstance(v, str),
+    "number": _number,
+    "boolean": lambda v: isinstance(v, bool),
+    "json": lambda v: True,
+    "array": lambda v: isinstance(v, list),
+    "file": lambda v: True,
+}
+# json.dumps with `separators` builds an encoder per call; the same one, built once.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def check_value(data_type: str, value: Any, name: str) -> Any:
     """Raise BadRequest unless value fits data_type (None is checked by the caller)."""
-    ok = {
-        "string": lambda v: isinstance(v, str),
-        # NaN and infinities: JSON cannot carry them (the store, the UI and the clients read
-        # its JSON); integers past 64 bits are kept exactly.
-        "number": lambda v: isinstance(v, int) and not isinstance(v, bool)
-        or isinstance(v, float) and math.isfinite(v),
-        "boolean": lambda v: isinstance(v, bool),
-        "json": lambda v: True,
-        "array": lambda v: isinstance(v, list),
-        "file": lambda v: True,
-    }[data_type](value)
-    if not ok:
+    if not _FITS[data_type](value):
         got = repr(value) if isinstance(value, float) else type(value).__name__
         raise BadRequest(
             f"Input '{name}' must be of type {data_type}, got {got}",
@@ -134,7 +144,7 @@ def check_value(data_type: str, value: Any, name: str) -> Any:
 
 
 def check_total_size(values: dict, what: str = "inputs") -> None:
-    size = len(json.dumps(values, separators=(",", ":")).encode())
+    size = len(_COMPACT.encode(values).encode())
     if size > MAX_IO_BYTES:
         raise PayloadTooLarge(
             f"Non-file {what} take {size} bytes, over the 0.06 MB limit ({MAX_IO_BYTES} bytes)",
