@@ -183,7 +183,7 @@ def test_store_index_migration_on_both_databases(database_url):
 def _drop_row_counts(db: peewee.Database) -> None:
     """The store as migration 0011 left it: no counter table, no triggers."""
     sqlite = isinstance(db, peewee.SqliteDatabase)
-    for table in ("metric", "listmetric", "execution"):
+    for table in ("metric", "listmetric", "execution", "sortkey"):  # sortkey's: 0018
         for op in ("insert", "delete", "update"):
             db.execute_sql(f'DROP TRIGGER IF EXISTS "{table}_count_{op}"'
                            + ("" if sqlite else f' ON "{table}"'))

@@ -21,6 +21,7 @@ from shipyard_service.store.models import (
     Execution,
     Metric,
     Project,
+    RowCount,
     SchemaVersion,
     SortFill,
     SortKey,
@@ -164,6 +165,7 @@ def test_sort_by_input_or_output_matches_a_full_scan_while_indexing(store, monke
     assert sortindex.index_pending(env.id, ("Succeeded", "Failed")) == 20
     assert SortPending.select().count() == 0
     assert {e for e, k in _io_keys() if k == "out:label"} >= running
+    _counters_match()
     _assert_same(env, expected)
 
 
@@ -190,6 +192,7 @@ def test_the_indexer_resumes_from_its_mark_and_keys_go_with_their_execution(stor
         # Removal: an execution's keys go with it (trigger), a pending one leaves the list.
         Execution.delete().where(Execution.execution_id.in_(["x-0010", "x-0061"])).execute()
         assert not [k for k in _io_keys() if k[0] == "x-0010"]
+        _counters_match()
         assert SortIndexer(60).index_once() == 1
         assert {p.execution_id for p in SortPending.select()} == {"x-0060", "x-0062"}
         # Executions younger than the lag wait for a later pass.
@@ -231,6 +234,12 @@ def test_filtered_sorts_before_and_after_the_filter_columns_are_filled(store, mo
     # reopened, which migrates it.
     for statement in sortindex.filter_indexes():
         database.execute_sql(f'DROP INDEX "{statement.split(chr(34))[1]}"')
+    sqlite = url.startswith("sqlite")
+    for op in ("insert", "delete", "update"):  # migration 0018's counters
+        database.execute_sql(f'DROP TRIGGER "sortkey_count_{op}"'
+                             + ("" if sqlite else ' ON "sortkey"'))
+    RowCount.delete().where(RowCount.kind.startswith("in:")
+                            | RowCount.kind.startswith("out:")).execute()
     for column in sortindex.FILTERS:
         database.execute_sql(f'ALTER TABLE "sortkey" DROP COLUMN "{column}"')
     before = migrations.MIGRATIONS.index(migrations._0017_sort_key_filters)
@@ -243,11 +252,24 @@ def test_filtered_sorts_before_and_after_the_filter_columns_are_filled(store, mo
     db.close()
 
 
+def _counters_match() -> None:
+    """The input/output keys' counters (store/counts.py) equal a count of the keys that
+    carry their filter columns, per key, pipeline, deployment and status."""
+    counted = {(r.kind, r.pipeline_name, r.deployment_name, r.name): r.count
+               for r in RowCount.select() if r.kind.startswith(("in:", "out:")) and r.count}
+    grouped = {}
+    for k in SortKey.select().where(SortKey.pipeline_name.is_null(False)):
+        group = (k.key, k.pipeline_name, k.deployment_name, k.status)
+        grouped[group] = grouped.get(group, 0) + 1
+    assert counted == grouped
+
+
 def _check_fill(url: str, env: Environment, written: dict, monkeypatch) -> None:
     fill = SortFill.get(SortFill.environment_id == env.id)
     assert (fill.until_execution_id, fill.execution_id) == (f"x-{COUNT - 1:04d}", None)
     assert not sortindex.filled(env.id)
     assert set(_filter_columns().values()) == {(None, None, None)}
+    _counters_match()
     # Keyed after the migration (with their columns), then a tail not indexed yet.
     _add(env, COUNT, 40)
     horizon = START + dt.timedelta(days=1)
@@ -262,6 +284,7 @@ def _check_fill(url: str, env: Environment, written: dict, monkeypatch) -> None:
     assert sortindex.fill_batch(env.id, batch=100) == 100
     assert SortFill.get(SortFill.environment_id == env.id).execution_id == "x-0099"
     _assert_same(env, expected)  # part filled
+    _counters_match()
     assert sortindex.fill_batch(env.id, batch=100) == 100
     # The indexer fills the rest (and passes the 15 ended and 10 running past its mark).
     assert SortIndexer(60).index_once() == 15 + 10 + COUNT - 200
@@ -271,6 +294,7 @@ def _check_fill(url: str, env: Environment, written: dict, monkeypatch) -> None:
     assert {k: v for k, v in _filter_columns().items() if k in written} == written
     assert not SortKey.select().where(SortKey.key.startswith("m:")
                                       & SortKey.pipeline_name.is_null(False)).exists()
+    _counters_match()
     _assert_same(env, expected)  # all filled: the keys' own columns, with the tail merged
     if url.startswith("sqlite"):
         keyed = comparison._keyed(env, comparison.Filters(pipeline="p-b"), "in:lr")

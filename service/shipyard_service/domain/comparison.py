@@ -6,6 +6,7 @@ the current filter. Works on SQLite and PostgreSQL; no Flask here."""
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import reduce
 
@@ -176,6 +177,10 @@ def _keyed_ids(environment: Environment, filters: Filters, key: str, descending:
     after that row instead; past the middle, an offset page is read from the other end
     (the last page costs a count of the key's rows, not a walk over all of them)."""
     keyed = _keyed(environment, filters, key)
+
+    def count() -> int:
+        return _valued_count(environment, filters, key, keyed)
+
     without = filtered(environment, filters).where(~fn.EXISTS(
         SortKey.select(SQL("1")).where((SortKey.execution_id == Execution.execution_id)
                                        & (SortKey.key == key))))
@@ -186,7 +191,7 @@ def _keyed_ids(environment: Environment, filters: Filters, key: str, descending:
     if after is None and offset > total // 2:
         # Backwards: those without a value (by date, reversed), then the valued ones in
         # the opposite order; the page is where the reversed sequence is at `back`.
-        missing = total - keyed.count() - len(tail)
+        missing = total - count() - len(tail)
         back = total - offset - limit
         rows = []
         if back < missing:
@@ -194,7 +199,7 @@ def _keyed_ids(environment: Environment, filters: Filters, key: str, descending:
                         .limit(limit).offset(back).tuples())
         if len(rows) < limit:
             valued, _ = _valued_at(keyed, key, not descending, tail, max(0, back - missing),
-                                   limit - len(rows))
+                                   limit - len(rows), count)
             rows += [row[:1] for row in valued]
         return [row[0] for row in reversed(rows)], None
     without = without.order_by(*(f.desc() if descending else f.asc() for f in dated))
@@ -205,7 +210,7 @@ def _keyed_ids(environment: Environment, filters: Filters, key: str, descending:
         page = _valued_rows(keyed, key, descending, tail, 0, limit, after)[:limit]
         skip = 0  # the page goes on with those without a value, from their first
     else:
-        page, skip = _valued_at(keyed, key, descending, tail, offset, limit)
+        page, skip = _valued_at(keyed, key, descending, tail, offset, limit, count)
     ids = [row[0] for row in page]
     last = Cursor.after_row("v", page[-1][0], page[-1][2], page[-1][1]) if page else None
     if len(ids) == limit:
@@ -214,8 +219,19 @@ def _keyed_ids(environment: Environment, filters: Filters, key: str, descending:
     return ids + [i for i, _ in more], (Cursor.after_row("n", *more[-1]) if more else last)
 
 
+def _valued_count(environment: Environment, filters: Filters, key: str,
+                  keyed: peewee.ModelSelect) -> int:
+    """How many of the filtered executions the index holds a value of `key` for: the
+    store's counter of an input/output key (store/counts.py) once every key carries its
+    filter columns, else a count of the `keyed` rows (an id search has no counter)."""
+    if (key.partition(":")[0] in sortindex.KINDS and not (filters.text or "").strip()
+            and sortindex.filled(environment.id)):
+        return counts.total(key, environment.id, _counted(filters))
+    return keyed.count()
+
+
 def _valued_at(keyed: peewee.ModelSelect, key: str, descending: bool, tail: list[str],
-               offset: int, limit: int) -> tuple[list[tuple], int]:
+               offset: int, limit: int, count: Callable[[], int]) -> tuple[list[tuple], int]:
     """The valued rows at `offset` (up to `limit`), and if they run out, how many of
     those without a value come before the page."""
     start = max(0, offset - len(tail))
@@ -234,7 +250,7 @@ def _valued_at(keyed: peewee.ModelSelect, key: str, descending: bool, tail: list
     if len(page) == limit:
         return page, 0
     # Past the keyed executions: how many there are, then the rest from their first.
-    holding = start + read if read or start == 0 else keyed.count()
+    holding = start + read if read or start == 0 else count()
     return page, max(0, offset - holding - len(tail))
 
 

@@ -233,6 +233,15 @@ def _0017_sort_key_filters(db: peewee.Database) -> None:
     sortindex.start_fill()
 
 
+def _0018_sort_key_counts(db: peewee.Database) -> None:
+    """Input/output sort keys counted per key, pipeline, deployment and status by triggers
+    (store/counts.py), so a filtered sort's last pages need no count of the key's rows;
+    the keys carrying their filter columns already are counted here (an index range)."""
+    from . import counts
+
+    counts.install_sort_keys(db)
+
+
 # Append migrations here; never edit one that has shipped.
 MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
                     _0003_list_metric_summary, _0004_pipeline_graphs,
@@ -242,7 +251,7 @@ MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
                     _0011_step_reuse_and_cache, _0012_row_counts,
                     _0013_sort_keys, _0014_sort_index,
                     _0015_double_precision, _0016_metric_days,
-                    _0017_sort_key_filters]
+                    _0017_sort_key_filters, _0018_sort_key_counts]
 
 
 def apply(db: peewee.Database) -> None:
