@@ -4,11 +4,15 @@ schedules), many threads (long-polls hold theirs)."""
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import signal
 import time
+import uuid
 
+from gunicorn import util
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.base import Worker
 from gunicorn.workers.gthread import ThreadWorker
 
 from . import stopwatch
@@ -35,9 +39,21 @@ class ShipyardWorker(ThreadWorker):
     worker SIGQUIT: two stop handlers, the second deadlocking on the thread pool's lock held
     by the first, then a SIGKILL without the hook. So the worker ignores SIGINT (the master
     is in charge) and runs its stop handler once. A stop also releases the long-polls at
-    once, instead of holding the stop for their whole hold."""
+    once, instead of holding the stop for their whole hold.
+
+    The quick stop's handler does not shut the thread pool down itself (gthread's does): it
+    runs in the main thread, which it may interrupt inside `tpool.submit`, holding the
+    pool's lock while a new pool thread starts (long under CPU load); taking that lock
+    again deadlocked the worker until the master's SIGKILL, without the hook (an idle
+    SIGINT stop took 10.4 s, reproduced with two CPU hogs). The interpreter's exit shuts
+    the pool down after the hook."""
 
     _stopping = False
+
+    def init_process(self) -> None:
+        # This worker process only: gunicorn's answers to requests it refuses itself.
+        util.write_error = _write_json_error
+        super().init_process()
 
     def init_signals(self) -> None:
         super().init_signals()
@@ -56,7 +72,7 @@ class ShipyardWorker(ThreadWorker):
         self._stopping = True
         stopwatch.stop_began()
         self._release_waiters()
-        super().handle_quit(sig, frame)
+        Worker.handle_quit(self, sig, frame)  # not ThreadWorker's: see the class's note
 
     def _release_waiters(self) -> None:
         services = getattr(getattr(self, "wsgi", None), "extensions", {}).get("shipyard")
@@ -64,6 +80,17 @@ class ShipyardWorker(ThreadWorker):
             # Waiters on a resident call see `stopping` within half a second.
             services.stopping.set()
             services.events.close()
+
+
+def _write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's answer to a request it refuses before the app sees it (a request line
+    over 4094 bytes: 414, headers too large, malformed HTTP: 400), in the API's documented
+    error shape instead of gunicorn's HTML page."""
+    body = json.dumps({"message": mesg or reason, "name": reason.replace(" ", ""),
+                       "request_id": uuid.uuid4().hex, "additional_data": None}).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    util.write_nonblock(sock, head.encode("latin1") + body)
 
 
 class ShipyardServer(BaseApplication):

@@ -29,6 +29,26 @@ def test_405_answers_carry_allow(server, api):
     assert {"GET", "POST"} <= set(r.headers["Allow"].replace(" ", "").split(","))
 
 
+def test_requests_gunicorn_refuses_itself_get_the_documented_error_shape(server, api):
+    """Found by the fuzz (seeded, seed 44): a request line over gunicorn's 4094 bytes was
+    answered with gunicorn's HTML page (text/html), not the documented JSON error."""
+    r = api.request("GET", "/pipelines", params={"q": "x" * 5000})
+    body = assert_error(r, 414, "URITooLong")
+    assert r.headers["Content-Type"] == "application/json" and "4094" in body["message"]
+    r = requests.get(server.url + "/healthz", headers={"X-Big": "y" * 9000}, timeout=10)
+    assert 400 <= r.status_code < 500 and r.headers["Content-Type"] == "application/json"
+    assert_error(r, r.status_code)
+    # Malformed HTTP, from a raw socket.
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.putrequest("GET", "/healthz")
+    conn.putheader("Bad Header", "x")
+    conn.endheaders()
+    r = conn.getresponse()
+    assert r.status == 400 and r.getheader("Content-Type") == "application/json"
+    assert set(json.loads(r.read())) == {"message", "name", "request_id", "additional_data"}
+    conn.close()
+
+
 def test_path_max_symlink_chain_archive_is_a_clear_400(server, api):
     """The CVE-2025-4517 archive (tests/archives.py) aimed at the data folder: refused
     before anything is stored, nothing written anywhere."""

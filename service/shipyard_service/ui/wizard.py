@@ -5,8 +5,9 @@ contract §6.5.1 that `deployments.create_deployment` takes. No Flask here."""
 from __future__ import annotations
 
 import datetime as dt
-import json
+import math
 
+from .. import jsontext
 from ..domain.deployments import MODES, RULES
 from ..domain.mappings import ALLOWED, allowed_for_type
 from ..domain.names import check_resource_name
@@ -83,13 +84,15 @@ def typed_value(raw: str, data_type: str, name: str):
             return raw
         if data_type == "number":
             number = float(raw)
+            if not math.isfinite(number):  # "nan", "inf": JSON cannot carry them
+                raise ValueError(raw)
             return int(number) if number.is_integer() and "." not in raw and "e" not in raw.lower() \
                 else number
         if data_type == "boolean":
             if raw.strip().lower() not in ("true", "false"):
                 raise ValueError(raw)
             return raw.strip().lower() == "true"
-        return json.loads(raw)
+        return jsontext.loads(raw)
     except ValueError as exc:
         raise BadRequest(f"The value of '{name}' must be a {data_type}"
                          + (" (JSON text)" if data_type in ("json", "array") else ""),
