@@ -49,6 +49,12 @@ def _sqlite_triggers(table: str) -> list[str]:
     return triggers
 
 
+def trigger_function(name: str, body: str) -> str:
+    """A PostgreSQL trigger function running `body` (statements ending with ';')."""
+    return (f'CREATE OR REPLACE FUNCTION "{name}"() RETURNS trigger LANGUAGE plpgsql AS $$\n'
+            f"BEGIN\n  {body}\n  RETURN NULL;\nEND $$")
+
+
 def _postgres_triggers(table: str) -> list[str]:
     column = COUNTED[table]
     grouped = (f"SELECT environment_id, TG_TABLE_NAME, COALESCE(pipeline_name, ''), "
@@ -56,19 +62,13 @@ def _postgres_triggers(table: str) -> list[str]:
                "GROUP BY 1, 2, 3, 4, 5")
     add = (f'INSERT INTO "rowcount" AS c ({_KEY}, count) {{rows}} '
            f'ON CONFLICT ({_KEY}) DO UPDATE SET count = c.count + EXCLUDED.count;')
-    statement = f"""
-CREATE OR REPLACE FUNCTION "{table}_count_{{op}}"() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  {{body}}
-  RETURN NULL;
-END $$"""
     both = {"insert": add.format(rows=grouped.format(sign="", rows="new_rows")),
             "delete": add.format(rows=grouped.format(sign="-", rows="old_rows"))}
     result = []
     for op, body in both.items():
         rows = "NEW TABLE AS new_rows" if op == "insert" else "OLD TABLE AS old_rows"
         result += [
-            statement.format(op=op, body=body),
+            trigger_function(f"{table}_count_{op}", body),
             f'DROP TRIGGER IF EXISTS "{table}_count_{op}" ON "{table}"',
             # Per statement, over its rows: a bulk write updates each counter once.
             f'CREATE TRIGGER "{table}_count_{op}" AFTER {op.upper()} ON "{table}" '
@@ -84,7 +84,7 @@ END $$"""
         body = (one.format(key=_KEY, row="OLD", step=-1) + " "
                 + one.format(key=_KEY, row="NEW", step=1))
         result += [
-            statement.format(op="update", body=body),
+            trigger_function(f"{table}_count_update", body),
             f'DROP TRIGGER IF EXISTS "{table}_count_update" ON "{table}"',
             f'CREATE TRIGGER "{table}_count_update" AFTER UPDATE OF {column} ON "{table}" '
             f"FOR EACH ROW WHEN (OLD.{column} IS DISTINCT FROM NEW.{column}) "

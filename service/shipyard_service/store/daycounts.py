@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import peewee
 
+from .counts import trigger_function
+
 TABLES = ("metric", "listmetric")
 _KEY = "environment_id, kind, pipeline_name, deployment_name, name, day"
 # The day of a `created_at`, in the order of created_at: SQLite stores it as ISO text.
@@ -52,12 +54,6 @@ def _postgres_triggers(table: str) -> list[str]:
            f'ON CONFLICT ({_KEY}) DO UPDATE SET count = c.count + EXCLUDED.count;')
     grouped = (f"SELECT {_key_of(table, 'r', 'postgres')}, {{sign}} COUNT(*) "
                "FROM {rows} r GROUP BY 1, 2, 3, 4, 5, 6")
-    function = f"""
-CREATE OR REPLACE FUNCTION "{table}_day_{{op}}"() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  {{body}}
-  RETURN NULL;
-END $$"""
     one = add.format(rows="VALUES ({key}, {step})")
     bodies = {
         "insert": add.format(rows=grouped.format(sign="", rows="new_rows")),
@@ -67,7 +63,7 @@ END $$"""
     }
     result = []
     for op, body in bodies.items():
-        result += [function.format(op=op, body=body),
+        result += [trigger_function(f"{table}_day_{op}", body),
                    f'DROP TRIGGER IF EXISTS "{table}_day_{op}" ON "{table}"']
     for op, rows in (("insert", "NEW TABLE AS new_rows"), ("delete", "OLD TABLE AS old_rows")):
         # Per statement, over its rows: a bulk write updates each day once.
