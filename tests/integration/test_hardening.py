@@ -49,6 +49,23 @@ def test_requests_gunicorn_refuses_itself_get_the_documented_error_shape(server,
     conn.close()
 
 
+def test_form_field_names_the_fuzz_found_are_400s(api):
+    """Found by the seeded fuzz (seed 55), each a 500: a form key "¹" (str.isdigit is true,
+    int() fails) and a multipart part whose name cannot be read (werkzeug gives None)."""
+    for kind in ("steps", "pipelines"):
+        r = api.request("POST", f"/{kind}", data="%C2%B9=.exe",
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert_error(r, 400)
+        r = api.request("POST", f"/{kind}", data={"x[¹]": "a", "x[0]": "b", "step_name": "s"})
+        assert_error(r, 400)
+        # (The fuzz's name ended in a backslash escaping its closing quote.)
+        nameless = b"--XX\r\nContent-Disposition: form-data\r\n\r\nvalue\r\n--XX--\r\n"
+        r = api.request("POST", f"/{kind}", data=nameless,
+                        headers={"Content-Type": "multipart/form-data; boundary=XX"})
+        body = assert_error(r, 400, "BadRequest")
+        assert "no name" in body["message"], body
+
+
 def test_path_max_symlink_chain_archive_is_a_clear_400(server, api):
     """The CVE-2025-4517 archive (tests/archives.py) aimed at the data folder: refused
     before anything is stored, nothing written anywhere."""

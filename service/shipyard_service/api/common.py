@@ -10,7 +10,7 @@ from flask import current_app, g, jsonify, request
 from ..domain import access, projects
 from ..domain.access import Role
 from ..domain.auth import Principal
-from ..errors import Forbidden, Unauthorized
+from ..errors import BadRequest, Forbidden, Unauthorized
 from ..services import Services
 from .smorest import BEARER, ApiBlueprint
 
@@ -109,11 +109,18 @@ def ok(payload: Any = None, status: int = 200):
 _SEGMENT = re.compile(r"\[([^\[\]]*)\]")
 
 
+def part_name(name: str | None) -> str:
+    """A form part's name: werkzeug gives None for a part without one it can read."""
+    if not isinstance(name, str):
+        raise BadRequest("A part of the form has no name, or one that cannot be read")
+    return name
+
+
 def unflatten(fields: dict[str, str]) -> dict:
     """Decode bracketed form fields (`a[b][0]=x`) into nested dicts and lists (contract §3.2)."""
     root: dict = {}
     for key, value in fields.items():
-        head, _, rest = key.partition("[")
+        head, _, rest = part_name(key).partition("[")
         parts = [head] + (_SEGMENT.findall("[" + rest) if rest else [])
         node = root
         for part in parts[:-1]:
@@ -131,7 +138,8 @@ def _listify(node: Any) -> Any:
         return node
     converted = {k: _listify(v) for k, v in node.items()}
     keys = list(converted)
-    if keys and all(k.isdigit() for k in keys) and sorted(int(k) for k in keys) == list(
+    # ASCII digits only: "¹".isdigit() is true, and int("¹") fails.
+    if keys and all(k.isascii() and k.isdigit() for k in keys) and sorted(int(k) for k in keys) == list(
         range(len(keys))
     ):
         return [converted[str(i)] for i in range(len(keys))]

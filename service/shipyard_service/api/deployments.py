@@ -9,7 +9,7 @@ from ..domain import deployments
 from ..domain.executions import UploadedFile
 from ..request_limits import streamed_upload
 from ..store.models import Deployment
-from .common import env_blueprint, forbid_in_execution, may_see_secrets, ok, services
+from .common import env_blueprint, forbid_in_execution, may_see_secrets, ok, part_name, services
 from .schemas import LogsQuery
 from .schemas.deployments import (
     ENDPOINT_INPUTS,
@@ -147,12 +147,13 @@ def endpoint_inputs() -> tuple[dict, dict]:
     # The content type first: reading request.files/form builds form parsers for nothing.
     if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
         given = {}
-        for key, raw in request.form.items():
+        for key, raw in ((part_name(k), v) for k, v in request.form.items()):
             try:
                 given[key] = jsontext.loads(raw)
             except ValueError:  # text, or "NaN": the input's type check answers it
                 given[key] = raw
-        files = {name: UploadedFile(f.stream, f.filename) for name, f in request.files.items()}
+        files = {part_name(name): UploadedFile(f.stream, f.filename)
+                 for name, f in request.files.items()}
         return given, files
     if not request.get_data():
         return {}, {}

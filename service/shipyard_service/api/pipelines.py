@@ -7,7 +7,7 @@ from flask import g, request
 from ..domain import executions, pipelines
 from ..domain.executions import UploadedFile
 from ..request_limits import streamed_upload
-from .common import env_blueprint, forbid_in_execution, ok, services
+from .common import env_blueprint, forbid_in_execution, ok, part_name, services
 from .schemas import LogsQuery
 from .schemas.executions import ExecutionCreated, ExecutionSummary, LatestExecution, RunBody
 from .schemas.steps import (
@@ -115,7 +115,8 @@ def latest_execution(pipeline_name: str):
 def run_pipeline(body: dict, pipeline_name: str):
     pipeline = pipelines.get_pipeline(g.environment, pipeline_name)
     json_inputs = body.get("json_inputs", body.get("inputs"))
-    files = {name: UploadedFile(f.stream, f.filename) for name, f in request.files.items()}
+    files = {part_name(name): UploadedFile(f.stream, f.filename)
+             for name, f in request.files.items()}
     execution = executions.run_pipeline(services(), g.environment, g.principal.user_id, pipeline,
                                         {} if json_inputs is None else json_inputs, files,
                                         body.get("inputs_mapping"), body.get("outputs_mapping"),
