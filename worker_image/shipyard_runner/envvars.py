@@ -11,6 +11,14 @@ With one execution at a time (the default) this is exact: each execution sees it
 variables and nothing leaks into the next one. With parallel executions, a variable that
 two running executions set differently holds the value of the one that started last.
 The execution id itself is always right through the ``ContextVar`` (see context.py).
+
+When the last running execution ends, its variables other than its own id and token are
+left in place until the next one starts, which keeps those it sets to the same value and
+puts the others back first: a resident runner's calls each set the deployment's variables
+(the same values, call after call), and unsetting then setting each of them again cost
+some 4 us per variable per call. Code running outside any execution (a thread a step module
+started at import) sees them between two calls, but never an ended execution's id or token
+(the SDKs' fallback for an execution id, API_CONTRACT.md §8.2).
 """
 
 from __future__ import annotations
@@ -21,6 +29,12 @@ import threading
 _lock = threading.Lock()
 _stacks: dict = {}  # name -> [(owner, value), ...] in start order
 _base: dict = {}  # name -> value before the first push (None: was unset)
+_left: set = set()  # names whose value the last execution left (none is running)
+_running = 0  # executions between their push and their pop
+# Each execution's own: put back as soon as it ends.
+_PER_EXECUTION = frozenset({"SHIPYARD_EXECUTION_ID", "CRAFT_AI_EXECUTION_ID",
+                            "SHIPYARD_EXECUTION_TOKEN", "SHIPYARD_SDK_TOKEN",
+                            "CRAFT_AI_SDK_TOKEN"})
 
 
 def control_url(api_url: str) -> str:
@@ -55,11 +69,28 @@ def execution_env(execution_id: str, token: str | None, api_url: str | None,
     return env
 
 
+def _restore(name: str) -> None:
+    before = _base.pop(name)
+    if before is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = before
+
+
 def push(owner: object, env: dict) -> None:
+    global _running
     with _lock:
+        _running += 1
         for name, value in env.items():
             stack = _stacks.get(name)
             if stack is None:
+                if name in _left:  # left by the last execution, its base still in _base
+                    _left.discard(name)
+                    # Compared with the process's value: step code may have changed it.
+                    if os.environ.get(name) != value:
+                        os.environ[name] = value
+                    _stacks[name] = [(owner, value)]
+                    continue
                 before = os.environ.get(name)
                 if before == value:
                     # Already what the process has (URLs set at start, for instance): no
@@ -70,10 +101,15 @@ def push(owner: object, env: dict) -> None:
                 _base[name] = before
             stack.append((owner, value))
             os.environ[name] = value
+        for name in _left:  # left by the last execution, not set by this one
+            _restore(name)
+        _left.clear()
 
 
 def pop(owner: object) -> None:
+    global _running
     with _lock:
+        _running -= 1
         for name in list(_stacks):
             stack = [entry for entry in _stacks[name] if entry[0] is not owner]
             if stack:
@@ -81,11 +117,10 @@ def pop(owner: object) -> None:
                 os.environ[name] = stack[-1][1]
                 continue
             del _stacks[name]
-            before = _base.pop(name)
-            if before is None:
-                os.environ.pop(name, None)
+            if _running == 0 and name not in _PER_EXECUTION:
+                _left.add(name)  # put back (or kept) by the next push
             else:
-                os.environ[name] = before
+                _restore(name)
 
 
 class applied:
