@@ -257,13 +257,11 @@ def _page(kind: str, environment: Environment, filters: dict, page: int, per_pag
     model = Metric if kind == "single" else ListMetric
     table = model._meta.table_name
     where = _where(model, environment, filters)
-    offset = (page - 1) * per_page
+    offset = skip = (page - 1) * per_page
     if filters.get("execution_id"):  # a few rows, on the (execution_id, name) index
         total = model.select(fn.COUNT(SQL("*"))).where(where).scalar()
-        skip = offset
     else:  # the store's counters: a sum of a few rows, not a count of millions
         total = counts.total(table, environment.id, filters)
-        skip = offset
         if offset:
             # The day counts and the rows are read by this one statement: one snapshot.
             (day, day_params), (within, within_params) = daycounts.page_start(
