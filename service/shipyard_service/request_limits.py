@@ -1,5 +1,5 @@
-"""Limits every request meets before its handler runs: body size (except the streamed
-uploads) and JSON nesting. Without them an unauthenticated caller could make the server
+"""Limits every request meets before its handler runs: no NUL in its URL, body size (except
+the streamed uploads) and JSON nesting. Without them an unauthenticated caller could make the server
 read a body of any size, and deeply nested JSON ended in a RecursionError (a 500)."""
 
 from __future__ import annotations
@@ -55,6 +55,9 @@ def nesting_error(limit: int) -> BadRequest:
 def install(app: Flask, settings: Settings) -> None:
     @app.before_request
     def _limit_request() -> None:
+        if "\x00" in request.path or b"%00" in request.query_string:
+            # PostgreSQL refuses NUL in text (a 500 wherever a name or filter reached it).
+            raise BadRequest("NUL characters (%00) are not allowed in URLs", {"field": "url"})
         view = app.view_functions.get(request.endpoint or "")
         if getattr(view, "raw_upload", False):
             return  # the view checks who sends it before reading a byte

@@ -1,4 +1,6 @@
-"""Numbers JSON cannot carry (NaN, ±Infinity, 1e309), integers past 64 bits and list sums
+"""Hostile values on SQLite and PostgreSQL, through a real server.
+
+Numbers JSON cannot carry (NaN, ±Infinity, 1e309), integers past 64 bits and list sums
 past the double range, sent to a real server on SQLite and on PostgreSQL: through plain HTTP
 (pipeline runs as JSON and as form fields, endpoint calls, the metric routes) and through our
 SDK from inside a step.
@@ -189,3 +191,24 @@ def test_numbers_json_cannot_carry(database_url, tmp_path):
             page = comparison.page_of(env, comparison.Filters(), sort, False, 1, 25, aggregation)
             assert held in [x.execution_id for x in page.executions], sort
     db.close()
+
+
+def test_nul_in_urls_is_a_400(database_url, tmp_path):
+    """Found by the fuzz on PostgreSQL (seed 77): a NUL (%00) in a query filter reached
+    PostgreSQL, which refuses NUL in text (psycopg2's ValueError: a 500). SQLite read it."""
+    server = ServerProcess(tmp_path / "data", env={"SHIPYARD_DATABASE_URL": database_url}).start()
+    try:
+        api = Api(server)
+        for path in ("/metrics/list-values?filters[name]=a%00b",
+                     "/metrics/single-value?filters[pipeline_name]=%00",
+                     "/pipelines/a%00b", "/steps/a%00b", "/deployments/a%00b",
+                     "/executions/a%00b/logs"):
+            body = assert_error(api.request("GET", path), 400, "BadRequest")
+            assert "NUL" in body["message"], (path, body)
+        assert api.request("GET", "/metrics/list-values?filters[name]=ab").status_code == 200
+        # In a JSON body, a NUL is escaped text (\u0000) and names are checked: still no 500.
+        r = api.request("POST", "/steps", json={"step_name": "a\x00b", "function_path": "m.py",
+                                                "function_name": "run"})
+        assert 400 <= r.status_code < 500, r.text
+    finally:
+        server.stop()
