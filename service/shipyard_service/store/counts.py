@@ -182,8 +182,7 @@ def _sort_key_triggers(sqlite: bool) -> list[str]:
                               f'"sortkey" WHEN {when} BEGIN {body} END')
             continue
         statements += [
-            f'CREATE OR REPLACE FUNCTION "{name}"() RETURNS trigger LANGUAGE plpgsql AS $$\n'
-            f"BEGIN\n  {body}\n  RETURN NULL;\nEND $$",
+            trigger_function(name, body),
             f'DROP TRIGGER IF EXISTS "{name}" ON "sortkey"',
             f'CREATE TRIGGER "{name}" AFTER {events[op]} ON "sortkey" FOR EACH ROW '
             f'WHEN ({whens[op]}) EXECUTE FUNCTION "{name}"()']
