@@ -38,14 +38,18 @@ def _sqlite_triggers(table: str) -> list[str]:
                 f"({_key_of(table, row, 'sqlite')}, {step}) "
                 f"ON CONFLICT ({_KEY}) DO UPDATE SET count = count + {step};")
 
+    def take(row: str) -> str:  # a day left with no row goes: retention empties old days
+        return (f"{add(row, '-1')} DELETE FROM \"metricday\" WHERE ({_KEY}) = "
+                f"({_key_of(table, row, 'sqlite')}) AND count = 0;")
+
     moved = "substr(OLD.created_at, 1, 10) IS NOT substr(NEW.created_at, 1, 10)"
     return [
-        f'CREATE TRIGGER IF NOT EXISTS "{table}_day_insert" AFTER INSERT ON "{table}" '
+        *(f'DROP TRIGGER IF EXISTS "{table}_day_{op}"' for op in ("insert", "delete", "update")),
+        f'CREATE TRIGGER "{table}_day_insert" AFTER INSERT ON "{table}" '
         f'BEGIN {add("NEW", "1")} END',
-        f'CREATE TRIGGER IF NOT EXISTS "{table}_day_delete" AFTER DELETE ON "{table}" '
-        f'BEGIN {add("OLD", "-1")} END',
-        f'CREATE TRIGGER IF NOT EXISTS "{table}_day_update" AFTER UPDATE OF created_at '
-        f'ON "{table}" WHEN {moved} BEGIN {add("OLD", "-1")} {add("NEW", "1")} END',
+        f'CREATE TRIGGER "{table}_day_delete" AFTER DELETE ON "{table}" BEGIN {take("OLD")} END',
+        f'CREATE TRIGGER "{table}_day_update" AFTER UPDATE OF created_at '
+        f'ON "{table}" WHEN {moved} BEGIN {take("OLD")} {add("NEW", "1")} END',
     ]
 
 
@@ -55,10 +59,18 @@ def _postgres_triggers(table: str) -> list[str]:
     grouped = (f"SELECT {_key_of(table, 'r', 'postgres')}, {{sign}} COUNT(*) "
                "FROM {rows} r GROUP BY 1, 2, 3, 4, 5, 6")
     one = add.format(rows="VALUES ({key}, {step})")
+    # A day left with no row goes (retention empties old days). A write of that day
+    # waiting on the row's lock then inserts it again, or finds it counted again and keeps it.
+    emptied = (f'DELETE FROM "metricday" m USING (SELECT DISTINCT '
+               f"{_key_of(table, 'r', 'postgres')} FROM old_rows r) AS k ({_KEY}) "
+               f"WHERE ({', '.join('m.' + c for c in _KEY.split(', '))}) = "
+               f"({', '.join('k.' + c for c in _KEY.split(', '))}) AND m.count = 0;")
+    old = _key_of(table, "OLD", "postgres")
     bodies = {
         "insert": add.format(rows=grouped.format(sign="", rows="new_rows")),
-        "delete": add.format(rows=grouped.format(sign="-", rows="old_rows")),
-        "update": (one.format(key=_key_of(table, "OLD", "postgres"), step=-1) + " "
+        "delete": add.format(rows=grouped.format(sign="-", rows="old_rows")) + " " + emptied,
+        "update": (one.format(key=old, step=-1) + " "
+                   f'DELETE FROM "metricday" WHERE ({_KEY}) = ({old}) AND count = 0; '
                    + one.format(key=_key_of(table, "NEW", "postgres"), step=1)),
     }
     result = []
@@ -75,6 +87,16 @@ def _postgres_triggers(table: str) -> list[str]:
                   "FOR EACH ROW WHEN (OLD.created_at::date IS DISTINCT FROM "
                   f'NEW.created_at::date) EXECUTE FUNCTION "{table}_day_update"()')
     return result
+
+
+def install_triggers(db: peewee.Database) -> None:
+    """(Re)make the triggers; days already at zero go (migration 0019: the first triggers
+    kept them)."""
+    sqlite = isinstance(db, peewee.SqliteDatabase)
+    for table in TABLES:
+        for statement in (_sqlite_triggers(table) if sqlite else _postgres_triggers(table)):
+            db.execute_sql(statement)
+    db.execute_sql('DELETE FROM "metricday" WHERE count = 0')
 
 
 def install(db: peewee.Database) -> None:
@@ -94,9 +116,8 @@ def install(db: peewee.Database) -> None:
         db.execute_sql(f'CREATE INDEX IF NOT EXISTS "metricday_{column}" ON "metricday" '
                        f'("environment_id", "kind", "{column}", "day")')
     db.execute_sql('DELETE FROM "metricday"')
+    install_triggers(db)
     for table in TABLES:
-        for statement in (_sqlite_triggers(table) if sqlite else _postgres_triggers(table)):
-            db.execute_sql(statement)
         db.execute_sql(f'INSERT INTO "metricday" ({_KEY}, count) SELECT '
                        f'{_key_of(table, "m", engine)}, COUNT(*) FROM "{table}" m '
                        "GROUP BY 1, 2, 3, 4, 5, 6")

@@ -242,6 +242,15 @@ def _0018_sort_key_counts(db: peewee.Database) -> None:
     counts.install_sort_keys(db)
 
 
+def _0019_metric_days_pruned(db: peewee.Database) -> None:
+    """The metric day counters' triggers remove a day left with no row (retention empties
+    old days: a page's walk over its filter's days then stays as long as the days kept),
+    and the days already at zero go."""
+    from . import daycounts
+
+    daycounts.install_triggers(db)
+
+
 # Append migrations here; never edit one that has shipped.
 MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
                     _0003_list_metric_summary, _0004_pipeline_graphs,
@@ -251,7 +260,8 @@ MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
                     _0011_step_reuse_and_cache, _0012_row_counts,
                     _0013_sort_keys, _0014_sort_index,
                     _0015_double_precision, _0016_metric_days,
-                    _0017_sort_key_filters, _0018_sort_key_counts]
+                    _0017_sort_key_filters, _0018_sort_key_counts,
+                    _0019_metric_days_pruned]
 
 
 def apply(db: peewee.Database) -> None:
