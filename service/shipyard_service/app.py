@@ -256,5 +256,10 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
+        if isinstance(exc, ValueError) and "NUL (0x00)" in str(exc):
+            # psycopg2 refuses text holding a NUL before sending it: a request carried it
+            # where the JSON check does not look (a form field). SQLite keeps them.
+            return _error_body(400, "BadRequest", "NUL characters are not allowed in text "
+                               "(the store cannot keep them)")
         log.exception("unhandled error on %s %s", request.method, request.path)
         return _error_body(500, "InternalError", "Internal server error")

@@ -47,6 +47,23 @@ def too_deep(value: Any, limit: int) -> bool:
     return False
 
 
+def _holds_nul(value: Any) -> bool:
+    """Whether a string of the JSON value (a key or a value) holds a NUL character:
+    PostgreSQL refuses them in text (a 500 where one reached a name or an id)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
 def nesting_error(limit: int) -> BadRequest:
     return BadRequest(f"The request's JSON nests more than {limit} levels deep",
                       {"max_depth": limit})
@@ -85,3 +102,7 @@ def install(app: Flask, settings: Settings) -> None:
                 return
             if too_deep(value, settings.max_json_depth):
                 raise nesting_error(settings.max_json_depth)
+            # A NUL can only be written \u0000 in JSON: the byte search spares the walk.
+            if b"\\u0000" in request.get_data(cache=True) and _holds_nul(value):
+                raise BadRequest("NUL characters (\\u0000) are not allowed in the request's "
+                                 "text (the store cannot keep them)", {"field": "body"})

@@ -12,6 +12,7 @@ was stored as an infinite mean on SQLite and a 500 on PostgreSQL."""
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 
@@ -193,9 +194,10 @@ def test_numbers_json_cannot_carry(database_url, tmp_path):
     db.close()
 
 
-def test_nul_in_urls_is_a_400(database_url, tmp_path):
-    """Found by the fuzz on PostgreSQL (seed 77): a NUL (%00) in a query filter reached
-    PostgreSQL, which refuses NUL in text (psycopg2's ValueError: a 500). SQLite read it."""
+def test_nul_in_urls_and_bodies_is_a_400(database_url, tmp_path):
+    """Found by the fuzz on PostgreSQL (seeds 77, 99): a NUL (%00) in a query filter or a
+    JSON body reached PostgreSQL, which refuses NUL in text (psycopg2's ValueError: a 500).
+    SQLite read it."""
     server = ServerProcess(tmp_path / "data", env={"SHIPYARD_DATABASE_URL": database_url}).start()
     try:
         api = Api(server)
@@ -206,9 +208,20 @@ def test_nul_in_urls_is_a_400(database_url, tmp_path):
             body = assert_error(api.request("GET", path), 400, "BadRequest")
             assert "NUL" in body["message"], (path, body)
         assert api.request("GET", "/metrics/list-values?filters[name]=ab").status_code == 200
-        # In a JSON body, a NUL is escaped text (\u0000) and names are checked: still no 500.
-        r = api.request("POST", "/steps", json={"step_name": "a\x00b", "function_path": "m.py",
-                                                "function_name": "run"})
-        assert 400 <= r.status_code < 500, r.text
+        # In a JSON body (seed 99: an execution id holding one, a 500 on PostgreSQL).
+        for path, method, body in (
+                ("/metrics/single-value/m", "PUT", {"value": 1, "execution_id": "a\x00b"}),
+                ("/steps", "POST", {"step_name": "a\x00b", "function_path": "m.py",
+                                    "function_name": "run"}),
+                ("/pipelines/x/run", "POST", {"inputs": {"k\x00": 1}})):
+            body = assert_error(api.request(method, path, json=body), 400, "BadRequest")
+            assert "NUL" in body["message"], body
+        # A form field: the web UI's sign-in (its e-mail looked up as typed).
+        ui = requests.Session()
+        page = ui.get(server.url + "/ui/login", timeout=10).text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        r = ui.post(server.url + "/ui/login", timeout=10, allow_redirects=False,
+                    data={"csrf_token": csrf, "email": "a\x00b@x.y", "password": "p", "next": ""})
+        assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
     finally:
         server.stop()
