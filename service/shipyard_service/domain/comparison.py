@@ -170,12 +170,13 @@ def _keyed_ids(environment: Environment, filters: Filters, key: str, descending:
     """A page of the filtered executions sorted by a stored key, and the cursor of the
     next: those holding a value in the key's order (ties by date in the same direction),
     then those without one (by date in the same direction). The index scan stops at the
-    page; the filters are checked on each execution it meets. `tail`: executions holding
+    page; the filters are read from an input/output key's own columns (`_keyed`), or
+    checked on each execution it meets. `tail`: executions holding
     a value the index does not have yet (read from their JSON), merged in: the index is
     read from `len(tail)` rows before the offset, so that however the tail interleaves,
     every row of the page is among what was read. With `after`, the page starts right
     after that row instead; past the middle, an offset page is read from the other end
-    (the last page costs a count of the key's rows, not a walk over all of them)."""
+    (the last page costs the key's counter, `_valued_count`, not a walk over its rows)."""
     keyed = _keyed(environment, filters, key)
 
     def count() -> int:
