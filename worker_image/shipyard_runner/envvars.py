@@ -26,6 +26,8 @@ from __future__ import annotations
 import os
 import threading
 
+from . import cenv
+
 _lock = threading.Lock()
 _stacks: dict = {}  # name -> [(owner, value), ...] in start order
 _base: dict = {}  # name -> value before the first push (None: was unset)
@@ -69,12 +71,19 @@ def execution_env(execution_id: str, token: str | None, api_url: str | None,
     return env
 
 
+def _set(name: str, value: str) -> None:
+    if name in _PER_EXECUTION:  # a new value at every call: see cenv.py
+        cenv.put(name, value)
+    else:
+        os.environ[name] = value
+
+
 def _restore(name: str) -> None:
     before = _base.pop(name)
     if before is None:
         os.environ.pop(name, None)
     else:
-        os.environ[name] = before
+        _set(name, before)
 
 
 def push(owner: object, env: dict) -> None:
@@ -88,7 +97,7 @@ def push(owner: object, env: dict) -> None:
                     _left.discard(name)
                     # Compared with the process's value: step code may have changed it.
                     if os.environ.get(name) != value:
-                        os.environ[name] = value
+                        _set(name, value)
                     _stacks[name] = [(owner, value)]
                     continue
                 before = os.environ.get(name)
@@ -100,7 +109,7 @@ def push(owner: object, env: dict) -> None:
                 stack = _stacks[name] = []
                 _base[name] = before
             stack.append((owner, value))
-            os.environ[name] = value
+            _set(name, value)
         for name in _left:  # left by the last execution, not set by this one
             _restore(name)
         _left.clear()
@@ -114,7 +123,7 @@ def pop(owner: object) -> None:
             stack = [entry for entry in _stacks[name] if entry[0] is not owner]
             if stack:
                 _stacks[name] = stack
-                os.environ[name] = stack[-1][1]
+                _set(name, stack[-1][1])
                 continue
             del _stacks[name]
             if _running == 0 and name not in _PER_EXECUTION:
