@@ -377,3 +377,57 @@ def test_a_plain_http_call_that_reaches_the_api_during_the_call(api, sdk):
             ("x", x)]
         [logs] = api.request("POST", f"/executions/{execution_id}/logs", json={}).json()
         assert [line["message"] for line in logs] == [f"recorded {x}"]
+
+
+ENV_SEER = '''
+import os, subprocess
+NAMES = ("SHIPYARD_EXECUTION_ID", "CRAFT_AI_EXECUTION_ID", "SHIPYARD_SDK_TOKEN")
+
+def my_fct(spawn):
+    shell = subprocess.run(["sh", "-c", 'printf "%s %s %s" "$SHIPYARD_EXECUTION_ID" '
+                            '"$CRAFT_AI_EXECUTION_ID" "$SHIPYARD_SDK_TOKEN"'],
+                           capture_output=True, text=True, check=True).stdout if spawn else ""
+    return {"python": " ".join(os.environ.get(n, "") for n in NAMES), "shell": shell}
+'''
+
+
+def test_each_call_s_id_and_token_reach_subprocesses_and_are_not_kept(api, sdk, server):
+    """A resident runner gives each call its own execution id and token, seen by os.environ
+    and by a subprocess the step starts (the C environment), without the runner keeping
+    memory for each (glibc's setenv() would keep every value: ~550 B per call)."""
+    create_step_http(api, "envseer", {"seer.py": ENV_SEER}, kind="pipelines",
+                     function_path="seer.py", function_name="my_fct",
+                     fields={"inputs[0][name]": "spawn", "inputs[0][data_type]": "boolean",
+                             "outputs[0][name]": "python", "outputs[0][data_type]": "string",
+                             "outputs[1][name]": "shell", "outputs[1][data_type]": "string"})
+    r = api.request("POST", "/endpoints", json={"pipeline_name": "envseer", "name": "seer-ll",
+                                                "mode": "low_latency"})
+    assert r.status_code == 201, r.text
+    headers = {"Authorization": f"EndpointToken {r.json()['endpoint_token']}"}
+    _wait_up(sdk, "seer-ll")
+    session = requests.Session()
+
+    def call(spawn: bool = True) -> tuple[str, dict]:
+        answer = session.post(f"{api.env_url}/endpoints/seer-ll", json={"spawn": spawn},
+                              timeout=30, headers=headers)
+        assert answer.status_code == 200, answer.text
+        return answer.headers["Craft-Ai-Execution-Id"], answer.json()["outputs"]
+
+    tokens = set()
+    for _ in range(3):
+        execution_id, outputs = call()
+        assert outputs["python"] == outputs["shell"]
+        seen_id, seen_id_too, token = outputs["shell"].split(" ")
+        assert seen_id == seen_id_too == execution_id and token
+        tokens.add(token)
+    assert len(tokens) == 3
+    [pid] = _runner_pids("seer-ll-", server.data_dir)
+    runner = psutil.Process(pid)
+    # Measured without a subprocess per call: the runner's own memory, not fork's.
+    for _ in range(200):
+        call(spawn=False)
+    before = runner.memory_info().rss
+    for _ in range(2_000):
+        call(spawn=False)
+    per_call = (runner.memory_info().rss - before) / 2_000
+    assert per_call < 250, "the resident runner kept %.0f B per call" % per_call
