@@ -10,7 +10,7 @@ Here each such variable owns two fixed C buffers instead. A new value is written
 one not in ``environ`` and that one is handed to ``putenv()``, which stores the caller's
 pointer and copies nothing; the other buffer is rewritten only at the next call, so a
 reader of ``environ`` never sees a value half written. Unsetting needs nothing of this:
-``unsetenv()`` allocates nothing. ``os.environ`` is kept in step by hand (see ``_python``).
+``unsetenv()`` allocates nothing. ``os.environ`` is kept in step by hand (see ``_python_data``).
 
 Used only where it is known to be right: glibc (musl's ``setenv()`` frees what it replaced,
 so the plain path does not leak there), a value that fits, CPython's ``os.environ`` of the
