@@ -71,6 +71,35 @@ def refuse_non_finite(body: bytes) -> None:
         return
 
 
+def holds_nul(value: Any) -> bool:
+    """Whether a string of the JSON value (a key or a value) holds a NUL character, which
+    PostgreSQL refuses in text and in jsonb."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
+def without_nul(value: Any) -> Any:
+    """The JSON value with every NUL character replaced by U+FFFD: for text a step produced
+    (outputs, log lines, errors), which cannot be refused the way a request is."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(item) for item in value]
+    return value
+
+
 class StrictJSONProvider(DefaultJSONProvider):
     """The app's JSON: `request.get_json` refuses non-finite numbers (answers are unchanged)."""
 

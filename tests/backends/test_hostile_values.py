@@ -59,6 +59,14 @@ def run():
     return {"report": report}
 '''
 
+NUL_STEP = '''
+def run(fail):
+    print("before\\x00after")
+    if fail:
+        raise RuntimeError("bad\\x00byte")
+    return {"text": "x\\x00y", "data": {"k\\x00": ["v\\x00"]}}
+'''
+
 NON_FINITE = ("NaN", "Infinity", "-Infinity", "1e309", "-1e309")
 
 
@@ -216,6 +224,29 @@ def test_nul_in_urls_and_bodies_is_a_400(database_url, tmp_path):
                 ("/pipelines/x/run", "POST", {"inputs": {"k\x00": 1}})):
             body = assert_error(api.request(method, path, json=body), 400, "BadRequest")
             assert "NUL" in body["message"], body
+        # Named by the field holding it (the datastore's own path errors name theirs too).
+        body = assert_error(api.request("GET", "/data-store/upload",
+                                        params={"path_to_object": "a\x00b"}), 400)
+        assert body["additional_data"]["field"] == "path_to_object", body
+        body = assert_error(api.request("POST", "/data-store/information",
+                                        json={"path_to_object": "a\x00b"}), 400)
+        assert body["additional_data"]["path_to_object"] == "a\x00b", body
+        # Text a step produced cannot be refused: its NULs become U+FFFD, on both databases
+        # (PostgreSQL refuses NUL in text and in jsonb, which the sort index reads).
+        create_step_http(api, "nul-maker", {"main.py": NUL_STEP}, kind="pipelines", fields={
+            "inputs[0][name]": "fail", "inputs[0][data_type]": "boolean",
+            "outputs[0][name]": "text", "outputs[0][data_type]": "string",
+            "outputs[1][name]": "data", "outputs[1][data_type]": "json"})
+        execution_id, out = run_and_wait(api, "nul-maker", {"fail": False})
+        assert out.status_code == 200, out.text
+        values = {o["pipeline_output_name"]: o["value"] for o in out.json()["outputs"]}
+        assert values == {"text": "x\ufffdy", "data": {"k\ufffd": ["v\ufffd"]}}, values
+        logs = api.request("POST", f"/executions/{execution_id}/logs", json={}).json()
+        assert "before\ufffdafter" in json.dumps(logs, ensure_ascii=False), logs
+        execution_id, out = run_and_wait(api, "nul-maker", {"fail": True})
+        failed = api.request("GET", f"/executions/{execution_id}").json()
+        assert failed["status"] == "Failed", failed
+        assert "bad\ufffdbyte" in json.dumps(failed, ensure_ascii=False), failed
         # A form field: the web UI's sign-in (its e-mail looked up as typed).
         ui = requests.Session()
         page = ui.get(server.url + "/ui/login", timeout=10).text

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from ..errors import BadRequest, NotFound
+from ..jsontext import without_nul
 from ..orchestrators.base import Answer, Launch
 from ..store import db_session, prepared
 from ..store.db import database, utcnow
@@ -432,6 +433,10 @@ def finish(svc, execution: Execution, payload: dict,
     the log lines it carries (a resident runner's answer): all in one transaction. An
     execution not in the store yet (`deferred`) is inserted ended, in that transaction."""
     status = parse_final_status(payload)
+    # Text the step produced holding a NUL, which PostgreSQL refuses in text and jsonb (the
+    # sort index): replaced, since the execution cannot be refused the way a request is.
+    payload = {**payload, "outputs": without_nul(payload.get("outputs")),
+               "error": without_nul(payload.get("error"))}
     message = None
     outputs = [dict(o) for o in execution.outputs]
     if status is ExecutionStatus.SUCCEEDED:

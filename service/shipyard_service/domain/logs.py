@@ -27,8 +27,10 @@ def checked_entries(entries: Any) -> list[dict]:
         except (TypeError, ValueError) as exc:
             raise BadRequest("Invalid log timestamp") from exc
         stream = entry.get("stream") if entry.get("stream") in ("stdout", "stderr") else "stdout"
-        rows.append({"timestamp": stamp, "stream": stream,
-                     "message": entry["message"][:MAX_MESSAGE], "pod_id": entry.get("pod_id")})
+        # A NUL a step printed: PostgreSQL refuses it in text (U+FFFD, as a terminal shows it).
+        message = entry["message"][:MAX_MESSAGE].replace("\x00", "\ufffd")
+        rows.append({"timestamp": stamp, "stream": stream, "message": message,
+                     "pod_id": entry.get("pod_id")})
     return rows
 
 
