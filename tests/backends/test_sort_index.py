@@ -8,7 +8,9 @@ or not the keys written before migration 0017 have their filter columns yet."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
+import peewee
 import pytest
 from shipyard_service.domain import comparison
 from shipyard_service.domain.cursors import Cursor
@@ -304,3 +306,41 @@ def _check_fill(url: str, env: Environment, written: dict, monkeypatch) -> None:
             "EXPLAIN QUERY PLAN " + sql, params).fetchall())
         assert "sortkey_environment_id_key_pipeline_name_value" in plan, plan
         assert "execution" not in plan.replace("execution_id", ""), plan
+
+
+def test_nan_stored_before_requests_refused_it_no_longer_stops_the_indexer(store):
+    """A NaN/Infinity an execution stored before 1c470b3 (Python's json writes a bare `NaN`)
+    made every indexer pass fail on PostgreSQL (jsonb refuses the token): migration 0020
+    makes them null, and JSONField writes null for them from now on."""
+    url, env = store
+    _add(env, 0, 5)
+    Execution.create(execution_id="x-nan", environment=env, pipeline_name="p-a",
+                     status="Succeeded", inputs=[_item("input", "lr", 1.0)],
+                     created_at=START)
+    raw = ('[{"pipeline_input_name": "lr", "data_type": "number", "value": NaN}, '
+           '{"pipeline_input_name": "tag", "data_type": "string", "value": "NaN"}]')
+    database.execute_sql(f'UPDATE "execution" SET "inputs" = {database.param} '
+                         f'WHERE "execution_id" = {database.param}', [raw, "x-nan"])
+    # Written now: the number is null, a text "Infinity" stays text.
+    Execution.create(execution_id="x-inf", environment=env, pipeline_name="p-a",
+                     status="Succeeded", created_at=START,
+                     inputs=[_item("input", "lr", float("-inf")),
+                             _item("input", "tag", "Infinity")])
+
+    def stored(execution_id: str) -> str:
+        return database.execute_sql(
+            f'SELECT "inputs" FROM "execution" WHERE "execution_id" = {database.param}',
+            [execution_id]).fetchone()[0]
+
+    assert "null" in stored("x-inf") and '"Infinity"' in stored("x-inf")
+    if url.startswith("postgresql"):
+        with pytest.raises(peewee.DataError):  # the bug: every pass, for good
+            with database.atomic():
+                SortIndexer(60).index_once()
+    migrations.MIGRATIONS[19](database)
+    assert migrations.MIGRATIONS[19].__name__ == "_0020_finite_json"
+    assert json.loads(stored("x-nan"))[0]["value"] is None
+    assert json.loads(stored("x-nan"))[1]["value"] == "NaN"
+    assert SortIndexer(60).index_once() == 7
+    keys = _io_keys()
+    assert {("x-nan", "in:tag"), ("x-inf", "in:tag"), ("x-0004", "in:tag")} <= keys

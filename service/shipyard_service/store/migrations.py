@@ -251,6 +251,33 @@ def _0019_metric_days_pruned(db: peewee.Database) -> None:
     daycounts.install_triggers(db)
 
 
+def _0020_finite_json(db: peewee.Database) -> None:
+    """NaN/±Infinity stored before requests refused them (1c470b3) made null, as JSONField
+    now writes them: PostgreSQL's jsonb refuses the bare tokens, so one such execution
+    stopped the sort indexer of its environment for good (every pass failed on its CAST).
+    Only rows whose text holds a token are read (a LIKE scan; none in most stores)."""
+    import json
+
+    from .models import Execution, StepCache, StepExecution, finite
+
+    for model, columns in ((Execution, ("inputs", "outputs")),
+                           (StepExecution, ("inputs", "outputs")), (StepCache, ("outputs",))):
+        table, key = model._meta.table_name, model._meta.primary_key.column_name
+        for column in columns:
+            rows = db.execute_sql(
+                f'SELECT "{key}", "{column}" FROM "{table}" '
+                f'WHERE "{column}" LIKE {db.param} OR "{column}" LIKE {db.param}',
+                ["%NaN%", "%Infinity%"]).fetchall()
+            for row_key, text in rows:
+                try:
+                    fixed = json.dumps(finite(json.loads(text)))
+                except ValueError:
+                    continue  # not JSON at all: left as it is
+                if fixed != text:
+                    db.execute_sql(f'UPDATE "{table}" SET "{column}" = {db.param} '
+                                   f'WHERE "{key}" = {db.param}', [fixed, row_key])
+
+
 # Append migrations here; never edit one that has shipped.
 MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
                     _0003_list_metric_summary, _0004_pipeline_graphs,
@@ -261,7 +288,7 @@ MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
                     _0013_sort_keys, _0014_sort_index,
                     _0015_double_precision, _0016_metric_days,
                     _0017_sort_key_filters, _0018_sort_key_counts,
-                    _0019_metric_days_pruned]
+                    _0019_metric_days_pruned, _0020_finite_json]
 
 
 def apply(db: peewee.Database) -> None:

@@ -3,15 +3,36 @@
 from __future__ import annotations
 
 import json
+import math
 
 import peewee
 
 from .db import database, utcnow
 
 
+def finite(value):
+    """The JSON value with NaN and ±Infinity floats made null (as JavaScript's
+    JSON.stringify does): JSON cannot carry them, strict readers (the web UI, PostgreSQL's
+    jsonb in the sort index) refuse the bare `NaN` Python's json writes."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(item) for item in value]
+    return value
+
+
 class JSONField(peewee.TextField):
     def db_value(self, value):
-        return None if value is None else json.dumps(value)
+        if value is None:
+            return None
+        text = json.dumps(value)
+        # Requests refuse such numbers (jsontext.py); a step's answer may still hold them
+        # (a resident runner's is read with plain json.loads). The text test spares the walk.
+        if "NaN" in text or "Infinity" in text:
+            text = json.dumps(finite(value))
+        return text
 
     def python_value(self, value):
         return None if value is None else json.loads(value)
