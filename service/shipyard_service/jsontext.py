@@ -14,6 +14,7 @@ from typing import Any
 from flask.json.provider import DefaultJSONProvider
 
 from .errors import BadRequest
+from .jsonwalk import map_leaves
 
 
 class NonFiniteNumber(ValueError):
@@ -91,13 +92,11 @@ def holds_nul(value: Any) -> bool:
 def without_nul(value: Any) -> Any:
     """The JSON value with every NUL character replaced by U+FFFD: for text a step produced
     (outputs, log lines, errors), which cannot be refused the way a request is."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, dict):
-        return {without_nul(k): without_nul(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [without_nul(item) for item in value]
-    return value
+    return map_leaves(value, _nul_replaced)
+
+
+def _nul_replaced(leaf: Any) -> Any:
+    return leaf.replace("\x00", "\ufffd") if isinstance(leaf, str) else leaf
 
 
 class StrictJSONProvider(DefaultJSONProvider):

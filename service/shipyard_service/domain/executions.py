@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from ..errors import BadRequest, NotFound
-from ..jsontext import without_nul
+from ..jsontext import holds_nul, without_nul
 from ..orchestrators.base import Answer, Launch
 from ..store import db_session, prepared
 from ..store.db import database, utcnow
@@ -435,8 +435,9 @@ def finish(svc, execution: Execution, payload: dict,
     status = parse_final_status(payload)
     # Text the step produced holding a NUL, which PostgreSQL refuses in text and jsonb (the
     # sort index): replaced, since the execution cannot be refused the way a request is.
-    payload = {**payload, "outputs": without_nul(payload.get("outputs")),
-               "error": without_nul(payload.get("error"))}
+    if holds_nul([payload.get("outputs"), payload.get("error")]):
+        payload = {**payload, "outputs": without_nul(payload.get("outputs")),
+                   "error": without_nul(payload.get("error"))}
     message = None
     outputs = [dict(o) for o in execution.outputs]
     if status is ExecutionStatus.SUCCEEDED:

@@ -7,6 +7,7 @@ import math
 
 import peewee
 
+from ..jsonwalk import map_leaves
 from .db import database, utcnow
 
 
@@ -14,13 +15,11 @@ def finite(value):
     """The JSON value with NaN and ±Infinity floats made null (as JavaScript's
     JSON.stringify does): JSON cannot carry them, strict readers (the web UI, PostgreSQL's
     jsonb in the sort index) refuse the bare `NaN` Python's json writes."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [finite(item) for item in value]
-    return value
+    return map_leaves(value, _finite_leaf)
+
+
+def _finite_leaf(leaf):
+    return None if isinstance(leaf, float) and not math.isfinite(leaf) else leaf
 
 
 class JSONField(peewee.TextField):
