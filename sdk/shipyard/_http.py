@@ -192,8 +192,7 @@ class HttpClient:
             return self.session.request(method, url, **kwargs)
         except requests.exceptions.InvalidJSONError as error:
             # NaN or an infinity among the values: JSON cannot carry them (nothing was sent).
-            raise SdkException(f"NaN and infinite numbers cannot be sent, JSON cannot carry "
-                               f"them ({error})", name="InvalidValue") from error
+            raise _unsendable(error) from error
         except requests.RequestException as error:
             raise SdkException("Unable to perform the request", name="RequestError") from error
 
@@ -227,3 +226,17 @@ class HttpClient:
         if headers:
             all_headers.update(headers)
         return self._send(method, url, headers=all_headers, **kwargs)
+
+
+def json_body(value: Any) -> bytes:
+    """`value` as a JSON request body, or the `InvalidValue` error `json=` would raise: for
+    a call sent in several requests, so a bad value in a later one stops all of them."""
+    try:
+        return json.dumps(value, allow_nan=False).encode()
+    except ValueError as error:
+        raise _unsendable(error) from error
+
+
+def _unsendable(error: Exception) -> SdkException:
+    return SdkException(f"NaN and infinite numbers cannot be sent, JSON cannot carry them "
+                        f"({error})", name="InvalidValue")

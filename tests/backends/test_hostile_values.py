@@ -49,6 +49,8 @@ def run():
         "list_sum": lambda: sdk.record_list_metric_values("l", [1e308, 1e308]),
         "list_ok": lambda: sdk.record_list_metric_values("l", [2**70, 1e308]),
         "list_sum_later": lambda: sdk.record_list_metric_values("l", [1e308]),
+        # Sent in two requests: the NaN in the second stops both (none of it is recorded).
+        "list_nan_late": lambda: sdk.record_list_metric_values("late", [0.5] * 10_000 + [float("nan")]),
     }
     for name, attempt in attempts.items():
         try:
@@ -158,7 +160,7 @@ def test_numbers_json_cannot_carry(database_url, tmp_path):
         sdk_run, out = run_and_wait(api, "sdk-numbers")
         assert out.status_code == 200, out.text
         report = out.json()["outputs"][0]["value"]
-        for name in ("single_nan", "single_inf", "list_inf"):  # refused before sending
+        for name in ("single_nan", "single_inf", "list_inf", "list_nan_late"):  # before sending
             assert report[name][:2] == ["InvalidValue", None], report
         for name in ("list_huge_int", "list_sum", "list_sum_later"):
             assert report[name][:2] == ["BadRequest", 400], report
@@ -184,8 +186,8 @@ def test_numbers_json_cannot_carry(database_url, tmp_path):
         outputs = _strict(api.request("GET", f"/executions/{held}/outputs").text)
         assert outputs["outputs"][0]["value"] == big
         lists = _strict(api.request("GET", "/metrics/list-values").text)["metrics"]
-        assert {m["execution_id"]: m["values"] for m in lists} == {
-            held: [1, float(big), -1e308, 1e308], sdk_run: [float(big), 1e308]}
+        assert sorted((m["execution_id"], m["name"], m["values"]) for m in lists) == sorted([
+            (held, "l", [1, float(big), -1e308, 1e308]), (sdk_run, "l", [float(big), 1e308])])
         singles = _strict(api.request("GET", "/metrics/single-value").text)["metrics"]
         assert [(m["execution_id"], m["value"]) for m in singles] == [(held, float(big))]
     finally:

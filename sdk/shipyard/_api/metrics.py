@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 from .._dates import to_epoch_ms
 from .._execution_context import get_execution_id
+from .._http import json_body
 from .._logging import logged
 from .base import SdkBase
 
@@ -56,14 +57,15 @@ class MetricsMixin(SdkBase):
             return False
         if not isinstance(values, list):
             values = list(values) if isinstance(values, (tuple, range)) else [values]
-        for start in range(0, len(values), LIST_VALUES_BATCH_SIZE):
-            self._post(
-                self._env(f"metrics/list-values/{name}"),
-                json={
-                    "values": values[start : start + LIST_VALUES_BATCH_SIZE],
-                    "execution_id": execution_id,
-                },
-            )
+        # Every batch is encoded before the first is sent: a NaN in the last one records none.
+        bodies = [
+            json_body({"values": values[start : start + LIST_VALUES_BATCH_SIZE],
+                       "execution_id": execution_id})
+            for start in range(0, len(values), LIST_VALUES_BATCH_SIZE)
+        ]
+        url = self._env(f"metrics/list-values/{name}")
+        for body in bodies:
+            self._post(url, data=body, headers={"Content-Type": "application/json"})
         return True
 
     def _metric_pages(
