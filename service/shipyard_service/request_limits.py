@@ -81,6 +81,13 @@ def install(app: Flask, settings: Settings) -> None:
             raise PayloadTooLarge(f"The request body is over the {limit} bytes limit",
                                   {"size": request.content_length, "limit": limit})
         if request.is_json:
+            head = request.get_data(cache=True)[:4]
+            if b"\x00" in head or head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+                # UTF-16/32 (which json.loads detects): RFC 8259 requires UTF-8 between
+                # systems, the routes' own parsers read only that, and the \u0000 search
+                # below would miss its spread-out bytes.
+                raise BadRequest("JSON request bodies must be encoded in UTF-8",
+                                 {"field": "body"})
             # Parsed through the request's JSON cache, so a route reading get_json (the
             # endpoint trigger, on the low-latency path) does not parse the body again.
             try:

@@ -226,6 +226,16 @@ def test_nul_in_urls_and_bodies_is_a_400(database_url, tmp_path):
                 ("/pipelines/x/run", "POST", {"inputs": {"k\x00": 1}})):
             body = assert_error(api.request(method, path, json=body), 400, "BadRequest")
             assert "NUL" in body["message"], body
+        # UTF-16 or UTF-32 JSON (which json.loads reads), where `\u0000`'s bytes are spread
+        # out: refused as a whole, as RFC 8259 asks JSON between systems to be UTF-8.
+        for encoding in ("utf-16-le", "utf-16", "utf-32-be"):
+            text = json.dumps({"value": 1, "execution_id": "a\x00b"})
+            for path, method in (("/metrics/single-value/m", "PUT"),
+                                 ("/endpoints/any", "POST")):
+                body = assert_error(api.request(method, path, data=text.encode(encoding),
+                                                headers={"Content-Type": "application/json"}),
+                                    400, "BadRequest")
+                assert "UTF-8" in body["message"], (encoding, path, body)
         # Named by the field holding it (the datastore's own path errors name theirs too).
         body = assert_error(api.request("GET", "/data-store/upload",
                                         params={"path_to_object": "a\x00b"}), 400)
