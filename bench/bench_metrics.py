@@ -6,8 +6,9 @@ get_list_metrics over 10,000 executions, each beside a baseline measured in the 
   appends of one value each: the last 200 cost what the first 200 cost, because an append
   adds a chunk instead of rewriting the list.
 * Reading: 10,000 executions with 2 single metrics and a 20-value list each are written to
-  the store, then read back page by page by the SDK, against the same call matching
-  nothing (the fixed cost of a round trip). Beside the wall times: the CPU per call of the
+  the store, then read back by the SDK (pages in columns, `format=columns`), against the same
+  call matching nothing (the fixed cost of a round trip), and as the official client reads
+  them (pages of 5,000 objects). Beside the wall times: the CPU per call of the
   server's processes and of this (the SDK's) process, and their sum's ratio, which load
   from other work on a shared machine inflates far less."""
 
@@ -101,6 +102,18 @@ def _cpu_ms(server_cpu: ProcessCpu, fn, calls: int = 5) -> tuple[float, float]:
             (time.process_time() - client_before) * 1000 / calls)
 
 
+def _official_pages(sdk, kind: str) -> list[dict]:
+    """What the official client reads: `{metrics, total_count}` pages of 5,000 objects."""
+    params = {"filters[pipeline_name]": "seeded", "items_per_page": 5000, "page": 1}
+    page = sdk._get(sdk._env(f"metrics/{kind}"), params=params)
+    found = page["metrics"]
+    while len(found) < page["total_count"]:
+        params["page"] += 1
+        page = sdk._get(sdk._env(f"metrics/{kind}"), params=params)
+        found += page["metrics"]
+    return found
+
+
 def main() -> None:
     with running_server() as (server, api):
         sdk = sdk_for(server)
@@ -126,6 +139,9 @@ def main() -> None:
         assert len(found) == 2 * EXECUTIONS, len(found)
         lists_t, found_lists = _timed(lambda: sdk.get_list_metrics(pipeline_name="seeded"))
         assert len(found_lists) == EXECUTIONS and len(found_lists[-1]["values"]) == 20
+        official_t, official = _timed(lambda: _official_pages(sdk, "single-value"))
+        official_lists_t, official_lists = _timed(lambda: _official_pages(sdk, "list-values"))
+        assert official == found and official_lists == found_lists
         size = len(json.dumps(found)) / 1e6
         server_cpu = ProcessCpu([server.proc.pid])
         # CPU times tick every 10 ms: many calls of the cheap baseline, a few of the others.
@@ -133,6 +149,8 @@ def main() -> None:
                             calls=100)
         cpu_singles = _cpu_ms(server_cpu, lambda: sdk.get_metrics(pipeline_name="seeded"))
         cpu_lists = _cpu_ms(server_cpu, lambda: sdk.get_list_metrics(pipeline_name="seeded"))
+        cpu_official = _cpu_ms(server_cpu, lambda: _official_pages(sdk, "single-value"))
+        cpu_official_lists = _cpu_ms(server_cpu, lambda: _official_pages(sdk, "list-values"))
 
         def cpu(figures: tuple[float, float]) -> str:
             return (f"CPU server {figures[0]:6.1f} + client {figures[1]:6.1f} ms/call, "
@@ -144,6 +162,10 @@ def main() -> None:
               f"{singles_t * 1000:8.1f} ms  ratio {singles_t / empty:.1f}x  {cpu(cpu_singles)}")
         print(f"get_list_metrics, {EXECUTIONS} lists of 20:     {lists_t * 1000:8.1f} ms  "
               f"ratio {lists_t / empty:.1f}x  {cpu(cpu_lists)}")
+        print(f"  the same as the official client reads them (pages of 5,000 objects): "
+              f"metrics {official_t * 1000:.1f} ms ({official_t / empty:.1f}x, "
+              f"{cpu(cpu_official)}), lists {official_lists_t * 1000:.1f} ms "
+              f"({official_lists_t / empty:.1f}x, {cpu(cpu_official_lists)})")
 
 
 if __name__ == "__main__":

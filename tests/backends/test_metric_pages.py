@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from shipyard._api.metrics import _rows
+from shipyard._http import decode_json
 from shipyard_service.domain import metrics
 from shipyard_service.domain.times import iso
 from shipyard_service.store import db as store_db
@@ -63,6 +65,19 @@ def _pages(kind: str, env, filters: dict, per_page: int) -> tuple[list[dict], se
         page += 1
 
 
+def _column_pages(kind: str, env, filters: dict, per_page: int) -> tuple[list[dict], set[int]]:
+    """The same walk with `format=columns` pages, made into objects by our SDK's own code."""
+    items, totals, page = [], set(), 1
+    while True:
+        body = decode_json(metrics.query_columns_json(kind, env, filters, page, per_page))
+        totals.add(body["total_count"])
+        rows = _rows(body, lists=kind == "list")
+        if not rows:
+            return items, totals
+        items += rows
+        page += 1
+
+
 def test_pages_hold_the_stored_rows_on_both_databases(database_url):  # noqa: F811
     db = store_db.init_db(database_url)
     with db.connection_context():
@@ -89,6 +104,14 @@ def test_pages_hold_the_stored_rows_on_both_databases(database_url):  # noqa: F8
                 got = [m["value"] if kind == "single" else m["values"] for m in items]
                 want = [m["value"] if kind == "single" else m["values"] for m in expected]
                 assert repr(got) == repr(want), (kind, filters)
+                # Our SDK's columns, by small pages and by one page of the largest size.
+                for per_page in (5, metrics.COLUMNS_MAX_PAGE[kind]):
+                    columns, totals = _column_pages(kind, env, filters, per_page)
+                    assert totals == {len(expected)}, (kind, filters, per_page)
+                    assert columns == items and repr(columns) == repr(items), (kind, filters)
+                    # Keys in the same order; a list's two arrays equal but not one object.
+                    assert [list(m) for m in columns] == [list(m) for m in items]
+                    assert all(m["value"] is not m["values"] for m in columns if kind == "list")
         assert len(_expected(Metric, env, {})) == len(VALUES)
         assert [m["value"] for m in _pages("single", env, {}, per_page=50)[0]] == VALUES
     db.close()
@@ -155,6 +178,14 @@ def _every_page_equals_a_full_read(env) -> None:
             assert body["metrics"] == expected[(deep - 1) * 3:deep * 3], (kind, filters)
             beyond = json.loads(metrics.query_json(kind, env, filters, len(expected) + 2, 1))
             assert beyond == {"metrics": [], "total_count": len(expected)}
+            # Our SDK's columns: the same rows by small pages, a deep jump and past the end.
+            columns, totals = _column_pages(kind, env, filters, 4)
+            assert columns == expected and totals == {len(expected)}, (kind, filters)
+            body = decode_json(metrics.query_columns_json(kind, env, filters, deep, 3))
+            assert _rows(body, kind == "list") == expected[(deep - 1) * 3:deep * 3]
+            body = decode_json(metrics.query_columns_json(kind, env, filters,
+                                                          len(expected) + 2, 1))
+            assert _rows(body, kind == "list") == [] and body["total_count"] == len(expected)
 
 
 def test_deep_pages_equal_a_full_read_through_inserts_and_deletes(database_url,  # noqa: F811

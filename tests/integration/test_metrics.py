@@ -293,3 +293,57 @@ def test_filter_by_deployment(api, sdk, recorder):
     assert [m["values"] for m in lists] == [[1.4, 1.2, 1.1, 1.0]]
     # The pipeline filter sees the deployment's execution too.
     assert execution_id in {m["execution_id"] for m in sdk.get_metrics(pipeline_name=recorder)}
+
+
+def _object_pages(api, kind: str, filters: dict) -> list[dict]:
+    """What the official client reads: `{metrics, total_count}` pages of 5,000, plain HTTP."""
+    items, page = [], 1
+    while True:
+        r = api.request("GET", f"/metrics/{kind}", params={
+            **{f"filters[{k}]": v for k, v in filters.items()}, "items_per_page": 5000,
+            "page": page})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        items += body["metrics"]
+        if not body["metrics"] or len(items) >= body["total_count"]:
+            return items
+        page += 1
+
+
+def test_sdk_reads_columns_equal_to_the_official_pages(api, sdk, basic_runs):
+    """Our SDK asks `format=columns` pages (up to 50,000 rows each): it returns exactly what
+    the `{metrics}` pages hold (values to the last bit, ints as ints, key order), and the
+    pages the official client reads are unchanged."""
+    for filters in ({"pipeline_name": "metrics-recorder"}, {"execution_id": basic_runs[0]},
+                    {"name": "accuracy"}, {"name": "loss_list", "pipeline_name": "metrics-recorder"},
+                    {}, {"pipeline_name": "no-such-pipeline"}):
+        for kind, read in (("single-value", sdk.get_metrics), ("list-values", sdk.get_list_metrics)):
+            expected = _object_pages(api, kind, filters)
+            got = read(**filters)
+            assert got == expected and repr(got) == repr(expected), (kind, filters)
+            assert [list(m) for m in got] == [list(m) for m in expected]
+    r = api.request("GET", "/metrics/single-value", params={
+        "filters[pipeline_name]": "metrics-recorder", "format": "columns", "items_per_page": 1})
+    body = r.json()
+    assert set(body) == {"total_count", "constant", "columns"}, body
+    assert body["constant"] == {"pipeline_name": "metrics-recorder"}
+    assert list(body["columns"]) == ["name", "created_at", "execution_id", "deployment_name",
+                                     "value"]
+    assert all(len(column) == 1 for column in body["columns"].values())
+
+
+def test_page_size_caps_are_enforced_with_a_400(api):
+    ok = api.request("GET", "/metrics/single-value", params={"format": "columns",
+                                                              "items_per_page": 50_000})
+    assert ok.status_code == 200, ok.text
+    for kind, params in (
+            ("single-value", {"format": "columns", "items_per_page": 50_001}),
+            ("list-values", {"format": "columns", "items_per_page": 5_001}),
+            ("single-value", {"items_per_page": 5_001}),  # the official pages: as before
+            ("list-values", {"format": "objects", "items_per_page": 5_001}),
+            ("single-value", {"format": "rows"}),
+            ("single-value", {"format": "columns", "items_per_page": 50_000,
+                              "page": 10 ** 15})):  # past a database integer
+        body = assert_error(api.request("GET", f"/metrics/{kind}", params=params), 400)
+        assert "items_per_page" in json.dumps(body) or "format" in json.dumps(body) \
+            or "page" in json.dumps(body), body

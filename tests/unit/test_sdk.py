@@ -1295,26 +1295,31 @@ def test_data_store_listing_information_and_deletion(stub: StubServer, sdk: Craf
 
 
 def test_metric_pages_and_resource_metrics(stub: StubServer, sdk: CraftAiSdk) -> None:
-    stub.route(
-        "GET",
-        f"{API}/metrics/single-value",
-        (
-            200,
-            {"metrics": [{"name": "m", "value": 1}, {"name": "m", "value": 2}], "total_count": 3},
-        ),
-        (200, {"metrics": [{"name": "m", "value": 3}], "total_count": 3}),
-    )
-    assert [m["value"] for m in sdk.get_metrics(name="m", pipeline_name="p")] == [1, 2, 3]
+    def columns(values: list, total: int) -> dict:
+        return {"total_count": total, "constant": {"name": "m", "pipeline_name": "p"},
+                "columns": {"created_at": ["c"] * len(values), "execution_id": ["e"] * len(values),
+                            "deployment_name": [None] * len(values), "value": values}}
+
+    stub.route("GET", f"{API}/metrics/single-value",
+               (200, columns([1, 2.5], 3)), (200, columns([3], 3)))
+    assert sdk.get_metrics(name="m", pipeline_name="p") == [
+        {"name": "m", "created_at": "c", "execution_id": "e", "deployment_name": None,
+         "pipeline_name": "p", "value": v} for v in (1, 2.5, 3)]
     first, second = stub.calls("GET", f"{API}/metrics/single-value")
     assert first.query == {
         "filters[name]": ["m"],
         "filters[pipeline_name]": ["p"],
-        "items_per_page": ["5000"],
+        "items_per_page": ["50000"],
         "page": ["1"],
+        "format": ["columns"],
     }
     assert second.query["page"] == ["2"]
-    stub.route("GET", f"{API}/metrics/list-values", (200, {"metrics": [], "total_count": 5}))
+    stub.route("GET", f"{API}/metrics/list-values",
+               (200, {"total_count": 5, "constant": {}, "columns": {
+                   "name": [], "created_at": [], "execution_id": [], "deployment_name": [],
+                   "pipeline_name": [], "values": []}}))
     assert sdk.get_list_metrics() == []  # a short page ends the loop
+    assert stub.calls("GET", f"{API}/metrics/list-values")[0].query["items_per_page"] == ["5000"]
     stub.route("GET", f"{API}/resource-metrics", (200, b"t,w,m,v\n", {"Content-Type": "text/csv"}))
     start = datetime(2024, 5, 1, tzinfo=timezone.utc)
     end = datetime(2024, 5, 2, tzinfo=timezone.utc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from datetime import datetime
+from itertools import repeat
 from typing import Any, Sequence
 
 from .._dates import to_epoch_ms
@@ -14,8 +15,9 @@ from .base import SdkBase
 
 #: Values sent per ``list-values`` request.
 LIST_VALUES_BATCH_SIZE = 10_000
-#: Metrics requested per page.
-METRICS_PAGE_SIZE = 5_000
+#: Rows requested per page (``format=columns``: the server's hard caps).
+METRICS_PAGE_SIZE = {"single-value": 50_000, "list-values": 5_000}
+_ROW_FIELDS = ("name", "created_at", "execution_id", "deployment_name", "pipeline_name")
 
 _OUTSIDE_EXECUTION = "You cannot send a metric outside a step code, the metric has not been sent"
 
@@ -76,27 +78,27 @@ class MetricsMixin(SdkBase):
         deployment_name: str | None,
         execution_id: str | None,
     ) -> list[dict[str, Any]]:
+        # Pages in columns (each field once as an array): no key repeated per row, and up to
+        # 50,000 rows a request, so 20,000 metrics take one round trip instead of four.
         params: dict[str, Any] = {
             "filters[name]": name,
             "filters[pipeline_name]": pipeline_name,
             "filters[deployment_name]": deployment_name,
             "filters[execution_id]": execution_id,
-            "items_per_page": METRICS_PAGE_SIZE,
+            "items_per_page": METRICS_PAGE_SIZE[kind],
             "page": 1,
+            "format": "columns",
         }
         params = {key: value for key, value in params.items() if value is not None}
         url = self._env(f"metrics/{kind}")
-        page = self._get(url, params=params)
-        metrics = list(page.get("metrics") or [])
-        total_count = page.get("total_count") or 0
-        while len(metrics) < total_count:
-            params["page"] += 1
+        metrics: list[dict[str, Any]] = []
+        while True:
             page = self._get(url, params=params)
-            received = page.get("metrics") or []
-            if not received:
-                break
+            received = _rows(page, lists=kind == "list-values")
             metrics.extend(received)
-        return metrics
+            if not received or len(metrics) >= (page.get("total_count") or 0):
+                return metrics
+            params["page"] += 1
 
     @logged("Pipeline metrics listing")
     def get_metrics(
@@ -142,3 +144,25 @@ class MetricsMixin(SdkBase):
             f"&download={'True' if csv else 'False'}"
         )
         return self._get(url)
+
+
+def _rows(page: dict[str, Any], lists: bool) -> list[dict[str, Any]]:
+    """The metric objects of a ``format=columns`` page, as the ``objects`` format holds them
+    (same keys in the same order; a list's ``value`` and ``values`` are two equal lists)."""
+    columns, constant = page.get("columns") or {}, page.get("constant") or {}
+    values = columns.get("values" if lists else "value") or []
+    names, created, executions, deployments, pipelines = (
+        columns[key] if key in columns else repeat(constant.get(key)) for key in _ROW_FIELDS
+    )
+    rows = zip(names, created, executions, deployments, pipelines, values)
+    if lists:
+        return [
+            {"name": n, "created_at": c, "execution_id": e, "deployment_name": d,
+             "pipeline_name": p, "value": v, "values": v[:]}
+            for n, c, e, d, p, v in rows
+        ]
+    return [
+        {"name": n, "created_at": c, "execution_id": e, "deployment_name": d,
+         "pipeline_name": p, "value": v}
+        for n, c, e, d, p, v in rows
+    ]

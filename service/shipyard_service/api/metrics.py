@@ -10,6 +10,7 @@ from ..domain import metrics
 from .common import env_blueprint, ok
 from .schemas.metrics import (
     ListBody,
+    ListMetricsQuery,
     ListPage,
     ListRecorded,
     MetricsQuery,
@@ -42,8 +43,9 @@ def _query(kind: str, args: dict):
     filters = {m.group(1): value for key, value in request.args.items()
                if (m := _FILTER_KEY.match(key))}
     # The page's JSON is made in the domain (list values spliced in as stored).
-    return Response(metrics.query_json(kind, g.environment, filters, args["page"],
-                                       args["items_per_page"]), mimetype="application/json")
+    build = metrics.query_columns_json if args["format"] == "columns" else metrics.query_json
+    return Response(build(kind, g.environment, filters, args["page"], args["items_per_page"]),
+                    mimetype="application/json")
 
 
 @blp.route("/single-value", methods=["GET"])
@@ -54,7 +56,7 @@ def get_metrics(args: dict):
 
 
 @blp.route("/list-values", methods=["GET"])
-@blp.arguments(MetricsQuery, location="query")
+@blp.arguments(ListMetricsQuery, location="query")
 @blp.response(200, ListPage)
 def get_list_metrics(args: dict):
     return _query("list", args)

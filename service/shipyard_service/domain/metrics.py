@@ -12,6 +12,7 @@ import math
 import re
 from collections import defaultdict
 
+import orjson
 from peewee import SQL, Case, PostgresqlDatabase, fn
 
 from ..errors import BadRequest, Forbidden, PayloadTooLarge
@@ -219,39 +220,47 @@ def _concat_arrays(texts: list[str]) -> str:
     return "[" + ",".join(t.strip()[1:-1] for t in texts) + "]"
 
 
+def _created_sql(postgres: bool) -> str:
+    """A row's `created_at` as `times.iso` writes it (milliseconds, UTC), made by the database."""
+    if postgres:
+        return """to_char("created_at", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
+    # 'YYYY-MM-DD HH:MM:SS[.ffffff]' -> 'YYYY-MM-DDTHH:MM:SS.mmmZ'
+    return ("""substr(replace("created_at", ' ', 'T') || CASE WHEN length("created_at") = 19 """
+            """THEN '.000' ELSE '000' END, 1, 23) || 'Z'""")
+
+
 def _head_sql(postgres: bool) -> str:
     """The JSON object of a row's fields but its value, made by the database.
 
-    Keys in the documented order, dates as `times.iso` writes them (milliseconds, UTC); the
-    value is left to Python (`repr`, what the json module prints): SQLite's own JSON prints
-    REALs with 15 digits, which would change values."""
+    Keys in the documented order, dates as `times.iso` writes them; the value is left to
+    Python (`repr`, what the json module prints): SQLite's own JSON prints REALs with 15
+    digits, which would change values."""
+    created = _created_sql(postgres)
     if postgres:
         def text(column: str) -> str:
             return f"COALESCE(to_json(\"{column}\")::text, 'null')"
-        created = """to_char("created_at", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
         return (f"""'{{"name":' || {text("name")} || ',"created_at":"' || {created} """
                 f"""|| '","execution_id":' || {text("execution_id")} """
                 f"""|| ',"deployment_name":' || {text("deployment_name")} """
                 f"""|| ',"pipeline_name":' || {text("pipeline_name")} || '}}'""")
-    # 'YYYY-MM-DD HH:MM:SS[.ffffff]' -> 'YYYY-MM-DDTHH:MM:SS.mmmZ'
-    created = ("""substr(replace("created_at", ' ', 'T') || CASE WHEN length("created_at") = 19 """
-               """THEN '.000' ELSE '000' END, 1, 23) || 'Z'""")
     return (f"""json_object('name', "name", 'created_at', {created}, """
             """'execution_id', "execution_id", 'deployment_name', "deployment_name", """
             """'pipeline_name', "pipeline_name")""")
 
 
-def _page(kind: str, environment: Environment, filters: dict, page: int, per_page: int):
+def _page(kind: str, environment: Environment, filters: dict, page: int, per_page: int,
+          fields: tuple[str, ...] | None = None, max_page: int = MAX_PAGE):
     """(total, rows, {header id: chunk texts}) of one page; rows are raw tuples
-    (id, JSON object of the fields but the value, value).
+    (id, JSON object of the fields but the value, value), or with `fields`
+    (id, *those fields' values, value), dates as the JSON object writes them.
 
     Built for stores of millions of rows: the total comes from the store's counters, a deep
     page starts at the day its first row falls in (`daycounts`: it skips that day's earlier
     rows, not the whole list before it), the page is read on the filter's
     (environment, filter, created_at, id) index in one statement, and each row's JSON is made
     by the database, in C (a page holds up to 5,000)."""
-    if page < 1 or not 1 <= per_page <= MAX_PAGE:
-        raise BadRequest(f"'page' starts at 1 and 'items_per_page' is 1 to {MAX_PAGE}",
+    if page < 1 or not 1 <= per_page <= max_page or (page - 1) * per_page > MAX_INT:
+        raise BadRequest(f"'page' starts at 1 and 'items_per_page' is 1 to {max_page}",
                          {"page": page, "items_per_page": per_page})
     filters = parse_filters(filters)
     model = Metric if kind == "single" else ListMetric
@@ -272,6 +281,8 @@ def _page(kind: str, environment: Environment, filters: dict, page: int, per_pag
     # A total order, so pages never overlap or skip while the client walks them.
     order = (model.created_at, model.id)
     postgres = isinstance(database.obj, PostgresqlDatabase)
+    selected = (_head_sql(postgres) if fields is None else ", ".join(
+        _created_sql(postgres) if f == "created_at" else f'"{f}"' for f in fields))
     if postgres:
         # PostgreSQL makes a scan's output columns for every row it skips: the JSON is made
         # above the LIMIT, for the page's rows only.
@@ -280,13 +291,13 @@ def _page(kind: str, environment: Environment, filters: dict, page: int, per_pag
                  .where(where).order_by(*order).limit(per_page).offset(skip))
         sql, params = inner.sql()
         rows = list(database.execute_sql(
-            f'SELECT "id", {_head_sql(postgres)}, "{value.column_name}" FROM ({sql}) AS "page" '
+            f'SELECT "id", {selected}, "{value.column_name}" FROM ({sql}) AS "page" '
             'ORDER BY "created_at", "id"', params))
     else:
         # SQLite skips OFFSET rows before making their columns; a subquery would cost a
         # co-routine and a sort of the page.
         rows = list(database.execute(
-            model.select(model.id, SQL(_head_sql(postgres)), value)
+            model.select(model.id, SQL(selected), value)
             .where(where).order_by(*order).limit(per_page).offset(skip)))
     chunks = {}
     if kind == "list" and rows:
@@ -296,6 +307,12 @@ def _page(kind: str, environment: Environment, filters: dict, page: int, per_pag
             SQL('"list_metric_id" = ANY(%s::bigint[])', (f"{{{found}}}",)) if postgres
             else SQL('"list_metric_id" IN (SELECT value FROM json_each(?))', (f"[{found}]",)))
     return total, rows, chunks
+
+
+def _list_text(stored: str, texts) -> str:
+    """A list's values as JSON text: those its header row holds itself first, then its chunks'.
+    The common list, recorded in one call, has one chunk: that is the answer's text."""
+    return texts[0] if len(texts) == 1 and stored == "[]" else _concat_arrays([stored, *texts])
 
 
 def query_json(kind: str, environment: Environment, filters: dict, page: int,
@@ -309,14 +326,49 @@ def query_json(kind: str, environment: Environment, filters: dict, page: int,
         parts = [f'{head[:-1]},"value":{value!r}}}' for _, head, value in rows]
     else:
         parts = []
-        for row_id, head, stored in rows:  # values a header row holds itself come first
-            texts = chunks.get(row_id, ())
-            # The common list, recorded in one call: its one chunk is the answer's text.
-            values = (texts[0] if len(texts) == 1 and stored == "[]"
-                      else _concat_arrays([stored, *texts]))
+        for row_id, head, stored in rows:
+            values = _list_text(stored, chunks.get(row_id, ()))
             # `value` is what 0.60.0 and the documentation read; later clients read `values`.
             parts.append(f'{head[:-1]},"value":{values},"values":{values}}}')
     return f'{{"metrics":[{",".join(parts)}],"total_count":{int(total)}}}'
+
+
+# Our SDK's pages (`format=columns`): each field once as an array, a field the filter fixes
+# given once, up to this many rows a page (single: ~150 B a row, so at most ~8 MB of JSON; a
+# list page stays at 5,000 rows, as each list may hold 50,000 values).
+COLUMNS_MAX_PAGE = {"single": 50_000, "list": MAX_PAGE}
+FORMATS = ("objects", "columns")
+ROW_FIELDS = ("name", "created_at", "execution_id", "deployment_name", "pipeline_name")
+
+
+def _json(value: object) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:  # a lone surrogate in a stored name: escaped as json does
+        return json.dumps(value).encode()
+
+
+def query_columns_json(kind: str, environment: Environment, filters: dict, page: int,
+                       per_page: int) -> bytes:
+    """One page as `{total_count, constant, columns}`: `columns` holds one array per field
+    (`value`, or `values` for lists, last) in row order, `constant` the fields every row
+    shares because the filter fixes them. The rows are those `query_json` gives for the
+    same page and size; no key is repeated per row and no per-row object is made."""
+    filters = parse_filters(filters)
+    constant = {f: filters[f] for f in ROW_FIELDS if filters.get(f)}
+    fields = tuple(f for f in ROW_FIELDS if f not in constant)
+    total, rows, chunks = _page(kind, environment, filters, page, per_page, fields,
+                                COLUMNS_MAX_PAGE[kind])
+    columns = list(zip(*rows)) if rows else [()] * (len(fields) + 2)
+    parts = [b'"%s":%s' % (f.encode(), _json(column)) for f, column in zip(fields, columns[1:])]
+    if kind == "single":
+        parts.append(b'"value":' + _json(columns[-1]))
+    else:  # the stored JSON text of each list, spliced in unparsed
+        parts.append(b'"values":[' + ",".join(
+            _list_text(stored, chunks.get(row_id, ()))
+            for row_id, stored in zip(columns[0], columns[-1])).encode() + b"]")
+    return b'{"total_count":%d,"constant":%s,"columns":{%s}}' % (
+        int(total), _json(constant), b",".join(parts))
 
 
 def for_executions(environment: Environment, execution_ids: list[str]) -> dict[str, dict]:

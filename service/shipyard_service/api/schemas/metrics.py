@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields
 
-from ...domain.metrics import MAX_PAGE
+from ...domain.metrics import COLUMNS_MAX_PAGE, FORMATS, MAX_PAGE
 from . import MAX_INT, Body, Out, Query
 
 
@@ -40,8 +40,27 @@ class MetricsQuery(Query):
     execution_id = fields.String(data_key="filters[execution_id]")
     # The page times its size must stay a database integer (the OFFSET).
     page = fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=MAX_INT // MAX_PAGE))
-    items_per_page = fields.Integer(load_default=MAX_PAGE,
-                                    validate=ma.validate.Range(min=1, max=MAX_PAGE))
+    items_per_page = fields.Integer(load_default=MAX_PAGE, metadata={
+        "description": f"1 to {MAX_PAGE}; with `format=columns`, 1 to "
+                       f"{COLUMNS_MAX_PAGE['single']} single values or {COLUMNS_MAX_PAGE['list']} "
+                       "lists (a hard cap: larger is a 400)"},
+        validate=ma.validate.Range(min=1, max=max(COLUMNS_MAX_PAGE.values())))
+    format = fields.String(load_default="objects", validate=ma.validate.OneOf(FORMATS), metadata={
+        "description": "`objects` (the default): `{metrics, total_count}`. `columns` (our SDK): "
+                       "`{total_count, constant, columns}`, each field once as an array in row "
+                       "order (`value` for single values, `values` for lists), `constant` the "
+                       "fields the filters fix, given once instead of per row"})
+    kind = "single"
+
+    @ma.validates_schema
+    def _page_size(self, data: dict, **_: object) -> None:
+        limit = COLUMNS_MAX_PAGE[self.kind] if data.get("format") == "columns" else MAX_PAGE
+        if data.get("items_per_page", MAX_PAGE) > limit:
+            raise ma.ValidationError(f"Must be between 1 and {limit}.", "items_per_page")
+
+
+class ListMetricsQuery(MetricsQuery):
+    kind = "list"
 
 
 class _Metric(Out):
