@@ -248,17 +248,13 @@ def _head_sql(postgres: bool) -> str:
             """'pipeline_name', "pipeline_name")""")
 
 
-def _page(kind: str, environment: Environment, filters: dict, page: int, per_page: int,
-          fields: tuple[str, ...] | None = None, max_page: int = MAX_PAGE):
-    """(total, rows, {header id: chunk texts}) of one page; rows are raw tuples
-    (id, JSON object of the fields but the value, value), or with `fields`
-    (id, *those fields' values, value), dates as the JSON object writes them.
+def _page_scope(kind: str, environment: Environment, filters: dict, page: int, per_page: int,
+                max_page: int = MAX_PAGE):
+    """(total, model, condition, rows to skip) of one page.
 
-    Built for stores of millions of rows: the total comes from the store's counters, a deep
-    page starts at the day its first row falls in (`daycounts`: it skips that day's earlier
-    rows, not the whole list before it), the page is read on the filter's
-    (environment, filter, created_at, id) index in one statement, and each row's JSON is made
-    by the database, in C (a page holds up to 5,000)."""
+    Built for stores of millions of rows: the total comes from the store's counters, and a
+    deep page starts at the day its first row falls in (`daycounts`: it skips that day's
+    earlier rows, not the whole list before it)."""
     if page < 1 or not 1 <= per_page <= max_page or (page - 1) * per_page > MAX_INT:
         raise BadRequest(f"'page' starts at 1 and 'items_per_page' is 1 to {max_page}",
                          {"page": page, "items_per_page": per_page})
@@ -272,33 +268,48 @@ def _page(kind: str, environment: Environment, filters: dict, page: int, per_pag
     else:  # the store's counters: a sum of a few rows, not a count of millions
         total = counts.total(table, environment.id, filters)
         if offset:
-            # The day counts and the rows are read by this one statement: one snapshot.
+            # The day counts and the rows are read by the page's one statement: one snapshot.
             (day, day_params), (within, within_params) = daycounts.page_start(
                 table, environment.id, filters, offset, database.obj.param)
             where &= model.created_at >= SQL(day, day_params)
             skip = SQL(within, within_params)
+    return total, model, where, skip
+
+
+def _ordered(model, where, per_page: int, skip, *columns):
+    """The page's rows, read on the filter's (environment, filter, created_at, id) index, in
+    a total order, so pages never overlap or skip while the client walks them."""
+    return (model.select(*columns).where(where).order_by(model.created_at, model.id)
+            .limit(per_page).offset(skip))
+
+
+def _page(kind: str, environment: Environment, filters: dict, page: int, per_page: int,
+          fields: tuple[str, ...] | None = None, max_page: int = MAX_PAGE):
+    """(total, rows, {header id: chunk texts}) of one page; rows are raw tuples
+    (id, JSON object of the fields but the value, value), or with `fields`
+    (id, *those fields' values, value), dates as the JSON object writes them.
+
+    The page is read in one statement, each row's JSON made by the database, in C (a page
+    holds up to 5,000)."""
+    total, model, where, skip = _page_scope(kind, environment, filters, page, per_page, max_page)
     value = model.value if kind == "single" else model.values
-    # A total order, so pages never overlap or skip while the client walks them.
-    order = (model.created_at, model.id)
     postgres = isinstance(database.obj, PostgresqlDatabase)
     selected = (_head_sql(postgres) if fields is None else ", ".join(
         _created_sql(postgres) if f == "created_at" else f'"{f}"' for f in fields))
     if postgres:
         # PostgreSQL makes a scan's output columns for every row it skips: the JSON is made
         # above the LIMIT, for the page's rows only.
-        inner = (model.select(model.id, model.name, model.created_at, model.execution_id,
-                              model.deployment_name, model.pipeline_name, value)
-                 .where(where).order_by(*order).limit(per_page).offset(skip))
-        sql, params = inner.sql()
+        sql, params = _ordered(model, where, per_page, skip, model.id, model.name,
+                               model.created_at, model.execution_id, model.deployment_name,
+                               model.pipeline_name, value).sql()
         rows = list(database.execute_sql(
             f'SELECT "id", {selected}, "{value.column_name}" FROM ({sql}) AS "page" '
             'ORDER BY "created_at", "id"', params))
     else:
         # SQLite skips OFFSET rows before making their columns; a subquery would cost a
         # co-routine and a sort of the page.
-        rows = list(database.execute(
-            model.select(model.id, SQL(selected), value)
-            .where(where).order_by(*order).limit(per_page).offset(skip)))
+        rows = list(database.execute(_ordered(model, where, per_page, skip, model.id,
+                                              SQL(selected), value)))
     chunks = {}
     if kind == "list" and rows:
         # The ids passed as one parameter: 5,000 Peewee parameters cost more than the query.
@@ -307,6 +318,35 @@ def _page(kind: str, environment: Environment, filters: dict, page: int, per_pag
             SQL('"list_metric_id" = ANY(%s::bigint[])', (f"{{{found}}}",)) if postgres
             else SQL('"list_metric_id" IN (SELECT value FROM json_each(?))', (f"[{found}]",)))
     return total, rows, chunks
+
+
+def _single_columns(environment: Environment, filters: dict, page: int, per_page: int,
+                    fields: tuple[str, ...]) -> tuple[int, str, list[float]]:
+    """(total, `"field":[...]` for each of `fields`, the values) of a page of single metrics.
+
+    The database makes each field's JSON array, in C (no Python object per row and field);
+    the values come to Python as numbers, because SQLite's text of a REAL is not exact.
+    One statement, so one snapshot: on SQLite the values' rows, then one row of the arrays."""
+    total, model, where, skip = _page_scope("single", environment, filters, page, per_page,
+                                            COLUMNS_MAX_PAGE["single"])
+    postgres = isinstance(database.obj, PostgresqlDatabase)
+    sql, params = _ordered(model, where, per_page, skip, model.value,
+                           *(getattr(model, f) for f in fields)).sql()
+
+    def array(field: str) -> str:
+        made = _created_sql(postgres) if field == "created_at" else f'"{field}"'
+        made = f"COALESCE(json_agg({made})::text, '[]')" if postgres else f"json_group_array({made})"
+        return f"""'"{field}":' || {made}"""
+
+    arrays = " || ',' || ".join(map(array, fields))
+    if postgres:  # the page is sorted below the aggregates: they read it in its order
+        [(head, values)] = database.execute_sql(
+            f'SELECT {arrays}, array_agg("value") FROM ({sql}) AS "page"', params).fetchall()
+        return total, head, values or []
+    values_sql, values_params = _ordered(model, where, per_page, skip, model.value).sql()
+    rows = database.execute_sql(f'SELECT "value" FROM ({values_sql}) UNION ALL '
+                                f'SELECT {arrays} FROM ({sql})', [*values_params, *params]).fetchall()
+    return total, rows.pop()[0], [value for (value,) in rows]
 
 
 def _list_text(stored: str, texts) -> str:
@@ -357,18 +397,20 @@ def query_columns_json(kind: str, environment: Environment, filters: dict, page:
     filters = parse_filters(filters)
     constant = {f: filters[f] for f in ROW_FIELDS if filters.get(f)}
     fields = tuple(f for f in ROW_FIELDS if f not in constant)
-    total, rows, chunks = _page(kind, environment, filters, page, per_page, fields,
-                                COLUMNS_MAX_PAGE[kind])
-    columns = list(zip(*rows)) if rows else [()] * (len(fields) + 2)
-    parts = [b'"%s":%s' % (f.encode(), _json(column)) for f, column in zip(fields, columns[1:])]
     if kind == "single":
-        parts.append(b'"value":' + _json(columns[-1]))
-    else:  # the stored JSON text of each list, spliced in unparsed
-        parts.append(b'"values":[' + ",".join(
-            _list_text(stored, chunks.get(row_id, ()))
-            for row_id, stored in zip(columns[0], columns[-1])).encode() + b"]")
+        total, head, values = _single_columns(environment, filters, page, per_page, fields)
+        columns = b'%s,"value":%s' % (head.encode(), _json(values))
+    else:  # each list's stored JSON text, spliced in unparsed
+        total, rows, chunks = _page(kind, environment, filters, page, per_page, fields,
+                                    COLUMNS_MAX_PAGE[kind])
+        arrays = list(zip(*rows)) if rows else [()] * (len(fields) + 2)
+        columns = b",".join([
+            *(b'"%s":%s' % (f.encode(), _json(array)) for f, array in zip(fields, arrays[1:])),
+            b'"values":[' + ",".join(_list_text(stored, chunks.get(row_id, ()))
+                                     for row_id, stored in zip(arrays[0], arrays[-1])).encode()
+            + b"]"])
     return b'{"total_count":%d,"constant":%s,"columns":{%s}}' % (
-        int(total), _json(constant), b",".join(parts))
+        int(total), _json(constant), columns)
 
 
 def for_executions(environment: Environment, execution_ids: list[str]) -> dict[str, dict]:
