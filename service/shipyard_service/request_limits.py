@@ -64,24 +64,31 @@ def nesting_error(limit: int) -> BadRequest:
 def install(app: Flask, settings: Settings) -> None:
     @app.before_request
     def _limit_request() -> None:
-        if "\x00" in request.path or b"%00" in request.query_string:
+        req = request._get_current_object()  # type: ignore[attr-defined]  # once, not per use
+        if "\x00" in req.path or b"%00" in req.query_string:
             # PostgreSQL refuses NUL in text (a 500 wherever a name or filter reached it).
-            field = next((k for k, v in request.args.items(multi=True)
+            field = next((k for k, v in req.args.items(multi=True)
                           if "\x00" in k or "\x00" in v), "url")
             raise BadRequest("NUL characters (%00) are not allowed in URLs",
-                             {"field": field, field: request.args.get(field, request.path)})
-        view = app.view_functions.get(request.endpoint or "")
+                             {"field": field, field: req.args.get(field, req.path)})
+        view = app.view_functions.get(req.endpoint or "")
         if getattr(view, "raw_upload", False):
             return  # the view checks who sends it before reading a byte
-        if getattr(view, "streamed_upload", False) and not request.is_json:
+        is_json = req.is_json
+        if getattr(view, "streamed_upload", False) and not is_json:
             return  # files streamed to disk; a JSON body (endpoint inputs) is read whole
         limit = settings.max_request_bytes
-        request.max_content_length = limit  # also bounds bodies sent without a length
-        if request.content_length is not None and request.content_length > limit:
+        length = req.content_length
+        if length is None:
+            # A body sent without a length (chunked) is bounded as it is read. One with a
+            # length is read by the server up to it, checked here: werkzeug's bounded
+            # stream around it would only add its layers to every read.
+            req.max_content_length = limit
+        elif length > limit:
             raise PayloadTooLarge(f"The request body is over the {limit} bytes limit",
-                                  {"size": request.content_length, "limit": limit})
-        if request.is_json:
-            head = request.get_data(cache=True)[:4]
+                                  {"size": length, "limit": limit})
+        if is_json:
+            head = req.get_data(cache=True)[:4]
             if b"\x00" in head or head[:2] in (b"\xff\xfe", b"\xfe\xff"):
                 # UTF-16/32 (which json.loads detects): RFC 8259 requires UTF-8 between
                 # systems, the routes' own parsers read only that, and the \u0000 search
@@ -91,14 +98,14 @@ def install(app: Flask, settings: Settings) -> None:
             # Parsed through the request's JSON cache, so a route reading get_json (the
             # endpoint trigger, on the low-latency path) does not parse the body again.
             try:
-                value = request.get_json(silent=True)
+                value = req.get_json(silent=True)
             except RecursionError:
                 raise nesting_error(settings.max_json_depth) from None
             if value is None:
                 # Empty or malformed: the route answers it in its own words, unless only a
                 # NaN/Infinity spoiled it (the webargs parser would read those).
                 try:
-                    refuse_non_finite(request.get_data(cache=True))
+                    refuse_non_finite(req.get_data(cache=True))
                 except RecursionError:
                     raise nesting_error(settings.max_json_depth) from None
                 return
@@ -107,7 +114,7 @@ def install(app: Flask, settings: Settings) -> None:
             # A NUL can only be written \u0000 in JSON: the byte search spares the walk.
             # Runner callbacks carry what step code produced: the domain replaces NULs there
             # (executions.finish, logs.checked_entries) instead of failing the execution.
-            if (b"\\u0000" in request.get_data(cache=True) and request.blueprint != "runner"
+            if (b"\\u0000" in req.get_data(cache=True) and req.blueprint != "runner"
                     and holds_nul(value)):
                 field = _nul_field(value)
                 raise BadRequest("NUL characters (\\u0000) are not allowed in the request's "
