@@ -25,6 +25,13 @@ from .lifecycle import ACTIVE
 MAX_LIST_VALUES = 50_000
 MAX_BATCH = 10_000
 MAX_PAGE = 5_000
+# Our SDK's pages (`format=columns`): each field once as an array, a field the filter fixes
+# given once, at most this many rows a page: a hard cap on a response's size (single metrics:
+# 62 B a row in bench_metrics, a few hundred at most as names are bounded; a list page stays
+# at 5,000 rows, as each list may hold 50,000 values).
+COLUMNS_MAX_PAGE = {"single": 50_000, "list": MAX_PAGE}
+FORMATS = ("objects", "columns")
+ROW_FIELDS = ("name", "created_at", "execution_id", "deployment_name", "pipeline_name")
 SCOPES = ("pipeline_name", "deployment_name", "execution_id")
 FILTERS = ("name", *SCOPES)
 AGGREGATIONS = ("last", "min", "max", "mean")
@@ -371,14 +378,6 @@ def query_json(kind: str, environment: Environment, filters: dict, page: int,
             # `value` is what 0.60.0 and the documentation read; later clients read `values`.
             parts.append(f'{head[:-1]},"value":{values},"values":{values}}}')
     return f'{{"metrics":[{",".join(parts)}],"total_count":{int(total)}}}'
-
-
-# Our SDK's pages (`format=columns`): each field once as an array, a field the filter fixes
-# given once, up to this many rows a page (single: ~150 B a row, so at most ~8 MB of JSON; a
-# list page stays at 5,000 rows, as each list may hold 50,000 values).
-COLUMNS_MAX_PAGE = {"single": 50_000, "list": MAX_PAGE}
-FORMATS = ("objects", "columns")
-ROW_FIELDS = ("name", "created_at", "execution_id", "deployment_name", "pipeline_name")
 
 
 def _json(value: object) -> bytes:
