@@ -9,6 +9,7 @@ from flask import Response, g, request
 from ..domain import metrics
 from .common import env_blueprint, ok
 from .schemas.metrics import (
+    NAME_PARAMETER,
     ListBody,
     ListMetricsQuery,
     ListPage,
@@ -24,14 +25,14 @@ blp = env_blueprint("metrics", __name__, "/metrics", "Pipeline metrics")
 _FILTER_KEY = re.compile(r"^filters\[([^\]]*)\]$")
 
 
-@blp.route("/single-value/<name>", methods=["PUT"])
+@blp.route("/single-value/<name>", methods=["PUT"], parameters=NAME_PARAMETER)
 @blp.arguments(SingleBody)
 @blp.response(200, SingleRecorded)
 def record_single(body: dict, name: str):
     return ok(metrics.record_single(g.environment, g.principal, name, body))
 
 
-@blp.route("/list-values/<name>", methods=["POST"])
+@blp.route("/list-values/<name>", methods=["POST"], parameters=NAME_PARAMETER)
 @blp.arguments(ListBody)
 @blp.response(200, ListRecorded)
 def record_list(body: dict, name: str):

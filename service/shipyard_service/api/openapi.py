@@ -44,6 +44,24 @@ class ShipyardApi(Api):
 def register_security_schemes(api: Api) -> None:
     for name, scheme in SECURITY_SCHEMES.items():
         api.spec.components.security_scheme(name, scheme)
+    api.ma_plugin.converter.add_attribute_function(_dict_rules)
+
+
+def _dict_rules(converter, field: ma.fields.Field, ret: dict, **kwargs) -> dict:
+    """What a `fields.Dict` checks, which apispec leaves out: its `Length` counts keys
+    (apispec writes minLength, a string's), and its key field's pattern holds for every key
+    (`propertyNames`, which schemathesis honours; OpenAPI 3.0 tools ignore it)."""
+    if not isinstance(field, ma.fields.Dict):
+        return {}
+    extra = {}
+    for length, count in (("minLength", "minProperties"), ("maxLength", "maxProperties")):
+        if length in ret:
+            extra[count] = ret.pop(length)
+    if field.key_field is not None:
+        pattern = converter.field2pattern(field.key_field).get("pattern")
+        if pattern:
+            extra["propertyNames"] = {"pattern": pattern}
+    return extra
 
 
 # Swagger UI ---------------------------------------------------------------------------------

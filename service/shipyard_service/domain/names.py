@@ -9,17 +9,16 @@ from ..errors import BadRequest
 RESOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 IO_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,255}$")
+RESOURCE_NAME_RULE = ("use lowercase letters, digits and '-', starting with a letter or digit "
+                      "(at most 63 characters)")
 
 
 def check_resource_name(value: object, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise BadRequest(f"Missing {what}", {"field": what})
     if not RESOURCE_NAME.match(value):
-        raise BadRequest(
-            f"Invalid {what} '{value}': use lowercase letters, digits and '-', "
-            "starting with a letter or digit (at most 63 characters)",
-            {"field": what, "value": value},
-        )
+        raise BadRequest(f"Invalid {what} '{value}': {RESOURCE_NAME_RULE}",
+                         {"field": what, "value": value})
     return value
 
 

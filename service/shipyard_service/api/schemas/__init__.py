@@ -7,10 +7,13 @@ they never restrict extra keys (clients read pass-through objects)."""
 from __future__ import annotations
 
 import math
+import re
 import typing
 
 import marshmallow as ma
 from marshmallow import fields
+
+from ...domain.names import RESOURCE_NAME, RESOURCE_NAME_RULE
 
 # MAX_INT: bigger integers are shape errors, not database errors.
 from ...store.db import MAX_INT  # noqa: F401  (re-exported to the schema modules)
@@ -48,6 +51,10 @@ class Scalar(fields.Field):
     """A string, or a finite number given as such (stored as its decimal text)."""
 
     default_error_messages = {"invalid": "Must be a string or a number."}
+
+    def __init__(self, **kwargs: typing.Any) -> None:
+        kwargs.setdefault("metadata", {"anyOf": [{"type": "string"}, {"type": "number"}]})
+        super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, str):
@@ -94,3 +101,20 @@ class LogLine(Out):
 class Name(Out):
     name = fields.String(required=True)
 
+
+
+def matching(regex: re.Pattern | str, rule: str, **kwargs: typing.Any) -> fields.String:
+    """A string the domain holds to `regex`: the document shows the same pattern (so a
+    generated request the document allows is one the API accepts), and a miss is a 400
+    naming the rule."""
+    return fields.String(validate=ma.validate.Regexp(regex, error=rule), **kwargs)
+
+
+def resource_name(**kwargs: typing.Any) -> fields.String:
+    """A project, environment, step, pipeline or deployment name (domain/names.py)."""
+    return matching(RESOURCE_NAME, RESOURCE_NAME_RULE, **kwargs)
+
+
+def non_blank(**kwargs: typing.Any) -> fields.String:
+    """Text that must hold something besides whitespace (Python's, as the domain strips)."""
+    return matching(r"\s*\S", "Must not be blank.", **kwargs)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import marshmallow as ma
 from marshmallow import fields
 
-from . import Body, Out, Strict
+from . import Body, Out, Strict, matching, non_blank
 
 
 class RefreshBody(Body):
@@ -28,9 +29,10 @@ class UserAdminView(User):
 
 
 class UserCreate(Strict):
-    name = fields.String(required=True)
-    email = fields.String(required=True)
-    password = fields.String(allow_none=True,
+    name = non_blank(required=True)
+    email = matching(r"[^@]*@", "Not a valid email address.", required=True,
+                     metadata={"description": "Holds an '@'"})
+    password = fields.String(allow_none=True, validate=ma.validate.Length(min=8),
                              metadata={"description": "For the web UI; at least 8 characters"})
     is_platform_admin = fields.Boolean(load_default=False, truthy={True}, falsy={False})
 

@@ -5,17 +5,36 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields
 
-from . import MAX_INT, Body, Out, Query
+from ...domain.datastore import MAX_PATH_BYTES
+from . import MAX_INT, Body, Out, Query, matching
 
 _COUNT = ma.validate.Range(min=0, max=MAX_INT)
 
 
+# domain/datastore.normalize_path as a pattern: not blank, no control character, backslash
+# or drive letter, and '/'-separated segments none empty, '.' or '..'. Its byte limits (whole
+# path, each segment) are the domain's alone. `(?![\s\S])` ends the text in Python and
+# ECMA alike ('$' would let a final newline by in Python).
+_CHAR = r"[^\x00-\x1f\x7f\\/]"
+_SEGMENT = rf"(?:\.{{0,2}}[^\x00-\x1f\x7f\\/.]{_CHAR}*|\.{{3}}{_CHAR}*)"
+OBJECT_PATH = rf"^(?![A-Za-z]:)(?=[\s\S]*\S)/*{_SEGMENT}(?:/{_SEGMENT})*(?![\s\S])"
+
+
+def _object_path(**kwargs) -> fields.String:
+    return matching(OBJECT_PATH, "Not a valid object path: '/'-separated names, none empty, "
+                    "'.' or '..', without control characters, backslashes or drive letters.",
+                    # Bytes, not characters: no maxLength (which counts characters).
+                    metadata={"example": "data/train.csv",
+                              "description": f"At most {MAX_PATH_BYTES} bytes (UTF-8)"},
+                    **kwargs)
+
+
 class PathBody(Body):
-    path_to_object = fields.String(required=True, metadata={"example": "data/train.csv"})
+    path_to_object = _object_path(required=True)
 
 
 class PathQuery(Query):
-    path_to_object = fields.String(required=True)
+    path_to_object = _object_path(required=True)
 
 
 class ListQuery(Query):
@@ -31,14 +50,15 @@ class PartBody(PathBody):
         "description": "As answered by the start call, sent back unchanged"})
     part_number = fields.Integer(strict=True, required=True,
                                  validate=ma.validate.Range(min=1, max=10_000))
-    chunk_size = fields.Integer(strict=True, required=True, validate=_COUNT)
+    chunk_size = fields.Integer(strict=True, required=True,
+                                validate=ma.validate.Range(min=1, max=MAX_INT))
     size = fields.Integer(strict=True, allow_none=True, validate=_COUNT,
                           metadata={"description": "Total bytes, on the last part"})
 
 
 class EndBody(PathBody):
     multipart_upload_configuration = fields.Dict(required=True)
-    parts = fields.List(fields.Raw(), allow_none=True)
+    parts = fields.List(fields.Raw(allow_none=False), allow_none=True)
 
 
 class ObjectInfo(Out):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields
 
-from ...domain.deployments import MAX_REPLICAS
-from . import MAX_INT, AnyJson, LogLine, Out, Strict
+from ...domain.deployments import MAX_REPLICAS, RAM
+from ...domain.names import RESOURCE_NAME_RULE
+from . import MAX_INT, AnyJson, LogLine, Out, Strict, matching, resource_name
 
 _RANGE = ma.validate.Range
 
@@ -14,22 +15,26 @@ _RANGE = ma.validate.Range
 class DeploymentCreate(Strict):
     """POST /endpoints (endpoint rule) and /periodic-deployment (periodic rule)."""
 
-    name = fields.String(required=True)
+    name = resource_name(required=True)
     pipeline_name = fields.String(required=True)
     mode = fields.String(validate=ma.validate.OneOf(["elastic", "low_latency"]))
     description = fields.String(allow_none=True)
-    enable_parallel_executions = fields.Boolean(allow_none=True)
+    enable_parallel_executions = fields.Boolean()
     use_cache = fields.Boolean(truthy={True}, falsy={False}, allow_none=True, metadata={
         "description": "false: every step of its executions runs, none takes a cached "
                        "result (default true)"})
     max_parallel_executions_per_pod = fields.Integer(strict=True, allow_none=True,
                                                      validate=_RANGE(min=1, max=256))
     replicas = fields.Integer(strict=True, allow_none=True, validate=_RANGE(min=1, max=MAX_REPLICAS))
-    ram_request = fields.String(allow_none=True, metadata={"example": "512MiB"})
+    ram_request = matching(RAM, "Looks like '512MiB' or '1GiB'.", allow_none=True,
+                           metadata={"example": "512MiB"})
     gpu_request = fields.Integer(strict=True, allow_none=True, validate=_RANGE(min=0, max=16))
     schedule = fields.String(allow_none=True, metadata={"description": "Cron (periodic rule)"})
-    endpoint_url_path = fields.String(allow_none=True)
-    endpoint_token = fields.String(allow_none=True)
+    # Empty or null: the deployment's name / a generated token.
+    endpoint_url_path = matching(r"^(?:[a-z0-9][a-z0-9-]{0,62})?$", RESOURCE_NAME_RULE,
+                                 allow_none=True)
+    endpoint_token = matching(r"^(?:[\s\S]{16,})?(?![\s\S])", "At least 16 characters.",
+                              allow_none=True)
     execution_timeout_s = fields.Integer(strict=True, allow_none=True,
                                          validate=_RANGE(min=1, max=MAX_INT))
     inputs_mapping = fields.List(fields.Dict(), allow_none=True)

@@ -5,20 +5,27 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields
 
-from ...domain.metrics import COLUMNS_MAX_PAGE, FORMATS, MAX_PAGE
+from ...domain.metrics import COLUMNS_MAX_PAGE, FORMATS, MAX_BATCH, MAX_PAGE, METRIC_NAME
 from . import MAX_INT, Body, Out, Query
+
+_EXECUTION_ID = {"required": True, "validate": ma.validate.Length(min=1),
+                 "metadata": {"description": "The running execution recording it"}}
+# The metric's name, a path parameter (`@blp.route(..., parameters=NAME_PARAMETER)`).
+NAME_PARAMETER = [{"in": "path", "name": "name", "required": True, "schema": {
+    "type": "string", "pattern": METRIC_NAME.pattern, "maxLength": 128}}]
 
 
 class SingleBody(Body):
     value = fields.Float(required=True, allow_nan=False)
-    execution_id = fields.String(required=True)
+    execution_id = fields.String(**_EXECUTION_ID)
 
 
 class ListBody(Body):
     values = fields.Raw(required=True, metadata={
         "description": "A list of numbers (at most 10,000 per call), or one number",
-        "oneOf": [{"type": "array", "items": {"type": "number"}}, {"type": "number"}]})
-    execution_id = fields.String(required=True)
+        "oneOf": [{"type": "array", "items": {"type": "number"}, "minItems": 1,
+                   "maxItems": MAX_BATCH}, {"type": "number"}]})
+    execution_id = fields.String(**_EXECUTION_ID)
 
 
 class SingleRecorded(Out):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from marshmallow import fields
 
-from . import Out, Strict
+from ...domain.access import ROLE_NAMES
+from . import Out, Strict, matching, resource_name
 
 
 class SettingsIn(Strict):
@@ -21,7 +22,7 @@ class SettingsIn(Strict):
 
 
 class ProjectCreate(Strict):
-    name = fields.String(required=True)
+    name = resource_name(required=True)
     settings = fields.Nested(SettingsIn, allow_none=True)
 
 
@@ -31,7 +32,7 @@ class ProjectUpdate(Strict):
 
 
 class EnvironmentCreate(Strict):
-    name = fields.String(required=True)
+    name = resource_name(required=True)
 
 
 class Settings(Out):
@@ -83,8 +84,15 @@ class ProjectDeleted(Out):
     deleted = fields.Nested(DeletedCounts, required=True)
 
 
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" for c in word)
+
+
 class RoleBody(Strict):
-    role = fields.String(required=True, metadata={"description": "viewer, editor or admin"})
+    # The domain strips the role and ignores its case (access.parse_role): so does the pattern.
+    role = matching(rf"^\s*(?:{'|'.join(_any_case(r) for r in ROLE_NAMES)})\s*$",
+                    f"Use one of {', '.join(ROLE_NAMES)}.", required=True,
+                    metadata={"description": "viewer, editor or admin"})
 
 
 class Member(Out):

@@ -6,7 +6,7 @@ import marshmallow as ma
 from marshmallow import fields
 
 from ...domain.steps import MAX_RETRIES, MAX_RETRY_DELAY_S
-from . import AnyJson, Body, FormInteger, Out, Query
+from . import AnyJson, Body, FormInteger, Out, Query, resource_name
 
 
 class _Creation(Body):
@@ -36,11 +36,11 @@ class _Creation(Body):
 
 
 class StepCreation(_Creation):
-    step_name = fields.String(required=True)
+    step_name = resource_name(required=True)
 
 
 class PipelineCreation(_Creation):
-    pipeline_name = fields.String(required=True)
+    pipeline_name = resource_name(required=True)
     # A list of names, or one name: checked by the graph rules (domain/graph.py).
     step_names = fields.Raw(metadata={
         "description": "JSON only: a pipeline from existing steps instead of a function",
