@@ -33,7 +33,7 @@ class DeploymentCreate(Strict):
     # Empty or null: the deployment's name / a generated token.
     endpoint_url_path = matching(r"^(?:[a-z0-9][a-z0-9-]{0,62})?$", RESOURCE_NAME_RULE,
                                  allow_none=True)
-    endpoint_token = matching(r"^(?:[\s\S]{16,})?(?![\s\S])", "At least 16 characters.",
+    endpoint_token = matching(r"^(?:[\s\S]{16,})?(?![\s\S])", "Must be at least 16 characters.",
                               allow_none=True)
     execution_timeout_s = fields.Integer(strict=True, allow_none=True,
                                          validate=_RANGE(min=1, max=MAX_INT))
