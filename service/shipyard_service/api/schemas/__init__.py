@@ -13,7 +13,7 @@ import typing
 import marshmallow as ma
 from marshmallow import fields
 
-from ...domain.names import RESOURCE_NAME, RESOURCE_NAME_RULE
+from ...domain.names import RESOURCE_NAME
 
 # MAX_INT: bigger integers are shape errors, not database errors.
 from ...store.db import MAX_INT  # noqa: F401  (re-exported to the schema modules)
@@ -111,8 +111,10 @@ def matching(regex: re.Pattern | str, rule: str, **kwargs: typing.Any) -> fields
 
 
 def resource_name(**kwargs: typing.Any) -> fields.String:
-    """A project, environment, step, pipeline or deployment name (domain/names.py)."""
-    return matching(RESOURCE_NAME, RESOURCE_NAME_RULE, **kwargs)
+    """A project, environment, step, pipeline or deployment name: documented with the
+    pattern domain/names.check_resource_name holds it to, and checked there (its 400 names
+    the field as the UI and the SDKs show it)."""
+    return fields.String(metadata={"pattern": RESOURCE_NAME.pattern}, **kwargs)
 
 
 def non_blank(**kwargs: typing.Any) -> fields.String:

@@ -6,27 +6,27 @@ import marshmallow as ma
 from marshmallow import fields
 
 from ...domain.datastore import MAX_PATH_BYTES
-from . import MAX_INT, Body, Out, Query, matching
+from . import MAX_INT, Body, Out, Query
 
 _COUNT = ma.validate.Range(min=0, max=MAX_INT)
 
 
 # domain/datastore.normalize_path as a pattern: not blank, no control character, backslash
-# or drive letter, and '/'-separated segments none empty, '.' or '..'. Its byte limits (whole
-# path, each segment) are the domain's alone. `(?![\s\S])` ends the text in Python and
-# ECMA alike ('$' would let a final newline by in Python).
+# or drive letter, and '/'-separated segments none empty, '.' or '..' (its byte limits, of
+# the path and of each segment, are not stated). Documented only: normalize_path checks, and
+# its 400 names the path (additional_data.path_to_object); tests/unit/test_object_path_pattern
+# holds the two equal. `(?![\s\S])` ends the text in Python and ECMA alike ('$' would let a
+# final newline by in Python).
 _CHAR = r"[^\x00-\x1f\x7f\\/]"
 _SEGMENT = rf"(?:\.{{0,2}}[^\x00-\x1f\x7f\\/.]{_CHAR}*|\.{{3}}{_CHAR}*)"
 OBJECT_PATH = rf"^(?![A-Za-z]:)(?=[\s\S]*\S)/*{_SEGMENT}(?:/{_SEGMENT})*(?![\s\S])"
 
 
 def _object_path(**kwargs) -> fields.String:
-    return matching(OBJECT_PATH, "Not a valid object path: '/'-separated names, none empty, "
-                    "'.' or '..', without control characters, backslashes or drive letters.",
-                    # Bytes, not characters: no maxLength (which counts characters).
-                    metadata={"example": "data/train.csv",
-                              "description": f"At most {MAX_PATH_BYTES} bytes (UTF-8)"},
-                    **kwargs)
+    # Bytes, not characters: no maxLength (which counts characters).
+    return fields.String(metadata={"example": "data/train.csv", "pattern": OBJECT_PATH,
+                                   "description": f"At most {MAX_PATH_BYTES} bytes (UTF-8)"},
+                         **kwargs)
 
 
 class PathBody(Body):
