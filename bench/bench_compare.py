@@ -1,9 +1,10 @@
 """The execution comparison page at scale (issues 15 and 16): 1,000,000 executions written
 in bulk straight to the store (tests/ui/seeding.py), on SQLite then PostgreSQL, then the
 page's server answer timed over HTTP with a logged-in session: the default view, a filter
-+ a status, sorts by an input in the JSON, a metric and a list metric's aggregate, a deep
-page and the tracking page. Baseline: the environment's home page on the same server (a UI
-page with no execution listing). The seeding time and the store's growth per execution are
++ a status, sorts by an input in the JSON, a metric and a list metric's aggregate (also
+filtered by pipeline, page 200 and the last page), a deep page and the tracking page.
+Baseline: the environment's home page on the same server (a UI page with no execution
+listing). The seeding time and the store's growth per execution are
 printed. Target < 100 ms each. SHIPYARD_BENCH_COMPARE_EXECUTIONS changes the count;
 SHIPYARD_BENCH_COMPARE_BACKENDS=sqlite runs one backend only."""
 
@@ -43,6 +44,13 @@ VIEWS = {
     "last page of 100-row pages": f"/compare?per_page=100&page={-(-EXECUTIONS // 100)}",
     "last page, sort by input lr": "/compare?pipeline=train-a&sort=in:lr&dir=asc&per_page=100"
                                    f"&page={-(-EXECUTIONS // 200)}",
+    "sort by metric, pipeline, page 200": "/compare?pipeline=train-a&sort=m:accuracy&page=200",
+    "last page, sort by metric, pipeline": "/compare?pipeline=train-a&sort=m:accuracy"
+                                           f"&per_page=100&page={-(-EXECUTIONS // 200)}",
+    "sort by list mean, pipeline, page 200": "/compare?pipeline=train-a&sort=lm:loss&agg=mean"
+                                             "&page=200",
+    "last page, sort by list mean, pipeline": "/compare?pipeline=train-a&sort=lm:loss&agg=mean"
+                                              f"&per_page=100&page={-(-EXECUTIONS // 200)}",
     "tracking, page 500": "/executions?per_page=100&page=500",
 }
 
