@@ -1,7 +1,7 @@
 """The sort indexer: writes the comparison view's input and output sort keys for
 executions that ended (store/sortindex.py) every `settings.sort_index_interval_s`, in
 batches, resuming from its stored mark; then fills the filter columns of keys written
-before migration 0017."""
+before migrations 0017 and 0021."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class SortIndexer(PeriodicWork):
         from .domain.lifecycle import FINAL
         from .store import db_session, sortindex
         from .store.db import utcnow
-        from .store.models import Environment
+        from .store.models import Environment, MetricSortFill, SortFill
 
         passed = 0
         with db_session():
@@ -35,10 +35,12 @@ class SortIndexer(PeriodicWork):
                     passed += count
                     if count < sortindex.BATCH:
                         break
-                # Keys written before migration 0017: their filter columns.
-                while not self.should_stop():
-                    count = sortindex.fill_batch(environment_id)
-                    passed += count
-                    if count < sortindex.BATCH:
-                        break
+                # Keys written before migrations 0017 (input/output) and 0021 (metric):
+                # their filter columns.
+                for fill in (SortFill, MetricSortFill):
+                    while not self.should_stop():
+                        count = sortindex.fill_batch(environment_id, model=fill)
+                        passed += count
+                        if count < sortindex.BATCH:
+                            break
         return passed

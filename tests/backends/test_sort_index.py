@@ -21,7 +21,9 @@ from shipyard_service.store.db import database
 from shipyard_service.store.models import (
     Environment,
     Execution,
+    ListMetric,
     Metric,
+    MetricSortFill,
     Project,
     RowCount,
     SchemaVersion,
@@ -240,8 +242,8 @@ def test_filtered_sorts_before_and_after_the_filter_columns_are_filled(store, mo
     for op in ("insert", "delete", "update"):  # migration 0018's counters
         database.execute_sql(f'DROP TRIGGER "sortkey_count_{op}"'
                              + ("" if sqlite else ' ON "sortkey"'))
-    RowCount.delete().where(RowCount.kind.startswith("in:")
-                            | RowCount.kind.startswith("out:")).execute()
+    RowCount.delete().where(RowCount.kind.not_in(["execution", "metric", "listmetric"])
+                            ).execute()
     for column in sortindex.FILTERS:
         database.execute_sql(f'ALTER TABLE "sortkey" DROP COLUMN "{column}"')
     before = migrations.MIGRATIONS.index(migrations._0017_sort_key_filters)
@@ -255,13 +257,14 @@ def test_filtered_sorts_before_and_after_the_filter_columns_are_filled(store, mo
 
 
 def _counters_match() -> None:
-    """The input/output keys' counters (store/counts.py) equal a count of the keys that
-    carry their filter columns, per key, pipeline, deployment and status."""
+    """The sort keys' counters (store/counts.py) equal a count of the keys that carry
+    their filter columns, per key, pipeline, deployment and status ('' for a metric's)."""
     counted = {(r.kind, r.pipeline_name, r.deployment_name, r.name): r.count
-               for r in RowCount.select() if r.kind.startswith(("in:", "out:")) and r.count}
+               for r in RowCount.select()
+               if r.kind.startswith(("in:", "out:", "m:", "lm:")) and r.count}
     grouped = {}
     for k in SortKey.select().where(SortKey.pipeline_name.is_null(False)):
-        group = (k.key, k.pipeline_name, k.deployment_name, k.status)
+        group = (k.key, k.pipeline_name, k.deployment_name, k.status or "")
         grouped[group] = grouped.get(group, 0) + 1
     assert counted == grouped
 
@@ -288,18 +291,21 @@ def _check_fill(url: str, env: Environment, written: dict, monkeypatch) -> None:
     _assert_same(env, expected)  # part filled
     _counters_match()
     assert sortindex.fill_batch(env.id, batch=100) == 100
-    # The indexer fills the rest (and passes the 15 ended and 10 running past its mark).
-    assert SortIndexer(60).index_once() == 15 + 10 + COUNT - 200
+    # The indexer fills the rest (and passes the 15 ended and 10 running past its mark,
+    # and fills the metric keys of the COUNT executions before migration 0021 ran again).
+    assert SortIndexer(60).index_once() == 15 + 10 + COUNT - 200 + COUNT
     assert sortindex.filled(env.id) and SortFill.select().count() == 0
     assert sortindex.fill_batch(env.id, batch=100) == 0
-    # Every key has its execution's columns again; the metric keys have none.
+    # Every key has its execution's columns again; the metric keys have no status.
     assert {k: v for k, v in _filter_columns().items() if k in written} == written
     assert not SortKey.select().where(SortKey.key.startswith("m:")
-                                      & SortKey.pipeline_name.is_null(False)).exists()
+                                      & (SortKey.pipeline_name.is_null()
+                                         | SortKey.status.is_null(False))).exists()
     _counters_match()
     _assert_same(env, expected)  # all filled: the keys' own columns, with the tail merged
     if url.startswith("sqlite"):
-        keyed = comparison._keyed(env, comparison.Filters(pipeline="p-b"), "in:lr")
+        keyed = comparison._keyed(env, comparison.Filters(pipeline="p-b"), "in:lr",
+                                  sortindex.FILTERS)
         sql, params = keyed.order_by(SortKey.value, SortKey.created_at,
                                      SortKey.execution_id).limit(25).offset(100).sql()
         plan = " ".join(str(row) for row in database.execute_sql(
@@ -344,3 +350,143 @@ def test_nan_stored_before_requests_refused_it_no_longer_stops_the_indexer(store
     assert SortIndexer(60).index_once() == 7
     keys = _io_keys()
     assert {("x-nan", "in:tag"), ("x-inf", "in:tag"), ("x-0004", "in:tag")} <= keys
+
+
+METRIC_SORTS = [("m:acc", False, "last"), ("m:acc", True, "last"),
+                ("lm:loss", False, "mean"), ("lm:loss", True, "min")]
+METRIC_FILTERS = [*FILTERS, comparison.Filters(pipeline="p-a", deployment="d-2"),
+                  comparison.Filters(pipeline="p-b", status="Running"),
+                  comparison.Filters(deployment="d-1", status="Failed")]
+
+
+def _add_lists(first: int, count: int) -> None:
+    """A list metric `loss` on two executions in three, its summary as appends keep it."""
+    for i in range(first, first + count):
+        if i % 3 != 1:
+            values = [(i % 7) / 4, (i % 3) / 2, 1.5 - (i % 5) / 4][: 1 + i % 3]
+            ListMetric.create(environment=Execution.get_by_id(f"x-{i:04d}").environment,
+                              execution_id=f"x-{i:04d}", pipeline_name="p", name="loss",
+                              count=len(values), value_min=min(values), value_max=max(values),
+                              value_sum=sum(values), value_last=values[-1])
+
+
+def _metric_read(environment: Environment, sort: str, descending: bool, aggregation: str,
+                 filters: comparison.Filters) -> list[list[str]]:
+    """A full read: every filtered execution and its metric (or list summary) value,
+    sorted here: valued ones by (value, date, id), then the others by (date, id), each
+    in the sort's direction; pages of 25."""
+    name = sort.split(":")[1]
+    if sort.startswith("m:"):
+        values = {m.execution_id: m.value for m in Metric.select().where(
+            (Metric.environment == environment) & (Metric.name == name))}
+    else:
+        values = {}
+        for row in ListMetric.select().where((ListMetric.environment == environment)
+                                             & (ListMetric.name == name)):
+            values[row.execution_id] = {
+                "min": row.value_min, "max": row.value_max, "last": row.value_last,
+                "mean": row.value_sum / row.count if row.count else None}[aggregation]
+    rows = [(e.execution_id, e.created_at) for e in comparison.filtered(environment, filters)]
+    valued = sorted(((values[i], c, i) for i, c in rows if values.get(i) is not None),
+                    reverse=descending)
+    others = sorted(((c, i) for i, c in rows if values.get(i) is None), reverse=descending)
+    ids = [row[-1] for row in valued] + [row[-1] for row in others]
+    return [ids[n:n + 25] for n in range(0, len(ids), 25)]
+
+
+def _assert_metric_pages(environment: Environment) -> None:
+    """Every page by number (first, middle, past the middle, last) and every page by
+    cursor equals the full read, for each metric sort and filter."""
+    for sort, descending, aggregation in METRIC_SORTS:
+        for filters in METRIC_FILTERS:
+            case = (sort, descending, aggregation, filters)
+            expected = _metric_read(environment, sort, descending, aggregation, filters)
+            pages, after = [], None
+            for number in range(1, len(expected) + 2):
+                found = comparison.page_of(environment, filters, sort, descending, number,
+                                           25, aggregation)
+                pages.append([e.execution_id for e in found.executions])
+            assert pages == [*expected, []], case
+            pages, page = [], 1
+            while True:
+                found = comparison.page_of(environment, filters, sort, descending, page, 25,
+                                           aggregation, after)
+                if not found.executions:
+                    break
+                pages.append([e.execution_id for e in found.executions])
+                after = Cursor.decode(found.next_after.encode())
+                page += 1
+            assert pages == expected, case
+
+
+def test_filtered_metric_sorts_read_the_keys_own_columns(store):
+    """Metric and list-metric keys carry their execution's pipeline and deployment
+    (migration 0021), never its status: filtered sorts by them equal a full read with
+    none, part or all of the keys written before 0021 filled, with running executions
+    that record metrics then end, and after deletes (retention); the counters equal a
+    GROUP BY; a sort filtered by pipeline reads one index range and no execution."""
+    url, env = store
+    _add(env, 0, COUNT)
+    _add_lists(0, COUNT)
+    # A store from before 0021: its metric keys carry nothing (nor are counted).
+    SortKey.update(pipeline_name=None, deployment_name=None).where(
+        SortKey.key.startswith("m:") | SortKey.key.startswith("lm:")).execute()
+    SchemaVersion.update(version=migrations.MIGRATIONS.index(
+        migrations._0021_metric_key_filters)).execute()
+    store_db.init_db(url).close()
+    db = store_db.init_db(url)
+    with db.connection_context():
+        fill = MetricSortFill.get(MetricSortFill.environment_id == env.id)
+        assert (fill.until_execution_id, fill.execution_id) == (f"x-{COUNT - 1:04d}", None)
+        assert sortindex.carried(env.id, "m:acc") == ()
+        assert sortindex.carried(env.id, "in:lr") == sortindex.FILTERS
+        _counters_match()
+        # Written after 0021: they carry their columns from the start; some still run.
+        _add(env, COUNT, 30)
+        _add(env, COUNT + 30, 20, status="Running")
+        _add_lists(COUNT, 50)
+        fresh = SortKey.select().where(SortKey.execution_id >= f"x-{COUNT:04d}")
+        assert fresh.count() and all(
+            (k.pipeline_name, k.status) == (("p-a", "p-b")[int(k.execution_id[2:]) % 3 == 0],
+                                            None)
+            for k in fresh if k.key.startswith(("m:", "lm:")))
+        _assert_metric_pages(env)  # nothing filled: each key's execution checked
+        assert sortindex.fill_batch(env.id, batch=100, model=MetricSortFill) == 100
+        assert sortindex.carried(env.id, "m:acc") == ()
+        _counters_match()
+        _assert_metric_pages(env)  # part filled
+        while sortindex.fill_batch(env.id, batch=100, model=MetricSortFill):
+            pass
+        assert sortindex.carried(env.id, "m:acc") == sortindex.METRIC_FILTERS
+        assert not SortKey.select().where(
+            (SortKey.key.startswith("m:") | SortKey.key.startswith("lm:"))
+            & (SortKey.pipeline_name.is_null() | SortKey.status.is_null(False))).exists()
+        _counters_match()
+        _assert_metric_pages(env)  # all filled: the keys' own columns
+        # The running ones record more, then end (some fail): a status filter follows
+        # their execution at once.
+        running = [f"x-{i:04d}" for i in range(COUNT + 30, COUNT + 50)]
+        Metric.update(value=Metric.value + 0.05).where(Metric.execution_id.in_(running)
+                                                       ).execute()
+        for n, execution_id in enumerate(running):
+            Execution.update(status="Failed" if n % 4 == 0 else "Succeeded").where(
+                Execution.execution_id == execution_id).execute()
+        _counters_match()
+        _assert_metric_pages(env)
+        # Retention: executions go with their metrics, lists and keys.
+        gone = [f"x-{i:04d}" for i in range(0, COUNT + 50, 7)]
+        for model in (Metric, ListMetric, Execution):
+            model.delete().where(model.execution_id.in_(gone)).execute()
+        assert not SortKey.select().where(SortKey.execution_id.in_(gone)).exists()
+        _counters_match()
+        _assert_metric_pages(env)
+        if url.startswith("sqlite"):
+            filters = comparison.Filters(pipeline="p-b")
+            keyed = comparison._keyed(env, filters, "m:acc", sortindex.carried(env.id, "m:acc"))
+            sql, params = keyed.order_by(SortKey.value, SortKey.created_at,
+                                         SortKey.execution_id).limit(25).offset(40).sql()
+            plan = " ".join(str(row) for row in database.execute_sql(
+                "EXPLAIN QUERY PLAN " + sql, params).fetchall())
+            assert "sortkey_environment_id_key_pipeline_name_value" in plan, plan
+            assert "execution" not in plan.replace("execution_id", ""), plan
+    db.close()

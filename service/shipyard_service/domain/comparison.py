@@ -107,23 +107,36 @@ class Page:
     next_after: Cursor | None = None
 
 
-def _keyed(environment: Environment, filters: Filters, key: str) -> peewee.ModelSelect:
+def _on_key(filters: Filters) -> dict[str, str]:
+    """The filters a sort key's own columns may carry, by column."""
+    on_key = {"pipeline_name": filters.pipeline, "deployment_name": filters.deployment,
+              "status": filters.status}
+    return {column: value for column, value in on_key.items() if value}
+
+
+def _keyed(environment: Environment, filters: Filters, key: str,
+           carried: tuple[str, ...]) -> peewee.ModelSelect:
+    """The key's rows under the filters: those the rows carry (`carried`,
+    sortindex.carried) read from their own columns, the others checked on each row's
+    execution."""
     keyed = SortKey.select(SortKey.execution_id).where(
         (SortKey.environment_id == environment.id) & (SortKey.key == key))
     if filters.text and filters.text.strip():
         keyed = keyed.where(SortKey.execution_id.contains(filters.text.strip()))
-    on_key = {"pipeline_name": filters.pipeline, "deployment_name": filters.deployment,
-              "status": filters.status}
-    if not any(on_key.values()):
+    on_key = _on_key(filters)
+    own = [getattr(SortKey, column) == value for column, value in on_key.items()
+           if column in carried]
+    if own:
+        # One range of the column's index, in the key's order (a deep page is an OFFSET
+        # in it).
+        keyed = keyed.where(reduce(operator.and_, own))
+    rest = {column: value for column, value in on_key.items() if column not in carried}
+    if not rest:
         return keyed
-    if key.partition(":")[0] in sortindex.KINDS and sortindex.filled(environment.id):
-        # An input/output key carries its execution's filter columns: one range of the
-        # column's index, in the key's order (a deep page is an OFFSET in it).
-        return keyed.where(reduce(operator.and_, [
-            getattr(SortKey, column) == value for column, value in on_key.items() if value]))
     # A correlated test, not a join: a join lets the planner start from the executions
     # (a scan of a million rows, then a sort) instead of the key's index.
-    narrowing = _conditions(Filters(filters.pipeline, filters.deployment, filters.status))
+    narrowing = _conditions(Filters(rest.get("pipeline_name"), rest.get("deployment_name"),
+                                    rest.get("status")))
     return keyed.where(fn.EXISTS(Execution.select(SQL("1")).where(
         (Execution.execution_id == SortKey.execution_id) & narrowing)))
 
@@ -177,10 +190,11 @@ def _keyed_ids(environment: Environment, filters: Filters, key: str, descending:
     every row of the page is among what was read. With `after`, the page starts right
     after that row instead; past the middle, an offset page is read from the other end
     (the last page costs the key's counter, `_valued_count`, not a walk over its rows)."""
-    keyed = _keyed(environment, filters, key)
+    carried = sortindex.carried(environment.id, key)
+    keyed = _keyed(environment, filters, key, carried)
 
     def count() -> int:
-        return _valued_count(environment, filters, key, keyed)
+        return _valued_count(environment, filters, key, keyed, carried)
 
     without = filtered(environment, filters).where(~fn.EXISTS(
         SortKey.select(SQL("1")).where((SortKey.execution_id == Execution.execution_id)
@@ -221,12 +235,13 @@ def _keyed_ids(environment: Environment, filters: Filters, key: str, descending:
 
 
 def _valued_count(environment: Environment, filters: Filters, key: str,
-                  keyed: peewee.ModelSelect) -> int:
+                  keyed: peewee.ModelSelect, carried: tuple[str, ...]) -> int:
     """How many of the filtered executions the index holds a value of `key` for: the
-    store's counter of an input/output key (store/counts.py) once every key carries its
-    filter columns, else a count of the `keyed` rows (an id search has no counter)."""
-    if (key.partition(":")[0] in sortindex.KINDS and not (filters.text or "").strip()
-            and sortindex.filled(environment.id)):
+    store's counter of the key (store/counts.py) once every row carries the filter's
+    columns, else a count of the `keyed` rows (an id search, or a metric key's status,
+    has no counter)."""
+    if (carried and not (filters.text or "").strip()
+            and set(_on_key(filters)) <= set(carried)):
         return counts.total(key, environment.id, _counted(filters))
     return keyed.count()
 

@@ -145,12 +145,14 @@ def breakdown(kind: str, environment_id: int, filters: dict[str, str], by: str) 
             .group_by(column).having(total_ > 0).tuples()}
 
 
-# Input/output sort keys (store/sortindex.py) carrying their execution's filter columns,
-# counted per key (RowCount.kind: the key itself, `in:NAME` or `out:NAME`; `name`: the
-# status): a filtered sort's last pages know how many executions hold a value without
-# counting half a million index entries. Row triggers with a WHEN, on both databases: a
-# metric's key (no filter columns) passes the test without a function call.
-_SORT_KEY_ROW = "{r}.environment_id, {r}.key, {r}.pipeline_name, {r}.deployment_name, {r}.status"
+# Sort keys (store/sortindex.py, sortkeys.py) carrying their execution's filter columns,
+# counted per key (RowCount.kind: the key itself, `in:NAME`, `m:NAME`, ...; `name`: the
+# status, '' on metric keys, which carry none): a filtered sort's last pages know how many
+# executions hold a value without counting half a million index entries. Row triggers
+# with a WHEN, on both databases: a key without filter columns (one written before they
+# were filled) passes the test without a function call.
+_SORT_KEY_ROW = ("{r}.environment_id, {r}.key, {r}.pipeline_name, {r}.deployment_name, "
+                 "COALESCE({r}.status, '')")
 _SORT_KEY_CHANGED = ("OLD.pipeline_name IS DISTINCT FROM NEW.pipeline_name OR "
                      "OLD.deployment_name IS DISTINCT FROM NEW.deployment_name OR "
                      "OLD.status IS DISTINCT FROM NEW.status")
@@ -178,8 +180,9 @@ def _sort_key_triggers(sqlite: bool) -> list[str]:
         name = f"sortkey_count_{op}"
         if sqlite:
             when = whens[op].replace("IS DISTINCT FROM", "IS NOT")
-            statements.append(f'CREATE TRIGGER IF NOT EXISTS "{name}" AFTER {events[op]} ON '
-                              f'"sortkey" WHEN {when} BEGIN {body} END')
+            statements += [f'DROP TRIGGER IF EXISTS "{name}"',
+                           f'CREATE TRIGGER "{name}" AFTER {events[op]} ON '
+                           f'"sortkey" WHEN {when} BEGIN {body} END']
             continue
         statements += [
             trigger_function(name, body),
@@ -189,14 +192,19 @@ def _sort_key_triggers(sqlite: bool) -> list[str]:
     return statements
 
 
-def install_sort_keys(db: peewee.Database) -> None:
-    """The input/output sort keys' counters: triggers, and a count of the keys that carry
-    their filter columns already (a migration: none in a store filled before it but the
-    keys written since; the sort indexer's fill counts the rest through the triggers)."""
+def sort_key_triggers(db: peewee.Database) -> None:
+    """(Re)make the sort keys' counter triggers (migration 0021: a metric key's null
+    status is counted under '')."""
     for statement in _sort_key_triggers(isinstance(db, peewee.SqliteDatabase)):
         db.execute_sql(statement)
-    RowCount.delete().where(RowCount.kind.startswith("in:")
-                            | RowCount.kind.startswith("out:")).execute()
+
+
+def install_sort_keys(db: peewee.Database) -> None:
+    """The sort keys' counters: triggers, and a count of the keys that carry
+    their filter columns already (a migration: none in a store filled before it but the
+    keys written since; the sort indexer's fill counts the rest through the triggers)."""
+    sort_key_triggers(db)
+    RowCount.delete().where(RowCount.kind.not_in(list(COUNTED))).execute()
     db.execute_sql(
         f'INSERT INTO "rowcount" ({_KEY}, count) SELECT {_SORT_KEY_ROW.format(r="s")}, '
         'COUNT(*) FROM "sortkey" AS s WHERE s.pipeline_name IS NOT NULL '

@@ -278,6 +278,23 @@ def _0020_finite_json(db: peewee.Database) -> None:
                                    f'WHERE "{key}" = {db.param}', [fixed, row_key])
 
 
+def _0021_metric_key_filters(db: peewee.Database) -> None:
+    """Metric and list-metric sort keys carry their execution's pipeline and deployment
+    (not its status: a metric is written while the execution runs), in the partial indexes
+    of 0017 and counted by 0018's triggers (a null status under ''), so a sort by a metric
+    filtered by pipeline or deployment reads one index range. Triggers only: the keys
+    already stored are filled by the sort indexer in the background (MetricSortFill, up to
+    each environment's newest execution), and until then that environment's filtered
+    metric sorts check each key's execution as before."""
+    from . import counts, sortindex, sortkeys
+    from .models import MetricSortFill
+
+    db.create_tables([MetricSortFill], safe=True)
+    counts.sort_key_triggers(db)
+    sortkeys.carry_filters(db)
+    sortindex.start_metric_fill()
+
+
 # Append migrations here; never edit one that has shipped.
 MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
                     _0003_list_metric_summary, _0004_pipeline_graphs,
@@ -288,7 +305,8 @@ MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
                     _0013_sort_keys, _0014_sort_index,
                     _0015_double_precision, _0016_metric_days,
                     _0017_sort_key_filters, _0018_sort_key_counts,
-                    _0019_metric_days_pruned, _0020_finite_json]
+                    _0019_metric_days_pruned, _0020_finite_json,
+                    _0021_metric_key_filters]
 
 
 def apply(db: peewee.Database) -> None:

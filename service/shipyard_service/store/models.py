@@ -425,17 +425,20 @@ class RowCount(BaseModel):
 
 class SortKey(BaseModel):
     """One sortable value of one execution (`key`: m:NAME or
-    lm:NAME:AGGREGATION), kept by triggers; its table is made by store/sortkeys.py."""
+    lm:NAME:AGGREGATION kept by triggers, in:NAME or out:NAME by the sort indexer); its
+    table is made by store/sortkeys.py."""
 
     execution_id = peewee.CharField()
     key = peewee.CharField()
     environment_id = peewee.IntegerField()
     value = peewee.BareField()  # SQLite: the JSON value as SQL; PostgreSQL: jsonb
     created_at = peewee.DateTimeField(null=True)  # the execution's, for ties
-    # The execution's, on input/output keys only (written by the sort indexer once it
-    # ended, so the status is final): a filtered sort reads the key's rows alone. Null on
-    # metric keys, and on input/output keys written before migration 0017 until
-    # SortFill's pass reaches them. No deployment is '', not null.
+    # The execution's (input/output keys are written by the sort indexer once it ended,
+    # so their status is final): a filtered sort reads the key's rows alone. A metric
+    # key has pipeline and deployment (migration 0021) but never a status (it is written
+    # while the execution runs). Null on keys written before migrations 0017 (input/
+    # output) and 0021 (metric) until SortFill's / MetricSortFill's pass reaches them. No
+    # deployment is '', not null.
     pipeline_name = peewee.CharField(null=True)
     deployment_name = peewee.CharField(null=True)
     status = peewee.CharField(null=True)
@@ -466,6 +469,12 @@ class SortFill(BaseModel):
     execution_id = peewee.CharField(null=True)
     until_created_at = peewee.DateTimeField()
     until_execution_id = peewee.CharField()
+
+
+class MetricSortFill(SortFill):
+    """The same for the metric and list-metric keys written before migration 0021 (their
+    pipeline and deployment; a metric key has no status), up to the environment's newest
+    execution then."""
 
 
 class SortPending(BaseModel):
@@ -502,4 +511,5 @@ ALL_MODELS = [
     SortMark,
     SortPending,
     SortFill,
+    MetricSortFill,
 ]

@@ -19,18 +19,23 @@ migration 0017; the status is final: only ended executions are keyed, and an end
 never moves again), each with a partial index (environment, key, column, value, created_at,
 execution_id): a sort filtered by any of them reads one range of one index, and its page N
 is an OFFSET in it. Keys written before 0017 get theirs from `fill_batch`; until an
-environment's are all filled (`filled`), its filtered sorts check each key's execution."""
+environment's are all filled (`filled`), its filtered sorts check each key's execution.
+Metric keys (store/sortkeys.py) carry pipeline and deployment since migration 0021
+(`METRIC_FILTERS`), in the same indexes; those written before it are filled the same way
+(MetricSortFill)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Sequence
+from functools import reduce
 
 import peewee
 from peewee import SQL, NodeList, Tuple, fn
 
 from .db import database
-from .models import Execution, SortFill, SortKey, SortMark, SortPending
+from .models import Environment, Execution, MetricSortFill, SortFill, SortKey, SortMark, SortPending
 
 LAG = dt.timedelta(seconds=5)
 BATCH = 1000
@@ -40,6 +45,9 @@ _IN_LIST = 500  # ids per INSERT ... SELECT
 
 KINDS = {"in": ("inputs", "input"), "out": ("outputs", "output")}
 FILTERS = ("pipeline_name", "deployment_name", "status")
+METRIC_FILTERS = FILTERS[:2]  # a metric is written while its execution runs: no status
+# Each fill: the keys it gives their execution's columns, and which columns.
+_FILLS = {SortFill: (("in:", "out:"), FILTERS), MetricSortFill: (("m:", "lm:"), METRIC_FILTERS)}
 
 # The sort value of one item `j` (a row of json_each / jsonb_array_elements).
 _SQLITE_VALUE = (f"CASE WHEN json_type(j.value, '$.value') IN ('text', 'object', 'array') "
@@ -129,16 +137,45 @@ def start_fill() -> None:
         SortFill.insert_many(rows[start:start + _IN_LIST]).on_conflict_ignore().execute()
 
 
-def filled(environment_id: int) -> bool:
-    """Whether every input/output key of the environment carries its filter columns."""
-    return not SortFill.select().where(SortFill.environment_id == environment_id).exists()
+def start_metric_fill() -> None:
+    """Every environment's metric keys get their pipeline and deployment up to its newest
+    execution (migration 0021): those written from now on carry them already."""
+    for (environment_id,) in Environment.select(Environment.id).tuples():
+        newest = (Execution.select(Execution.created_at, Execution.execution_id)
+                  .where(Execution.environment == environment_id)
+                  .order_by(Execution.created_at.desc(), Execution.execution_id.desc())
+                  .first())
+        if newest is None:
+            continue
+        until = {MetricSortFill.until_created_at: newest.created_at,
+                 MetricSortFill.until_execution_id: newest.execution_id}
+        (MetricSortFill.insert(environment_id=environment_id, **{f.name: v for f, v in until.items()})
+         .on_conflict(conflict_target=[MetricSortFill.environment_id],
+                      update={**until, MetricSortFill.created_at: None,
+                              MetricSortFill.execution_id: None}).execute())
 
 
-def fill_batch(environment_id: int, batch: int = BATCH) -> int:
-    """Fill the filter columns of the keys of the next `batch` executions SortFill has
-    left for the environment, and move it past them (remove it past its last) in the same
-    transaction; returns how many executions were passed."""
-    fill = SortFill.get_or_none(SortFill.environment_id == environment_id)
+def filled(environment_id: int, fill: type[SortFill] = SortFill) -> bool:
+    """Whether every input/output key (metric key, with MetricSortFill) of the
+    environment carries its filter columns."""
+    return not fill.select().where(fill.environment_id == environment_id).exists()
+
+
+def carried(environment_id: int, key: str) -> tuple[str, ...]:
+    """The filter columns every row of sort key `key` carries in the environment: none
+    while its kind of keys is being filled."""
+    fill = SortFill if key.partition(":")[0] in KINDS else MetricSortFill
+    return _FILLS[fill][1] if filled(environment_id, fill) else ()
+
+
+def fill_batch(environment_id: int, batch: int = BATCH,
+               model: type[SortFill] = SortFill) -> int:
+    """Fill the filter columns of the keys of the next `batch` executions the fill
+    (`model`: SortFill, or MetricSortFill for the metric keys) has left for the
+    environment, and move it past them (remove it past its last) in the same transaction;
+    returns how many executions were passed."""
+    prefixes, columns = _FILLS[model]
+    fill = model.get_or_none(model.environment_id == environment_id)
     if fill is None:
         return 0
     query = Execution.select(Execution.execution_id, Execution.created_at).where(
@@ -158,18 +195,19 @@ def fill_batch(environment_id: int, batch: int = BATCH) -> int:
     values = {SortKey.pipeline_name: of_execution(execution.pipeline_name),
               SortKey.deployment_name: of_execution(fn.COALESCE(execution.deployment_name, "")),
               SortKey.status: of_execution(execution.status)}
+    values = {field: value for field, value in values.items() if field.name in columns}
+    keys = reduce(operator.or_, [SortKey.key.startswith(p) for p in prefixes])
     with database.atomic():
         for start in range(0, len(rows), _IN_LIST):
             ids = [i for i, _ in rows[start:start + _IN_LIST]]
             (SortKey.update(values)
-             .where(SortKey.execution_id.in_(ids) & SortKey.pipeline_name.is_null()
-                    & (SortKey.key.startswith("in:") | SortKey.key.startswith("out:")))
+             .where(SortKey.execution_id.in_(ids) & SortKey.pipeline_name.is_null() & keys)
              .execute())
         if len(rows) < batch:
-            SortFill.delete().where(SortFill.environment_id == environment_id).execute()
+            model.delete().where(model.environment_id == environment_id).execute()
         else:
-            SortFill.update(created_at=rows[-1][1], execution_id=rows[-1][0]).where(
-                SortFill.environment_id == environment_id).execute()
+            model.update(created_at=rows[-1][1], execution_id=rows[-1][0]).where(
+                model.environment_id == environment_id).execute()
     return len(rows)
 
 
@@ -263,9 +301,10 @@ def forget(environment_ids: set[int]) -> None:
     an idle pass writes nothing)."""
     held = {e for (e,) in SortMark.select(SortMark.environment_id).tuples()}
     held |= {e for (e,) in SortPending.select(SortPending.environment_id).distinct().tuples()}
-    held |= {e for (e,) in SortFill.select(SortFill.environment_id).tuples()}
+    for fill in _FILLS:
+        held |= {e for (e,) in fill.select(fill.environment_id).tuples()}
     gone = list(held - environment_ids)
     if gone:
         with database.atomic():
-            for model in (SortMark, SortPending, SortFill):
+            for model in (SortMark, SortPending, *_FILLS):
                 model.delete().where(model.environment_id.in_(gone)).execute()

@@ -8,7 +8,13 @@ at 1,000,000).
 
 Database triggers keep it in the same transaction as the writes of metrics and list
 metrics, whoever writes. Inputs and outputs are not kept: extracting them in a trigger on
-every execution write doubled the endpoint hot path's store time (+90 us on SQLite)."""
+every execution write doubled the endpoint hot path's store time (+90 us on SQLite).
+
+Since migration 0021 (`carry_filters`) a metric key carries its execution's pipeline and
+deployment ('' for none), as input/output keys do (store/sortindex.py), so a sort filtered
+by them reads one range of one index; keys written before are filled in the background
+(sortindex.fill_batch). Never its status: a metric is written while its execution runs,
+so a status filter is checked on the execution when the page is read."""
 
 from __future__ import annotations
 
@@ -18,74 +24,94 @@ AGGREGATES = {"min": "{r}.value_min", "max": "{r}.value_max", "last": "{r}.value
               "mean": "{r}.value_sum / NULLIF({r}.count, 0)"}
 
 
-def _sqlite_upsert(select: str) -> str:
+_COLUMNS = "execution_id, key, environment_id, value, created_at"
+# What a key carries of its execution besides its date (migration 0021), with `e` the
+# execution's id (SQLite) or `x` the execution joined (PostgreSQL).
+_CARRIED = ", pipeline_name, deployment_name"
+_SQLITE_CARRIED = (", (SELECT pipeline_name FROM execution WHERE execution_id = {e}), "
+                   "COALESCE((SELECT deployment_name FROM execution WHERE execution_id = {e}), '')")
+_PG_CARRIED = ", x.pipeline_name, COALESCE(x.deployment_name, '')"
+# A key whose value did not change is not written: a list's append changes one or two of
+# its four keys, and each written key moves its entries in three indexes (0017's filter
+# indexes hold metric keys since 0021).
+_UNCHANGED = " WHERE {old}.value IS {distinct} {new}.value"
+
+
+def _sqlite_upsert(select: str, carried: bool = False) -> str:
     # An upsert, not INSERT OR REPLACE: inside a trigger, the conflict policy of the
     # statement that fired it (a metric's own upsert) overrides OR REPLACE. `WHERE true`
     # tells SQLite's parser the ON CONFLICT is the upsert's, not a join's.
-    return ('INSERT INTO "sortkey" (execution_id, key, environment_id, value, created_at) '
+    return (f'INSERT INTO "sortkey" ({_COLUMNS}{_CARRIED if carried else ""}) '
             f"SELECT * FROM ({select}) WHERE true "
-            "ON CONFLICT (execution_id, key) DO UPDATE SET value = excluded.value")
+            "ON CONFLICT (execution_id, key) DO UPDATE SET value = excluded.value"
+            + (_UNCHANGED.format(old='"sortkey"', distinct="NOT", new="excluded")
+               if carried else ""))
 
 
-def _sqlite_lists(row: str, source: str = "") -> str:
+def _sqlite_lists(row: str, source: str = "", carried: bool = False) -> str:
     parts = [f"SELECT {row}.execution_id AS e, 'lm:' || {row}.name || ':{name}' AS k, "
              f"{row}.environment_id AS env, {expression.format(r=row)} AS v{source}"
              for name, expression in AGGREGATES.items()]
-    return (f"SELECT e, k, env, v, (SELECT created_at FROM execution WHERE execution_id = e) "
+    return (f"SELECT e, k, env, v, (SELECT created_at FROM execution WHERE execution_id = e)"
+            f"{_SQLITE_CARRIED.format(e='e') if carried else ''} "
             f"FROM ({' UNION ALL '.join(parts)}) WHERE v IS NOT NULL")
 
 
-def _sqlite_metric(row: str, source: str = "") -> str:
+def _sqlite_metric(row: str, source: str = "", carried: bool = False) -> str:
     return (f"SELECT {row}.execution_id, 'm:' || {row}.name, {row}.environment_id, "
             f"{row}.value, (SELECT created_at FROM execution AS x "
-            f"WHERE x.execution_id = {row}.execution_id){source}")
+            f"WHERE x.execution_id = {row}.execution_id)"
+            f"{_SQLITE_CARRIED.format(e=f'{row}.execution_id') if carried else ''}{source}")
 
 
-def _sqlite() -> list[str]:
+def _sqlite(carried: bool = False) -> list[str]:
     lists_keys = ", ".join(f"'lm:' || OLD.name || ':{name}'" for name in AGGREGATES)
     return [
         # An execution's keys go with it (retention, project deletion).
         'CREATE TRIGGER IF NOT EXISTS "execution_sortkey_delete" AFTER DELETE ON "execution" '
         'BEGIN DELETE FROM "sortkey" WHERE execution_id = OLD.execution_id; END',
         'CREATE TRIGGER IF NOT EXISTS "metric_sortkey_insert" AFTER INSERT ON "metric" '
-        f'BEGIN {_sqlite_upsert(_sqlite_metric("NEW"))}; END',
+        f'BEGIN {_sqlite_upsert(_sqlite_metric("NEW", carried=carried), carried)}; END',
         'CREATE TRIGGER IF NOT EXISTS "metric_sortkey_update" AFTER UPDATE OF value ON "metric" '
-        f'BEGIN {_sqlite_upsert(_sqlite_metric("NEW"))}; END',
+        f'BEGIN {_sqlite_upsert(_sqlite_metric("NEW", carried=carried), carried)}; END',
         'CREATE TRIGGER IF NOT EXISTS "metric_sortkey_delete" AFTER DELETE ON "metric" BEGIN '
         "DELETE FROM \"sortkey\" WHERE execution_id = OLD.execution_id "
         "AND key = 'm:' || OLD.name; END",
         'CREATE TRIGGER IF NOT EXISTS "listmetric_sortkey_insert" AFTER INSERT ON "listmetric" '
-        f'BEGIN {_sqlite_upsert(_sqlite_lists("NEW"))}; END',
+        f'BEGIN {_sqlite_upsert(_sqlite_lists("NEW", carried=carried), carried)}; END',
         'CREATE TRIGGER IF NOT EXISTS "listmetric_sortkey_update" AFTER UPDATE OF count, '
         'value_min, value_max, value_sum, value_last ON "listmetric" '
-        f'BEGIN {_sqlite_upsert(_sqlite_lists("NEW"))}; END',
+        f'BEGIN {_sqlite_upsert(_sqlite_lists("NEW", carried=carried), carried)}; END',
         'CREATE TRIGGER IF NOT EXISTS "listmetric_sortkey_delete" AFTER DELETE ON "listmetric" '
         'BEGIN DELETE FROM "sortkey" WHERE execution_id = OLD.execution_id '
         f"AND key IN ({lists_keys}); END",
     ]
 
 
-def _pg_lists(rows: str) -> str:
+def _pg_lists(rows: str, carried: bool = False) -> str:
     parts = [f"SELECT r.execution_id AS e, 'lm:' || r.name || ':{name}' AS k, "
              f"r.environment_id AS env, to_jsonb({expression.format(r='r')}) AS v "
              f"FROM {rows} AS r" for name, expression in AGGREGATES.items()]
-    return (f"SELECT s.e, s.k, s.env, s.v, x.created_at FROM ({' UNION ALL '.join(parts)}) "
+    return (f"SELECT s.e, s.k, s.env, s.v, x.created_at{_PG_CARRIED if carried else ''} "
+            f"FROM ({' UNION ALL '.join(parts)}) "
             "AS s LEFT JOIN execution AS x ON x.execution_id = s.e "
             "WHERE s.v IS NOT NULL AND s.v <> 'null'::jsonb")
 
 
-def _pg_metric(rows: str) -> str:
+def _pg_metric(rows: str, carried: bool = False) -> str:
     return ("SELECT n.execution_id, 'm:' || n.name, n.environment_id, to_jsonb(n.value), "
-            f"x.created_at FROM {rows} AS n LEFT JOIN execution AS x "
+            f"x.created_at{_PG_CARRIED if carried else ''} FROM {rows} AS n "
+            "LEFT JOIN execution AS x "
             "ON x.execution_id = n.execution_id")
 
 
-def _pg_upsert(select: str) -> str:
+def _pg_upsert(select: str, carried: bool = False) -> str:
     # DISTINCT ON: one row per key even if an item is listed twice (ON CONFLICT may not
     # touch a row twice in one statement).
-    return ('INSERT INTO "sortkey" AS s (execution_id, key, environment_id, value, created_at) '
+    return (f'INSERT INTO "sortkey" AS s ({_COLUMNS}{_CARRIED if carried else ""}) '
             f"SELECT DISTINCT ON (1, 2) * FROM ({select}) AS q "
-            "ON CONFLICT (execution_id, key) DO UPDATE SET value = EXCLUDED.value")
+            "ON CONFLICT (execution_id, key) DO UPDATE SET value = EXCLUDED.value"
+            + (_UNCHANGED.format(old="s", distinct="DISTINCT FROM", new="EXCLUDED") if carried else ""))
 
 
 def _pg_function(name: str, body: str) -> str:
@@ -98,16 +124,18 @@ def _pg_trigger(name: str, table: str, when: str) -> list[str]:
             f'CREATE TRIGGER "{name}" AFTER {when} EXECUTE FUNCTION "{name}"()']
 
 
-def _postgres() -> list[str]:
+def _postgres(carried: bool = False) -> list[str]:
     one = "(SELECT NEW.*)"
     deleted = 'DELETE FROM "sortkey" AS s USING old_rows AS o WHERE s.execution_id = o.execution_id'
     statements = [
         _pg_function("execution_sortkey_delete", deleted),
-        _pg_function("metric_sortkey_insert", _pg_upsert(_pg_metric("new_rows"))),
-        _pg_function("metric_sortkey_update", _pg_upsert(_pg_metric(one))),
+        _pg_function("metric_sortkey_insert",
+                     _pg_upsert(_pg_metric("new_rows", carried), carried)),
+        _pg_function("metric_sortkey_update", _pg_upsert(_pg_metric(one, carried), carried)),
         _pg_function("metric_sortkey_delete", f"{deleted} AND s.key = 'm:' || o.name"),
-        _pg_function("listmetric_sortkey_insert", _pg_upsert(_pg_lists("new_rows"))),
-        _pg_function("listmetric_sortkey_update", _pg_upsert(_pg_lists(one))),
+        _pg_function("listmetric_sortkey_insert",
+                     _pg_upsert(_pg_lists("new_rows", carried), carried)),
+        _pg_function("listmetric_sortkey_update", _pg_upsert(_pg_lists(one, carried), carried)),
         _pg_function("listmetric_sortkey_delete", f"{deleted} AND s.key IN ("
                      + ", ".join(f"'lm:' || o.name || ':{n}'" for n in AGGREGATES) + ")"),
     ]
@@ -133,6 +161,19 @@ def refresh_postgres(db: peewee.Database) -> None:
         db.execute_sql(statement)
     for select in (_pg_metric("metric"), _pg_lists("listmetric")):
         db.execute_sql(_pg_upsert(select))
+
+
+def carry_filters(db: peewee.Database) -> None:
+    """Migration 0021: the metric triggers write the execution's pipeline and deployment
+    with each key from now on (the keys already stored are left for the background fill:
+    rewriting millions of them here would hold the migration for minutes)."""
+    if isinstance(db, peewee.SqliteDatabase):
+        for statement in _sqlite(carried=True)[1:]:  # all but the execution's delete
+            db.execute_sql(f'DROP TRIGGER IF EXISTS "{statement.split(chr(34))[1]}"')
+            db.execute_sql(statement)
+        return
+    for statement in _postgres(carried=True):
+        db.execute_sql(statement)
 
 
 def install(db: peewee.Database) -> None:
