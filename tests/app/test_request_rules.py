@@ -65,12 +65,22 @@ def test_bodies_over_the_limit_are_413(small):
     ({"A": ["x"]}, 400, "A"),
     ({"A": {"b": 1}}, 400, "A"),
     ({"A": True}, 400, "A"),
+    ({"A\n": "x"}, 400, "A\n"),  # `$` alone let a final newline by
 ])
 def test_bad_environment_variables_are_400s(admin, variables, status, words):
     r = admin.env_call("PUT", "/environment-variables", json={"environment_variables": variables})
     body = assert_error(r, status, "BadRequest")
     assert words in body["message"] + str(body["additional_data"]), body
     assert admin.env_call("GET", "/environment-variables").get_json() == []
+
+
+def test_names_with_a_final_newline_are_400s(admin):
+    """The name rules are whole-text matches: Python's `$` alone also matched before a final
+    newline, so "abc\n" was a valid project or environment name."""
+    for path in ("/api/v1/projects", "/api/v1/projects/default/environments"):
+        body = assert_error(admin.open("POST", path, json={"name": "abc\n"}), 400, "BadRequest")
+        assert "abc\n" in body["message"], body
+    assert [p["name"] for p in admin.open("GET", "/api/v1/projects").get_json()] == ["default"]
 
 
 def test_environment_variable_values(admin):

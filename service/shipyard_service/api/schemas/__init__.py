@@ -110,11 +110,18 @@ def matching(regex: re.Pattern | str, rule: str, **kwargs: typing.Any) -> fields
     return fields.String(validate=ma.validate.Regexp(regex, error=rule), **kwargs)
 
 
+def whole(regex: re.Pattern) -> str:
+    r"""A domain rule checked with `fullmatch`, as a document pattern: `(?![\s\S])` ends the
+    text in Python and ECMA alike, where a final `$` would let a newline by in Python (so
+    Python-based generators such as schemathesis would send "abc\n")."""
+    return regex.pattern.removesuffix("$") + r"(?![\s\S])"
+
+
 def resource_name(**kwargs: typing.Any) -> fields.String:
     """A project, environment, step, pipeline or deployment name: documented with the
     pattern domain/names.check_resource_name holds it to, and checked there (its 400 names
     the field as the UI and the SDKs show it)."""
-    return fields.String(metadata={"pattern": RESOURCE_NAME.pattern}, **kwargs)
+    return fields.String(metadata={"pattern": whole(RESOURCE_NAME)}, **kwargs)
 
 
 def non_blank(**kwargs: typing.Any) -> fields.String:
