@@ -147,12 +147,14 @@ def start_metric_fill() -> None:
                   .first())
         if newest is None:
             continue
-        until = {MetricSortFill.until_created_at: newest.created_at,
-                 MetricSortFill.until_execution_id: newest.execution_id}
-        (MetricSortFill.insert(environment_id=environment_id, **{f.name: v for f, v in until.items()})
+        # From the first execution again if a fill was under way (the migration re-run).
+        (MetricSortFill.insert(environment_id=environment_id, created_at=None,
+                               execution_id=None, until_created_at=newest.created_at,
+                               until_execution_id=newest.execution_id)
          .on_conflict(conflict_target=[MetricSortFill.environment_id],
-                      update={**until, MetricSortFill.created_at: None,
-                              MetricSortFill.execution_id: None}).execute())
+                      preserve=[MetricSortFill.created_at, MetricSortFill.execution_id,
+                                MetricSortFill.until_created_at,
+                                MetricSortFill.until_execution_id]).execute())
 
 
 def filled(environment_id: int, fill: type[SortFill] = SortFill) -> bool:
