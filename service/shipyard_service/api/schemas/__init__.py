@@ -102,7 +102,6 @@ class Name(Out):
     name = fields.String(required=True)
 
 
-
 def matching(regex: re.Pattern | str, rule: str, **kwargs: typing.Any) -> fields.String:
     """A string the domain holds to `regex`: the document shows the same pattern (so a
     generated request the document allows is one the API accepts), and a miss is a 400
