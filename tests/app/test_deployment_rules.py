@@ -33,6 +33,8 @@ def adder(app, admin) -> Client:
     ("/endpoints", {"max_parallel_executions_per_pod": "six"}, "max_parallel"),
     ("/endpoints", {"unknown_field": 1}, "unknown_field"),
     ("/endpoints", {"ram_request": "1GiB"}, "low_latency"),
+    ("/endpoints", {"mode": "low_latency", "ram_request": "1GiB\n"}, "512MiB"),
+    ("/endpoints", {"endpoint_url_path": "v2\n"}, "endpoint_url_path"),
     ("/periodic-deployment", {}, "schedule"),
     ("/periodic-deployment", {"schedule": "61 * * * *"}, "schedule"),
     ("/periodic-deployment", {"schedule": "every minute"}, "schedule"),

@@ -32,6 +32,8 @@ OPERATIONS = [
     "POST /api/v1/projects/{project_name}/environments",
     "PUT /api/v1/projects/{project_name}/members/{email}",
     f"PUT {ENV}/environment-variables",
+    f"GET {ENV}/metrics/single-value",
+    f"GET {ENV}/metrics/list-values",
     f"PUT {ENV}/metrics/single-value/{{name}}",
     f"POST {ENV}/metrics/list-values/{{name}}",
     f"POST {ENV}/data-store/information",

@@ -238,3 +238,22 @@ def test_time_chart_breaks_lines_at_gaps_only():
     assert 9 < gap_x < 60 and a["values"][a["gaps"][0]] is None
     assert b["gaps"] == []  # `b`'s absent values at `a`'s ticks are not holes
     assert (chart["x_min"], chart["x_max"]) == (0, 100)
+
+
+def test_rules_are_whole_text_matches():
+    """A final `$` with `re.match` also matched before a trailing newline: "acc\n" was a
+    valid metric name, "512MiB\n" a RAM request, "curl\n" a Debian package."""
+    from shipyard_service.domain.metrics import check_metric_name
+    from shipyard_service.domain.projects import check_language
+    from shipyard_service.domain.repositories import check_packages
+    from shipyard_service.orchestrators.local.sysdeps import missing_packages
+
+    assert check_metric_name("acc") == "acc"
+    assert check_language("python:3.12-slim") == "python:3.12-slim"
+    assert check_packages(["curl"]) == ["curl"]
+    for bad in (lambda: check_metric_name("acc\n"), lambda: check_language("python:3.12-slim\n"),
+                lambda: check_packages(["curl\n"])):
+        with pytest.raises(BadRequest):
+            bad()
+    with pytest.raises(ValueError):
+        missing_packages(["curl\n"])

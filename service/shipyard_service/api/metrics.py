@@ -18,6 +18,7 @@ from .schemas.metrics import (
     SingleBody,
     SinglePage,
     SingleRecorded,
+    page_of,
 )
 
 blp = env_blueprint("metrics", __name__, "/metrics", "Pipeline metrics")
@@ -51,13 +52,13 @@ def _query(kind: str, args: dict):
 
 @blp.route("/single-value", methods=["GET"])
 @blp.arguments(MetricsQuery, location="query")
-@blp.response(200, SinglePage)
+@blp.response(200, page_of(SinglePage))
 def get_metrics(args: dict):
     return _query("single", args)
 
 
 @blp.route("/list-values", methods=["GET"])
 @blp.arguments(ListMetricsQuery, location="query")
-@blp.response(200, ListPage)
+@blp.response(200, page_of(ListPage))
 def get_list_metrics(args: dict):
     return _query("list", args)

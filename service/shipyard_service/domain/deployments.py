@@ -115,7 +115,7 @@ def create_deployment(svc, environment: Environment, user_id: str, rule: str,
     max_parallel = _int(body, "max_parallel_executions_per_pod", 6, 1, 256)
     replicas = _int(body, "replicas", 1, 1, MAX_REPLICAS)
     ram = body.get("ram_request")
-    if ram is not None and (not isinstance(ram, str) or not RAM.match(ram)):
+    if ram is not None and (not isinstance(ram, str) or not RAM.fullmatch(ram)):
         raise BadRequest("'ram_request' looks like '512MiB' or '1GiB'", {"field": "ram_request"})
     gpu = _int(body, "gpu_request", None, 0, 16)
     if mode == "elastic" and (ram is not None or gpu):

@@ -40,7 +40,7 @@ METRIC_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,127}$")
 
 
 def check_metric_name(name: object) -> str:
-    if not isinstance(name, str) or not METRIC_NAME.match(name):
+    if not isinstance(name, str) or not METRIC_NAME.fullmatch(name):
         raise BadRequest(
             f"Invalid metric name {name!r}: use letters, digits and '_ . : @ -' "
             "(at most 128 characters)",

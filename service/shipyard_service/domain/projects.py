@@ -46,7 +46,7 @@ SECRET_KEY = "repository_deploy_key"
 
 
 def check_language(value: object, field: str = "language") -> str:
-    if not isinstance(value, str) or not LANGUAGE.match(value):
+    if not isinstance(value, str) or not LANGUAGE.fullmatch(value):
         raise BadRequest(
             f"Invalid language {value!r}: use 'python:3.X-slim' or 'python-cuda:3.X-Y.Z'",
             {"field": field},

@@ -124,7 +124,7 @@ def included_paths(items: list[str] | None) -> list[str] | None:
 def check_packages(value: object, field: str = "system_dependencies") -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise BadRequest(f"'{field}' must be a list of strings", {"field": field})
-    bad = [v for v in value if not DEBIAN_PACKAGE.match(v)]
+    bad = [v for v in value if not DEBIAN_PACKAGE.fullmatch(v)]
     if bad:
         raise BadRequest(
             f"Invalid Debian package names in '{field}': {bad} (lowercase letters, digits, "

@@ -61,7 +61,7 @@ def resolve_container_config(sent: object, project_settings: dict) -> dict:
             raise BadRequest(f"'container_config.{key}' must be a list of strings")
         resolved[key] = value
     language = resolved["language"]
-    if not isinstance(language, str) or not LANGUAGE.match(language):
+    if not isinstance(language, str) or not LANGUAGE.fullmatch(language):
         raise BadRequest(
             f"Invalid language {language!r}: use 'python:3.X-slim' or 'python-cuda:3.X-Y.Z'",
             {"field": "container_config.language"},

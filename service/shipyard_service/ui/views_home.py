@@ -42,7 +42,7 @@ def _settings_from_form(form, keep_deploy_key: bool) -> dict:
     for key in _TEXT_SETTINGS:
         raw = (form.get(key) or "").strip()
         values[key] = raw or None
-    if not values["language"] or not LANGUAGE.match(values["language"]):
+    if not values["language"] or not LANGUAGE.fullmatch(values["language"]):
         raise BadRequest("Choose a Python version (python:3.X-slim)", {"field": "language"})
     for key in _LIST_SETTINGS:
         values[key] = [line.strip() for line in (form.get(key) or "").splitlines() if line.strip()]

@@ -7,7 +7,7 @@ from marshmallow import fields
 
 from ...domain.deployments import MAX_REPLICAS, RAM
 from ...domain.names import RESOURCE_NAME_RULE
-from . import MAX_INT, AnyJson, LogLine, Out, Strict, matching, resource_name
+from . import MAX_INT, AnyJson, LogLine, Out, Strict, matching, resource_name, whole
 
 _RANGE = ma.validate.Range
 
@@ -26,12 +26,12 @@ class DeploymentCreate(Strict):
     max_parallel_executions_per_pod = fields.Integer(strict=True, allow_none=True,
                                                      validate=_RANGE(min=1, max=256))
     replicas = fields.Integer(strict=True, allow_none=True, validate=_RANGE(min=1, max=MAX_REPLICAS))
-    ram_request = matching(RAM, "Looks like '512MiB' or '1GiB'.", allow_none=True,
+    ram_request = matching(whole(RAM), "Looks like '512MiB' or '1GiB'.", allow_none=True,
                            metadata={"example": "512MiB"})
     gpu_request = fields.Integer(strict=True, allow_none=True, validate=_RANGE(min=0, max=16))
     schedule = fields.String(allow_none=True, metadata={"description": "Cron (periodic rule)"})
     # Empty or null: the deployment's name / a generated token.
-    endpoint_url_path = matching(r"^(?:[a-z0-9][a-z0-9-]{0,62})?$", RESOURCE_NAME_RULE,
+    endpoint_url_path = matching(r"^(?:[a-z0-9][a-z0-9-]{0,62})?(?![\s\S])", RESOURCE_NAME_RULE,
                                  allow_none=True)
     endpoint_token = matching(r"^(?:[\s\S]{16,})?(?![\s\S])", "Must be at least 16 characters.",
                               allow_none=True)

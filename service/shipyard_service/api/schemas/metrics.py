@@ -6,13 +6,13 @@ import marshmallow as ma
 from marshmallow import fields
 
 from ...domain.metrics import COLUMNS_MAX_PAGE, FORMATS, MAX_BATCH, MAX_PAGE, METRIC_NAME
-from . import MAX_INT, Body, Out, Query
+from . import MAX_INT, AnyJson, Body, Out, Query, whole
 
 _EXECUTION_ID = {"required": True, "validate": ma.validate.Length(min=1),
                  "metadata": {"description": "The running execution recording it"}}
 # The metric's name, a path parameter (`@blp.route(..., parameters=NAME_PARAMETER)`).
 NAME_PARAMETER = [{"in": "path", "name": "name", "required": True, "schema": {
-    "type": "string", "pattern": METRIC_NAME.pattern, "maxLength": 128}}]
+    "type": "string", "pattern": whole(METRIC_NAME), "maxLength": 128}}]
 
 
 class SingleBody(Body):
@@ -97,3 +97,19 @@ class SinglePage(Out):
 class ListPage(Out):
     metrics = fields.List(fields.Nested(ListMetric), required=True)
     total_count = fields.Integer(required=True)
+
+
+class ColumnsPage(Out):
+    """A page with `format=columns` (our SDK's): each field once as an array, in row order."""
+
+    total_count = fields.Integer(required=True)
+    constant = fields.Dict(keys=fields.String(), required=True, metadata={
+        "description": "The fields the filters fix, given once instead of per row"})
+    columns = fields.Dict(keys=fields.String(), values=fields.List(AnyJson()), required=True,
+                          metadata={"description": "The other fields, each an array in row "
+                                                   "order (`value` or `values` among them)"})
+
+
+def page_of(objects: type[Out]) -> dict:
+    """The 200 of a metrics route: its objects page, or with `format=columns` a ColumnsPage."""
+    return {"oneOf": [objects, ColumnsPage]}

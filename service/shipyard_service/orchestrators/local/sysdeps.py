@@ -40,7 +40,7 @@ def missing_packages(packages: list[str]) -> list[str]:
     names = list(dict.fromkeys(packages))
     if not names:
         return []
-    bad = [n for n in names if not PACKAGE.match(n)]
+    bad = [n for n in names if not PACKAGE.fullmatch(n)]
     if bad:  # the API refuses them already; never hand them to dpkg/apt as options
         raise ValueError(f"invalid Debian package names: {bad}")
     try:
