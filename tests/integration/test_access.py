@@ -530,6 +530,10 @@ def test_admin_cli_manages_roles_and_users(server):
     plain = json.loads(admin("create-user", "--name", "Pat", "--email", "pat@example.com")
                        .stdout)
     assert boss["is_platform_admin"] is True and plain["is_platform_admin"] is False
+    # The password rule holds on every way in (it was the API's and the UI form's only).
+    short = admin("create-user", "--name", "Sam", "--email", "sam@example.com",
+                  "--password", "1234567", code=1)
+    assert "at least 8 characters" in short.stderr, short.stderr
     boss_api, pat = Api(server, sdk_token=boss["sdk_token"]), Api(server, plain["sdk_token"])
     assert boss_api.request("GET", "/steps").status_code == 200  # admin of every project
     assert_error(pat.request("GET", "/steps"), 404, "NotFound")

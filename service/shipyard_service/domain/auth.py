@@ -43,10 +43,22 @@ class Principal:
         return self.execution_id is not None
 
 
+# The web UI's passwords (the SDK signs in with its token instead).
+MIN_PASSWORD = 8
+
+
+def _check_password_rule(password: str | None) -> None:
+    if password is not None and len(password) < MIN_PASSWORD:
+        raise BadRequest(f"A password needs at least {MIN_PASSWORD} characters",
+                         {"field": "password"})
+
+
 def create_user(name: str, email: str, password: str | None = None, is_admin: bool = False):
-    """Create a user; returns (user, sdk_token). The token is shown once, stored hashed."""
+    """Create a user; returns (user, sdk_token). The token is shown once, stored hashed.
+    Every way of creating one (API, web UI, `shipyard admin create-user`) comes here."""
     if not name or not email or "@" not in email:
         raise BadRequest("A user needs a name and a valid email")
+    _check_password_rule(password)
     if User.select().where(User.email == email).exists():
         raise Conflict(f"User '{email}' already exists", {"email": email})
     token = new_secret("sdk")
@@ -97,8 +109,7 @@ def regenerate_sdk_token(user: User) -> str:
 
 
 def set_password(user: User, password: str) -> None:
-    if not password or len(password) < 8:
-        raise BadRequest("A password needs at least 8 characters")
+    _check_password_rule(password or "")
     User.update(password_hash=generate_password_hash(password)).where(User.id == user.id).execute()
 
 

@@ -7,7 +7,7 @@ from flask import flash, redirect, render_template, request, url_for
 from ..domain import access, auth, browse
 from ..domain.access import Role
 from ..domain.project_deletion import check_confirmation, delete_project
-from ..errors import BadRequest, ShipyardError
+from ..errors import ShipyardError
 from ..store.models import Membership, Project
 from .blueprint import bp
 from .context import caller, place
@@ -80,8 +80,6 @@ def users():
         form = request.form
         password = form.get("password") or None
         try:
-            if password is not None and len(password) < 8:
-                raise BadRequest("A password needs at least 8 characters")
             user, token = auth.create_user((form.get("name") or "").strip(),
                                            (form.get("email") or "").strip(), password,
                                            is_admin=form.get("platform_admin") == "1")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields
 
+from ...domain.auth import MIN_PASSWORD
 from . import Body, Out, Strict, matching, non_blank
 
 
@@ -32,8 +33,9 @@ class UserCreate(Strict):
     name = non_blank(required=True)
     email = matching(r"[^@]*@", "Not a valid email address.", required=True,
                      metadata={"description": "Holds an '@'"})
-    password = fields.String(allow_none=True, validate=ma.validate.Length(min=8),
-                             metadata={"description": "For the web UI; at least 8 characters"})
+    password = fields.String(allow_none=True, validate=ma.validate.Length(min=MIN_PASSWORD),
+                             metadata={"description": "For the web UI; at least "
+                                                      f"{MIN_PASSWORD} characters"})
     is_platform_admin = fields.Boolean(load_default=False, truthy={True}, falsy={False})
 
 
