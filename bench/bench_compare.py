@@ -2,7 +2,8 @@
 in bulk straight to the store (tests/ui/seeding.py), on SQLite then PostgreSQL, then the
 page's server answer timed over HTTP with a logged-in session: the default view, a filter
 + a status, sorts by an input in the JSON, a metric and a list metric's aggregate (also
-filtered by pipeline, page 200 and the last page), a deep page and the tracking page.
+filtered by pipeline or status, page 200 and the last page), a deep page and the tracking
+page.
 Baseline: the environment's home page on the same server (a UI page with no execution
 listing). The seeding time and the store's growth per execution are
 printed. Target < 100 ms each. SHIPYARD_BENCH_COMPARE_EXECUTIONS changes the count;
@@ -51,6 +52,11 @@ VIEWS = {
                                              "&page=200",
     "last page, sort by list mean, pipeline": "/compare?pipeline=train-a&sort=lm:loss&agg=mean"
                                               f"&per_page=100&page={-(-EXECUTIONS // 200)}",
+    "sort by metric, status, page 200": "/compare?status=Succeeded&sort=m:accuracy&page=200",
+    "last page, sort by metric, pipeline + status":
+        "/compare?pipeline=train-a&status=Succeeded&sort=m:accuracy&per_page=100"
+        f"&page={-(-(EXECUTIONS // 2 - 1) // 100)}",
+    "sort by list mean, Failed": "/compare?status=Failed&sort=lm:loss&agg=mean",
     "tracking, page 500": "/executions?per_page=100&page=500",
 }
 

@@ -1,7 +1,7 @@
 """The sort indexer: writes the comparison view's input and output sort keys for
 executions that ended (store/sortindex.py) every `settings.sort_index_interval_s`, in
 batches, resuming from its stored mark; then fills the filter columns of keys written
-before migrations 0017 and 0021."""
+before migrations 0017, 0021 and 0023."""
 
 from __future__ import annotations
 
@@ -21,25 +21,26 @@ class SortIndexer(PeriodicWork):
         from .domain.lifecycle import FINAL
         from .store import db_session, sortindex
         from .store.db import utcnow
-        from .store.models import Environment, MetricSortFill, SortFill
+        from .store.models import Environment, MetricSortFill, MetricStatusFill, SortFill
 
         passed = 0
         with db_session():
             environments = {e for (e,) in Environment.select(Environment.id).tuples()}
             sortindex.forget(environments)
             for environment_id in sorted(environments):
-                passed += sortindex.index_pending(environment_id, FINAL)
+                passed += sortindex.index_pending(environment_id, FINAL,
+                                                  utcnow() - sortindex.LAG)
                 while not self.should_stop():
                     count = sortindex.index_batch(environment_id, FINAL,
                                                   utcnow() - sortindex.LAG)
                     passed += count
                     if count < sortindex.BATCH:
                         break
-                # Keys written before migrations 0017 (input/output) and 0021 (metric):
-                # their filter columns.
-                for fill in (SortFill, MetricSortFill):
+                # Keys written before migrations 0017 (input/output), 0021 and 0023
+                # (metric): their filter columns.
+                for fill in (SortFill, MetricSortFill, MetricStatusFill):
                     while not self.should_stop():
-                        count = sortindex.fill_batch(environment_id, model=fill)
+                        count = sortindex.fill_batch(environment_id, model=fill, ended=FINAL)
                         passed += count
                         if count < sortindex.BATCH:
                             break

@@ -24,6 +24,7 @@ from shipyard_service.store.models import (
     ListMetric,
     Metric,
     MetricSortFill,
+    MetricStatusFill,
     Project,
     RowCount,
     SchemaVersion,
@@ -166,7 +167,7 @@ def test_sort_by_input_or_output_matches_a_full_scan_while_indexing(store, monke
         Execution.execution_id.in_(running)).execute()
     expected = _full_scans(env, monkeypatch)
     _assert_same(env, expected)  # before the pass: merged from the tail
-    assert sortindex.index_pending(env.id, ("Succeeded", "Failed")) == 20
+    assert sortindex.index_pending(env.id, ("Succeeded", "Failed"), horizon) == 20
     assert SortPending.select().count() == 0
     assert {e for e, k in _io_keys() if k == "out:label"} >= running
     _counters_match()
@@ -292,15 +293,18 @@ def _check_fill(url: str, env: Environment, written: dict, monkeypatch) -> None:
     _counters_match()
     assert sortindex.fill_batch(env.id, batch=100) == 100
     # The indexer fills the rest (and passes the 15 ended and 10 running past its mark,
-    # and fills the metric keys of the COUNT executions before migration 0021 ran again).
-    assert SortIndexer(60).index_once() == 15 + 10 + COUNT - 200 + COUNT
+    # and fills the metric keys of the COUNT executions before migrations 0021 and 0023
+    # ran again: their pipeline, then their status).
+    assert SortIndexer(60).index_once() == 15 + 10 + COUNT - 200 + COUNT + COUNT
     assert sortindex.filled(env.id) and SortFill.select().count() == 0
     assert sortindex.fill_batch(env.id, batch=100) == 0
-    # Every key has its execution's columns again; the metric keys have no status.
+    # Every key has its execution's columns again; a metric key has its execution's
+    # status once the indexer passed it ended, none while it runs.
     assert {k: v for k, v in _filter_columns().items() if k in written} == written
-    assert not SortKey.select().where(SortKey.key.startswith("m:")
-                                      & (SortKey.pipeline_name.is_null()
-                                         | SortKey.status.is_null(False))).exists()
+    assert _metric_statuses() == {k.execution_id: None if k.status == "Running" else k.status
+                                  for k in Execution.select()
+                                  if Metric.select().where(
+                                      Metric.execution_id == k.execution_id).exists()}
     _counters_match()
     _assert_same(env, expected)  # all filled: the keys' own columns, with the tail merged
     if url.startswith("sqlite"):
@@ -308,14 +312,22 @@ def _check_fill(url: str, env: Environment, written: dict, monkeypatch) -> None:
             env, comparison.Filters(pipeline="p-b"), "in:lr", sortindex.FILTERS), 100)
 
 
-def _assert_reads_the_pipeline_index(keyed, offset: int) -> None:
-    """SQLite's plan for a page of a sort filtered by pipeline: one range of the pipeline's
-    partial index, never the execution table."""
+def _metric_statuses() -> dict[str, str | None]:
+    """The status on each execution's metric keys (all its keys carry the same)."""
+    found = {}
+    for k in SortKey.select().where(SortKey.key.startswith("m:") | SortKey.key.startswith("lm:")):
+        assert found.setdefault(k.execution_id, k.status) == k.status, k.execution_id
+    return found
+
+
+def _assert_reads_the_pipeline_index(keyed, offset: int, column: str = "pipeline_name") -> None:
+    """SQLite's plan for a page of a sort filtered by pipeline (or `column`): one range of
+    the column's partial index, never the execution table."""
     sql, params = keyed.order_by(SortKey.value, SortKey.created_at,
                                  SortKey.execution_id).limit(25).offset(offset).sql()
     plan = " ".join(str(row) for row in database.execute_sql(
         "EXPLAIN QUERY PLAN " + sql, params).fetchall())
-    assert "sortkey_environment_id_key_pipeline_name_value" in plan, plan
+    assert f"sortkey_environment_id_key_{column}_value" in plan, plan
     assert "execution" not in plan.replace("execution_id", ""), plan
 
 
@@ -426,10 +438,11 @@ def _assert_metric_pages(environment: Environment) -> None:
 
 def test_filtered_metric_sorts_read_the_keys_own_columns(store):
     """Metric and list-metric keys carry their execution's pipeline and deployment
-    (migration 0021), never its status: filtered sorts by them equal a full read with
-    none, part or all of the keys written before 0021 filled, with running executions
-    that record metrics then end, and after deletes (retention); the counters equal a
-    GROUP BY; a sort filtered by pipeline reads one index range and no execution."""
+    (migration 0021), and no status until the indexer passes them: filtered sorts by them
+    equal a full read with none, part or all of the keys written before 0021 filled, with
+    running executions that record metrics then end, and after deletes (retention); the
+    counters equal a GROUP BY; a sort filtered by pipeline reads one index range and no
+    execution."""
     url, env = store
     _add(env, 0, COUNT)
     _add_lists(0, COUNT)
@@ -462,7 +475,8 @@ def test_filtered_metric_sorts_read_the_keys_own_columns(store):
         _assert_metric_pages(env)  # part filled
         while sortindex.fill_batch(env.id, batch=100, model=MetricSortFill):
             pass
-        assert sortindex.carried(env.id, "m:acc") == sortindex.METRIC_FILTERS
+        # The indexer passed none: no key has a status yet, a status filter's are all tail.
+        assert sortindex.carried(env.id, "m:acc") == sortindex.FILTERS
         assert not SortKey.select().where(
             (SortKey.key.startswith("m:") | SortKey.key.startswith("lm:"))
             & (SortKey.pipeline_name.is_null() | SortKey.status.is_null(False))).exists()
@@ -489,4 +503,81 @@ def test_filtered_metric_sorts_read_the_keys_own_columns(store):
             _assert_reads_the_pipeline_index(comparison._keyed(
                 env, comparison.Filters(pipeline="p-b"), "m:acc",
                 sortindex.carried(env.id, "m:acc")), 40)
+    db.close()
+
+
+def test_status_filtered_metric_sorts_read_the_status_index(store, monkeypatch):
+    """The indexer stamps an ended execution's metric keys with its status (migration
+    0023; those it passed before, MetricStatusFill): a sort by a metric filtered by status
+    reads the status index and merges in the executions not passed yet, equal to a full
+    read with none, part or all of the old keys stamped, executions running then ending,
+    the tail too long to merge, and after deletes; an execution that ended within the lag
+    waits (a metric still committing would miss the stamp)."""
+    url, env = store
+    _add(env, 0, COUNT)
+    _add(env, COUNT, 20, status="Running")
+    _add_lists(0, COUNT + 20)
+    horizon = START + dt.timedelta(days=1)
+    assert sortindex.index_batch(env.id, ENDED, horizon, batch=COUNT) == COUNT
+    # A store from before 0023: passed executions' metric keys carry no status.
+    SortKey.update(status=None).where(SortKey.key.startswith("m:")
+                                      | SortKey.key.startswith("lm:")).execute()
+    SchemaVersion.update(version=migrations.MIGRATIONS.index(
+        migrations._0023_metric_key_status)).execute()
+    store_db.init_db(url).close()
+    db = store_db.init_db(url)
+    with db.connection_context():
+        assert MetricStatusFill.get(MetricStatusFill.environment_id == env.id
+                                    ).until_execution_id == f"x-{COUNT - 1:04d}"
+        assert sortindex.carried(env.id, "m:acc") == sortindex.METRIC_FILTERS
+        _add(env, COUNT + 20, 30)  # not passed yet: the tail
+        assert set(_metric_statuses().values()) == {None}
+        _assert_metric_pages(env)  # nothing stamped: each key's execution checked
+        assert sortindex.fill_batch(env.id, batch=100, model=MetricStatusFill,
+                                    ended=ENDED) == 100
+        assert sortindex.carried(env.id, "m:acc") == sortindex.METRIC_FILTERS
+        _counters_match()
+        _assert_metric_pages(env)  # part stamped
+        while sortindex.fill_batch(env.id, batch=100, model=MetricStatusFill, ended=ENDED):
+            pass
+        assert sortindex.carried(env.id, "m:acc") == sortindex.FILTERS
+        statuses = {e.execution_id: e.status for e in Execution.select()}
+        assert _metric_statuses() == {
+            i: statuses[i] if int(i[2:]) < COUNT else None for i in _metric_statuses()}
+        _counters_match()
+        _assert_metric_pages(env)  # the status index, the 30 and the running merged in
+        if url.startswith("sqlite"):
+            _assert_reads_the_pipeline_index(comparison._keyed(
+                env, comparison.Filters(status="Failed"), "m:acc", sortindex.FILTERS), 5,
+                "status")
+        with monkeypatch.context() as patch:
+            patch.setattr(comparison, "TAIL_LIMIT", 10)  # too many to merge: checked
+            _assert_metric_pages(env)
+        # The running ones record more and end now; the indexer passes them and the 30.
+        running = [f"x-{i:04d}" for i in range(COUNT, COUNT + 20)]
+        Metric.update(value=Metric.value + 0.05).where(Metric.execution_id.in_(running)
+                                                       ).execute()
+        now = store_db.utcnow()
+        for n, execution_id in enumerate(running):
+            Execution.update(status="Failed" if n % 4 == 0 else "Succeeded",
+                             end_date=now).where(Execution.execution_id == execution_id
+                                                 ).execute()
+        assert SortIndexer(60).index_once() == 50
+        statuses = {e.execution_id: e.status for e in Execution.select()}
+        # Ended within the lag: still pending, their keys unstamped.
+        assert {p.execution_id for p in SortPending.select()} == set(running)
+        assert _metric_statuses() == {
+            i: None if i in running else statuses[i] for i in _metric_statuses()}
+        _counters_match()
+        _assert_metric_pages(env)
+        later = now + 2 * sortindex.LAG
+        assert sortindex.index_pending(env.id, ENDED, later - sortindex.LAG) == 20
+        assert _metric_statuses() == {i: statuses[i] for i in _metric_statuses()}
+        _counters_match()
+        _assert_metric_pages(env)  # all from the status index
+        gone = [f"x-{i:04d}" for i in range(0, COUNT + 50, 7)]
+        for model in (Metric, ListMetric, Execution):
+            model.delete().where(model.execution_id.in_(gone)).execute()
+        _counters_match()
+        _assert_metric_pages(env)
     db.close()

@@ -159,12 +159,16 @@ def _valued_rows(keyed: peewee.ModelSelect, key: str, descending: bool, tail: li
     sql, params = window.sql()
     if tail:
         group, _, name = key.partition(":")
-        value = sortindex.scan_value(group, name)
-        extra = Execution.select(Execution.execution_id, value, Execution.created_at).where(
-            Execution.execution_id.in_(tail))
+        if group in sortindex.KINDS:  # read from the executions' JSON
+            value, dated, ids = (sortindex.scan_value(group, name), Execution.created_at,
+                                 Execution.execution_id)
+            extra = Execution.select(ids, value, dated)
+        else:  # metric keys the indexer has not stamped with their status
+            value, dated, ids = SortKey.value, SortKey.created_at, SortKey.execution_id
+            extra = SortKey.select(ids, value, dated).where(SortKey.key == key)
+        extra = extra.where(ids.in_(tail))
         if after is not None:
-            extra = extra.where(after.beyond(value, Execution.created_at,
-                                             Execution.execution_id, descending))
+            extra = extra.where(after.beyond(value, dated, ids, descending))
         extra_sql, extra_params = extra.sql()
         sql = (f"SELECT * FROM ({sql}) AS w UNION ALL SELECT * FROM ({extra_sql}) AS t "
                "ORDER BY 2 {0}, 3 {0}, 1 {0}".format("DESC" if descending else "ASC"))
@@ -177,8 +181,9 @@ def _valued_rows(keyed: peewee.ModelSelect, key: str, descending: bool, tail: li
     return rows
 
 
-def _keyed_ids(environment: Environment, filters: Filters, key: str, descending: bool,
-               total: int, offset: int, limit: int, tail: list[str] = (),
+def _keyed_ids(environment: Environment, filters: Filters, key: str,
+               carried: tuple[str, ...], descending: bool, total: int, offset: int,
+               limit: int, tail: list[str] = (),
                after: Cursor | None = None) -> tuple[list[str], Cursor | None]:
     """A page of the filtered executions sorted by a stored key, and the cursor of the
     next: those holding a value in the key's order (ties by date in the same direction),
@@ -189,8 +194,8 @@ def _keyed_ids(environment: Environment, filters: Filters, key: str, descending:
     read from `len(tail)` rows before the offset, so that however the tail interleaves,
     every row of the page is among what was read. With `after`, the page starts right
     after that row instead; past the middle, an offset page is read from the other end
-    (the last page costs the key's counter, `_valued_count`, not a walk over its rows)."""
-    carried = sortindex.carried(environment.id, key)
+    (the last page costs the key's counter, `_valued_count`, not a walk over its rows).
+    `carried`: the filter columns read from the key's rows (sortindex.carried)."""
     keyed = _keyed(environment, filters, key, carried)
 
     def count() -> int:
@@ -272,12 +277,17 @@ def _valued_at(keyed: peewee.ModelSelect, key: str, descending: bool, tail: list
 
 def _valued_tail(environment: Environment, filters: Filters, query: peewee.ModelSelect,
                  key: str) -> list[str] | None:
-    """The filtered executions holding a value for an input/output `key` that the index
-    does not hold yet; None if too many to read beside it (the indexer catching up)."""
+    """The filtered executions holding a value for `key` that the index does not hold
+    yet (an input/output key), or holds without their status (a metric key: the indexer
+    stamps it when it passes them); None if too many to read beside it (the indexer
+    catching up)."""
     unindexed = sortindex.unindexed(query, environment.id, TAIL_LIMIT)
     if not unindexed:
         return unindexed
     group, _, name = key.partition(":")
+    if group not in sortindex.KINDS:
+        return [i for (i,) in SortKey.select(SortKey.execution_id).where(
+            (SortKey.key == key) & SortKey.execution_id.in_(unindexed)).tuples()]
     value = sortindex.scan_value(group, name)
     return [i for (i,) in Execution.select(Execution.execution_id).where(
         Execution.execution_id.in_(unindexed) & NodeList([value, SQL("IS NOT NULL")]))
@@ -321,13 +331,20 @@ def page_of(environment: Environment, filters: Filters, sort: str | None, descen
         return Page(total, [])
     offset = (page - 1) * per_page
     tail: list[str] | None = []
+    carried = sortindex.carried(environment.id, key) if key is not None else ()
     if key is not None and key.partition(":")[0] in sortindex.KINDS:
         tail = _valued_tail(environment, filters, query, key)
+    elif filters.status and "status" in carried:
+        # A metric key's status: on the keys of the executions the indexer passed; the
+        # others are read beside them, or, too many, checked on each key's execution.
+        tail = _valued_tail(environment, filters, query, key)
+        if tail is None:
+            tail, carried = [], tuple(c for c in carried if c != "status")
     if key is not None and tail is not None:
         if after is not None and after.region == "t":
             raise BadRequest("'after' belongs to another sort", {"field": "after"})
-        ids, following = _keyed_ids(environment, filters, key, descending, total, offset,
-                                    limit, tail, after)
+        ids, following = _keyed_ids(environment, filters, key, carried, descending, total,
+                                    offset, limit, tail, after)
         return Page(total, by_ids(ids), next_after=following)
     if key is None and sort in (None, "meta:created_at"):
         if after is not None and after.region != "t":

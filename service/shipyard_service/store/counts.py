@@ -147,13 +147,13 @@ def breakdown(kind: str, environment_id: int, filters: dict[str, str], by: str) 
 
 # Sort keys (store/sortindex.py, sortkeys.py) carrying their execution's filter columns,
 # counted per key (RowCount.kind: the key itself, `in:NAME`, `m:NAME`, ...; `name`: the
-# status, '' on metric keys, which carry none): a filtered sort's last pages know how many
-# executions hold a value without counting half a million index entries. SQLite: row
-# triggers with a WHEN, so a key without filter columns (one written before they were
-# filled) passes the test without a function call. PostgreSQL: inserts and deletes are
+# status, '' on a metric key the indexer has not stamped): a filtered sort's last pages
+# know how many executions hold a value without counting half a million index entries.
+# SQLite: row triggers with a WHEN, so a key without filter columns (one written before
+# they were filled) passes the test without a function call. PostgreSQL: inserts and deletes are
 # counted per statement over its rows, as the tables above are (metric keys carry their
 # filter columns since 0021, and a per-row function call made a bulk load 3.2x slower);
-# a change of filter columns (the fill, an input/output key's status) per row.
+# a change of filter columns (the fills, a metric key's stamp) per row.
 _SORT_KEY_ROW = ("{r}.environment_id, {r}.key, {r}.pipeline_name, {r}.deployment_name, "
                  "COALESCE({r}.status, '')")
 _SORT_KEY_CHANGED = ("OLD.pipeline_name IS DISTINCT FROM NEW.pipeline_name OR "

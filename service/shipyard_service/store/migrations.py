@@ -305,6 +305,20 @@ def _0022_sort_key_counts_per_statement(db: peewee.Database) -> None:
     counts.sort_key_triggers(db)
 
 
+def _0023_metric_key_status(db: peewee.Database) -> None:
+    """Metric and list-metric sort keys get their execution's status once it has ended:
+    the sort indexer stamps those of each ended execution it passes, so a sort by a metric
+    filtered by status reads one range of 0017's status index, with the executions not
+    passed yet merged in (comparison.py). The keys of executions passed before are stamped
+    in the background (MetricStatusFill, up to each environment's mark); until then that
+    environment's status-filtered metric sorts check each key's execution as before."""
+    from . import sortindex
+    from .models import MetricStatusFill
+
+    db.create_tables([MetricStatusFill], safe=True)
+    sortindex.start_fill(MetricStatusFill)
+
+
 # Append migrations here; never edit one that has shipped.
 MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
                     _0003_list_metric_summary, _0004_pipeline_graphs,
@@ -316,7 +330,8 @@ MIGRATIONS: list = [_0001_deployment_runner_token, _0002_execution_indexes,
                     _0015_double_precision, _0016_metric_days,
                     _0017_sort_key_filters, _0018_sort_key_counts,
                     _0019_metric_days_pruned, _0020_finite_json,
-                    _0021_metric_key_filters, _0022_sort_key_counts_per_statement]
+                    _0021_metric_key_filters, _0022_sort_key_counts_per_statement,
+                    _0023_metric_key_status]
 
 
 def apply(db: peewee.Database) -> None:

@@ -435,10 +435,11 @@ class SortKey(BaseModel):
     created_at = peewee.DateTimeField(null=True)  # the execution's, for ties
     # The execution's (input/output keys are written by the sort indexer once it ended,
     # so their status is final): a filtered sort reads the key's rows alone. A metric
-    # key has pipeline and deployment (migration 0021) but never a status (it is written
-    # while the execution runs). Null on keys written before migrations 0017 (input/
-    # output) and 0021 (metric) until SortFill's / MetricSortFill's pass reaches them. No
-    # deployment is '', not null.
+    # key has pipeline and deployment (migration 0021), and its status once the indexer
+    # passed the ended execution (0023; null before: it is written while the execution
+    # runs). Null on keys written before migrations 0017 (input/output), 0021 and 0023
+    # (metric) until SortFill's / MetricSortFill's / MetricStatusFill's pass reaches them.
+    # No deployment is '', not null.
     pipeline_name = peewee.CharField(null=True)
     deployment_name = peewee.CharField(null=True)
     status = peewee.CharField(null=True)
@@ -477,6 +478,12 @@ class MetricSortFill(SortFill):
     execution then."""
 
 
+class MetricStatusFill(SortFill):
+    """The same for the status of the metric and list-metric keys of the ended executions
+    the indexer passed before migration 0023 (it stamps those it passes since), up to the
+    environment's mark then."""
+
+
 class SortPending(BaseModel):
     """An execution the sort indexer passed before it ended: indexed once it has."""
 
@@ -512,4 +519,5 @@ ALL_MODELS = [
     SortPending,
     SortFill,
     MetricSortFill,
+    MetricStatusFill,
 ]

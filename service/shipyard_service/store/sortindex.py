@@ -22,7 +22,11 @@ is an OFFSET in it. Keys written before 0017 get theirs from `fill_batch`; until
 environment's are all filled (`filled`), its filtered sorts check each key's execution.
 Metric keys (store/sortkeys.py) carry pipeline and deployment since migration 0021
 (`METRIC_FILTERS`), in the same indexes; those written before it are filled the same way
-(MetricSortFill)."""
+(MetricSortFill). A metric is written while its execution runs, so its key gets the
+execution's status from the indexer when it passes the ended execution (migration 0023;
+those passed before it, from MetricStatusFill): a metric key's status is final or null,
+and null on every key of an execution the indexer has not passed, the tail a
+status-filtered metric sort merges in."""
 
 from __future__ import annotations
 
@@ -35,7 +39,16 @@ import peewee
 from peewee import SQL, NodeList, Tuple, fn
 
 from .db import database
-from .models import Environment, Execution, MetricSortFill, SortFill, SortKey, SortMark, SortPending
+from .models import (
+    Environment,
+    Execution,
+    MetricSortFill,
+    MetricStatusFill,
+    SortFill,
+    SortKey,
+    SortMark,
+    SortPending,
+)
 
 LAG = dt.timedelta(seconds=5)
 BATCH = 1000
@@ -45,9 +58,12 @@ _IN_LIST = 500  # ids per INSERT ... SELECT
 
 KINDS = {"in": ("inputs", "input"), "out": ("outputs", "output")}
 FILTERS = ("pipeline_name", "deployment_name", "status")
-METRIC_FILTERS = FILTERS[:2]  # a metric is written while its execution runs: no status
-# Each fill: the keys it gives their execution's columns, and which columns.
-_FILLS = {SortFill: (("in:", "out:"), FILTERS), MetricSortFill: (("m:", "lm:"), METRIC_FILTERS)}
+METRIC_FILTERS = FILTERS[:2]  # written with the key; the status when the indexer passes
+METRIC_PREFIXES = ("m:", "lm:")
+# Each fill: the keys it gives their execution's columns, and which columns (the first
+# is null on each key it has not reached).
+_FILLS = {SortFill: (("in:", "out:"), FILTERS), MetricSortFill: (METRIC_PREFIXES, METRIC_FILTERS),
+          MetricStatusFill: (METRIC_PREFIXES, ("status",))}
 
 # The sort value of one item `j` (a row of json_each / jsonb_array_elements).
 _SQLITE_VALUE = (f"CASE WHEN json_type(j.value, '$.value') IN ('text', 'object', 'array') "
@@ -128,13 +144,14 @@ def filter_indexes() -> list[str]:
             f'WHERE "{c}" IS NOT NULL' for c in FILTERS]
 
 
-def start_fill() -> None:
-    """Every environment the indexer has walked gets its keys' filter columns filled up
-    to its mark (migration 0017): those written from now on carry them already."""
+def start_fill(model: type[SortFill] = SortFill) -> None:
+    """Every environment the indexer has walked gets its keys' filter columns (`model`'s)
+    filled up to its mark (migrations 0017, 0023): the indexer gives them to those it
+    passes from now on."""
     rows = [{"environment_id": m.environment_id, "until_created_at": m.created_at,
              "until_execution_id": m.execution_id} for m in SortMark.select()]
     for start in range(0, len(rows), _IN_LIST):
-        SortFill.insert_many(rows[start:start + _IN_LIST]).on_conflict_ignore().execute()
+        model.insert_many(rows[start:start + _IN_LIST]).on_conflict_ignore().execute()
 
 
 def start_metric_fill() -> None:
@@ -165,22 +182,28 @@ def filled(environment_id: int, fill: type[SortFill] = SortFill) -> bool:
 
 def carried(environment_id: int, key: str) -> tuple[str, ...]:
     """The filter columns every row of sort key `key` carries in the environment: none
-    while its kind of keys is being filled."""
-    fill = SortFill if key.partition(":")[0] in KINDS else MetricSortFill
-    return _FILLS[fill][1] if filled(environment_id, fill) else ()
+    while its kind of keys is being filled. A metric key's status only on the keys of
+    executions the indexer has passed (`unindexed` names the others)."""
+    if key.partition(":")[0] in KINDS:
+        return FILTERS if filled(environment_id) else ()
+    if not filled(environment_id, MetricSortFill):
+        return ()
+    return FILTERS if filled(environment_id, MetricStatusFill) else METRIC_FILTERS
 
 
 def fill_batch(environment_id: int, batch: int = BATCH,
-               model: type[SortFill] = SortFill) -> int:
+               model: type[SortFill] = SortFill, ended: Sequence[str] = ()) -> int:
     """Fill the filter columns of the keys of the next `batch` executions the fill
-    (`model`: SortFill, or MetricSortFill for the metric keys) has left for the
-    environment, and move it past them (remove it past its last) in the same transaction;
-    returns how many executions were passed."""
+    (`model`: SortFill, MetricSortFill or MetricStatusFill) has left for the environment,
+    and move it past them (remove it past its last) in the same transaction; returns how
+    many executions were passed. MetricStatusFill stamps the executions whose status is in
+    `ended` (the others are pending: the indexer stamps them when they end)."""
     prefixes, columns = _FILLS[model]
     fill = model.get_or_none(model.environment_id == environment_id)
     if fill is None:
         return 0
-    query = Execution.select(Execution.execution_id, Execution.created_at).where(
+    query = Execution.select(Execution.execution_id, Execution.created_at,
+                             Execution.status).where(
         (Execution.environment == environment_id)
         & (Tuple(Execution.created_at, Execution.execution_id)
            <= Tuple(fill.until_created_at, fill.until_execution_id)))
@@ -199,12 +222,18 @@ def fill_batch(environment_id: int, batch: int = BATCH,
               SortKey.status: of_execution(execution.status)}
     values = {field: value for field, value in values.items() if field.name in columns}
     keys = reduce(operator.or_, [SortKey.key.startswith(p) for p in prefixes])
+    unfilled = getattr(SortKey, columns[0]).is_null()
+    chosen = [i for i, *_ in rows]
+    if model is MetricStatusFill:
+        # A metric key's status is final, and only on the keys of the executions the
+        # indexer passed: a pending one's wait for it (the comparison reads them as the tail).
+        waiting = {i for (i,) in SortPending.select(SortPending.execution_id).where(
+            SortPending.execution_id.in_(chosen)).tuples()} if chosen else set()
+        chosen = [i for i, _, status in rows if status in ended and i not in waiting]
     with database.atomic():
-        for start in range(0, len(rows), _IN_LIST):
-            ids = [i for i, _ in rows[start:start + _IN_LIST]]
-            (SortKey.update(values)
-             .where(SortKey.execution_id.in_(ids) & SortKey.pipeline_name.is_null() & keys)
-             .execute())
+        for start in range(0, len(chosen), _IN_LIST):
+            ids = chosen[start:start + _IN_LIST]
+            SortKey.update(values).where(SortKey.execution_id.in_(ids) & unfilled & keys).execute()
         if len(rows) < batch:
             model.delete().where(model.environment_id == environment_id).execute()
         else:
@@ -214,10 +243,26 @@ def fill_batch(environment_id: int, batch: int = BATCH,
 
 
 def _write_keys(execution_ids: list[str]) -> None:
+    """The input/output keys of these ended executions, and their status on their metric
+    keys."""
+    execution = Execution.alias("x")
+    status = execution.select(execution.status).where(
+        execution.execution_id == SortKey.execution_id)
+    metric_keys = reduce(operator.or_, [SortKey.key.startswith(p) for p in METRIC_PREFIXES])
     for start in range(0, len(execution_ids), _IN_LIST):
         chunk = execution_ids[start:start + _IN_LIST]
         # Twice the ids: once per union part (inputs, outputs).
         database.execute_sql(_insert_sql(len(chunk)), chunk + chunk)
+        SortKey.update(status=status).where(SortKey.execution_id.in_(chunk)
+                                            & SortKey.status.is_null() & metric_keys).execute()
+
+
+def _done(status: str, end_date: dt.datetime | None, ended: Sequence[str],
+          horizon: dt.datetime) -> bool:
+    """Whether an execution is ended long enough to be keyed: a metric recorded in a
+    transaction still committing when it ended gets its status too (a key committed after
+    the stamp would stay without one, out of every status filter)."""
+    return status in ended and (end_date is None or end_date <= horizon)
 
 
 def _after(mark: SortMark | None):
@@ -233,7 +278,8 @@ def index_batch(environment_id: int, ended: Sequence[str], horizon: dt.datetime,
     `horizon`: keys for those whose status is in `ended`, the others to SortPending; the
     mark moves past them in the same transaction. Returns how many were passed."""
     mark = SortMark.get_or_none(SortMark.environment_id == environment_id)
-    query = Execution.select(Execution.execution_id, Execution.created_at, Execution.status
+    query = Execution.select(Execution.execution_id, Execution.created_at, Execution.status,
+                             Execution.end_date
                              ).where((Execution.environment == environment_id)
                                      & (Execution.created_at <= horizon))
     after = _after(mark)
@@ -243,11 +289,12 @@ def index_batch(environment_id: int, ended: Sequence[str], horizon: dt.datetime,
                 .limit(batch).tuples())
     if not rows:
         return 0
+    done = {i for i, _, status, end in rows if _done(status, end, ended, horizon)}
     waiting = [{"execution_id": i, "environment_id": environment_id}
-               for i, _, status in rows if status not in ended]
-    last_id, last_created, _ = rows[-1]
+               for i, *_ in rows if i not in done]
+    last_id, last_created, *_ = rows[-1]
     with database.atomic():
-        _write_keys([i for i, _, status in rows if status in ended])
+        _write_keys([i for i, *_ in rows if i in done])
         for start in range(0, len(waiting), _IN_LIST):
             SortPending.insert_many(waiting[start:start + _IN_LIST]).on_conflict_ignore().execute()
         (SortMark.insert(environment_id=environment_id, created_at=last_created,
@@ -258,8 +305,8 @@ def index_batch(environment_id: int, ended: Sequence[str], horizon: dt.datetime,
     return len(rows)
 
 
-def index_pending(environment_id: int, ended: Sequence[str]) -> int:
-    """Index the environment's pending executions that have ended since, and forget
+def index_pending(environment_id: int, ended: Sequence[str], horizon: dt.datetime) -> int:
+    """Index the environment's pending executions that ended before `horizon`, and forget
     those deleted; returns how many left the pending list."""
     pending = [i for (i,) in SortPending.select(SortPending.execution_id)
                .where(SortPending.environment_id == environment_id).tuples()]
@@ -267,10 +314,10 @@ def index_pending(environment_id: int, ended: Sequence[str]) -> int:
         return 0
     statuses = {}
     for start in range(0, len(pending), _IN_LIST):
-        statuses.update(Execution.select(Execution.execution_id, Execution.status)
-                        .where(Execution.execution_id.in_(pending[start:start + _IN_LIST]))
-                        .tuples())
-    done = [i for i in pending if statuses.get(i) in ended]
+        statuses.update((i, (status, end)) for i, status, end in Execution.select(
+            Execution.execution_id, Execution.status, Execution.end_date)
+            .where(Execution.execution_id.in_(pending[start:start + _IN_LIST])).tuples())
+    done = [i for i in pending if i in statuses and _done(*statuses[i], ended, horizon)]
     leaving = done + [i for i in pending if i not in statuses]
     if leaving:
         with database.atomic():

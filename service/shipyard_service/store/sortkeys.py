@@ -13,8 +13,8 @@ every execution write doubled the endpoint hot path's store time (+90 us on SQLi
 Since migration 0021 (`carry_filters`) a metric key carries its execution's pipeline and
 deployment ('' for none), as input/output keys do (store/sortindex.py), so a sort filtered
 by them reads one range of one index; keys written before are filled in the background
-(sortindex.fill_batch). Never its status: a metric is written while its execution runs,
-so a status filter is checked on the execution when the page is read."""
+(sortindex.fill_batch). Not its status: a metric is written while its execution runs, so
+the sort indexer stamps it when it passes the ended execution (migration 0023)."""
 
 from __future__ import annotations
 
