@@ -447,7 +447,7 @@ def test_filtered_metric_sorts_read_the_keys_own_columns(store):
     _add(env, 0, COUNT)
     _add_lists(0, COUNT)
     # A store from before 0021: its metric keys carry nothing (nor are counted).
-    SortKey.update(pipeline_name=None, deployment_name=None).where(
+    SortKey.update(pipeline_name=None, deployment_name=None, status=None).where(
         SortKey.key.startswith("m:") | SortKey.key.startswith("lm:")).execute()
     SchemaVersion.update(version=migrations.MIGRATIONS.index(
         migrations._0021_metric_key_filters)).execute()
@@ -459,14 +459,17 @@ def test_filtered_metric_sorts_read_the_keys_own_columns(store):
         assert sortindex.carried(env.id, "m:acc") == ()
         assert sortindex.carried(env.id, "in:lr") == sortindex.FILTERS
         _counters_match()
-        # Written after 0021: they carry their columns from the start; some still run.
+        # Written after 0021: they carry their columns from the start (and, recorded
+        # after their execution ended here, its status: 0023); some still run.
         _add(env, COUNT, 30)
         _add(env, COUNT + 30, 20, status="Running")
         _add_lists(COUNT, 50)
         fresh = SortKey.select().where(SortKey.execution_id >= f"x-{COUNT:04d}")
+        statuses = {e.execution_id: e.status for e in Execution.select()}
         assert fresh.count() and all(
-            (k.pipeline_name, k.status) == (("p-a", "p-b")[int(k.execution_id[2:]) % 3 == 0],
-                                            None)
+            (k.pipeline_name, k.status) == (
+                ("p-a", "p-b")[int(k.execution_id[2:]) % 3 == 0],
+                None if statuses[k.execution_id] == "Running" else statuses[k.execution_id])
             for k in fresh if k.key.startswith(("m:", "lm:")))
         _assert_metric_pages(env)  # nothing filled: each key's execution checked
         assert sortindex.fill_batch(env.id, batch=100, model=MetricSortFill) == 100
@@ -479,7 +482,10 @@ def test_filtered_metric_sorts_read_the_keys_own_columns(store):
         assert sortindex.carried(env.id, "m:acc") == sortindex.FILTERS
         assert not SortKey.select().where(
             (SortKey.key.startswith("m:") | SortKey.key.startswith("lm:"))
-            & (SortKey.pipeline_name.is_null() | SortKey.status.is_null(False))).exists()
+            & SortKey.pipeline_name.is_null()).exists()
+        assert _metric_statuses() == {  # the fill gives no status
+            i: statuses[i] if int(i[2:]) >= COUNT and statuses[i] != "Running" else None
+            for i in _metric_statuses()}
         _counters_match()
         _assert_metric_pages(env)  # all filled: the keys' own columns
         # The running ones record more, then end (some fail): a status filter follows
@@ -511,8 +517,9 @@ def test_status_filtered_metric_sorts_read_the_status_index(store, monkeypatch):
     0023; those it passed before, MetricStatusFill): a sort by a metric filtered by status
     reads the status index and merges in the executions not passed yet, equal to a full
     read with none, part or all of the old keys stamped, executions running then ending,
-    the tail too long to merge, and after deletes; an execution that ended within the lag
-    waits (a metric still committing would miss the stamp)."""
+    metrics recorded after their execution ended, the tail too long to merge, and after
+    deletes; an execution that ended within the lag waits (a metric still committing
+    would miss the stamp)."""
     url, env = store
     _add(env, 0, COUNT)
     _add(env, COUNT, 20, status="Running")
@@ -530,8 +537,11 @@ def test_status_filtered_metric_sorts_read_the_status_index(store, monkeypatch):
         assert MetricStatusFill.get(MetricStatusFill.environment_id == env.id
                                     ).until_execution_id == f"x-{COUNT - 1:04d}"
         assert sortindex.carried(env.id, "m:acc") == sortindex.METRIC_FILTERS
-        _add(env, COUNT + 20, 30)  # not passed yet: the tail
-        assert set(_metric_statuses().values()) == {None}
+        # Not passed yet, their metrics recorded after they ended: stamped by the trigger.
+        _add(env, COUNT + 20, 30)
+        statuses = {e.execution_id: e.status for e in Execution.select()}
+        assert _metric_statuses() == {
+            i: statuses[i] if int(i[2:]) >= COUNT + 20 else None for i in _metric_statuses()}
         _assert_metric_pages(env)  # nothing stamped: each key's execution checked
         assert sortindex.fill_batch(env.id, batch=100, model=MetricStatusFill,
                                     ended=ENDED) == 100
@@ -541,11 +551,11 @@ def test_status_filtered_metric_sorts_read_the_status_index(store, monkeypatch):
         while sortindex.fill_batch(env.id, batch=100, model=MetricStatusFill, ended=ENDED):
             pass
         assert sortindex.carried(env.id, "m:acc") == sortindex.FILTERS
-        statuses = {e.execution_id: e.status for e in Execution.select()}
         assert _metric_statuses() == {
-            i: statuses[i] if int(i[2:]) < COUNT else None for i in _metric_statuses()}
+            i: None if COUNT <= int(i[2:]) < COUNT + 20 else statuses[i]
+            for i in _metric_statuses()}
         _counters_match()
-        _assert_metric_pages(env)  # the status index, the 30 and the running merged in
+        _assert_metric_pages(env)  # the status index, the running ones merged in
         if url.startswith("sqlite"):
             _assert_reads_the_pipeline_index(comparison._keyed(
                 env, comparison.Filters(status="Failed"), "m:acc", sortindex.FILTERS), 5,
@@ -562,12 +572,23 @@ def test_status_filtered_metric_sorts_read_the_status_index(store, monkeypatch):
             Execution.update(status="Failed" if n % 4 == 0 else "Succeeded",
                              end_date=now).where(Execution.execution_id == execution_id
                                                  ).execute()
+        # Recorded after their execution ended (a request that checked it still ran): the
+        # trigger gives these keys the status, the indexer's stamp has passed or skips them.
+        late = ["x-0244"]  # no metric nor list before
+        assert not Metric.select().where(Metric.execution_id.in_(late)).exists()
+        assert not ListMetric.select().where(ListMetric.execution_id.in_(late)).exists()
+        Metric.create(environment=env, execution_id=late[0], pipeline_name="p", name="acc",
+                      value=0.33)
+        ListMetric.create(environment=env, execution_id=late[0], pipeline_name="p",
+                          name="loss", count=1, value_min=0.7, value_max=0.7, value_sum=0.7,
+                          value_last=0.7)
         assert SortIndexer(60).index_once() == 50
         statuses = {e.execution_id: e.status for e in Execution.select()}
-        # Ended within the lag: still pending, their keys unstamped.
+        # Ended within the lag: still pending, their keys unstamped but the late ones.
         assert {p.execution_id for p in SortPending.select()} == set(running)
         assert _metric_statuses() == {
-            i: None if i in running else statuses[i] for i in _metric_statuses()}
+            i: None if i in running and i not in late else statuses[i]
+            for i in _metric_statuses()}
         _counters_match()
         _assert_metric_pages(env)
         later = now + 2 * sortindex.LAG

@@ -188,14 +188,14 @@ def _keyed_ids(environment: Environment, filters: Filters, key: str,
     """A page of the filtered executions sorted by a stored key, and the cursor of the
     next: those holding a value in the key's order (ties by date in the same direction),
     then those without one (by date in the same direction). The index scan stops at the
-    page; the filters are read from an input/output key's own columns (`_keyed`), or
-    checked on each execution it meets. `tail`: executions holding
-    a value the index does not have yet (read from their JSON), merged in: the index is
+    page; the filters are read from the key's own columns (`carried`, sortindex.carried),
+    or checked on each execution it meets. `tail`: executions holding a value the index
+    does not have yet (an input/output read from their JSON) or has without its status (a
+    metric key the indexer has not stamped), merged in: the index is
     read from `len(tail)` rows before the offset, so that however the tail interleaves,
     every row of the page is among what was read. With `after`, the page starts right
     after that row instead; past the middle, an offset page is read from the other end
-    (the last page costs the key's counter, `_valued_count`, not a walk over its rows).
-    `carried`: the filter columns read from the key's rows (sortindex.carried)."""
+    (the last page costs the key's counter, `_valued_count`, not a walk over its rows)."""
     keyed = _keyed(environment, filters, key, carried)
 
     def count() -> int:
@@ -243,8 +243,7 @@ def _valued_count(environment: Environment, filters: Filters, key: str,
                   keyed: peewee.ModelSelect, carried: tuple[str, ...]) -> int:
     """How many of the filtered executions the index holds a value of `key` for: the
     store's counter of the key (store/counts.py) once every row carries the filter's
-    columns, else a count of the `keyed` rows (an id search, or a metric key's status,
-    has no counter)."""
+    columns, else a count of the `keyed` rows (an id search has no counter)."""
     if (carried and not (filters.text or "").strip()
             and set(_on_key(filters)) <= set(carried)):
         return counts.total(key, environment.id, _counted(filters))
@@ -285,9 +284,10 @@ def _valued_tail(environment: Environment, filters: Filters, query: peewee.Model
     if not unindexed:
         return unindexed
     group, _, name = key.partition(":")
-    if group not in sortindex.KINDS:
+    if group not in sortindex.KINDS:  # a key stamped already is read from the index
         return [i for (i,) in SortKey.select(SortKey.execution_id).where(
-            (SortKey.key == key) & SortKey.execution_id.in_(unindexed)).tuples()]
+            (SortKey.key == key) & SortKey.execution_id.in_(unindexed)
+            & SortKey.status.is_null()).tuples()]
     value = sortindex.scan_value(group, name)
     return [i for (i,) in Execution.select(Execution.execution_id).where(
         Execution.execution_id.in_(unindexed) & NodeList([value, SQL("IS NOT NULL")]))

@@ -311,11 +311,14 @@ def _0023_metric_key_status(db: peewee.Database) -> None:
     filtered by status reads one range of 0017's status index, with the executions not
     passed yet merged in (comparison.py). The keys of executions passed before are stamped
     in the background (MetricStatusFill, up to each environment's mark); until then that
-    environment's status-filtered metric sorts check each key's execution as before."""
-    from . import sortindex
+    environment's status-filtered metric sorts check each key's execution as before. A
+    metric written after its execution ended gets the status from its trigger."""
+    from ..domain.lifecycle import FINAL
+    from . import sortindex, sortkeys
     from .models import MetricStatusFill
 
     db.create_tables([MetricStatusFill], safe=True)
+    sortkeys.carry_filters(db, FINAL)
     sortindex.start_fill(MetricStatusFill)
 
 

@@ -24,9 +24,9 @@ Metric keys (store/sortkeys.py) carry pipeline and deployment since migration 00
 (`METRIC_FILTERS`), in the same indexes; those written before it are filled the same way
 (MetricSortFill). A metric is written while its execution runs, so its key gets the
 execution's status from the indexer when it passes the ended execution (migration 0023;
-those passed before it, from MetricStatusFill): a metric key's status is final or null,
-and null on every key of an execution the indexer has not passed, the tail a
-status-filtered metric sort merges in."""
+those passed before it, from MetricStatusFill; one written after the end, from its
+trigger): a metric key's status is final or null, null only on keys of executions the
+indexer has not passed, which a status-filtered metric sort merges in as its tail."""
 
 from __future__ import annotations
 
@@ -198,6 +198,8 @@ def fill_batch(environment_id: int, batch: int = BATCH,
     and move it past them (remove it past its last) in the same transaction; returns how
     many executions were passed. MetricStatusFill stamps the executions whose status is in
     `ended` (the others are pending: the indexer stamps them when they end)."""
+    if model is MetricStatusFill and not ended:
+        raise ValueError("MetricStatusFill stamps the statuses in `ended`: none given")
     prefixes, columns = _FILLS[model]
     fill = model.get_or_none(model.environment_id == environment_id)
     if fill is None:
