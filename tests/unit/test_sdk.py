@@ -1320,6 +1320,11 @@ def test_metric_pages_and_resource_metrics(stub: StubServer, sdk: CraftAiSdk) ->
                    "pipeline_name": [], "values": []}}))
     assert sdk.get_list_metrics() == []  # a short page ends the loop
     assert stub.calls("GET", f"{API}/metrics/list-values")[0].query["items_per_page"] == ["5000"]
+    # A server older than format=columns ignores it and answers the objects themselves.
+    listed = {"name": "l", "created_at": "c", "execution_id": "e", "deployment_name": None,
+              "pipeline_name": "p", "value": [1.0], "values": [1.0]}
+    stub.route("GET", f"{API}/metrics/list-values", (200, {"total_count": 1, "metrics": [listed]}))
+    assert sdk.get_list_metrics() == [listed]
     stub.route("GET", f"{API}/resource-metrics", (200, b"t,w,m,v\n", {"Content-Type": "text/csv"}))
     start = datetime(2024, 5, 1, tzinfo=timezone.utc)
     end = datetime(2024, 5, 2, tzinfo=timezone.utc)

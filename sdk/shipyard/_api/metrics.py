@@ -166,8 +166,11 @@ def _gc_paused() -> Iterator[None]:
 
 def _rows(page: dict[str, Any], lists: bool) -> list[dict[str, Any]]:
     """The metric objects of a ``format=columns`` page, as the ``objects`` format holds them
-    (same keys in the same order; a list's ``value`` and ``values`` are two equal lists)."""
-    columns, constant = page.get("columns") or {}, page.get("constant") or {}
+    (same keys in the same order; a list's ``value`` and ``values`` are two equal lists).
+    A server that does not know the format answers the objects themselves."""
+    if "columns" not in page:
+        return list(page.get("metrics") or [])
+    columns, constant = page["columns"], page.get("constant") or {}
     values = columns.get("values" if lists else "value") or []
     names, created, executions, deployments, pipelines = (
         columns[key] if key in columns else repeat(constant.get(key)) for key in _ROW_FIELDS

@@ -6,7 +6,7 @@ import marshmallow as ma
 from marshmallow import fields
 
 from ...domain.deployments import MAX_REPLICAS, RAM
-from ...domain.names import RESOURCE_NAME_RULE
+from ...domain.names import RESOURCE_NAME, RESOURCE_NAME_RULE
 from . import MAX_INT, AnyJson, LogLine, Out, Strict, matching, resource_name, whole
 
 _RANGE = ma.validate.Range
@@ -31,8 +31,8 @@ class DeploymentCreate(Strict):
     gpu_request = fields.Integer(strict=True, allow_none=True, validate=_RANGE(min=0, max=16))
     schedule = fields.String(allow_none=True, metadata={"description": "Cron (periodic rule)"})
     # Empty or null: the deployment's name / a generated token.
-    endpoint_url_path = matching(r"^(?:[a-z0-9][a-z0-9-]{0,62})?(?![\s\S])", RESOURCE_NAME_RULE,
-                                 allow_none=True)
+    endpoint_url_path = matching(rf"^(?:{RESOURCE_NAME.pattern[1:-1]})?(?![\s\S])",
+                                 RESOURCE_NAME_RULE, allow_none=True)
     endpoint_token = matching(r"^(?:[\s\S]{16,})?(?![\s\S])", "Must be at least 16 characters.",
                               allow_none=True)
     execution_timeout_s = fields.Integer(strict=True, allow_none=True,
