@@ -387,13 +387,6 @@ def query_json(kind: str, environment: Environment, filters: dict, page: int,
     return f'{{"metrics":[{",".join(parts)}],"total_count":{int(total)}}}'
 
 
-def _json(value: object) -> bytes:
-    try:
-        return orjson.dumps(value)
-    except orjson.JSONEncodeError:  # a lone surrogate in a stored name: escaped as json does
-        return json.dumps(value).encode()
-
-
 def query_columns_json(kind: str, environment: Environment, filters: dict, page: int,
                        per_page: int) -> bytes:
     """One page as `{total_count, constant, columns}`: `columns` holds one array per field
@@ -405,18 +398,18 @@ def query_columns_json(kind: str, environment: Environment, filters: dict, page:
     fields = tuple(f for f in ROW_FIELDS if f not in constant)
     if kind == "single":
         total, head, values = _single_columns(environment, filters, page, per_page, fields)
-        columns = b'%s,"value":%s' % (head.encode(), _json(values))
+        columns = b'%s,"value":%s' % (head.encode(), orjson.dumps(values))
     else:  # each list's stored JSON text, spliced in unparsed
         total, rows, chunks = _page(kind, environment, filters, page, per_page, fields,
                                     COLUMNS_MAX_PAGE[kind])
         arrays = list(zip(*rows)) if rows else [()] * (len(fields) + 2)
         columns = b",".join([
-            *(b'"%s":%s' % (f.encode(), _json(array)) for f, array in zip(fields, arrays[1:])),
+            *(b'"%s":%s' % (f.encode(), orjson.dumps(array)) for f, array in zip(fields, arrays[1:])),
             b'"values":[' + ",".join(_list_text(stored, chunks.get(row_id, ()))
                                      for row_id, stored in zip(arrays[0], arrays[-1])).encode()
             + b"]"])
     return b'{"total_count":%d,"constant":%s,"columns":{%s}}' % (
-        int(total), _json(constant), columns)
+        int(total), orjson.dumps(constant), columns)
 
 
 def for_executions(environment: Environment, execution_ids: list[str]) -> dict[str, dict]:
