@@ -19,6 +19,7 @@ class RetentionSweeper(PeriodicWork):
     def sweep_once(self) -> int:
         from .domain import retention
         from .store import db_session
+        from .store.exclusive import only_one
 
-        with db_session():
-            return retention.sweep(self.services, should_stop=self.should_stop)
+        with db_session(), only_one(self.name) as mine:
+            return retention.sweep(self.services, should_stop=self.should_stop) if mine else 0

@@ -17,14 +17,19 @@ class SortIndexer(PeriodicWork):
     def index_once(self) -> int:
         """One pass over every environment, until each is caught up (or the indexer is
         stopped); returns how many executions it passed or took off the pending list.
-        Each batch is its own short transaction: writers wait for one batch at most."""
+        Each batch is its own short transaction: writers wait for one batch at most.
+        Servers sharing a store take turns (store/exclusive.py): 0 when another one is
+        indexing it."""
         from .domain.lifecycle import FINAL
         from .store import db_session, sortindex
         from .store.db import utcnow
+        from .store.exclusive import only_one
         from .store.models import Environment, MetricSortFill, MetricStatusFill, SortFill
 
         passed = 0
-        with db_session():
+        with db_session(), only_one(self.name) as mine:
+            if not mine:
+                return 0
             environments = {e for (e,) in Environment.select(Environment.id).tuples()}
             sortindex.forget(environments)
             for environment_id in sorted(environments):

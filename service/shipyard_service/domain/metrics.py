@@ -74,16 +74,22 @@ def _number(value: object, field: str) -> float:
 def _running_execution(environment: Environment, principal: Principal,
                        execution_id: object) -> Execution:
     """Metrics belong to a running execution of this environment; an execution token may
-    only write its own."""
+    only write its own. Called in the metric's transaction: on PostgreSQL the execution's
+    row stays share-locked until the metric is committed, so the execution cannot end in
+    between (on SQLite the transaction's write lock already holds its end back). A metric
+    never lands after its execution ended, and the sort indexer, which stamps metric keys
+    with their execution's final status `sortindex.LAG` after the end, sees every one."""
     if not isinstance(execution_id, str) or not execution_id:
         raise BadRequest("Metrics are recorded from inside an execution: 'execution_id' is missing",
                          {"field": "execution_id"})
     if principal.in_execution and principal.execution_id != execution_id:
         raise Forbidden("An execution can only record its own metrics",
                         {"execution_id": execution_id})
-    execution = Execution.get_or_none(
-        (Execution.execution_id == execution_id) & (Execution.environment == environment)
-    )
+    query = Execution.select().where(
+        (Execution.execution_id == execution_id) & (Execution.environment == environment))
+    if isinstance(database.obj, PostgresqlDatabase):
+        query = query.for_update("FOR SHARE")
+    execution = query.get_or_none()
     if execution is None or execution.status not in ACTIVE:
         raise Forbidden("Metrics can only be recorded while their execution runs",
                         {"execution_id": execution_id})
@@ -93,17 +99,18 @@ def _running_execution(environment: Environment, principal: Principal,
 def record_single(environment: Environment, principal: Principal, name: str, body: dict) -> dict:
     check_metric_name(name)
     value = _number(body.get("value"), "value")
-    execution = _running_execution(environment, principal, body.get("execution_id"))
-    now = utcnow()
-    (
-        Metric.insert(environment=environment, execution_id=execution.execution_id,
-                      pipeline_name=execution.pipeline_name,
-                      deployment_name=execution.deployment_name, name=name, value=value,
-                      created_at=now)
-        .on_conflict(conflict_target=[Metric.execution_id, Metric.name],
-                     update={Metric.value: value, Metric.created_at: now})
-        .execute()
-    )
+    with database.atomic():
+        execution = _running_execution(environment, principal, body.get("execution_id"))
+        now = utcnow()
+        (
+            Metric.insert(environment=environment, execution_id=execution.execution_id,
+                          pipeline_name=execution.pipeline_name,
+                          deployment_name=execution.deployment_name, name=name, value=value,
+                          created_at=now)
+            .on_conflict(conflict_target=[Metric.execution_id, Metric.name],
+                         update={Metric.value: value, Metric.created_at: now})
+            .execute()
+        )
     return {"name": name, "value": value, "execution_id": execution.execution_id}
 
 
@@ -117,8 +124,8 @@ def record_list(environment: Environment, principal: Principal, name: str, body:
     if len(values) > MAX_BATCH:
         raise PayloadTooLarge(f"At most {MAX_BATCH} values per call", {"count": len(values)})
     values = [_number(v, "values[]") for v in values]
-    execution = _running_execution(environment, principal, body.get("execution_id"))
     with database.atomic():
+        execution = _running_execution(environment, principal, body.get("execution_id"))
         ListMetric.insert(
             environment=environment, execution_id=execution.execution_id,
             pipeline_name=execution.pipeline_name, deployment_name=execution.deployment_name,

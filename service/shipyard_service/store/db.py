@@ -71,11 +71,17 @@ class LockedSqliteDatabase(peewee.SqliteDatabase):
     SQLite allows a single writer; concurrent writers on other connections get SQLITE_BUSY
     and sleep in the busy handler with growing back-offs (1, 2, 5, 10... ms), which caps
     throughput under concurrent requests. Queueing writers on a lock here instead keeps
-    them back to back. Readers (WAL) never wait. Other processes still meet busy_timeout."""
+    them back to back. Readers (WAL) never wait. Other processes still meet busy_timeout.
+
+    A transaction takes SQLite's write lock when it begins (BEGIN IMMEDIATE), not at its
+    first write: one that reads then writes (a status check, then the row it allows) would
+    otherwise fail with "database is locked" at that write whenever another process (a
+    second server, an admin command) wrote in between, as SQLite cannot move its snapshot."""
 
     _READS = ("SELECT", "PRAGMA", "WITH", "EXPLAIN")
 
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("lock_type", "IMMEDIATE")
         super().__init__(*args, **kwargs)
         self._write_lock = threading.RLock()
         # As long as SQLite's own busy_timeout would let a writer of another process wait:
