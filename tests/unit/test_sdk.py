@@ -1325,6 +1325,22 @@ def test_metric_pages_and_resource_metrics(stub: StubServer, sdk: CraftAiSdk) ->
               "pipeline_name": "p", "value": [1.0], "values": [1.0]}
     stub.route("GET", f"{API}/metrics/list-values", (200, {"total_count": 1, "metrics": [listed]}))
     assert sdk.get_list_metrics() == [listed]
+    # Its single-value pages stop at 5,000: a 400 for 50,000, then pages of 5,000.
+    single = {k: v for k, v in listed.items() if k != "values"} | {"value": 0.5}
+    stub.route("GET", f"{API}/metrics/single-value",
+               (400, {"message": "'items_per_page' is 1 to 5000", "name": "BadRequest"}),
+               (200, {"total_count": 2, "metrics": [single]}),
+               (200, {"total_count": 2, "metrics": [single]}))
+    assert sdk.get_metrics() == [single, single]
+    asked = [(c.query["items_per_page"], c.query["page"])
+             for c in stub.calls("GET", f"{API}/metrics/single-value")[-3:]]
+    assert asked == [(["50000"], ["1"]), (["5000"], ["1"]), (["5000"], ["2"])]
+    # Any other 400 is the caller's: asked again at 5,000, it is raised.
+    stub.route("GET", f"{API}/metrics/single-value",
+               (400, {"message": "Give at most one filter", "name": "BadRequest"}),
+               (400, {"message": "Give at most one filter", "name": "BadRequest"}))
+    with pytest.raises(SdkException, match="at most one filter"):
+        sdk.get_metrics(pipeline_name="p", deployment_name="d")
     stub.route("GET", f"{API}/resource-metrics", (200, b"t,w,m,v\n", {"Content-Type": "text/csv"}))
     start = datetime(2024, 5, 1, tzinfo=timezone.utc)
     end = datetime(2024, 5, 2, tzinfo=timezone.utc)

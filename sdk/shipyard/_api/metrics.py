@@ -13,12 +13,15 @@ from .._dates import to_epoch_ms
 from .._execution_context import get_execution_id
 from .._http import json_body
 from .._logging import logged
+from ..exceptions import SdkException
 from .base import SdkBase
 
 #: Values sent per ``list-values`` request.
 LIST_VALUES_BATCH_SIZE = 10_000
 #: Rows requested per page (``format=columns``: the server's hard caps).
 METRICS_PAGE_SIZE = {"single-value": 50_000, "list-values": 5_000}
+#: The page size of servers older than ``format=columns`` (the official client's).
+OBJECTS_PAGE_SIZE = 5_000
 _ROW_FIELDS = ("name", "created_at", "execution_id", "deployment_name", "pipeline_name")
 
 _OUTSIDE_EXECUTION = "You cannot send a metric outside a step code, the metric has not been sent"
@@ -96,7 +99,15 @@ class MetricsMixin(SdkBase):
         metrics: list[dict[str, Any]] = []
         with _gc_paused():
             while True:
-                page = self._get(url, params=params)
+                try:
+                    page = self._get(url, params=params)
+                except SdkException as error:
+                    # A server older than format=columns refuses a page over its own cap
+                    # with a 400: it gets the page size it knows.
+                    if error.status_code != 400 or params["items_per_page"] <= OBJECTS_PAGE_SIZE:
+                        raise
+                    params["items_per_page"] = OBJECTS_PAGE_SIZE
+                    continue
                 received = _rows(page, lists=kind == "list-values")
                 metrics.extend(received)
                 if not received or len(metrics) >= (page.get("total_count") or 0):
