@@ -15,3 +15,12 @@ def pg():
         pytest.skip(str(exc))
     yield server
     server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """A fresh store's URL: a SQLite file in the test's folder, then a database of the
+    module's PostgreSQL cluster."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("pg").create_database(request.module.__name__.split(".")[-1])

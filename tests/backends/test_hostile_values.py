@@ -16,7 +16,6 @@ import re
 import time
 import uuid
 
-import pytest
 import requests
 from shipyard_service.domain import comparison
 from shipyard_service.store import db as store_db
@@ -70,13 +69,6 @@ def run(fail):
 '''
 
 NON_FINITE = ("NaN", "Infinity", "-Infinity", "1e309", "-1e309")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return request.getfixturevalue("pg").create_database("hostile")
 
 
 def _strict(text: str):

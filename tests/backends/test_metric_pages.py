@@ -19,8 +19,6 @@ from shipyard_service.store.models import (
     Project,
 )
 
-from .test_postgres import database_url  # noqa: F401  (SQLite, then PostgreSQL)
-
 # Floats whose shortest text SQLite's own JSON (15 digits) or a naive format would change,
 # an integral one (must stay a float), a negative zero, large and small ones, the extremes of
 # a double (single values are DOUBLE PRECISION on PostgreSQL since migration 0015).
@@ -78,7 +76,7 @@ def _column_pages(kind: str, env, filters: dict, per_page: int) -> tuple[list[di
         page += 1
 
 
-def test_pages_hold_the_stored_rows_on_both_databases(database_url):  # noqa: F811
+def test_pages_hold_the_stored_rows_on_both_databases(database_url):
     db = store_db.init_db(database_url)
     with db.connection_context():
         env = Environment.create(project=Project.create(name="p"), name="e")
@@ -188,7 +186,7 @@ def _every_page_equals_a_full_read(env) -> None:
             assert _rows(body, kind == "list") == [] and body["total_count"] == len(expected)
 
 
-def test_deep_pages_equal_a_full_read_through_inserts_and_deletes(database_url,  # noqa: F811
+def test_deep_pages_equal_a_full_read_through_inserts_and_deletes(database_url,
                                                                    monkeypatch):
     from shipyard_service.domain.auth import Principal
     from shipyard_service.store.models import Execution
@@ -220,7 +218,7 @@ def test_deep_pages_equal_a_full_read_through_inserts_and_deletes(database_url, 
     db.close()
 
 
-def test_migration_counts_the_days_already_stored(database_url):  # noqa: F811
+def test_migration_counts_the_days_already_stored(database_url):
     """Migration 0016 on a store that has metrics: the counts equal the rows, then follow."""
     from shipyard_service.store import migrations
     from shipyard_service.store.models import SchemaVersion

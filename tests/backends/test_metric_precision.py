@@ -4,7 +4,6 @@ back with our SDK, and sorted by them in the comparison (store sort keys)."""
 
 from __future__ import annotations
 
-import pytest
 from shipyard import CraftAiSdk
 from shipyard_service.domain import comparison
 from shipyard_service.store import db as store_db
@@ -23,13 +22,6 @@ def run(value):
     sdk.record_list_metric_values("curve", [float(value), float(value)])
     return {}
 '''
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return request.getfixturevalue("pg").create_database("precision")
 
 
 def test_metric_values_read_back_and_sort_exactly(database_url, tmp_path):

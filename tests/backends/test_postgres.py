@@ -23,13 +23,6 @@ from shipyard_service.store.models import (
 from ..helpers import Api, ServerProcess, assert_error, create_step_http, run_and_wait
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return request.getfixturevalue("pg").create_database("migrations")
-
-
 def _columns(db: peewee.Database, table: str) -> set[str]:
     return {c.name for c in db.get_columns(table)}
 

@@ -44,15 +44,11 @@ FILTERS = [comparison.Filters(), comparison.Filters(status="Succeeded"),
 ENDED = ("Succeeded", "Failed")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        url = request.getfixturevalue("pg").create_database("sortindex")
-    db = store_db.init_db(url)
+@pytest.fixture
+def store(database_url):
+    db = store_db.init_db(database_url)
     with db.connection_context():
-        yield url, Environment.create(project=Project.create(name="p"), name="e")
+        yield database_url, Environment.create(project=Project.create(name="p"), name="e")
     db.close()
 
 

@@ -23,16 +23,12 @@ ENDED = ("Succeeded", "Failed")
 WAIT_S = 10
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        url = request.getfixturevalue("pg").create_database("concurrency")
-    db = store_db.init_db(url)
+@pytest.fixture
+def store(database_url, tmp_path):
+    db = store_db.init_db(database_url)
     with db.connection_context():
         environment = Environment.create(project=Project.create(name="p"), name="e")
-        yield request.param, tmp_path / "store.db", environment
+        yield tmp_path / "store.db", environment
     db.close()
 
 
@@ -54,7 +50,7 @@ def _in_thread(target) -> tuple[threading.Thread, list]:
 
 def test_an_execution_does_not_end_while_one_of_its_metrics_is_being_written(store,
                                                                              monkeypatch):
-    _, _, environment = store
+    _, environment = store
     Execution.create(execution_id="x-1", environment=environment, pipeline_name="p",
                      status="Running", created_at=utcnow() - dt.timedelta(seconds=30))
     principal = Principal(user_id="u", execution_id="x-1", environment_id=environment.id)
@@ -105,13 +101,13 @@ def test_an_execution_does_not_end_while_one_of_its_metrics_is_being_written(sto
     assert not Metric.select().where(Metric.name == "loss").exists()
 
 
-@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_read_then_write_transaction_holds_when_another_process_writes(store):
     """SQLite: another process's write between a transaction's read and its write made
     that write fail ("database is locked": SQLite cannot move the transaction's snapshot).
     The transaction holds the write lock from its start instead; the other waits.
     (PostgreSQL's read-committed statements each take a new snapshot.)"""
-    _, path, environment = store
+    path, environment = store
     Execution.create(execution_id="x-1", environment=environment, pipeline_name="p",
                      status="Running", created_at=utcnow())
     other = sqlite3.connect(path, timeout=0.3)  # a second server, an admin command
@@ -131,7 +127,7 @@ def test_a_read_then_write_transaction_holds_when_another_process_writes(store):
 
 
 def test_servers_sharing_a_store_take_turns_at_a_background_pass(store):
-    _, _, environment = store
+    _, environment = store
     for i in range(3):
         Execution.create(execution_id=f"x-{i}", environment=environment, pipeline_name="p",
                          status="Succeeded", created_at=utcnow() - dt.timedelta(minutes=5),
