@@ -321,6 +321,7 @@ def test_a_retired_fork_server_lets_its_running_execution_finish(tmp_path):
 PROC_PROBE = STEP_HELPERS + '''
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -367,9 +368,17 @@ def run(role, key, name):
             f.write("the holder's file")
         with open("held.txt", "w") as f:
             f.write(os.getcwd())
+        # A program the step executes: dumpable again after its exec, the token in its
+        # environment (what a step's `subprocess.run` gives every tool it calls).
+        program = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                                   env=dict(os.environ))
         sdk.upload_data_store_object("held.txt", key + "/held")
-        waited = all(_fetch(sdk, key + "/probed-" + other, "probed-" + other)
-                     for other in ("same", "other"))
+        try:
+            waited = all(_fetch(sdk, key + "/probed-" + other, "probed-" + other)
+                         for other in ("same", "other"))
+        finally:
+            program.kill()
+            program.wait()
         return {"report": {"forked": forked, "cwd": os.getcwd(), "waited": waited,
                            "tokens": [os.environ[t] for t in TOKENS if os.environ.get(t)]}}
     assert _fetch(sdk, key + "/held", "held.txt")
@@ -390,7 +399,8 @@ PROBE_FIELDS = {"inputs[0][name]": "role", "inputs[0][data_type]": "string",
 
 def test_a_forked_execution_cannot_read_other_executions_through_proc(tmp_path):
     """The fork server's /proc lists every execution it forked: none may read another's
-    (or the fork server's, or a keeper's) environment, memory, folders or open files."""
+    (or the fork server's, or a keeper's, or a program another one executes) environment,
+    memory, folders or open files."""
     server = ServerProcess(tmp_path / "data").start()
     try:
         api = Api(server)
@@ -413,6 +423,9 @@ def test_a_forked_execution_cannot_read_other_executions_through_proc(tmp_path):
             report = reports[name]
             assert report["forked"] and hold["forked"], reports
             assert report["seen"], report  # at least the fork server is listed
+            # The holder's program was among those looked at (its command line is public).
+            assert any("time.sleep(120)" in str(looked["cmdline"])
+                       for looked in report["seen"].values()), (name, report)
             for pid, looked in report["seen"].items():
                 for what in ("environ", "cwd", "root", "fd", "mem", "through_cwd",
                              "through_root"):
